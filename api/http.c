@@ -1,0 +1,527 @@
+/* http.c - the libmicrohttpd daemon: request state, body limits, auth,
+ * dispatch through the route table, JSON replies and metrics. */
+#define _GNU_SOURCE
+#include "api_int.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "metrics_prom.h"
+
+struct api_server {
+    struct MHD_Daemon *d;
+    api_ctx *ctx;
+    int port;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int in_flight;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+static enum MHD_Result queue(hreq *r, int status, struct MHD_Response *resp)
+{
+    enum MHD_Result ret;
+    if (resp == NULL)
+        return MHD_NO;
+    r->status = status;
+    ret = MHD_queue_response(r->con, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result reply_json_hdr(hreq *r, int status, json_t *body, const char *hname,
+                               const char *hval)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9) | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (s == NULL)
+        return MHD_NO;
+    size_t n = strlen(s);
+    /* a trailing newline makes curl output readable */
+    char *t = realloc(s, n + 2);
+    if (t == NULL) {
+        free(s);
+        return MHD_NO;
+    }
+    t[n] = '\n';
+    t[n + 1] = '\0';
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(n + 1, t, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(t);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (hname != NULL && hval != NULL)
+        MHD_add_response_header(resp, hname, hval);
+    if (status == 503 || status == 429)
+        MHD_add_response_header(resp, "Retry-After", "1");
+    if (status == 405 && r->allow[0] != '\0')
+        MHD_add_response_header(resp, "Allow", r->allow);
+    if (status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    return queue(r, status, resp);
+}
+
+enum MHD_Result reply_json(hreq *r, int status, json_t *body)
+{
+    return reply_json_hdr(r, status, body, NULL, NULL);
+}
+
+enum MHD_Result reply_error(hreq *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    return reply_json(r, status, e);
+}
+
+enum MHD_Result reply_bytes(hreq *r, int status, const char *ctype, void *buf, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    return queue(r, status, resp);
+}
+
+enum MHD_Result reply_static(hreq *r, int status, const char *ctype, const void *buf,
+                             size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)buf, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    return queue(r, status, resp);
+}
+
+enum MHD_Result reply_empty(hreq *r, int status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return queue(r, status, resp);
+}
+
+/* ---- request helpers ------------------------------------------------------- */
+
+const char *req_header(hreq *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->con, MHD_HEADER_KIND, name);
+}
+
+const char *req_query(hreq *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->con, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void req_content_type(hreq *r, char *buf, size_t cap)
+{
+    const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t o = 0;
+    if (cap == 0)
+        return;
+    if (ct != NULL) {
+        while (*ct == ' ')
+            ct++;
+        for (; *ct != '\0' && *ct != ';' && *ct != ' ' && o + 1 < cap; ct++)
+            buf[o++] = (char)tolower((unsigned char)*ct);
+    }
+    buf[o] = '\0';
+}
+
+json_t *req_json(hreq *r, int *ok)
+{
+    char ct[128];
+    json_error_t jerr;
+    *ok = 1;
+    if (r->len == 0)
+        return NULL;
+    req_content_type(r, ct, sizeof ct);
+    if (ct[0] != '\0' && strcmp(ct, "application/json") != 0) {
+        *ok = 0;
+        reply_error(r, 415, "unsupported_media_type",
+                    "this endpoint takes application/json, not %s", ct);
+        return NULL;
+    }
+    json_t *j = json_loadb((const char *)r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        *ok = 0;
+        reply_error(r, 400, "malformed_json", "malformed JSON body: %s (line %d column %d)",
+                    jerr.text, jerr.line, jerr.column);
+    }
+    return j;
+}
+
+char *b64_encode(const void *data, size_t len)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const uint8_t *p = data;
+    size_t olen = 4 * ((len + 2) / 3);
+    char *out = malloc(olen + 1);
+    size_t o = 0, i = 0;
+    if (out == NULL)
+        return NULL;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = tab[(v >> 6) & 63];
+        out[o++] = tab[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* ---- auth ------------------------------------------------------------------ */
+
+/* Returns 1 if the request may proceed, else replies 401/403 and returns 0. */
+static int authorize(hreq *r, enum MHD_Result *ret)
+{
+    api_role need = r->route->role;
+    if (need == ROLE_NONE && !(strcmp(r->route->label, "/metrics") == 0 &&
+                               r->ctx->cfg->protect_metrics))
+        return 1;
+    if (need == ROLE_NONE)
+        need = ROLE_INSPECT;
+    const char *h = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h == NULL) {
+        *ret = reply_error(r, 401, "unauthorized",
+                           "missing API key: send Authorization: Bearer <key>");
+        return 0;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        *ret = reply_error(r, 401, "unauthorized", "Authorization must be Bearer <key>");
+        return 0;
+    }
+    const char *key = h + 7;
+    while (*key == ' ')
+        key++;
+    store_key_t k;
+    memset(&k, 0, sizeof k);
+    store_status ss = store_key_verify(r->ctx->st, key, &k);
+    if (ss == STORE_ERR_NOT_FOUND) {
+        *ret = reply_error(r, 401, "unauthorized", "unknown or revoked API key");
+        return 0;
+    }
+    if (ss != STORE_OK) {
+        *ret = reply_error(r, 503, "store_unavailable", "key check failed: %s",
+                           store_strerror(ss));
+        return 0;
+    }
+    r->role = (int)k.role;
+    snprintf(r->key_id, sizeof r->key_id, "%s", k.id);
+    store_key_clear(&k);
+    if (r->role < (int)need) {
+        static const char *names[] = {"none", "inspect", "operate", "admin"};
+        *ret = reply_error(r, 403, "forbidden", "this needs the %s role; the key has %s",
+                           names[need], names[r->role]);
+        return 0;
+    }
+    return 1;
+}
+
+int api_bootstrap_admin(store_t *st, const char *data_dir, char *err, size_t errlen)
+{
+    int64_t n = 0;
+    store_status ss = store_key_count_active(st, &n);
+    if (ss != STORE_OK) {
+        snprintf(err, errlen, "counting keys: %s", store_strerror(ss));
+        return -1;
+    }
+    if (n > 0)
+        return 0;
+    const char *env = getenv("CFA_ADMIN_KEY");
+    char key[STORE_KEY_MAX];
+    if (env != NULL && *env != '\0') {
+        ss = store_key_create(st, "bootstrap admin (CFA_ADMIN_KEY)", STORE_ROLE_ADMIN, env,
+                              key, NULL);
+        if (ss != STORE_OK) {
+            snprintf(err, errlen, "CFA_ADMIN_KEY refused (16-256 printable characters, no spaces): %s",
+                     store_strerror(ss));
+            return -1;
+        }
+        fprintf(stderr, "api: installed the admin key from CFA_ADMIN_KEY\n");
+        return 0;
+    }
+    ss = store_key_create(st, "bootstrap admin", STORE_ROLE_ADMIN, NULL, key, NULL);
+    if (ss != STORE_OK) {
+        snprintf(err, errlen, "creating the admin key: %s", store_strerror(ss));
+        return -1;
+    }
+    char path[2048], tmp[2100];
+    snprintf(path, sizeof path, "%s/admin.key", data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t kl = strlen(key);
+    int ok = write(fd, key, kl) == (ssize_t)kl && write(fd, "\n", 1) == 1 &&
+             fchmod(fd, 0600) == 0 && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    fprintf(stderr, "api: generated an admin key into %s (mode 0600)\n", path);
+    return 0;
+}
+
+/* ---- MHD callbacks ---------------------------------------------------------- */
+
+static void find_route(hreq *r, const char *url)
+{
+    char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
+    r->allow[0] = '\0';
+    for (size_t i = 0; i < api_n_routes; i++) {
+        int np = route_match_pattern(api_routes[i].pattern, url, params);
+        if (np < 0)
+            continue;
+        r->path_known = 1;
+        if (strcmp(api_routes[i].method, r->method) == 0) {
+            r->route = &api_routes[i];
+            r->n_params = np;
+            memcpy(r->params, params, sizeof params);
+            return;
+        }
+        size_t al = strlen(r->allow);
+        if (al + strlen(api_routes[i].method) + 3 < sizeof r->allow)
+            snprintf(r->allow + al, sizeof r->allow - al, "%s%s", al ? ", " : "",
+                     api_routes[i].method);
+    }
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    api_server *s = cls;
+    hreq *r = *con_cls;
+    (void)version;
+    if (r == NULL) {
+        r = calloc(1, sizeof *r);
+        if (r == NULL)
+            return MHD_NO;
+        r->con = con;
+        r->ctx = s->ctx;
+        r->t0 = now_s();
+        r->max_body = (size_t)s->ctx->cfg->max_body_mb * 1024 * 1024;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        find_route(r, url);
+        *con_cls = r;
+        pthread_mutex_lock(&s->mu);
+        s->in_flight++;
+        pthread_mutex_unlock(&s->mu);
+        /* refuse a declared oversized body before reading it when the
+         * client waits for 100-continue; otherwise the body is drained */
+        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        long long n;
+        if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 &&
+            (unsigned long long)n > r->max_body) {
+            r->too_big = 1;
+            const char *ex = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_EXPECT);
+            if (ex != NULL && strcasecmp(ex, "100-continue") == 0)
+                return reply_error(r, 413, "body_too_large",
+                                   "the body exceeds the limit of %d MiB",
+                                   s->ctx->cfg->max_body_mb);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_big)
+            return MHD_YES;
+        if (r->len + n > r->max_body) {
+            r->too_big = 1;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t nc = r->cap ? r->cap : 65536;
+            while (nc < r->len + n)
+                nc *= 2;
+            if (nc > r->max_body)
+                nc = r->max_body;
+            uint8_t *nb = realloc(r->body, nc);
+            if (nb == NULL)
+                return MHD_NO;
+            r->body = nb;
+            r->cap = nc;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    /* the whole request is here */
+    if (r->status != 0)
+        return MHD_YES;
+    if (r->too_big)
+        return reply_error(r, 413, "body_too_large", "the body exceeds the limit of %d MiB",
+                           s->ctx->cfg->max_body_mb);
+    if (r->route == NULL) {
+        if (r->path_known)
+            return reply_error(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)",
+                               r->method, r->allow);
+        return reply_error(r, 404, "not_found", "no such endpoint: %s %s", method, url);
+    }
+    enum MHD_Result ret = MHD_YES;
+    if (!authorize(r, &ret))
+        return ret;
+    ret = r->route->fn(r);
+    if (r->status == 0)
+        return reply_error(r, 500, "internal_error", "the handler sent no response");
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    api_server *s = cls;
+    hreq *r = *con_cls;
+    (void)con;
+    (void)toe;
+    if (r == NULL)
+        return;
+    mp_request(r->method, r->route != NULL ? r->route->label : "unmatched",
+               r->status != 0 ? r->status : 499, now_s() - r->t0);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+    pthread_mutex_lock(&s->mu);
+    s->in_flight--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    fprintf(stderr, "mhd: ");
+    vfprintf(stderr, fmt, ap);
+}
+
+int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    const cfg_t *c = ctx->cfg;
+    api_server *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)c->listen_port);
+    const char *host = strcmp(c->listen_host, "localhost") == 0 ? "127.0.0.1" : c->listen_host;
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(err, errlen, "listen address must be a numeric IPv4 address: %s", c->listen_host);
+        free(s);
+        return -1;
+    }
+    s->ctx = ctx;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+            MHD_USE_ERROR_LOG | MHD_USE_POLL,
+        0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)c->request_timeout_s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (s->d == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d", c->listen_host, c->listen_port);
+        free(s);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di != NULL ? di->port : c->listen_port;
+    *out = s;
+    return 0;
+}
+
+int api_port(api_server *s) { return s->port; }
+
+void api_quiesce(api_server *s)
+{
+    if (s == NULL || s->d == NULL)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+int api_drain(api_server *s, int timeout_ms)
+{
+    struct timespec ts;
+    int n;
+    if (s == NULL)
+        return 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->in_flight > 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    n = s->in_flight;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void api_stop(api_server *s)
+{
+    if (s == NULL)
+        return;
+    MHD_stop_daemon(s->d);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

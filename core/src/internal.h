@@ -1,0 +1,51 @@
+/* internal.h - what core/'s translation units share. Torch-free on purpose:
+ * model_io.cpp and status.cpp compile without libtorch headers (fast builds,
+ * and the model-artefact fuzz harness links without libtorch). */
+#ifndef CFA_INTERNAL_H
+#define CFA_INTERNAL_H
+
+#include "cfa.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+/* Device-side tensors of a model (descriptor weights, bank); defined in
+ * engine.cpp, where libtorch is. */
+struct cfa_model_tensors;
+
+struct cfa_model {
+    cfa_params params{};
+    std::string backbone_sha256;
+    int channels[3] = {0, 0, 0}; /* backbone feature channels c1, c2, c3 */
+    int d_out = 0;               /* descriptor output channels */
+    int grid_h = 0, grid_w = 0;  /* patch grid (layer1 size of the model input) */
+    int n_centres = 0;
+    double train_loss = 0.0;
+    std::vector<float> weight;   /* d_out x (c1 + c2 + c3 + 2), row-major */
+    std::vector<float> bias;     /* d_out */
+    std::vector<float> bank;     /* n_centres x d_out */
+    std::shared_ptr<cfa_model_tensors> tensors; /* set by cfa_engine_attach */
+
+    int d_in() const { return channels[0] + channels[1] + channels[2]; }
+};
+
+/* status.cpp */
+cfa_status cfa_fail(cfa_status s, const std::string &msg);
+void cfa_clear_error();
+void cfa_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* params validation shared by training and artefact parsing; returns "" if
+ * valid, else the reason. */
+std::string cfa_params_check(const cfa_params &p);
+
+/* model_io.cpp: parse without touching libtorch (no tensors attached). */
+cfa_status cfa_model_parse(const void *buf, size_t len, cfa_model **out);
+
+/* sha256.cpp */
+void cfa_sha256(const void *data, size_t len, unsigned char out[32]);
+std::string cfa_sha256_hex(const unsigned char digest[32]);
+/* Hash of a file's contents; "" on I/O error. */
+std::string cfa_sha256_file(const char *path);
+
+#endif

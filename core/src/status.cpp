@@ -1,0 +1,154 @@
+/* status.cpp - status strings, the per-thread error message, the log sink. */
+#include "internal.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+static thread_local std::string g_last_error;
+static std::mutex g_log_mu;
+static cfa_log_fn g_log_fn = nullptr;
+static void *g_log_user = nullptr;
+
+extern "C" const char *cfa_status_str(cfa_status s)
+{
+    switch (s) {
+#define CFA_X_CASE(name, msg) \
+    case name:                \
+        return msg;
+        CFA_STATUS_TABLE(CFA_X_CASE)
+#undef CFA_X_CASE
+    default:
+        return "unknown status";
+    }
+}
+
+extern "C" const char *cfa_last_error(void) { return g_last_error.c_str(); }
+
+extern "C" void cfa_free(void *p) { free(p); }
+
+extern "C" void cfa_log_set(cfa_log_fn fn, void *user)
+{
+    std::lock_guard<std::mutex> lk(g_log_mu);
+    g_log_fn = fn;
+    g_log_user = user;
+}
+
+cfa_status cfa_fail(cfa_status s, const std::string &msg)
+{
+    g_last_error = msg.empty() ? std::string(cfa_status_str(s)) : msg;
+    return s;
+}
+
+void cfa_clear_error() { g_last_error.clear(); }
+
+void cfa_log(int level, const char *fmt, ...)
+{
+    cfa_log_fn fn;
+    void *user;
+    {
+        std::lock_guard<std::mutex> lk(g_log_mu);
+        fn = g_log_fn;
+        user = g_log_user;
+    }
+    if (!fn)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fn(level, buf, user);
+}
+
+extern "C" cfa_params cfa_default_params(void)
+{
+    cfa_params p;
+    p.resize_h = 256;
+    p.resize_w = 256;
+    p.crop_h = 224;
+    p.crop_w = 224;
+    p.gamma_c = 1;
+    p.gamma_d = 1;
+    p.bank = CFA_BANK_MEAN;
+    p.ema_beta = 0.9f;
+    p.kmeans_iters = 30;
+    p.K = 3;
+    p.J = 3;
+    p.r = 1e-5f;
+    p.alpha = 0.1f;
+    p.loss_scale = 1000.0f;
+    p.epochs = 30;
+    p.batch_size = 4;
+    p.lr = 1e-3f;
+    p.weight_decay = 5e-4f;
+    p.blur_sigma = 4.0f;
+    p.seed = 1024;
+    p.feature_half = 0;
+    return p;
+}
+
+std::string cfa_params_check(const cfa_params &p)
+{
+    if (p.resize_h < 16 || p.resize_w < 16 || p.resize_h > 4096 || p.resize_w > 4096)
+        return "resize must be within 16..4096";
+    if (p.crop_h < 0 || p.crop_w < 0 || p.crop_h > p.resize_h || p.crop_w > p.resize_w)
+        return "crop must be within 0..resize";
+    if ((p.crop_h == 0) != (p.crop_w == 0))
+        return "crop_h and crop_w must both be 0 or both positive";
+    if (p.crop_h != 0 && (p.crop_h < 16 || p.crop_w < 16))
+        return "crop must be at least 16";
+    if (p.gamma_c < 1 || p.gamma_c > 1024 || p.gamma_d < 1 || p.gamma_d > 1024)
+        return "gamma_c and gamma_d must be within 1..1024";
+    if (p.bank != CFA_BANK_MEAN && p.bank != CFA_BANK_EMA)
+        return "unknown bank method";
+    if (!(p.ema_beta >= 0.0f && p.ema_beta <= 1.0f))
+        return "ema_beta must be within 0..1";
+    if (p.kmeans_iters < 0 || p.kmeans_iters > 10000)
+        return "kmeans_iters must be within 0..10000";
+    if (p.K < 1 || p.J < 0 || p.K > 64 || p.J > 64)
+        return "K must be 1..64 and J 0..64";
+    if (!(p.r >= 0.0f) || !(p.alpha >= 0.0f) || !(p.loss_scale > 0.0f))
+        return "r and alpha must be >= 0, loss_scale > 0";
+    if (p.epochs < 0 || p.epochs > 100000)
+        return "epochs must be within 0..100000";
+    if (p.batch_size < 1 || p.batch_size > 1024)
+        return "batch_size must be within 1..1024";
+    if (!(p.lr > 0.0f) || !(p.weight_decay >= 0.0f))
+        return "lr must be > 0 and weight_decay >= 0";
+    if (!(p.blur_sigma >= 0.0f) || p.blur_sigma > 64.0f)
+        return "blur_sigma must be within 0..64";
+    if (p.feature_half != 0 && p.feature_half != 1)
+        return "feature_half must be 0 or 1";
+    return "";
+}
+
+extern "C" void cfa_model_geometry(const cfa_params *p, int *model_h, int *model_w)
+{
+    *model_h = p->crop_h ? p->crop_h : p->resize_h;
+    *model_w = p->crop_w ? p->crop_w : p->resize_w;
+}
+
+/* Nearest-neighbour resize then centre crop, matching the image path's
+ * geometry (crop offset = floor((resize - crop) / 2)). */
+extern "C" void cfa_mask_to_model(const cfa_params *p, const uint8_t *mask, int w, int h,
+                                  uint8_t *dst)
+{
+    int mh, mw;
+    cfa_model_geometry(p, &mh, &mw);
+    int oy = p->crop_h ? (p->resize_h - p->crop_h) / 2 : 0;
+    int ox = p->crop_w ? (p->resize_w - p->crop_w) / 2 : 0;
+    for (int y = 0; y < mh; y++) {
+        /* PyTorch 'nearest': src = floor(dst * in / out) */
+        long sy = (long)((int64_t)(y + oy) * h / p->resize_h);
+        if (sy >= h)
+            sy = h - 1;
+        for (int x = 0; x < mw; x++) {
+            long sx = (long)((int64_t)(x + ox) * w / p->resize_w);
+            if (sx >= w)
+                sx = w - 1;
+            dst[(size_t)y * mw + x] = mask[(size_t)sy * w + sx];
+        }
+    }
+}

@@ -1,0 +1,60 @@
+/*
+ * config.h - the daemon's settings: defaults, then CFA_* environment
+ * variables, then command-line flags (last wins).
+ *
+ *     cfg_t c;
+ *     cfg_defaults(&c);
+ *     if (cfg_from_env(&c, err, sizeof err) || cfg_from_args(&c, argc, argv, err, sizeof err) ...)
+ *
+ * cfg_from_args returns 1 when --help or --version was handled (print and
+ * exit 0), -1 on a bad value (message in err), 0 otherwise.
+ * Thread-safety: fill once at start-up, read-only afterwards.
+ */
+#ifndef CFA_CONFIG_H
+#define CFA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_MAX_DEVICES 8
+#define CFG_PATH_MAX 1024
+
+typedef struct cfg {
+    char listen_host[256];  /* numeric IPv4 address or "localhost"        */
+    int listen_port;        /* 0 = ephemeral                              */
+    char data_dir[CFG_PATH_MAX];
+    char backbone[CFG_PATH_MAX];
+    char devices[CFG_MAX_DEVICES][32];
+    int n_devices;
+    int workers;            /* workers per device                         */
+    int threads;            /* libtorch intra-op threads, 0 = leave       */
+    int queue_depth;        /* waiting requests per device                */
+    int batch;              /* max requests per cfa_score batch           */
+    int model_cache;        /* models kept loaded per worker              */
+    int max_body_mb;
+    int64_t max_pixels;
+    int min_side;           /* smallest accepted image side               */
+    int64_t retention;      /* inspections whose images are kept          */
+    int max_connections;
+    int request_timeout_s;  /* idle connection timeout                    */
+    int protect_metrics;    /* 1: /metrics needs an inspect key           */
+    int requeue_jobs;       /* on start-up: running jobs -> queued (1) or failed (0) */
+    /* training defaults (job params > product settings > these) */
+    int epochs, gamma_c, gamma_d, batch_size, resize_h, resize_w, crop_h, crop_w;
+    int bank;               /* 0 mean, 1 ema */
+    uint64_t seed;
+    double holdout, target_far, margin;
+    int log_level;          /* 0 debug .. 3 error */
+} cfg_t;
+
+void cfg_defaults(cfg_t *c);
+int cfg_from_env(cfg_t *c, char *err, size_t errlen);
+int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen);
+/* Parses "host:port", "host" or ":port" into c. 0 on success. */
+int cfg_parse_listen(cfg_t *c, const char *s);
+/* Parses a comma-separated device list ("cpu", "cuda:0,cuda:1"). 0 on success. */
+int cfg_parse_devices(cfg_t *c, const char *s);
+void cfg_usage(FILE *f, const char *argv0);
+
+#endif

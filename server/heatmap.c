@@ -1,0 +1,311 @@
+/*
+ * heatmap.c - colour heatmaps, 16-bit maps and connected regions.
+ */
+#include "heatmap.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Colour map */
+
+/* Turbo (Mikhailov, Google 2019), through its published degree-5 polynomial
+ * fit: perceptually smoother than jet and still reads hot = red. */
+static const double turbo_coef[3][6] = {
+    {0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943},
+    {0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604},
+    {0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973},
+};
+
+void heatmap_colour(float t, uint8_t rgb[3])
+{
+    double x = t;
+    if (!(x > 0.0))
+        x = 0.0;
+    if (x > 1.0)
+        x = 1.0;
+    for (int c = 0; c < 3; c++) {
+        const double *k = turbo_coef[c];
+        double v = k[0] + x * (k[1] + x * (k[2] + x * (k[3] + x * (k[4] + x * k[5]))));
+        if (v < 0.0)
+            v = 0.0;
+        if (v > 1.0)
+            v = 1.0;
+        rgb[c] = (uint8_t)lrint(v * 255.0);
+    }
+}
+
+int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float vmin,
+                   float vmax, uint8_t *rgb_out)
+{
+    uint8_t table[256][3];
+
+    if (map == NULL || rgb_out == NULL || w <= 0 || h <= 0)
+        return -1;
+    if (base != NULL && (base->rgb == NULL || base->width != w || base->height != h))
+        return -1;
+    for (int i = 0; i < 256; i++)
+        heatmap_colour((float)i / 255.0f, table[i]);
+
+    /* A NaN or empty range paints everything with the colour of vmin. */
+    double lo = vmin, range = (double)vmax - (double)vmin;
+    double scale = range > 0.0 ? 255.0 / range : 0.0;
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++) {
+        double t = ((double)map[i] - lo) * scale;
+        int idx = 0;
+        if (t >= 255.0)
+            idx = 255;
+        else if (t > 0.0)
+            idx = (int)(t + 0.5);
+        const uint8_t *c = table[idx];
+        uint8_t *o = rgb_out + 3 * i;
+        if (base == NULL) {
+            o[0] = c[0];
+            o[1] = c[1];
+            o[2] = c[2];
+            continue;
+        }
+        for (int k = 0; k < 3; k++) {
+            float b = base->rgb[3 * i + k];
+            if (!(b > 0.0f))
+                b = 0.0f;
+            if (b > 1.0f)
+                b = 1.0f;
+            o[k] = (uint8_t)(0.5f * (float)c[k] + 0.5f * b * 255.0f + 0.5f);
+        }
+    }
+    return 0;
+}
+
+void heatmap_map16(const float *map, size_t n, float map_max, uint16_t *out)
+{
+    if (map == NULL || out == NULL)
+        return;
+    if (!(map_max > 0.0f)) {
+        memset(out, 0, n * sizeof *out);
+        return;
+    }
+    double k = 65535.0 / (double)map_max;
+    for (size_t i = 0; i < n; i++) {
+        double v = (double)map[i] * k;
+        if (!(v > 0.0))
+            out[i] = 0;
+        else if (v >= 65535.0)
+            out[i] = 65535;
+        else
+            out[i] = (uint16_t)lrint(v);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connected components: two raster passes with union-find over provisional
+ * labels, no recursion and no queue. */
+
+typedef struct {
+    uint32_t *parent;
+    size_t len, cap;
+} uf_table;
+
+static uint32_t uf_find(uint32_t *parent, uint32_t x)
+{
+    while (parent[x] != x) {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    return x;
+}
+
+/* Keeps the smaller label as root: it belongs to the first pixel in raster
+ * order, which gives the final numbering its order. */
+static uint32_t uf_union(uint32_t *parent, uint32_t a, uint32_t b)
+{
+    a = uf_find(parent, a);
+    b = uf_find(parent, b);
+    if (a < b) {
+        parent[b] = a;
+        return a;
+    }
+    parent[a] = b;
+    return b;
+}
+
+static int uf_new(uf_table *t, uint32_t *out)
+{
+    if (t->len == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 1024;
+        if (cap > UINT32_MAX)
+            return -1;
+        uint32_t *p = realloc(t->parent, cap * sizeof *p);
+        if (p == NULL)
+            return -1;
+        t->parent = p;
+        t->cap = cap;
+    }
+    t->parent[t->len] = (uint32_t)t->len;
+    *out = (uint32_t)t->len;
+    t->len++;
+    return 0;
+}
+
+/* Foreground is fg[i] != 0 when fg is given, map[i] >= thr otherwise. */
+static int label_impl(const uint8_t *fg, const float *map, float thr, int w, int h,
+                      uint32_t *labels, uint32_t *n_labels)
+{
+    uf_table t = {NULL, 0, 0};
+    uint32_t zero;
+
+    if (uf_new(&t, &zero) != 0) /* label 0 is the background */
+        return -1;
+    for (int y = 0; y < h; y++) {
+        size_t row = (size_t)y * (size_t)w;
+        for (int x = 0; x < w; x++) {
+            size_t i = row + (size_t)x;
+            int on = fg != NULL ? fg[i] != 0 : map[i] >= thr;
+            if (!on) {
+                labels[i] = 0;
+                continue;
+            }
+            /* Already visited neighbours: W, NW, N, NE. */
+            uint32_t nb[4];
+            int k = 0;
+            if (x > 0 && labels[i - 1])
+                nb[k++] = labels[i - 1];
+            if (y > 0) {
+                size_t up = i - (size_t)w;
+                if (x > 0 && labels[up - 1])
+                    nb[k++] = labels[up - 1];
+                if (labels[up])
+                    nb[k++] = labels[up];
+                if (x + 1 < w && labels[up + 1])
+                    nb[k++] = labels[up + 1];
+            }
+            uint32_t l;
+            if (k == 0) {
+                if (uf_new(&t, &l) != 0) {
+                    free(t.parent);
+                    return -1;
+                }
+            } else {
+                l = nb[0];
+                for (int j = 1; j < k; j++)
+                    if (nb[j] != l)
+                        l = uf_union(t.parent, l, nb[j]);
+            }
+            labels[i] = l;
+        }
+    }
+    /* Roots get consecutive final numbers in raster order of their first
+     * pixel; a root is always smaller than the labels under it. */
+    uint32_t next = 0;
+    for (size_t l = 1; l < t.len; l++) {
+        uint32_t r = uf_find(t.parent, (uint32_t)l);
+        t.parent[l] = r == l ? ++next : t.parent[r];
+    }
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++)
+        if (labels[i])
+            labels[i] = t.parent[labels[i]];
+    free(t.parent);
+    *n_labels = next;
+    return 0;
+}
+
+int regions_label(const uint8_t *fg, int w, int h, uint32_t *labels, uint32_t *n_labels)
+{
+    if (fg == NULL || labels == NULL || n_labels == NULL || w <= 0 || h <= 0)
+        return -1;
+    *n_labels = 0;
+    return label_impl(fg, NULL, 0.0f, w, h, labels, n_labels);
+}
+
+static int region_cmp(const void *pa, const void *pb)
+{
+    const heatmap_region *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    if (a->area != b->area)
+        return a->area > b->area ? -1 : 1;
+    if (a->y != b->y)
+        return a->y < b->y ? -1 : 1;
+    return (a->x > b->x) - (a->x < b->x);
+}
+
+int regions_find(const float *map, int w, int h, float threshold, int max_regions,
+                 heatmap_region **out, int *n)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (n != NULL)
+        *n = 0;
+    if (map == NULL || out == NULL || n == NULL || w <= 0 || h <= 0)
+        return -1;
+
+    size_t npx = (size_t)w * (size_t)h;
+    uint32_t *labels = malloc(npx * sizeof *labels);
+    uint32_t nl = 0;
+    if (labels == NULL)
+        return -1;
+    if (label_impl(NULL, map, threshold, w, h, labels, &nl) != 0) {
+        free(labels);
+        return -1;
+    }
+    if (nl == 0) {
+        free(labels);
+        return 0;
+    }
+    /* x1, y1 hold the far corner until the end. */
+    heatmap_region *r = malloc((size_t)nl * sizeof *r);
+    if (r == NULL) {
+        free(labels);
+        return -1;
+    }
+    for (uint32_t l = 0; l < nl; l++) {
+        r[l].x = w;
+        r[l].y = h;
+        r[l].width = -1;
+        r[l].height = -1;
+        r[l].area = 0;
+        r[l].score = -INFINITY;
+    }
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            if (labels[i] == 0)
+                continue;
+            heatmap_region *g = &r[labels[i] - 1];
+            if (x < g->x)
+                g->x = x;
+            if (y < g->y)
+                g->y = y;
+            if (x > g->width)
+                g->width = x;
+            if (y > g->height)
+                g->height = y;
+            g->area++;
+            if (map[i] > g->score)
+                g->score = map[i];
+        }
+    }
+    free(labels);
+    for (uint32_t l = 0; l < nl; l++) {
+        r[l].width = r[l].width - r[l].x + 1;
+        r[l].height = r[l].height - r[l].y + 1;
+    }
+    qsort(r, nl, sizeof *r, region_cmp);
+    size_t keep = nl;
+    if (max_regions > 0 && (size_t)max_regions < keep)
+        keep = (size_t)max_regions;
+    if (keep > INT32_MAX)
+        keep = INT32_MAX;
+    if (keep < nl) {
+        heatmap_region *shrunk = realloc(r, keep * sizeof *r);
+        if (shrunk != NULL)
+            r = shrunk;
+    }
+    *out = r;
+    *n = (int)keep;
+    return 0;
+}

@@ -1,0 +1,620 @@
+/*
+ * image.c - JPEG (TurboJPEG) and PNG (libspng) decoding of untrusted bytes.
+ */
+#include "image.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <spng.h>
+#include <turbojpeg.h>
+
+/* img_load_file*() refuse bigger files. */
+#define IMG_FILE_MAX_BYTES ((size_t)1 << 30)
+/* Cap on ancillary chunks libspng keeps (text, ICC, EXIF): we use none, and a
+ * zTXt chunk can inflate far beyond its size in the file. */
+#define IMG_PNG_CACHE_LIMIT ((size_t)4 << 20)
+
+static const struct {
+    const char *code;
+    int http;
+    const char *msg;
+} status_info[] = {
+#define IMG_X_INFO(name, code, http, msg) {code, http, msg},
+    IMG_STATUS_TABLE(IMG_X_INFO)
+#undef IMG_X_INFO
+};
+
+const char *img_status_str(img_status s)
+{
+    if ((unsigned)s >= IMG_STATUS_COUNT)
+        return "unknown status";
+    return status_info[s].msg;
+}
+
+const char *img_status_code(img_status s)
+{
+    if ((unsigned)s >= IMG_STATUS_COUNT)
+        return "internal_error";
+    return status_info[s].code;
+}
+
+int img_status_http(img_status s)
+{
+    if ((unsigned)s >= IMG_STATUS_COUNT)
+        return 500;
+    return status_info[s].http;
+}
+
+img_limits img_default_limits(void)
+{
+    img_limits l;
+    l.max_width = 16384;
+    l.max_height = 16384;
+    l.max_pixels = (size_t)64 << 20;
+    l.min_side = 8;
+    return l;
+}
+
+void img_rgbf_free(img_rgbf *im)
+{
+    if (im == NULL)
+        return;
+    free(im->rgb);
+    im->rgb = NULL;
+    im->width = 0;
+    im->height = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sniffing and limits */
+
+static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+static img_kind sniff(const uint8_t *b, size_t len)
+{
+    if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
+        return IMG_KIND_JPEG;
+    if (len >= sizeof png_magic && memcmp(b, png_magic, sizeof png_magic) == 0)
+        return IMG_KIND_PNG;
+    return IMG_KIND_UNKNOWN;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The order matters: a 1 x 100000 image is too large, not too small. */
+static img_status check_dims(long long w, long long h, const img_limits *lim)
+{
+    if (w <= 0 || h <= 0)
+        return IMG_ERR_CORRUPT;
+    if (w > lim->max_width || h > lim->max_height)
+        return IMG_ERR_TOO_LARGE;
+    /* The float output is w * h * 12 bytes: keep that representable too. */
+    if ((unsigned long long)w * (unsigned long long)h > lim->max_pixels ||
+        (unsigned long long)w * (unsigned long long)h > SIZE_MAX / (3 * sizeof(float)))
+        return IMG_ERR_TOO_LARGE;
+    if (w < lim->min_side || h < lim->min_side)
+        return IMG_ERR_TOO_SMALL;
+    return IMG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* JPEG */
+
+/* libjpeg reports running out of data as a warning ("Premature end of JPEG
+ * file", "Corrupt JPEG data: premature end of data segment") and fills the
+ * rest with gray; such an image must not be scored. Other warnings (stray
+ * bytes between markers, common from cameras) leave a usable image. */
+static int jpeg_looks_truncated(const uint8_t *b, size_t len, const char *msg)
+{
+    if (msg != NULL && strstr(msg, "remature end") != NULL)
+        return 1;
+    return len < 2 || b[len - 2] != 0xff || b[len - 1] != 0xd9;
+}
+
+static img_status jpeg_fail(tjhandle tj, const uint8_t *b, size_t len)
+{
+    return jpeg_looks_truncated(b, len, tjGetErrorStr2(tj)) ? IMG_ERR_TRUNCATED
+                                                           : IMG_ERR_CORRUPT;
+}
+
+/* *cmyk: the JPEG holds CMYK or YCCK, which TurboJPEG only decodes to CMYK. */
+static img_status jpeg_header(tjhandle tj, const uint8_t *b, size_t len, int *w, int *h,
+                              int *cmyk)
+{
+    int ss = 0, cs = 0;
+    if (len > ULONG_MAX)
+        return IMG_ERR_TOO_LARGE;
+    if (tjDecompressHeader3(tj, b, (unsigned long)len, w, h, &ss, &cs) != 0)
+        return jpeg_fail(tj, b, len);
+    *cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+    return IMG_OK;
+}
+
+/* CMYK JPEGs come from Adobe software, which stores the inks inverted
+ * (255 = no ink), and TurboJPEG hands them over as stored: so
+ * R = C * K / 255, the usual reading of such files. */
+static void cmyk_to_rgb(const uint8_t *p, unsigned rgb[3])
+{
+    rgb[0] = (p[0] * p[3] + 127u) / 255u;
+    rgb[1] = (p[1] * p[3] + 127u) / 255u;
+    rgb[2] = (p[2] * p[3] + 127u) / 255u;
+}
+
+/* Decodes into dst (w * h * bytes-per-pixel of pf, tightly packed). */
+static img_status jpeg_pixels(tjhandle tj, const uint8_t *b, size_t len, int w, int h,
+                              int pf, uint8_t *dst)
+{
+    int pitch = w * tjPixelSize[pf];
+    /* LIMITSCANS: a progressive JPEG with thousands of scans is a CPU bomb. */
+    int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
+    if (tjDecompress2(tj, b, (unsigned long)len, dst, w, pitch, h, pf, flags) == 0)
+        return IMG_OK;
+    if (tjGetErrorCode(tj) == TJERR_WARNING &&
+        !jpeg_looks_truncated(b, len, tjGetErrorStr2(tj)))
+        return IMG_OK;
+    return jpeg_fail(tj, b, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* PNG */
+
+static img_status spng_to_status(int e)
+{
+    switch (e) {
+    case SPNG_OK:
+        return IMG_OK;
+    case SPNG_IO_EOF:
+    case SPNG_EIDAT_TOO_SHORT:
+    case SPNG_EOF:
+        return IMG_ERR_TRUNCATED;
+    case SPNG_EMEM:
+        return IMG_ERR_NOMEM;
+    case SPNG_EUSER_WIDTH:
+    case SPNG_EUSER_HEIGHT:
+        return IMG_ERR_TOO_LARGE;
+    default:
+        return IMG_ERR_CORRUPT;
+    }
+}
+
+static uint32_t clamp_limit(long long v)
+{
+    if (v < 1)
+        return 1;
+    if (v > INT32_MAX)
+        return INT32_MAX;
+    return (uint32_t)v;
+}
+
+/* Opens a decoder on buf and reads the header; on IMG_OK *out is a context to
+ * free with spng_ctx_free() and the dimensions passed the limits. */
+static img_status png_open(const uint8_t *b, size_t len, const img_limits *lim,
+                           spng_ctx **out, struct spng_ihdr *ihdr)
+{
+    img_status s;
+    int e;
+    spng_ctx *ctx = spng_ctx_new(0);
+
+    *out = NULL;
+    if (ctx == NULL)
+        return IMG_ERR_NOMEM;
+    spng_set_image_limits(ctx, clamp_limit(lim->max_width), clamp_limit(lim->max_height));
+    /* No chunk can be longer than the buffer; the cache limit is what bounds
+     * inflated ancillary chunks. */
+    spng_set_chunk_limits(ctx, clamp_limit((long long)(len < INT32_MAX ? len : INT32_MAX)),
+                          IMG_PNG_CACHE_LIMIT);
+    e = spng_set_png_buffer(ctx, b, len);
+    if (e == 0)
+        e = spng_get_ihdr(ctx, ihdr);
+    s = spng_to_status(e);
+    if (s == IMG_OK)
+        s = check_dims(ihdr->width, ihdr->height, lim);
+    if (s != IMG_OK) {
+        spng_ctx_free(ctx);
+        return s;
+    }
+    *out = ctx;
+    return IMG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public decoding */
+
+static uint8_t luma(unsigned r, unsigned g, unsigned b)
+{
+    return (uint8_t)((299 * r + 587 * g + 114 * b + 500) / 1000);
+}
+
+img_status img_probe(const void *buf, size_t len, img_kind *kind, int *w, int *h)
+{
+    const uint8_t *b = buf;
+    img_kind k = buf != NULL ? sniff(b, len) : IMG_KIND_UNKNOWN;
+    int iw = 0, ih = 0;
+    img_status s = IMG_OK;
+
+    if (kind != NULL)
+        *kind = k;
+    if (w != NULL)
+        *w = 0;
+    if (h != NULL)
+        *h = 0;
+    if (k == IMG_KIND_UNKNOWN)
+        return IMG_ERR_UNSUPPORTED;
+    if (k == IMG_KIND_PNG) {
+        /* signature, IHDR length and type, width, height */
+        if (len < 24)
+            return IMG_ERR_TRUNCATED;
+        if (be32(b + 8) != 13 || memcmp(b + 12, "IHDR", 4) != 0)
+            return IMG_ERR_CORRUPT;
+        uint32_t pw = be32(b + 16), ph = be32(b + 20);
+        if (pw == 0 || ph == 0 || pw > INT32_MAX || ph > INT32_MAX)
+            return IMG_ERR_CORRUPT;
+        iw = (int)pw;
+        ih = (int)ph;
+    } else {
+        int cmyk = 0;
+        tjhandle tj = tjInitDecompress();
+        if (tj == NULL)
+            return IMG_ERR_NOMEM;
+        s = jpeg_header(tj, b, len, &iw, &ih, &cmyk);
+        tjDestroy(tj);
+        if (s != IMG_OK)
+            return s;
+    }
+    if (w != NULL)
+        *w = iw;
+    if (h != NULL)
+        *h = ih;
+    return IMG_OK;
+}
+
+/* The 8-bit pixels are decoded into the tail of the float buffer and widened
+ * front to back: float j (bytes 4j .. 4j+3) is written after byte 9n + j is
+ * read, and 4j + 3 < 9n + j + 1 for every j < 3n, so no unread byte is
+ * overwritten. This saves a second buffer of up to 192 MB. */
+static void widen_rgb8_in_place(float *rgb, size_t n)
+{
+    const uint8_t *src = (const uint8_t *)rgb + 9 * n;
+    for (size_t j = 0; j < 3 * n; j++) {
+        uint8_t v = src[j];
+        rgb[j] = (float)v / 255.0f;
+    }
+}
+
+/* Same idea for RGBA16 (8 bytes a pixel) decoded at byte 4n: pixel p is read
+ * whole before floats 3p .. 3p+2 (bytes 12p .. 12p+11) are written, and
+ * 12p + 11 < 4n + 8(p + 1) for every p < n. */
+static void widen_rgba16_in_place(float *rgb, size_t n)
+{
+    const uint8_t *src = (const uint8_t *)rgb + 4 * n;
+    for (size_t p = 0; p < n; p++) {
+        uint16_t px[4];
+        memcpy(px, src + 8 * p, sizeof px);
+        rgb[3 * p + 0] = (float)((double)px[0] / 65535.0);
+        rgb[3 * p + 1] = (float)((double)px[1] / 65535.0);
+        rgb[3 * p + 2] = (float)((double)px[2] / 65535.0);
+    }
+}
+
+/* CMYK (4 bytes a pixel) decoded at byte 8n: pixel p is read before bytes
+ * 12p .. 12p+11 are written, and 12p + 11 < 8n + 4(p + 1) for p < n. */
+static void widen_cmyk_in_place(float *rgb, size_t n)
+{
+    const uint8_t *src = (const uint8_t *)rgb + 8 * n;
+    for (size_t p = 0; p < n; p++) {
+        uint8_t px[4];
+        unsigned c[3];
+        memcpy(px, src + 4 * p, sizeof px);
+        cmyk_to_rgb(px, c);
+        rgb[3 * p + 0] = (float)c[0] / 255.0f;
+        rgb[3 * p + 1] = (float)c[1] / 255.0f;
+        rgb[3 * p + 2] = (float)c[2] / 255.0f;
+    }
+}
+
+static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits *lim,
+                                  img_rgbf *out)
+{
+    spng_ctx *ctx;
+    struct spng_ihdr ihdr;
+    img_status s = png_open(b, len, lim, &ctx, &ihdr);
+    if (s != IMG_OK)
+        return s;
+
+    size_t n = (size_t)ihdr.width * ihdr.height;
+    int wide = ihdr.bit_depth == 16;
+    int fmt = wide ? SPNG_FMT_RGBA16 : SPNG_FMT_RGB8;
+    size_t need = 0;
+    int e = spng_decoded_image_size(ctx, fmt, &need);
+    if (e != 0 || need != n * (wide ? 8 : 3)) {
+        spng_ctx_free(ctx);
+        return e != 0 ? spng_to_status(e) : IMG_ERR_CORRUPT;
+    }
+    float *rgb = malloc(n * 3 * sizeof(float));
+    if (rgb == NULL) {
+        spng_ctx_free(ctx);
+        return IMG_ERR_NOMEM;
+    }
+    uint8_t *raw = (uint8_t *)rgb + (n * 3 * sizeof(float) - need);
+    /* flags 0: tRNS and gAMA are ignored, alpha is dropped below. */
+    e = spng_decode_image(ctx, raw, need, fmt, 0);
+    spng_ctx_free(ctx);
+    if (e != 0) {
+        free(rgb);
+        return spng_to_status(e);
+    }
+    if (wide)
+        widen_rgba16_in_place(rgb, n);
+    else
+        widen_rgb8_in_place(rgb, n);
+    out->width = (int)ihdr.width;
+    out->height = (int)ihdr.height;
+    out->rgb = rgb;
+    return IMG_OK;
+}
+
+static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limits *lim,
+                                   img_rgbf *out)
+{
+    int w = 0, h = 0, cmyk = 0;
+    tjhandle tj = tjInitDecompress();
+    if (tj == NULL)
+        return IMG_ERR_NOMEM;
+    img_status s = jpeg_header(tj, b, len, &w, &h, &cmyk);
+    if (s == IMG_OK)
+        s = check_dims(w, h, lim);
+    if (s != IMG_OK) {
+        tjDestroy(tj);
+        return s;
+    }
+    size_t n = (size_t)w * (size_t)h;
+    float *rgb = malloc(n * 3 * sizeof(float));
+    if (rgb == NULL) {
+        tjDestroy(tj);
+        return IMG_ERR_NOMEM;
+    }
+    if (cmyk)
+        s = jpeg_pixels(tj, b, len, w, h, TJPF_CMYK, (uint8_t *)rgb + 8 * n);
+    else
+        s = jpeg_pixels(tj, b, len, w, h, TJPF_RGB, (uint8_t *)rgb + 9 * n);
+    tjDestroy(tj);
+    if (s != IMG_OK) {
+        free(rgb);
+        return s;
+    }
+    if (cmyk)
+        widen_cmyk_in_place(rgb, n);
+    else
+        widen_rgb8_in_place(rgb, n);
+    out->width = w;
+    out->height = h;
+    out->rgb = rgb;
+    return IMG_OK;
+}
+
+img_status img_decode(const void *buf, size_t len, const img_limits *limits, img_rgbf *out)
+{
+    img_limits def = img_default_limits();
+    if (out == NULL)
+        return IMG_ERR_INVALID_ARG;
+    out->width = 0;
+    out->height = 0;
+    out->rgb = NULL;
+    if (buf == NULL)
+        return IMG_ERR_UNSUPPORTED;
+    if (limits == NULL)
+        limits = &def;
+    switch (sniff(buf, len)) {
+    case IMG_KIND_JPEG:
+        return decode_jpeg_rgbf(buf, len, limits, out);
+    case IMG_KIND_PNG:
+        return decode_png_rgbf(buf, len, limits, out);
+    default:
+        return IMG_ERR_UNSUPPORTED;
+    }
+}
+
+static img_status decode_png_gray8(const uint8_t *b, size_t len, const img_limits *lim,
+                                   int *w, int *h, uint8_t **px)
+{
+    spng_ctx *ctx;
+    struct spng_ihdr ihdr;
+    img_status s = png_open(b, len, lim, &ctx, &ihdr);
+    if (s != IMG_OK)
+        return s;
+
+    size_t n = (size_t)ihdr.width * ihdr.height;
+    /* libspng converts to G8 only from gray of up to 8 bits; everything else
+     * goes through RGBA8 (16-bit samples keep their high byte). */
+    int direct = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE && ihdr.bit_depth <= 8;
+    int fmt = direct ? SPNG_FMT_G8 : SPNG_FMT_RGBA8;
+    size_t need = 0;
+    int e = spng_decoded_image_size(ctx, fmt, &need);
+    if (e != 0 || need != n * (direct ? 1 : 4)) {
+        spng_ctx_free(ctx);
+        return e != 0 ? spng_to_status(e) : IMG_ERR_CORRUPT;
+    }
+    uint8_t *raw = malloc(need);
+    if (raw == NULL) {
+        spng_ctx_free(ctx);
+        return IMG_ERR_NOMEM;
+    }
+    e = spng_decode_image(ctx, raw, need, fmt, 0);
+    spng_ctx_free(ctx);
+    if (e != 0) {
+        free(raw);
+        return spng_to_status(e);
+    }
+    if (!direct) {
+        int gray = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE ||
+                   ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA;
+        /* Compacted in place: pixel i is read before byte i is written. */
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *p = raw + 4 * i;
+            raw[i] = gray ? p[0] : luma(p[0], p[1], p[2]);
+        }
+        uint8_t *shrunk = realloc(raw, n);
+        if (shrunk != NULL)
+            raw = shrunk;
+    }
+    *w = (int)ihdr.width;
+    *h = (int)ihdr.height;
+    *px = raw;
+    return IMG_OK;
+}
+
+static img_status decode_jpeg_gray8(const uint8_t *b, size_t len, const img_limits *lim,
+                                    int *w, int *h, uint8_t **px)
+{
+    int iw = 0, ih = 0, cmyk = 0;
+    tjhandle tj = tjInitDecompress();
+    if (tj == NULL)
+        return IMG_ERR_NOMEM;
+    img_status s = jpeg_header(tj, b, len, &iw, &ih, &cmyk);
+    if (s == IMG_OK)
+        s = check_dims(iw, ih, lim);
+    if (s != IMG_OK) {
+        tjDestroy(tj);
+        return s;
+    }
+    size_t n = (size_t)iw * (size_t)ih;
+    uint8_t *raw = malloc(cmyk ? 4 * n : n);
+    if (raw == NULL) {
+        tjDestroy(tj);
+        return IMG_ERR_NOMEM;
+    }
+    s = jpeg_pixels(tj, b, len, iw, ih, cmyk ? TJPF_CMYK : TJPF_GRAY, raw);
+    tjDestroy(tj);
+    if (s != IMG_OK) {
+        free(raw);
+        return s;
+    }
+    if (cmyk) {
+        /* Compacted in place: pixel i is read before byte i is written. */
+        for (size_t i = 0; i < n; i++) {
+            unsigned c[3];
+            cmyk_to_rgb(raw + 4 * i, c);
+            raw[i] = luma(c[0], c[1], c[2]);
+        }
+        uint8_t *shrunk = realloc(raw, n);
+        if (shrunk != NULL)
+            raw = shrunk;
+    }
+    *w = iw;
+    *h = ih;
+    *px = raw;
+    return IMG_OK;
+}
+
+img_status img_decode_gray8(const void *buf, size_t len, const img_limits *limits, int *w,
+                            int *h, uint8_t **px)
+{
+    img_limits def = img_default_limits();
+    if (w == NULL || h == NULL || px == NULL)
+        return IMG_ERR_INVALID_ARG;
+    *w = 0;
+    *h = 0;
+    *px = NULL;
+    if (buf == NULL)
+        return IMG_ERR_UNSUPPORTED;
+    if (limits == NULL)
+        limits = &def;
+    switch (sniff(buf, len)) {
+    case IMG_KIND_JPEG:
+        return decode_jpeg_gray8(buf, len, limits, w, h, px);
+    case IMG_KIND_PNG:
+        return decode_png_gray8(buf, len, limits, w, h, px);
+    default:
+        return IMG_ERR_UNSUPPORTED;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files */
+
+img_status img_read_file(const char *path, size_t max_bytes, void **buf, size_t *len)
+{
+    if (path == NULL || buf == NULL || len == NULL)
+        return IMG_ERR_INVALID_ARG;
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return IMG_ERR_IO;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *data = malloc(cap);
+    img_status s = data != NULL ? IMG_OK : IMG_ERR_NOMEM;
+    while (s == IMG_OK) {
+        if (n == cap) {
+            if (cap > max_bytes) {
+                s = IMG_ERR_TOO_LARGE;
+                break;
+            }
+            uint8_t *bigger = realloc(data, cap * 2);
+            if (bigger == NULL) {
+                s = IMG_ERR_NOMEM;
+                break;
+            }
+            data = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(data + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f))
+                s = IMG_ERR_IO;
+            break;
+        }
+    }
+    fclose(f);
+    if (s == IMG_OK && n > max_bytes)
+        s = IMG_ERR_TOO_LARGE;
+    if (s != IMG_OK) {
+        free(data);
+        return s;
+    }
+    *buf = data;
+    *len = n;
+    return IMG_OK;
+}
+
+img_status img_load_file(const char *path, const img_limits *limits, img_rgbf *out)
+{
+    void *buf;
+    size_t len;
+    if (out == NULL)
+        return IMG_ERR_INVALID_ARG;
+    out->width = 0;
+    out->height = 0;
+    out->rgb = NULL;
+    img_status s = img_read_file(path, IMG_FILE_MAX_BYTES, &buf, &len);
+    if (s != IMG_OK)
+        return s;
+    s = img_decode(buf, len, limits, out);
+    free(buf);
+    return s;
+}
+
+img_status img_load_file_gray8(const char *path, const img_limits *limits, int *w, int *h,
+                               uint8_t **px)
+{
+    void *buf;
+    size_t len;
+    if (w == NULL || h == NULL || px == NULL)
+        return IMG_ERR_INVALID_ARG;
+    *px = NULL;
+    img_status s = img_read_file(path, IMG_FILE_MAX_BYTES, &buf, &len);
+    if (s != IMG_OK)
+        return s;
+    s = img_decode_gray8(buf, len, limits, w, h, px);
+    free(buf);
+    return s;
+}

@@ -1,0 +1,149 @@
+/*
+ * image.h - decoding of client images (JPEG, PNG) and PNG encoding.
+ *
+ * Basic usage:
+ *
+ *     img_limits lim = img_default_limits();
+ *     img_rgbf im;
+ *     img_status s = img_decode(body, body_len, &lim, &im);
+ *     if (s != IMG_OK)
+ *         reply_error(img_status_http(s), img_status_code(s), img_status_str(s));
+ *     ... im.width x im.height, im.rgb interleaved RGB in [0, 1] ...
+ *     img_rgbf_free(&im);
+ *
+ * Every function here is reentrant and keeps no global state: call it from
+ * any number of threads at once. Input bytes are untrusted: any byte string
+ * gives a status, never a crash, and the dimensions are checked against the
+ * limits from the header, before any pixel buffer is allocated (a 100 byte
+ * file claiming 100000 x 100000 pixels is refused with IMG_ERR_TOO_LARGE).
+ */
+#ifndef CFA_IMAGE_H
+#define CFA_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes: name, error code for the JSON body, HTTP status, message.
+ * IMG_OK is 0; new codes are only ever appended. */
+#define IMG_STATUS_TABLE(X)                                                        \
+    X(IMG_OK, "ok", 200, "ok")                                                     \
+    X(IMG_ERR_UNSUPPORTED, "unsupported_media_type", 415,                          \
+      "not a JPEG or PNG image")                                                   \
+    X(IMG_ERR_CORRUPT, "corrupt_image", 422, "image data is corrupt")              \
+    X(IMG_ERR_TRUNCATED, "truncated_image", 422, "image data is truncated")        \
+    X(IMG_ERR_TOO_LARGE, "image_too_large", 413,                                   \
+      "image dimensions exceed the limits")                                        \
+    X(IMG_ERR_TOO_SMALL, "image_too_small", 422, "image is too small")             \
+    X(IMG_ERR_NOMEM, "out_of_memory", 503, "out of memory")                        \
+    X(IMG_ERR_IO, "io_error", 500, "file could not be read")                       \
+    X(IMG_ERR_INVALID_ARG, "invalid_argument", 500, "invalid argument")
+
+typedef enum {
+#define IMG_X_ENUM(name, code, http, msg) name,
+    IMG_STATUS_TABLE(IMG_X_ENUM)
+#undef IMG_X_ENUM
+    IMG_STATUS_COUNT
+} img_status;
+
+/* Static strings / numbers for a status; never NULL. Unknown values map to
+ * "unknown status" / "internal_error" / 500. */
+const char *img_status_str(img_status s);
+const char *img_status_code(img_status s);
+int img_status_http(img_status s);
+
+typedef enum {
+    IMG_KIND_UNKNOWN = 0,
+    IMG_KIND_JPEG = 1,
+    IMG_KIND_PNG = 2
+} img_kind;
+
+/* Limits applied from the header, before decoding. Get the defaults and
+ * adjust. An image is refused as IMG_ERR_TOO_LARGE when width > max_width,
+ * height > max_height or width * height > max_pixels, and as
+ * IMG_ERR_TOO_SMALL when either side is below min_side. */
+typedef struct {
+    int max_width;
+    int max_height;
+    size_t max_pixels;
+    int min_side;
+} img_limits;
+
+/* 16384 x 16384 sides, 64 Mpx, 8 px minimum side. */
+img_limits img_default_limits(void);
+
+/* Decoded image: interleaved RGB float in [0, 1], row-major, width x height
+ * x 3 (the layout of cfa_image in core/include/cfa.h). The struct owns rgb;
+ * release with img_rgbf_free(). */
+typedef struct {
+    int width;
+    int height;
+    float *rgb;
+} img_rgbf;
+
+/* Frees im->rgb and zeroes *im. NULL and an already freed image are no-ops. */
+void img_rgbf_free(img_rgbf *im);
+
+/* Sniffs the magic bytes and reads the dimensions from the header without
+ * decoding pixels and without applying any limits. kind, w, h may be NULL.
+ * Returns IMG_ERR_UNSUPPORTED for anything that is neither JPEG nor PNG
+ * (with *kind = IMG_KIND_UNKNOWN). */
+img_status img_probe(const void *buf, size_t len, img_kind *kind /* OUT */,
+                     int *w /* OUT */, int *h /* OUT */);
+
+/* Decodes a JPEG (any TurboJPEG colour space: gray, YCbCr, CMYK/YCCK, all
+ * converted to RGB) or a PNG (1 to 16 bits, gray, gray+alpha, RGB, RGBA,
+ * palette; alpha and tRNS ignored, 16-bit scaled as v / 65535 exactly).
+ * limits NULL means img_default_limits(). On IMG_OK *out owns its pixels;
+ * on failure *out is zeroed. EXIF orientation is not applied. */
+img_status img_decode(const void *buf, size_t len, const img_limits *limits,
+                      img_rgbf *out /* OUT */);
+
+/* Decodes any PNG or JPEG to 8-bit luma (ground-truth masks): gray images
+ * as stored (16-bit keeps the high byte), colour as
+ * (299 R + 587 G + 114 B) / 1000 rounded. On IMG_OK *px is w * h bytes owned
+ * by the caller, released with free(); on failure *px is NULL. */
+img_status img_decode_gray8(const void *buf, size_t len, const img_limits *limits,
+                            int *w /* OUT */, int *h /* OUT */,
+                            uint8_t **px /* OUT */);
+
+/* Reads a whole file into memory (at most max_bytes, else IMG_ERR_TOO_LARGE).
+ * On IMG_OK *buf is owned by the caller, released with free(). */
+img_status img_read_file(const char *path, size_t max_bytes, void **buf /* OUT */,
+                         size_t *len /* OUT */);
+
+/* img_read_file() (up to 1 GiB) followed by img_decode() /
+ * img_decode_gray8(). */
+img_status img_load_file(const char *path, const img_limits *limits,
+                         img_rgbf *out /* OUT */);
+img_status img_load_file_gray8(const char *path, const img_limits *limits,
+                               int *w /* OUT */, int *h /* OUT */,
+                               uint8_t **px /* OUT */);
+
+/* ------------------------------------------------------------------------ */
+/* PNG encoding (png_encode.c). Non-interlaced, zlib level 3. On IMG_OK *out
+ * is a complete PNG file of *len bytes owned by the caller, released with
+ * free(); on failure *out is NULL. Returns IMG_ERR_INVALID_ARG for NULL
+ * pointers or a side outside 1 .. 2^31-1, IMG_ERR_NOMEM otherwise. */
+
+/* rgb: w * h * 3 bytes, row-major. */
+img_status png_encode_rgb8(const uint8_t *rgb, int w, int h, void **out /* OUT */,
+                           size_t *len /* OUT */);
+
+/* px: w * h samples in host byte order; written as a 16-bit grayscale PNG
+ * (big-endian in the file, as PNG requires). */
+img_status png_encode_gray16(const uint16_t *px, int w, int h, void **out /* OUT */,
+                             size_t *len /* OUT */);
+
+/* px: w * h bytes; an 8-bit grayscale PNG. */
+img_status png_encode_gray8(const uint8_t *px, int w, int h, void **out /* OUT */,
+                            size_t *len /* OUT */);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * jobs.h - the training job runner: one thread that claims queued jobs from
+ * the store and trains them one at a time with its own backbone replica.
+ *
+ * A job's parameters are resolved as: job params (POST /train body) over the
+ * product's settings over the server defaults (config). A fraction of the
+ * good images (holdout, default 0.1; at least 2 when there are >= 10
+ * images, at least 1 when there are >= 3, none below that) is held out of
+ * training, chosen by a seeded shuffle, and scored with the new model to
+ * calibrate the threshold:
+ *     s = the held-out scores sorted ascending, m = |s|
+ *     q = s[ceil((1 - target_far) * m) - 1]   (target_far 0 -> max score)
+ *     threshold = next float above q * margin (margin default 1.0)
+ * so at most target_far of the held-out images score >= threshold. With no
+ * held-out image the training images are scored instead (documented in the
+ * model's figures as "calibration": "train").
+ *
+ * Cancel: POST /cancel sets the store's cancel flag; the runner sees it at
+ * the next progress report (and at once through jobs_cancel_hint) and ends
+ * the job 'canceled' without writing a model.
+ * Shutdown: jobs_stop interrupts a running job and leaves it 'running' in the
+ * database; store_jobs_recover() at the next start re-queues it (default) or
+ * fails it (--requeue-jobs=0).
+ *
+ * Thread-safety: jobs_notify, jobs_cancel_hint and jobs_current may be called
+ * from any thread; jobs_start and jobs_stop once.
+ */
+#ifndef CFA_JOBS_H
+#define CFA_JOBS_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "store.h"
+
+typedef struct jobs jobs_t;
+
+/* Loads a backbone on device and starts the runner thread. cfg holds the
+ * training defaults and image limits; both cfg and st must outlive the
+ * runner. Returns 0, or -1 with a message in err. */
+int jobs_start(store_t *st, const cfg_t *cfg, const char *device, jobs_t **out /* OUT */,
+               char *err, size_t errlen);
+/* A job was queued: wake the runner now instead of at its next poll. */
+void jobs_notify(jobs_t *j);
+/* A cancel of job_id was recorded in the store: stop it soon. */
+void jobs_cancel_hint(jobs_t *j, const char *job_id);
+/* 1 while the runner thread is alive. */
+int jobs_alive(jobs_t *j);
+/* Interrupts the running job (left for store_jobs_recover), stops the
+ * thread, frees. NULL is a no-op. */
+void jobs_stop(jobs_t *j);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * metrics_prom.h - process-wide Prometheus counters and histograms.
+ *
+ * Thread-safety: every function may be called from any thread (one mutex).
+ * The registry is a fixed-size table: at most MP_MAX_SERIES request series
+ * (route x method x status); further combinations are counted under
+ * route "other".
+ */
+#ifndef CFA_METRICS_PROM_H
+#define CFA_METRICS_PROM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MP_MAX_SERIES 512
+
+/* One request finished: route is the route pattern ("/v1/products/{id}"). */
+void mp_request(const char *method, const char *route, int status, double seconds);
+/* One inference batch of n images took seconds on device. */
+void mp_batch(const char *device, int n, double seconds);
+/* A request was rejected because the queue was full. */
+void mp_queue_rejected(void);
+/* One training job finished with state ("succeeded", ...). */
+void mp_training_done(const char *state, double seconds);
+
+/* Extra gauges sampled at scrape time. */
+typedef struct mp_gauges {
+    int n_devices;
+    const char *device[8];
+    int queue_depth[8];
+    int64_t jobs[5];          /* by store_job_state */
+    int64_t images_stored;
+    int64_t inspections_in_flight;
+    int models_loaded;
+} mp_gauges;
+
+/* Renders the Prometheus text exposition into a malloc'd NUL-terminated
+ * string (caller frees); NULL on allocation failure. */
+char *mp_render(const mp_gauges *g, size_t *len /* OUT */);
+
+#endif

@@ -1,0 +1,59 @@
+# store.cmake - the SQLite store (cfa_store) and the migrations embedded in it.
+#
+# This file is used twice: included by server/CMakeLists.txt it defines the
+# targets; run as `cmake -P store.cmake` (script mode) at build time it turns
+# migrations/NNN_*.sql into a C file of byte arrays, so the schema is part of
+# the binary and nothing is read at run time.
+
+if(CMAKE_SCRIPT_MODE_FILE AND DEFINED CFA_MIGRATIONS_OUT)
+  file(GLOB _mig "${CFA_MIGRATIONS_DIR}/[0-9]*.sql")
+  list(SORT _mig)
+  set(_body "/* Generated from migrations/*.sql by server/store.cmake. Do not edit. */\n")
+  string(APPEND _body "#include <stddef.h>\n\nstruct store_migration { int version; const char *name; const char *sql; };\n\n")
+  set(_entries "")
+  set(_i 0)
+  foreach(_f ${_mig})
+    get_filename_component(_name "${_f}" NAME)
+    string(REGEX MATCH "^[0-9]+" _num "${_name}")
+    math(EXPR _ver "${_num}")  # strips leading zeros
+    file(READ "${_f}" _hex HEX)
+    string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," _arr "${_hex}")
+    string(REGEX REPLACE "((0x..,){16})" "\\1\n    " _arr "${_arr}")
+    string(APPEND _body "static const char mig_${_i}[] = {\n    ${_arr}0x00};\n")
+    string(APPEND _entries "    {${_ver}, \"${_name}\", mig_${_i}},\n")
+    math(EXPR _i "${_i} + 1")
+  endforeach()
+  string(APPEND _body "\nconst struct store_migration store_migrations[] = {\n${_entries}    {0, NULL, NULL}};\n")
+  string(APPEND _body "const int store_migrations_count = ${_i};\n")
+  # Only touch the output when it changes, to keep rebuilds minimal.
+  if(EXISTS "${CFA_MIGRATIONS_OUT}")
+    file(READ "${CFA_MIGRATIONS_OUT}" _old)
+  else()
+    set(_old "")
+  endif()
+  if(NOT _old STREQUAL _body)
+    file(WRITE "${CFA_MIGRATIONS_OUT}" "${_body}")
+  endif()
+  return()
+endif()
+
+set(_cfa_mig_dir "${PROJECT_SOURCE_DIR}/migrations")
+file(GLOB _cfa_mig_files CONFIGURE_DEPENDS "${_cfa_mig_dir}/[0-9]*.sql")
+set(_cfa_mig_c "${CMAKE_CURRENT_BINARY_DIR}/store_migrations.c")
+add_custom_command(
+  OUTPUT "${_cfa_mig_c}"
+  COMMAND ${CMAKE_COMMAND} -DCFA_MIGRATIONS_DIR=${_cfa_mig_dir}
+          -DCFA_MIGRATIONS_OUT=${_cfa_mig_c}
+          -P ${CMAKE_CURRENT_LIST_DIR}/store.cmake
+  DEPENDS ${_cfa_mig_files} ${CMAKE_CURRENT_LIST_DIR}/store.cmake
+  COMMENT "Embedding SQL migrations"
+  VERBATIM)
+
+add_library(cfa_sha256 STATIC ${CMAKE_CURRENT_LIST_DIR}/sha256.c)
+target_include_directories(cfa_sha256 PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+set_target_properties(cfa_sha256 PROPERTIES POSITION_INDEPENDENT_CODE ON)
+
+add_library(cfa_store STATIC ${CMAKE_CURRENT_LIST_DIR}/store.c "${_cfa_mig_c}")
+target_include_directories(cfa_store PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(cfa_store PUBLIC cfa_sha256 PkgConfig::SQLITE3 Threads::Threads)
+set_target_properties(cfa_store PROPERTIES POSITION_INDEPENDENT_CODE ON)

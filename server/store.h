@@ -1,0 +1,496 @@
+/*
+ * store.h - the daemon's persistent state: one SQLite database
+ * <data_dir>/cfa.db plus content-addressed files under <data_dir>.
+ *
+ * If a function is not declared here it is not part of the store's API.
+ *
+ * Basic usage:
+ *
+ *     store_t *st = NULL;
+ *     if (store_open("/var/lib/cfa", NULL, &st) != STORE_OK) ...;
+ *     store_jobs_recover(st, 0, NULL);             (once, at start-up)
+ *
+ *     store_product_t p;
+ *     store_status rc = store_product_get(st, "bottle-a", &p);
+ *     if (rc == STORE_ERR_NOT_FOUND) -> 404
+ *     ... use p.name, p.settings_json ...
+ *     store_product_clear(&p);
+ *
+ *     store_close(st);
+ *
+ * Conventions
+ * - Every function returning store_status returns STORE_OK (0) on success and
+ *   a STORE_ERR_* code otherwise; store_strerror() names the code. On failure
+ *   OUT parameters are left zeroed / empty, never half-filled.
+ * - Thread-safety: after store_open() returns, every function may be called
+ *   from any thread at the same time on the same store_t, except store_close(),
+ *   which must be the last call (no call may be in flight). Internally: one
+ *   write connection guarded by a mutex (writers are serialised in-process,
+ *   so they never see SQLITE_BUSY from each other; busy_timeout + retries cover
+ *   other processes such as the CLI) and a small pool of read-only connections
+ *   (WAL lets them read while the writer writes).
+ * - Ownership: structs named store_*_t that a function fills are owned by the
+ *   caller and released with the matching store_*_clear() (single struct) or
+ *   store_*s_free() (array from a list call). Those accept NULL / zeroed
+ *   structs. char * fields inside them are heap strings owned by the struct.
+ *   Fixed-size char arrays are NUL-terminated.
+ * - JSON-valued fields (settings_json, params_json, figures_json, regions_json,
+ *   timings_json) are stored and returned verbatim as JSON text; the store
+ *   does not parse them (the API layer owns JSON). NULL means "no value"
+ *   (SQL NULL) where documented, else "{}"/"[]" is stored.
+ * - Times are int64 milliseconds since the Unix epoch (UTC) in structs;
+ *   store_time_format() renders RFC 3339 ("2026-11-28T12:00:00.123Z"),
+ *   store_time_parse() reads it back (for the `since` filter). 0 = unset.
+ * - Identifiers that end up in file paths (product ids, image sha256, inspection
+ *   ids) are validated against their charset before any path is built, so no
+ *   input can escape <data_dir>; invalid ones give STORE_ERR_INVALID.
+ * - Cursor pagination: list calls take `limit` (0 -> 100, capped at 1000) and
+ *   `after` (NULL or "" -> first page) and fill `next` with the cursor of the
+ *   following page, or "" on the last page.
+ */
+#ifndef CFA_STORE_H
+#define CFA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. New codes are only ever appended. */
+#define STORE_STATUS_TABLE(X)                                                  \
+    X(STORE_OK, "ok")                                                          \
+    X(STORE_ERR_NOT_FOUND, "not found")                                        \
+    X(STORE_ERR_EXISTS, "already exists")                                      \
+    X(STORE_ERR_CONFLICT, "conflicts with the current state")                  \
+    X(STORE_ERR_INVALID, "invalid argument")                                   \
+    X(STORE_ERR_IO, "file input/output error")                                 \
+    X(STORE_ERR_DB, "database error")                                          \
+    X(STORE_ERR_FULL, "disk or database full")                                 \
+    X(STORE_ERR_NOMEM, "out of memory")                                        \
+    X(STORE_ERR_BUSY, "database busy (retries exhausted)")                     \
+    X(STORE_ERR_VERSION, "database schema is newer than this binary")          \
+    X(STORE_ERR_CANCELED, "job cancel was requested")
+
+typedef enum {
+#define STORE_X_ENUM(name, msg) name,
+    STORE_STATUS_TABLE(STORE_X_ENUM)
+#undef STORE_X_ENUM
+    STORE_STATUS_COUNT
+} store_status;
+
+/* A static string for a status (never NULL). */
+const char *store_strerror(store_status st);
+/* A static snake_case code for the status, e.g. "not_found" (never NULL). */
+const char *store_status_code(store_status st);
+/* Detail of the last failure on the calling thread (SQLite or errno message),
+ * "" if none. Thread-local; valid until the thread's next store call. */
+const char *store_last_error(void);
+
+/* Sizes of fixed buffers (including the NUL). */
+#define STORE_PRODUCT_ID_MAX 65   /* 1-64 chars of [A-Za-z0-9._-]          */
+#define STORE_SHA256_HEX 65       /* 64 lowercase hex                       */
+#define STORE_ID_LEN 33           /* job/inspection/key ids: 32 lowercase hex */
+#define STORE_EXT_MAX 8           /* image file extension, [a-z0-9]{1,7}    */
+#define STORE_TIME_LEN 32         /* RFC 3339 with milliseconds            */
+#define STORE_KEY_MAX 257         /* presented API keys: 16-256 chars      */
+#define STORE_LIST_MAX 1000
+#define STORE_LIST_DEFAULT 100
+
+typedef struct store store_t;
+
+/* ------------------------------------------------------------------ misc */
+
+/* Current time in ms since the epoch (UTC). Thread-safe. */
+int64_t store_now_ms(void);
+/* Formats ms as RFC 3339 UTC with milliseconds into out (STORE_TIME_LEN).
+ * ms == 0 gives "". Returns out. Thread-safe. */
+char *store_time_format(int64_t ms, char out[STORE_TIME_LEN]);
+/* Parses RFC 3339 ("2026-11-28T12:00:00Z", fractional seconds and +hh:mm
+ * offsets accepted) into ms. Returns 0 on success, -1 if malformed. */
+int store_time_parse(const char *s, int64_t *ms /* OUT */);
+
+/* 1 if s is a valid product id (1-64 of [A-Za-z0-9._-], not "." or ".."),
+ * else 0. */
+int store_valid_product_id(const char *s);
+/* 1 if s is 64 lowercase hex chars, else 0. */
+int store_valid_sha256(const char *s);
+/* 1 if s is 32 lowercase hex chars (job, inspection and key ids), else 0. */
+int store_valid_id(const char *s);
+
+/* Fills out with a fresh random id (32 lowercase hex, from getrandom()).
+ * Returns 0 on success, -1 if no randomness was available. Thread-safe. */
+int store_random_id(char out[STORE_ID_LEN]);
+/* Like store_random_id but the first 12 hex digits are the current time in
+ * ms, so ids sort by creation time (used for inspections). */
+int store_time_id(char out[STORE_ID_LEN]);
+
+/* ------------------------------------------------------------ open/close */
+
+typedef struct {
+    int read_connections; /* read-only pool size; 0 -> 4                */
+    int busy_timeout_ms;  /* 0 -> 5000                                   */
+    int async_inspections;/* 1: start the background inspection flusher
+                             (store_inspection_enqueue); default 1     */
+    int flush_interval_ms;/* flusher period; 0 -> 50                     */
+    int sync_full;        /* 1: PRAGMA synchronous=FULL (default): a
+                             committed row survives power loss; 0: NORMAL
+                             (survives process crash only, fewer fsyncs) */
+} store_options;
+
+store_options store_default_options(void);
+
+/* Opens (creating when missing) data_dir, data_dir/images,
+ * data_dir/inspections and data_dir/cfa.db, sets WAL, foreign_keys=ON,
+ * busy_timeout, synchronous (see store_options), and applies the embedded migrations that
+ * the database has not seen yet, each in its own transaction, recording
+ * PRAGMA user_version. opts may be NULL (defaults).
+ * Returns STORE_ERR_VERSION if the database is newer than this binary.
+ * *out is NULL on failure. Not thread-safe against itself on the same dir
+ * (call once at start-up). */
+store_status store_open(const char *data_dir, const store_options *opts,
+                        store_t **out /* OUT */);
+/* Flushes queued inspections, stops the flusher, closes all connections and
+ * frees st. NULL is a no-op. No other call on st may be in flight. */
+void store_close(store_t *st);
+
+/* Schema version of the open database (PRAGMA user_version). */
+int store_schema_version(store_t *st);
+/* Highest migration embedded in this binary. */
+int store_schema_latest(void);
+/* The data directory (owned by st). */
+const char *store_data_dir(store_t *st);
+/* Cheap liveness check for /readyz: runs SELECT 1 on a read connection. */
+store_status store_ping(store_t *st);
+
+/* --------------------------------------------------------------- products */
+
+typedef struct {
+    char id[STORE_PRODUCT_ID_MAX];
+    char *name;            /* never NULL ("" when unset)                    */
+    char *settings_json;   /* JSON object text, never NULL ("{}")           */
+    int64_t active_version;/* 0 = no active model                           */
+    double threshold;      /* threshold of the active model; NAN if none    */
+    int has_threshold;     /* 1 if threshold is meaningful                  */
+    int64_t image_count;
+    int64_t created_at;    /* ms                                            */
+    int64_t updated_at;    /* ms                                            */
+} store_product_t;
+
+void store_product_clear(store_product_t *p);
+void store_products_free(store_product_t *arr, size_t n);
+
+/* Creates a product. name may be NULL (""), settings_json NULL ("{}").
+ * STORE_ERR_INVALID for a bad id, STORE_ERR_EXISTS for a duplicate.
+ * If out is non-NULL it receives the created product. */
+store_status store_product_create(store_t *st, const char *id, const char *name,
+                                  const char *settings_json,
+                                  store_product_t *out /* OUT, may be NULL */);
+store_status store_product_get(store_t *st, const char *id,
+                               store_product_t *out /* OUT */);
+/* Products ordered by id; next receives the last id when more follow. */
+store_status store_product_list(store_t *st, size_t limit, const char *after,
+                                store_product_t **out /* OUT, free with store_products_free */,
+                                size_t *n /* OUT */,
+                                char next[STORE_PRODUCT_ID_MAX] /* OUT */);
+/* Updates name and/or settings (NULL leaves a field unchanged) and updated_at.
+ * out (may be NULL) receives the product after the change. */
+store_status store_product_patch(store_t *st, const char *id, const char *name,
+                                 const char *settings_json,
+                                 store_product_t *out /* OUT, may be NULL */);
+/* Deletes the product, its images (rows and files), models and finished jobs.
+ * Inspections stay (audit trail). STORE_ERR_CONFLICT while a job of the
+ * product is queued or running. */
+store_status store_product_delete(store_t *st, const char *id);
+
+/* ----------------------------------------------------------------- images */
+
+typedef struct {
+    char sha256[STORE_SHA256_HEX]; /* also the image id in the API          */
+    char ext[STORE_EXT_MAX];       /* "jpg", "png"                          */
+    int width, height;
+    int64_t bytes;
+    int64_t created_at;
+    char *path;                    /* absolute file path; only filled by
+                                      store_image_list_all, else NULL      */
+} store_image_t;
+
+void store_images_free(store_image_t *arr, size_t n);
+
+/* Stores the encoded image bytes for product: computes SHA-256, writes
+ * <data_dir>/images/<product>/<sha[0:2]>/<sha>.<ext> durably (temp file,
+ * fsync, rename, fsync dir), then inserts the row. The same bytes again store
+ * nothing new and report *created = 0. ext: [a-z0-9]{1,7} (e.g. "jpg").
+ * STORE_ERR_NOT_FOUND if the product does not exist. out may be NULL.
+ * Thread-safe; concurrent puts of the same bytes store one file, one row. */
+store_status store_image_put(store_t *st, const char *product, const void *data,
+                             size_t len, int width, int height, const char *ext,
+                             store_image_t *out /* OUT, may be NULL */,
+                             int *created /* OUT, may be NULL */);
+store_status store_image_get(store_t *st, const char *product, const char *sha256,
+                             store_image_t *out /* OUT (path not filled) */);
+/* Images of a product ordered by sha256; cursor = sha256. STORE_ERR_NOT_FOUND
+ * for an unknown product. */
+store_status store_image_list(store_t *st, const char *product, size_t limit,
+                              const char *after,
+                              store_image_t **out /* OUT, store_images_free */,
+                              size_t *n /* OUT */,
+                              char next[STORE_SHA256_HEX] /* OUT */);
+/* Every image of the product with path filled (for training). */
+store_status store_image_list_all(store_t *st, const char *product,
+                                  store_image_t **out /* OUT, store_images_free */,
+                                  size_t *n /* OUT */);
+/* Removes the row, then the file. STORE_ERR_NOT_FOUND if absent. */
+store_status store_image_delete(store_t *st, const char *product, const char *sha256);
+store_status store_image_count(store_t *st, const char *product, int64_t *n /* OUT */);
+/* Total images over all products (for /metrics). */
+store_status store_image_count_all(store_t *st, int64_t *n /* OUT */);
+/* Writes the file path of an image into buf (does not check existence).
+ * STORE_ERR_INVALID for bad ids/ext or a too-small buffer. */
+store_status store_image_path(store_t *st, const char *product, const char *sha256,
+                              const char *ext, char *buf, size_t buflen);
+
+/* ------------------------------------------------------------------- jobs */
+
+typedef enum {
+    STORE_JOB_QUEUED = 0,
+    STORE_JOB_RUNNING,
+    STORE_JOB_SUCCEEDED,
+    STORE_JOB_FAILED,
+    STORE_JOB_CANCELED
+} store_job_state;
+
+/* "queued", "running", ... ; NULL for an out-of-range value. */
+const char *store_job_state_name(store_job_state s);
+/* Returns 0 and sets *s if name is a state name, else -1. */
+int store_job_state_parse(const char *name, store_job_state *s /* OUT */);
+
+typedef struct {
+    char id[STORE_ID_LEN];
+    char product[STORE_PRODUCT_ID_MAX];
+    store_job_state state;
+    char *params_json;     /* never NULL ("{}")                        */
+    char *phase;           /* never NULL ("" before the first progress)*/
+    int epoch, epochs;
+    double loss;           /* NAN when unknown                          */
+    double fraction;       /* 0..1                                      */
+    int64_t model_version; /* 0 = none                                  */
+    char *error;           /* NULL unless failed/canceled with a reason */
+    int cancel_requested;
+    int64_t created_at, started_at, finished_at; /* ms, 0 = not yet   */
+} store_job_t;
+
+void store_job_clear(store_job_t *j);
+void store_jobs_free(store_job_t *arr, size_t n);
+
+/* Creates a queued job for product. Atomically STORE_ERR_CONFLICT when a job
+ * of that product is already queued or running (also enforced by a partial
+ * unique index). STORE_ERR_NOT_FOUND for an unknown product.
+ * params_json NULL -> "{}". out may be NULL. */
+store_status store_job_create(store_t *st, const char *product, const char *params_json,
+                              store_job_t *out /* OUT, may be NULL */);
+store_status store_job_get(store_t *st, const char *id, store_job_t *out /* OUT */);
+/* Jobs newest first, optionally filtered by product (NULL = all) and state
+ * (state_filter < 0 = all). limit as for other lists; no cursor. */
+store_status store_job_list(store_t *st, const char *product, int state_filter,
+                            size_t limit, store_job_t **out /* OUT, store_jobs_free */,
+                            size_t *n /* OUT */);
+/* Atomically takes the oldest queued job, marks it running (started_at=now)
+ * and returns it. STORE_ERR_NOT_FOUND when none is queued. */
+store_status store_job_claim(store_t *st, store_job_t *out /* OUT */);
+/* Records progress of a running job. phase may be NULL (unchanged); pass NAN
+ * for an unknown loss. *cancel_requested (may be NULL) reports whether a
+ * cancel was requested, so the runner can poll it here.
+ * STORE_ERR_CONFLICT if the job is not running. */
+store_status store_job_progress(store_t *st, const char *id, const char *phase,
+                                int epoch, int epochs, double loss, double fraction,
+                                int *cancel_requested /* OUT, may be NULL */);
+/* Ends a queued or running job in state (succeeded, failed or canceled) with
+ * an optional error text (may be NULL) and model_version (0 = none);
+ * finished_at = now. STORE_ERR_CONFLICT if it already ended,
+ * STORE_ERR_INVALID for a non-final state. For success with a new model
+ * prefer store_model_insert(), which finishes the job in the same transaction. */
+store_status store_job_finish(store_t *st, const char *id, store_job_state state,
+                              const char *error, int64_t model_version);
+/* Cancel: a queued job ends 'canceled' at once; a running one gets
+ * cancel_requested = 1 (the runner sees it in store_job_progress() and ends it
+ * with store_job_finish(CANCELED)). STORE_ERR_CONFLICT if already finished.
+ * out (may be NULL) receives the job after the change. */
+store_status store_job_cancel(store_t *st, const char *id,
+                              store_job_t *out /* OUT, may be NULL */);
+/* Start-up recovery: every job still 'running' (the process died under it)
+ * becomes 'queued' again when requeue != 0 (progress reset), else 'failed'
+ * with error "interrupted by restart". Jobs with cancel_requested become
+ * 'canceled'. *n (may be NULL) gets how many were touched. Call before the
+ * job runner starts. */
+store_status store_jobs_recover(store_t *st, int requeue, int *n /* OUT, may be NULL */);
+/* Number of jobs per state (index = store_job_state), for /metrics. */
+store_status store_job_counts(store_t *st, int64_t counts[5] /* OUT */);
+
+/* ----------------------------------------------------------------- models */
+
+typedef struct {
+    char product[STORE_PRODUCT_ID_MAX];
+    int64_t version;          /* 1, 2, ... per product                       */
+    int64_t created_at;
+    char job_id[STORE_ID_LEN];/* "" when not made by a job                   */
+    double threshold;
+    char backbone_sha256[STORE_SHA256_HEX]; /* "" when unknown              */
+    char *figures_json;       /* never NULL ("{}")                          */
+    int active;               /* 1 if product.active_version == version     */
+    void *blob;               /* serialised model; only store_model_get     */
+    size_t blob_len;
+} store_model_t;
+
+void store_model_clear(store_model_t *m);
+void store_models_free(store_model_t *arr, size_t n);
+
+typedef struct {
+    const char *product;
+    const char *job_id;          /* may be NULL; when set, the job is finished
+                                    'succeeded' with this version in the same
+                                    transaction                              */
+    const void *blob;
+    size_t blob_len;
+    double threshold;
+    const char *backbone_sha256; /* may be NULL                              */
+    const char *figures_json;    /* may be NULL -> "{}"                      */
+    int activate;                /* 1: make it the product's active version  */
+} store_model_new;
+
+/* Inserts a model with the next version of its product (max + 1), all in one
+ * transaction with the job finish and the optional activation.
+ * STORE_ERR_CANCELED (nothing written) if job_id has cancel_requested;
+ * STORE_ERR_CONFLICT if job_id is not running; STORE_ERR_NOT_FOUND for an
+ * unknown product or job. *version receives the new version. */
+store_status store_model_insert(store_t *st, const store_model_new *m,
+                                int64_t *version /* OUT, may be NULL */);
+/* One model with its blob. version 0 = the active one (STORE_ERR_NOT_FOUND
+ * when the product has no active model). */
+store_status store_model_get(store_t *st, const char *product, int64_t version,
+                             store_model_t *out /* OUT */);
+/* Models of a product, newest first, without blobs. */
+store_status store_model_list(store_t *st, const char *product,
+                              store_model_t **out /* OUT, store_models_free */,
+                              size_t *n /* OUT */);
+store_status store_model_activate(store_t *st, const char *product, int64_t version);
+/* Sets the threshold of version (0 = the active model). */
+store_status store_model_set_threshold(store_t *st, const char *product,
+                                       int64_t version, double threshold);
+
+/* ------------------------------------------------------------ inspections */
+
+typedef struct {
+    char id[STORE_ID_LEN];       /* store_time_id(); "" on insert -> generated */
+    char product[STORE_PRODUCT_ID_MAX];
+    int64_t model_version;
+    double score, threshold, map_max;
+    char decision[4];            /* "OK" or "NG"                              */
+    char *regions_json;          /* JSON array text; NULL on insert -> "[]"   */
+    char *timings_json;          /* JSON object text; NULL on insert -> "{}"  */
+    int64_t created_at;          /* 0 on insert -> taken from the id / now    */
+    int has_images;              /* map/heatmap files exist                   */
+    char key_id[STORE_ID_LEN];   /* API key that asked; "" if none            */
+} store_inspection_t;
+
+void store_inspection_clear(store_inspection_t *r);
+void store_inspections_free(store_inspection_t *arr, size_t n);
+
+/* Inserts one row now (synchronous, one transaction). The caller keeps
+ * ownership of in. If in->id is "" an id is generated and written back. */
+store_status store_inspection_insert(store_t *st, store_inspection_t *in);
+/* Inserts n rows in one transaction (all or none). */
+store_status store_inspections_insert_many(store_t *st, store_inspection_t *in, size_t n);
+/* Copies in into an in-memory queue flushed in batches by a background
+ * thread (the request path does not wait for SQLite). in->id must be set.
+ * Returns STORE_ERR_FULL when the queue holds 10000 rows (caller may fall
+ * back to store_inspection_insert). Reads (get/list) flush the queue first,
+ * so a row is visible as soon as enqueue returned. Falls back to a synchronous
+ * insert when the store was opened with async_inspections = 0. */
+store_status store_inspection_enqueue(store_t *st, const store_inspection_t *in);
+/* Writes all queued inspections now. */
+store_status store_inspections_flush(store_t *st);
+
+store_status store_inspection_get(store_t *st, const char *id,
+                                  store_inspection_t *out /* OUT */);
+
+typedef struct {
+    const char *product;   /* NULL = all                               */
+    const char *decision;  /* "OK" / "NG" / NULL = all                  */
+    int64_t since;         /* ms, 0 = no bound; created_at >= since    */
+    size_t limit;          /* 0 -> 100, capped at 1000                  */
+    const char *after;     /* cursor (an inspection id) or NULL        */
+} store_inspection_filter;
+
+/* Newest first (by id, which starts with the creation time). next = id of the
+ * last row returned when more follow, else "". */
+store_status store_inspection_list(store_t *st, const store_inspection_filter *f,
+                                   store_inspection_t **out /* OUT, store_inspections_free */,
+                                   size_t *n /* OUT */,
+                                   char next[STORE_ID_LEN] /* OUT */);
+
+/* Map / heatmap files of an inspection:
+ * <data_dir>/inspections/<id[0:7]>/<id>.<name>, name in [a-z0-9._-]{1,32}
+ * (e.g. "map.png", "heatmap.png"). Written durably (temp, fsync, rename). */
+store_status store_inspection_file_write(store_t *st, const char *id, const char *name,
+                                         const void *data, size_t len);
+store_status store_inspection_file_path(store_t *st, const char *id, const char *name,
+                                        char *buf, size_t buflen);
+/* Reads a whole inspection file; *data is malloc'd, caller frees.
+ * STORE_ERR_NOT_FOUND if absent (pruned or stored without images). */
+store_status store_inspection_file_read(store_t *st, const char *id, const char *name,
+                                        void **data /* OUT */, size_t *len /* OUT */);
+/* Retention: keeps the files of the newest keep inspections with images,
+ * deletes the files of older ones and clears their has_images flag (the rows
+ * stay). *removed (may be NULL) gets the number of inspections pruned. */
+store_status store_inspections_prune(store_t *st, int64_t keep, int64_t *removed /* OUT */);
+
+/* --------------------------------------------------------------- api keys */
+
+typedef enum {
+    STORE_ROLE_INSPECT = 1,
+    STORE_ROLE_OPERATE = 2,
+    STORE_ROLE_ADMIN = 3
+} store_role;
+
+const char *store_role_name(store_role r); /* "inspect", ... or NULL */
+int store_role_parse(const char *name, store_role *r /* OUT */); /* 0 / -1 */
+
+typedef struct {
+    char id[STORE_ID_LEN];
+    char *name;           /* never NULL */
+    store_role role;
+    int64_t created_at;
+    int64_t revoked_at;   /* 0 = active */
+} store_key_t;
+
+void store_key_clear(store_key_t *k);
+void store_keys_free(store_key_t *arr, size_t n);
+
+/* Creates a key. When key is NULL a random one ("cfa_" + 64 hex) is made and
+ * written to key_out (shown once to the user; never stored in clear); when
+ * key is given (e.g. CFA_ADMIN_KEY) it must be 16-256 printable ASCII chars
+ * without spaces, and is copied to key_out. Only sha256(salt || key) with a
+ * random 16-byte salt is stored. key_out and out may be NULL. */
+store_status store_key_create(store_t *st, const char *name, store_role role,
+                              const char *key,
+                              char key_out[STORE_KEY_MAX] /* OUT, may be NULL */,
+                              store_key_t *out /* OUT, may be NULL */);
+/* Finds the active key matching the presented key (lookup by a fingerprint
+ * index, then constant-time comparison of the salted hash).
+ * STORE_ERR_NOT_FOUND for unknown, malformed or revoked keys. */
+store_status store_key_verify(store_t *st, const char *presented,
+                              store_key_t *out /* OUT, may be NULL */);
+/* All keys (revoked included), oldest first. */
+store_status store_key_list(store_t *st, store_key_t **out /* OUT, store_keys_free */,
+                            size_t *n /* OUT */);
+/* Sets revoked_at. STORE_ERR_NOT_FOUND for unknown or already revoked keys. */
+store_status store_key_revoke(store_t *st, const char *id);
+/* Number of keys not revoked (0 on first start -> bootstrap the admin key). */
+store_status store_key_count_active(store_t *st, int64_t *n /* OUT */);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CFA_STORE_H */

@@ -1,0 +1,10 @@
+# Unit tests of the store and of SHA-256 (label: unit).
+add_executable(test_sha256 ${CMAKE_CURRENT_LIST_DIR}/test_sha256.c)
+target_link_libraries(test_sha256 PRIVATE cfa_sha256 PkgConfig::CMOCKA)
+add_test(NAME unit.sha256 COMMAND test_sha256)
+set_tests_properties(unit.sha256 PROPERTIES LABELS unit TIMEOUT 60)
+
+add_executable(test_store ${CMAKE_CURRENT_LIST_DIR}/test_store.c)
+target_link_libraries(test_store PRIVATE cfa_store PkgConfig::CMOCKA Threads::Threads)
+add_test(NAME unit.store COMMAND test_store)
+set_tests_properties(unit.store PROPERTIES LABELS unit TIMEOUT 300)

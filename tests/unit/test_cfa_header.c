@@ -1,0 +1,30 @@
+/* The engine's header compiles as C and its plain-C parts link and work. */
+#include "cfa.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int main(void)
+{
+    int failed = 0;
+    cfa_params p = cfa_default_params();
+    if (p.K != 3 || p.J != 3 || p.epochs != 30 || p.batch_size != 4 || p.crop_h != 224)
+        failed++, fprintf(stderr, "default params differ from the paper's\n");
+    if (strcmp(cfa_status_str(CFA_OK), "ok") != 0 || cfa_status_str(CFA_ERR_BACKBONE_MISMATCH)[0] == 0)
+        failed++, fprintf(stderr, "status strings\n");
+    cfa_model *m = NULL;
+    const char junk[] = "not a model";
+    if (cfa_model_load(junk, sizeof junk, NULL, &m) != CFA_ERR_FORMAT || m != NULL)
+        failed++, fprintf(stderr, "junk accepted as a model\n");
+    if (strlen(cfa_last_error()) == 0)
+        failed++, fprintf(stderr, "no error message kept\n");
+    cfa_model_free(NULL);
+    cfa_backbone_free(NULL);
+    cfa_backbone *bb = NULL;
+    if (cfa_backbone_load("/nonexistent/backbone.pt", "cpu", &bb) == CFA_OK || bb)
+        failed++, fprintf(stderr, "missing backbone loaded\n");
+    if (cfa_backbone_load("/nonexistent/backbone.pt", "tpu:7", &bb) != CFA_ERR_DEVICE)
+        failed++, fprintf(stderr, "bad device not refused\n");
+    printf("%d passed, %d failed\n", 7 - failed, failed);
+    return failed != 0;
+}
