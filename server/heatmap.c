@@ -96,7 +96,7 @@ void heatmap_map16(const float *map, size_t n, float map_max, uint16_t *out)
         else if (v >= 65535.0)
             out[i] = 65535;
         else
-            out[i] = (uint16_t)lrint(v);
+            out[i] = (uint16_t)(v + 0.5); /* round(), halves up */
     }
 }
 
@@ -197,11 +197,15 @@ static int label_impl(const uint8_t *fg, const float *map, float thr, int w, int
             labels[i] = l;
         }
     }
-    /* Roots get consecutive final numbers in raster order of their first
-     * pixel; a root is always smaller than the labels under it. */
+    /* A parent is always smaller than its child, so one ascending pass
+     * points every label at its root; a second one gives the roots
+     * consecutive final numbers (raster order of their first pixel) and the
+     * rest the number of their root, already final. */
+    for (size_t l = 1; l < t.len; l++)
+        t.parent[l] = t.parent[t.parent[l]];
     uint32_t next = 0;
     for (size_t l = 1; l < t.len; l++) {
-        uint32_t r = uf_find(t.parent, (uint32_t)l);
+        uint32_t r = t.parent[l];
         t.parent[l] = r == l ? ++next : t.parent[r];
     }
     size_t n = (size_t)w * (size_t)h;

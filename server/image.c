@@ -3,7 +3,6 @@
  */
 #include "image.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -112,17 +111,19 @@ static img_status check_dims(long long w, long long h, const img_limits *lim)
  * file", "Corrupt JPEG data: premature end of data segment") and fills the
  * rest with gray; such an image must not be scored. Other warnings (stray
  * bytes between markers, common from cameras) leave a usable image. */
-static int jpeg_looks_truncated(const uint8_t *b, size_t len, const char *msg)
+static int jpeg_ran_out(const char *msg)
 {
-    if (msg != NULL && strstr(msg, "remature end") != NULL)
-        return 1;
-    return len < 2 || b[len - 2] != 0xff || b[len - 1] != 0xd9;
+    return msg != NULL && strstr(msg, "remature end") != NULL;
 }
 
+/* A failure is called truncation when libjpeg ran out of data or the file
+ * does not end with EOI. */
 static img_status jpeg_fail(tjhandle tj, const uint8_t *b, size_t len)
 {
-    return jpeg_looks_truncated(b, len, tjGetErrorStr2(tj)) ? IMG_ERR_TRUNCATED
-                                                           : IMG_ERR_CORRUPT;
+    if (jpeg_ran_out(tjGetErrorStr2(tj)) || len < 2 || b[len - 2] != 0xff ||
+        b[len - 1] != 0xd9)
+        return IMG_ERR_TRUNCATED;
+    return IMG_ERR_CORRUPT;
 }
 
 /* *cmyk: the JPEG holds CMYK or YCCK, which TurboJPEG only decodes to CMYK. */
@@ -157,8 +158,7 @@ static img_status jpeg_pixels(tjhandle tj, const uint8_t *b, size_t len, int w, 
     int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
     if (tjDecompress2(tj, b, (unsigned long)len, dst, w, pitch, h, pf, flags) == 0)
         return IMG_OK;
-    if (tjGetErrorCode(tj) == TJERR_WARNING &&
-        !jpeg_looks_truncated(b, len, tjGetErrorStr2(tj)))
+    if (tjGetErrorCode(tj) == TJERR_WARNING && !jpeg_ran_out(tjGetErrorStr2(tj)))
         return IMG_OK;
     return jpeg_fail(tj, b, len);
 }
@@ -194,6 +194,25 @@ static uint32_t clamp_limit(long long v)
     return (uint32_t)v;
 }
 
+/* Walks the chunk list up to a complete IEND. libspng stops reading once it
+ * has the pixels, so a file cut inside its last chunks would pass. */
+static img_status png_walk_chunks(const uint8_t *b, size_t len)
+{
+    size_t at = sizeof png_magic;
+    for (;;) {
+        if (len - at < 12)
+            return IMG_ERR_TRUNCATED;
+        uint32_t n = be32(b + at);
+        if (n > INT32_MAX)
+            return IMG_ERR_CORRUPT;
+        if (len - at - 12 < n)
+            return IMG_ERR_TRUNCATED;
+        if (memcmp(b + at + 4, "IEND", 4) == 0)
+            return IMG_OK;
+        at += 12 + (size_t)n;
+    }
+}
+
 /* Opens a decoder on buf and reads the header; on IMG_OK *out is a context to
  * free with spng_ctx_free() and the dimensions passed the limits. */
 static img_status png_open(const uint8_t *b, size_t len, const img_limits *lim,
@@ -217,6 +236,8 @@ static img_status png_open(const uint8_t *b, size_t len, const img_limits *lim,
     s = spng_to_status(e);
     if (s == IMG_OK)
         s = check_dims(ihdr->width, ihdr->height, lim);
+    if (s == IMG_OK)
+        s = png_walk_chunks(b, len);
     if (s != IMG_OK) {
         spng_ctx_free(ctx);
         return s;
@@ -346,6 +367,9 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
     uint8_t *raw = (uint8_t *)rgb + (n * 3 * sizeof(float) - need);
     /* flags 0: tRNS and gAMA are ignored, alpha is dropped below. */
     e = spng_decode_image(ctx, raw, need, fmt, 0);
+    /* Read on to IEND: a file cut after its pixel data is still truncated. */
+    if (e == 0)
+        e = spng_decode_chunks(ctx);
     spng_ctx_free(ctx);
     if (e != 0) {
         free(rgb);
@@ -448,6 +472,9 @@ static img_status decode_png_gray8(const uint8_t *b, size_t len, const img_limit
         return IMG_ERR_NOMEM;
     }
     e = spng_decode_image(ctx, raw, need, fmt, 0);
+    /* Read on to IEND: a file cut after its pixel data is still truncated. */
+    if (e == 0)
+        e = spng_decode_chunks(ctx);
     spng_ctx_free(ctx);
     if (e != 0) {
         free(raw);

@@ -94,11 +94,14 @@ void img_rgbf_free(img_rgbf *im);
 img_status img_probe(const void *buf, size_t len, img_kind *kind /* OUT */,
                      int *w /* OUT */, int *h /* OUT */);
 
-/* Decodes a JPEG (any TurboJPEG colour space: gray, YCbCr, CMYK/YCCK, all
- * converted to RGB) or a PNG (1 to 16 bits, gray, gray+alpha, RGB, RGBA,
- * palette; alpha and tRNS ignored, 16-bit scaled as v / 65535 exactly).
- * limits NULL means img_default_limits(). On IMG_OK *out owns its pixels;
- * on failure *out is zeroed. EXIF orientation is not applied. */
+/* Decodes a JPEG (gray, YCbCr or RGB; CMYK/YCCK read the Adobe way,
+ * R = C * K / 255 on the stored values) or a PNG (1 to 16 bits, gray,
+ * gray+alpha, RGB, RGBA, palette; alpha, tRNS and gAMA ignored, 16-bit
+ * scaled as v / 65535 exactly). A JPEG that runs out of data is
+ * IMG_ERR_TRUNCATED (libjpeg would pad it with gray); other libjpeg warnings
+ * are tolerated. A PNG must reach a complete IEND. limits NULL means
+ * img_default_limits(). On IMG_OK *out owns its pixels; on failure *out is
+ * zeroed. EXIF orientation is not applied. */
 img_status img_decode(const void *buf, size_t len, const img_limits *limits,
                       img_rgbf *out /* OUT */);
 

@@ -174,7 +174,7 @@ char *mp_render(const mp_gauges *g, size_t *len)
     sb_printf(&b, "# HELP cfa_http_request_duration_seconds Request latency by route.\n"
                   "# TYPE cfa_http_request_duration_seconds histogram\n");
     for (int i = 0; i < n_lat; i++) {
-        snprintf(labels, sizeof labels, "route=\"%s\"", lat[i].route);
+        snprintf(labels, sizeof labels, "route=\"%.63s\"", lat[i].route);
         hist_out(&b, "cfa_http_request_duration_seconds", labels, &lat[i], LAT_BUCKETS,
                  N_LAT);
     }

@@ -8,7 +8,7 @@
 if(CMAKE_SCRIPT_MODE_FILE AND DEFINED CFA_MIGRATIONS_OUT)
   file(GLOB _mig "${CFA_MIGRATIONS_DIR}/[0-9]*.sql")
   list(SORT _mig)
-  set(_body "/* Generated from migrations/*.sql by server/store.cmake. Do not edit. */\n")
+  set(_body "/* Generated from migrations/NNN_name.sql by server/store.cmake. Do not edit. */\n")
   string(APPEND _body "#include <stddef.h>\n\nstruct store_migration { int version; const char *name; const char *sql; };\n\n")
   set(_entries "")
   set(_i 0)
@@ -49,10 +49,7 @@ add_custom_command(
   COMMENT "Embedding SQL migrations"
   VERBATIM)
 
-add_library(cfa_sha256 STATIC ${CMAKE_CURRENT_LIST_DIR}/sha256.c)
-target_include_directories(cfa_sha256 PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-set_target_properties(cfa_sha256 PROPERTIES POSITION_INDEPENDENT_CODE ON)
-
+# cfa_sha256 (the one SHA-256 of the project) is defined in core/.
 add_library(cfa_store STATIC ${CMAKE_CURRENT_LIST_DIR}/store.c "${_cfa_mig_c}")
 target_include_directories(cfa_store PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(cfa_store PUBLIC cfa_sha256 PkgConfig::SQLITE3 Threads::Threads)

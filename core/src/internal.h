@@ -5,6 +5,7 @@
 #define CFA_INTERNAL_H
 
 #include "cfa.h"
+#include "sha256.h"
 
 #include <memory>
 #include <string>
@@ -42,10 +43,7 @@ std::string cfa_params_check(const cfa_params &p);
 /* model_io.cpp: parse without touching libtorch (no tensors attached). */
 cfa_status cfa_model_parse(const void *buf, size_t len, cfa_model **out);
 
-/* sha256.cpp */
-void cfa_sha256(const void *data, size_t len, unsigned char out[32]);
-std::string cfa_sha256_hex(const unsigned char digest[32]);
-/* Hash of a file's contents; "" on I/O error. */
+/* status.cpp: hash of a file's contents as 64 hex chars; "" on I/O error. */
 std::string cfa_sha256_file(const char *path);
 
 #endif

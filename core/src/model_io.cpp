@@ -170,8 +170,8 @@ extern "C" cfa_status cfa_model_save(const cfa_model *m, void **buf, size_t *len
         w.floats(m->weight);
         w.floats(m->bias);
         w.floats(m->bank);
-        unsigned char digest[32];
-        cfa_sha256(w.b.data(), w.b.size(), digest);
+        uint8_t digest[SHA256_DIGEST_LEN];
+        sha256(w.b.data(), w.b.size(), digest);
         w.bytes(digest, 32);
 
         void *out = malloc(w.b.size());
@@ -194,8 +194,8 @@ cfa_status cfa_model_parse(const void *buf, size_t len, cfa_model **out)
     try {
         if (len < 8 + 4 + 4 + 32 || memcmp(buf, MAGIC, 8) != 0)
             return cfa_fail(CFA_ERR_FORMAT, "not a CFA model artefact (bad magic or too short)");
-        unsigned char digest[32];
-        cfa_sha256(buf, len - 32, digest);
+        uint8_t digest[SHA256_DIGEST_LEN];
+        sha256(buf, len - 32, digest);
         if (memcmp(digest, (const unsigned char *)buf + len - 32, 32) != 0)
             return cfa_fail(CFA_ERR_CHECKSUM, "model artefact checksum mismatch (corrupt or truncated)");
         Reader r(buf, len - 32);

@@ -124,6 +124,28 @@ std::string cfa_params_check(const cfa_params &p)
     return "";
 }
 
+std::string cfa_sha256_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return "";
+    sha256_ctx c;
+    sha256_init(&c);
+    std::vector<unsigned char> buf(1 << 20);
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), f)) > 0)
+        sha256_update(&c, buf.data(), n);
+    bool err = ferror(f) != 0;
+    fclose(f);
+    if (err)
+        return "";
+    uint8_t d[SHA256_DIGEST_LEN];
+    sha256_final(&c, d);
+    char hex[SHA256_HEX_LEN];
+    sha256_hex(d, sizeof d, hex);
+    return hex;
+}
+
 extern "C" void cfa_model_geometry(const cfa_params *p, int *model_h, int *model_w)
 {
     *model_h = p->crop_h ? p->crop_h : p->resize_h;

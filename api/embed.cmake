@@ -1,0 +1,18 @@
+# embed.cmake - run as `cmake -DIN=file -DOUT=file.c -P embed.cmake`: writes
+# IN as a NUL-terminated byte array api_openapi_json[] into OUT.
+file(READ "${IN}" _hex HEX)
+string(LENGTH "${_hex}" _n)
+math(EXPR _n "${_n} / 2")
+string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," _arr "${_hex}")
+string(REGEX REPLACE "((0x..,){16})" "\\1\n    " _arr "${_arr}")
+set(_body "/* Generated from api/openapi.json by api/embed.cmake. Do not edit. */\n#include <stddef.h>\n")
+string(APPEND _body "const unsigned char api_openapi_json[] = {\n    ${_arr}0x00};\n")
+string(APPEND _body "const size_t api_openapi_json_len = ${_n};\n")
+if(EXISTS "${OUT}")
+  file(READ "${OUT}" _old)
+else()
+  set(_old "")
+endif()
+if(NOT _old STREQUAL _body)
+  file(WRITE "${OUT}" "${_body}")
+endif()

@@ -1,0 +1,726 @@
+/* cli.c - `cfa`: train, evaluate and run CFA models on MVTec-layout folders.
+ *
+ *   cfa train --data DIR --out MODEL [settings]
+ *   cfa eval  --data DIR [--model MODEL | settings] [--json]
+ *   cfa infer --model MODEL IMAGE [--heatmap OUT.png] [--map OUT.png]
+ *
+ * Uses core/ (the engine) and server/'s codecs and metrics, never api/. */
+#define _GNU_SOURCE
+#include "cfa.h"
+#include "heatmap.h"
+#include "image.h"
+#include "metrics.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *data;
+    const char *model_in;
+    const char *model_out;
+    const char *backbone;
+    const char *device;
+    const char *heatmap_out;
+    const char *map_out;
+    const char *image;
+    int threads;
+    int max_train;
+    int infer_batch;
+    int json;
+    int quiet;
+    cfa_params p;
+} cli_opts;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cfa: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = xmalloc(n);
+    snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+static long parse_long(const char *flag, const char *v, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        die("%s: expected an integer in %ld..%ld, got '%s'", flag, lo, hi, v);
+    return x;
+}
+
+static float parse_float(const char *flag, const char *v)
+{
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || end == v || *end || !isfinite(x))
+        die("%s: expected a number, got '%s'", flag, v);
+    return x;
+}
+
+/* "H" or "HxW" */
+static void parse_size(const char *flag, const char *v, int *h, int *w)
+{
+    const char *x = strchr(v, 'x');
+    if (!x) {
+        *h = *w = (int)parse_long(flag, v, 0, 4096);
+        return;
+    }
+    char buf[32];
+    size_t n = (size_t)(x - v);
+    if (n >= sizeof buf)
+        die("%s: malformed size '%s'", flag, v);
+    memcpy(buf, v, n);
+    buf[n] = 0;
+    *h = (int)parse_long(flag, buf, 0, 4096);
+    *w = (int)parse_long(flag, x + 1, 0, 4096);
+}
+
+static int is_image_name(const char *n)
+{
+    const char *dot = strrchr(n, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted entries of a directory: image files, or sub-directories. */
+static char **list_dir(const char *dir, int want_dirs, int *count)
+{
+    DIR *d = opendir(dir);
+    *count = 0;
+    if (!d)
+        return NULL;
+    size_t cap = 64, n = 0;
+    char **v = xmalloc(cap * sizeof *v);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *full = path_join(dir, e->d_name);
+        struct stat st;
+        int ok = stat(full, &st) == 0 &&
+                 (want_dirs ? S_ISDIR(st.st_mode) : (S_ISREG(st.st_mode) && is_image_name(e->d_name)));
+        free(full);
+        if (!ok)
+            continue;
+        if (n == cap)
+            v = realloc(v, (cap *= 2) * sizeof *v);
+        if (!v)
+            die("out of memory");
+        v[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(v, n, sizeof *v, cmp_str);
+    *count = (int)n;
+    return v;
+}
+
+static void free_list(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* ---- training images through the engine's callback ---- */
+typedef struct {
+    char **paths;
+    int n;
+    img_rgbf *held;
+} file_source;
+
+static int src_get(void *user, int i, cfa_image *out)
+{
+    file_source *fs = user;
+    img_status s = img_load_file(fs->paths[i], NULL, &fs->held[i]);
+    if (s != IMG_OK) {
+        fprintf(stderr, "cfa: %s: %s\n", fs->paths[i], img_status_str(s));
+        return -1;
+    }
+    out->width = fs->held[i].width;
+    out->height = fs->held[i].height;
+    out->rgb = fs->held[i].rgb;
+    return 0;
+}
+
+static void src_release(void *user, int i, cfa_image *img)
+{
+    (void)img;
+    img_rgbf_free(&((file_source *)user)->held[i]);
+}
+
+static void on_progress(const cfa_progress *p, void *user)
+{
+    const cli_opts *o = user;
+    static const char *last_phase = NULL;
+    static int last_epoch = -1;
+    if (o->quiet)
+        return;
+    if (p->phase != last_phase || p->epoch != last_epoch || !strcmp(p->phase, "done")) {
+        if (!strcmp(p->phase, "epochs"))
+            fprintf(stderr, "  epoch %d/%d loss %.5f (%.1f s)\n", p->epoch, p->epochs, p->loss, p->epoch_seconds);
+        else if (!strcmp(p->phase, "bank"))
+            fprintf(stderr, "  features done (%.1f s), building memory bank\n", p->feature_seconds);
+        last_phase = p->phase;
+        last_epoch = p->epoch;
+    }
+}
+
+static cfa_backbone *load_backbone(const cli_opts *o)
+{
+    cfa_backbone *bb = NULL;
+    if (cfa_backbone_load(o->backbone, o->device, &bb) != CFA_OK)
+        die("backbone %s: %s", o->backbone, cfa_last_error());
+    return bb;
+}
+
+typedef struct {
+    double feature_seconds, epoch_seconds, train_seconds;
+    int n_train;
+} train_stats;
+
+/* Progress sink that also records the time split. */
+typedef struct {
+    const cli_opts *o;
+    double feature_seconds, epoch_seconds;
+} split_rec;
+
+static void on_progress_split(const cfa_progress *p, void *user)
+{
+    split_rec *r = user;
+    r->feature_seconds = p->feature_seconds;
+    r->epoch_seconds = p->epoch_seconds;
+    on_progress(p, (void *)r->o);
+}
+
+static cfa_model *train_split(cfa_backbone *bb, const cli_opts *o, train_stats *ts)
+{
+    char *dir = path_join(o->data, "train/good");
+    int n = 0;
+    char **names = list_dir(dir, 0, &n);
+    if (!names || n == 0)
+        die("no training images in %s", dir);
+    int total = n;
+    if (o->max_train > 0 && n > o->max_train)
+        n = o->max_train;
+    file_source fs = {xmalloc(n * sizeof(char *)), n, calloc(n, sizeof(img_rgbf))};
+    for (int i = 0; i < n; i++)
+        fs.paths[i] = path_join(dir, names[i]);
+    cfa_image_source src = {n, src_get, src_release, &fs};
+    if (!o->quiet)
+        fprintf(stderr, "training on %d of %d images in %s, %d epochs\n", n, total, dir, o->p.epochs);
+    split_rec rec = {o, 0, 0};
+    double t0 = now_s();
+    cfa_model *m = NULL;
+    cfa_status s = cfa_train(bb, &o->p, &src, on_progress_split, &rec, NULL, &m);
+    ts->train_seconds = now_s() - t0;
+    if (s != CFA_OK)
+        die("training failed: %s", cfa_last_error());
+    ts->n_train = n;
+    ts->feature_seconds = rec.feature_seconds;
+    ts->epoch_seconds = rec.epoch_seconds;
+    for (int i = 0; i < n; i++)
+        free(fs.paths[i]);
+    free(fs.paths);
+    free(fs.held);
+    free_list(names, total);
+    free(dir);
+    return m;
+}
+
+static void *read_all(const char *path, size_t *len)
+{
+    void *buf = NULL;
+    img_status s = img_read_file(path, (size_t)4 << 30, &buf, len);
+    if (s != IMG_OK)
+        die("%s: %s", path, img_status_str(s));
+    return buf;
+}
+
+static cfa_model *load_model(const char *path, const cfa_backbone *bb)
+{
+    size_t len = 0;
+    void *buf = read_all(path, &len);
+    cfa_model *m = NULL;
+    if (cfa_model_load(buf, len, bb, &m) != CFA_OK)
+        die("model %s: %s", path, cfa_last_error());
+    free(buf);
+    return m;
+}
+
+static void save_model(const cfa_model *m, const char *path)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (cfa_model_save(m, &buf, &len) != CFA_OK)
+        die("cannot serialise model: %s", cfa_last_error());
+    size_t n = strlen(path) + 16;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f || fwrite(buf, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0)
+        die("cannot write %s: %s", tmp, strerror(errno));
+    if (rename(tmp, path) != 0)
+        die("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    free(tmp);
+    cfa_free(buf);
+}
+
+static json_t *settings_json(const cfa_params *p)
+{
+    return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:i,s:i,s:f,s:f,s:f,s:I,s:b}",
+                     "resize_h", p->resize_h, "resize_w", p->resize_w, "crop_h", p->crop_h, "crop_w",
+                     p->crop_w, "gamma_c", p->gamma_c, "gamma_d", p->gamma_d, "bank",
+                     p->bank == CFA_BANK_EMA ? "ema" : "mean", "ema_beta", (double)p->ema_beta,
+                     "kmeans_iters", p->kmeans_iters, "K", p->K, "J", p->J, "r", (double)p->r, "alpha",
+                     (double)p->alpha, "loss_scale", (double)p->loss_scale, "epochs", p->epochs,
+                     "batch_size", p->batch_size, "lr", (double)p->lr, "weight_decay",
+                     (double)p->weight_decay, "blur_sigma", (double)p->blur_sigma, "seed",
+                     (json_int_t)p->seed, "feature_half", p->feature_half);
+}
+
+/* ---- eval ---- */
+typedef struct {
+    char *path;
+    char *mask_path; /* NULL for good images */
+    char *name;      /* defect/file, for reports */
+    int label;
+} test_item;
+
+static test_item *list_test(const char *data, int *count)
+{
+    char *tdir = path_join(data, "test");
+    int nd = 0;
+    char **defects = list_dir(tdir, 1, &nd);
+    if (!defects || nd == 0)
+        die("no test folders in %s", tdir);
+    size_t cap = 64, n = 0;
+    test_item *v = xmalloc(cap * sizeof *v);
+    for (int d = 0; d < nd; d++) {
+        char *ddir = path_join(tdir, defects[d]);
+        int nf = 0;
+        char **files = list_dir(ddir, 0, &nf);
+        int good = strcmp(defects[d], "good") == 0;
+        for (int f = 0; f < nf; f++) {
+            if (n == cap && !(v = realloc(v, (cap *= 2) * sizeof *v)))
+                die("out of memory");
+            test_item *it = &v[n++];
+            it->path = path_join(ddir, files[f]);
+            size_t nl = strlen(defects[d]) + strlen(files[f]) + 2;
+            it->name = xmalloc(nl);
+            snprintf(it->name, nl, "%s/%s", defects[d], files[f]);
+            it->label = !good;
+            it->mask_path = NULL;
+            if (!good) {
+                char stem[PATH_MAX];
+                snprintf(stem, sizeof stem, "%s", files[f]);
+                char *dot = strrchr(stem, '.');
+                if (dot)
+                    *dot = 0;
+                char rel[PATH_MAX + 64];
+                snprintf(rel, sizeof rel, "ground_truth/%s/%s_mask.png", defects[d], stem);
+                it->mask_path = path_join(data, rel);
+            }
+        }
+        free_list(files, nf);
+        free(ddir);
+    }
+    free_list(defects, nd);
+    free(tdir);
+    *count = (int)n;
+    return v;
+}
+
+static int cmd_eval(cli_opts *o)
+{
+    if (!o->data)
+        die("eval: --data DIR is required");
+    cfa_backbone *bb = load_backbone(o);
+    train_stats ts = {0, 0, 0, 0};
+    cfa_model *m;
+    if (o->model_in) {
+        m = load_model(o->model_in, bb);
+        o->p = cfa_model_params(m);
+    } else {
+        m = train_split(bb, o, &ts);
+    }
+    const cfa_params mp = cfa_model_params(m);
+    int mh, mw;
+    cfa_model_geometry(&mp, &mh, &mw);
+
+    int n = 0;
+    test_item *items = list_test(o->data, &n);
+    float *scores = xmalloc(n * sizeof(float));
+    uint8_t *labels = xmalloc(n);
+    const size_t npx = (size_t)mh * mw;
+    float *pix_scores = xmalloc((size_t)n * npx * sizeof(float));
+    uint8_t *pix_labels = xmalloc((size_t)n * npx);
+    const float **maps = xmalloc(n * sizeof(float *));
+    const uint8_t **masks = xmalloc(n * sizeof(uint8_t *));
+    int *ws = xmalloc(n * sizeof(int)), *hs = xmalloc(n * sizeof(int));
+
+    const int B = o->infer_batch > 0 ? o->infer_batch : 1;
+    double t_model = 0;
+    img_rgbf *imgs = xmalloc(B * sizeof(img_rgbf));
+    cfa_image *cimgs = xmalloc(B * sizeof(cfa_image));
+    cfa_result *res = xmalloc(B * sizeof(cfa_result));
+    for (int s = 0; s < n; s += B) {
+        int bn = n - s < B ? n - s : B;
+        for (int i = 0; i < bn; i++) {
+            img_status st = img_load_file(items[s + i].path, NULL, &imgs[i]);
+            if (st != IMG_OK)
+                die("%s: %s", items[s + i].path, img_status_str(st));
+            cimgs[i] = (cfa_image){imgs[i].width, imgs[i].height, imgs[i].rgb};
+        }
+        double t0 = now_s();
+        if (cfa_score(bb, m, cimgs, bn, res) != CFA_OK)
+            die("scoring failed: %s", cfa_last_error());
+        t_model += now_s() - t0;
+        for (int i = 0; i < bn; i++) {
+            int k = s + i;
+            scores[k] = res[i].score;
+            labels[k] = (uint8_t)items[k].label;
+            memcpy(pix_scores + (size_t)k * npx, res[i].model_map, npx * sizeof(float));
+            uint8_t *mdst = pix_labels + (size_t)k * npx;
+            if (items[k].mask_path) {
+                int w = 0, h = 0;
+                uint8_t *mask = NULL;
+                img_status st = img_load_file_gray8(items[k].mask_path, NULL, &w, &h, &mask);
+                if (st != IMG_OK)
+                    die("%s: %s", items[k].mask_path, img_status_str(st));
+                cfa_mask_to_model(&mp, mask, w, h, mdst);
+                for (size_t j = 0; j < npx; j++)
+                    mdst[j] = mdst[j] > 127;
+                free(mask);
+            } else {
+                memset(mdst, 0, npx);
+            }
+            maps[k] = pix_scores + (size_t)k * npx;
+            masks[k] = mdst;
+            ws[k] = mw;
+            hs[k] = mh;
+            cfa_result_clear(&res[i]);
+            img_rgbf_free(&imgs[i]);
+        }
+    }
+    double i_auroc = metrics_auroc(scores, labels, (size_t)n);
+    double p_auroc = metrics_auroc(pix_scores, pix_labels, (size_t)n * npx);
+    double aupro = metrics_aupro(maps, masks, ws, hs, n, 0.3);
+    double ips = t_model > 0 ? n / t_model : 0;
+
+    printf("images: %d train, %d test (%d defective)\n", ts.n_train, n,
+           (int)({ int c = 0; for (int i = 0; i < n; i++) c += labels[i]; c; }));
+    printf("I-AUROC %.4f  P-AUROC %.4f  AUPRO(0.3) %.4f\n", i_auroc, p_auroc, aupro);
+    if (!o->model_in)
+        printf("training %.1f s (features %.1f s, bank + epochs %.1f s)\n", ts.train_seconds,
+               ts.feature_seconds, ts.epoch_seconds);
+    printf("inference %.2f images/s (batch %d, model time only)\n", ips, B);
+    if (o->json) {
+        json_t *per = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(per, json_pack("{s:s,s:f,s:i}", "image", items[i].name, "score",
+                                                 (double)scores[i], "label", labels[i]));
+        json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:i,s:i,s:o,s:o,s:s}", "image_auroc", i_auroc,
+                              "pixel_auroc", p_auroc, "aupro", aupro, "train_seconds", ts.train_seconds,
+                              "feature_seconds", ts.feature_seconds, "epoch_seconds", ts.epoch_seconds,
+                              "infer_images_per_s", ips, "n_train", ts.n_train, "n_test", n, "infer_batch", B,
+                              "settings", settings_json(&mp), "scores", per, "backbone_sha256",
+                              cfa_backbone_sha256(bb));
+        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    }
+    for (int i = 0; i < n; i++) {
+        free(items[i].path);
+        free(items[i].mask_path);
+        free(items[i].name);
+    }
+    free(items);
+    free(scores);
+    free(labels);
+    free(pix_scores);
+    free(pix_labels);
+    free(maps);
+    free(masks);
+    free(ws);
+    free(hs);
+    free(imgs);
+    free(cimgs);
+    free(res);
+    cfa_model_free(m);
+    cfa_backbone_free(bb);
+    return 0;
+}
+
+static int cmd_train(cli_opts *o)
+{
+    if (!o->data || !o->model_out)
+        die("train: --data DIR and --out MODEL are required");
+    cfa_backbone *bb = load_backbone(o);
+    train_stats ts;
+    cfa_model *m = train_split(bb, o, &ts);
+    save_model(m, o->model_out);
+    printf("wrote %s: %d centres x %d channels, loss %.5f, %.1f s (features %.1f s, bank + epochs %.1f s)\n",
+           o->model_out, cfa_model_bank_size(m), cfa_model_channels(m), cfa_model_train_loss(m),
+           ts.train_seconds, ts.feature_seconds, ts.epoch_seconds);
+    cfa_model_free(m);
+    cfa_backbone_free(bb);
+    return 0;
+}
+
+static void write_file(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0)
+        die("cannot write %s: %s", path, strerror(errno));
+}
+
+static int cmd_infer(cli_opts *o)
+{
+    if (!o->model_in || !o->image)
+        die("infer: --model MODEL and an IMAGE are required");
+    cfa_backbone *bb = load_backbone(o);
+    cfa_model *m = load_model(o->model_in, bb);
+    img_rgbf img;
+    img_status st = img_load_file(o->image, NULL, &img);
+    if (st != IMG_OK)
+        die("%s: %s", o->image, img_status_str(st));
+    cfa_image ci = {img.width, img.height, img.rgb};
+    cfa_result r;
+    double t0 = now_s();
+    if (cfa_score(bb, m, &ci, 1, &r) != CFA_OK)
+        die("scoring failed: %s", cfa_last_error());
+    double dt = now_s() - t0;
+    size_t npx = (size_t)r.width * r.height;
+    float map_max = 0;
+    for (size_t i = 0; i < npx; i++)
+        map_max = r.map[i] > map_max ? r.map[i] : map_max;
+    if (o->heatmap_out) {
+        uint8_t *rgb = xmalloc(npx * 3);
+        heatmap_render(r.map, r.width, r.height, &img, 0.0f, map_max, rgb);
+        void *png = NULL;
+        size_t len = 0;
+        if (png_encode_rgb8(rgb, r.width, r.height, &png, &len) != IMG_OK)
+            die("PNG encoding failed");
+        write_file(o->heatmap_out, png, len);
+        free(png);
+        free(rgb);
+    }
+    if (o->map_out) {
+        uint16_t *px = xmalloc(npx * sizeof(uint16_t));
+        heatmap_map16(r.map, npx, map_max, px);
+        void *png = NULL;
+        size_t len = 0;
+        if (png_encode_gray16(px, r.width, r.height, &png, &len) != IMG_OK)
+            die("PNG encoding failed");
+        write_file(o->map_out, png, len);
+        free(png);
+        free(px);
+    }
+    json_t *j = json_pack("{s:s,s:f,s:f,s:i,s:i,s:f}", "image", o->image, "score", (double)r.score, "map_max",
+                          (double)map_max, "width", r.width, "height", r.height, "model_ms", dt * 1000.0);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    printf("%s\n", s);
+    free(s);
+    json_decref(j);
+    cfa_result_clear(&r);
+    img_rgbf_free(&img);
+    cfa_model_free(m);
+    cfa_backbone_free(bb);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage:\n"
+          "  cfa train --data DIR --out MODEL [settings]\n"
+          "  cfa eval  --data DIR [--model MODEL | settings] [--json] [--infer-batch N]\n"
+          "  cfa infer --model MODEL IMAGE [--heatmap OUT.png] [--map OUT.png]\n"
+          "\n"
+          "DIR is an MVTec-layout folder: train/good, test/<type>, ground_truth/<type>/<stem>_mask.png.\n"
+          "\n"
+          "common:\n"
+          "  --backbone PATH     TorchScript backbone (default $CFA_BACKBONE or ~/.cache/cfa/resnet50_imagenet.pt)\n"
+          "  --device DEV        cpu (default) or cuda:N\n"
+          "  --threads N         libtorch intra-op threads (default: all cores)\n"
+          "  --max-train N       train on the first N images of train/good (name order)\n"
+          "  --quiet             no progress on stderr\n"
+          "settings (the paper's values are the defaults):\n"
+          "  --resize H[xW]      resize before cropping (256)\n"
+          "  --crop H[xW]        centre crop, 0 = none (224)\n"
+          "  --gamma-c N         bank size = patches / N (1)\n"
+          "  --gamma-d N         descriptor channels = 1792 / N (1)\n"
+          "  --bank mean|ema     memory bank: per-position mean + k-means, or Algorithm 1 (mean)\n"
+          "  --ema-beta X        Algorithm 1's EMA factor (0.9)\n"
+          "  --kmeans-iters N    (30)\n"
+          "  --K N, --J N        nearest / hard-negative neighbours (3, 3)\n"
+          "  --r X, --alpha X    radius (1e-5), repulsion margin (0.1)\n"
+          "  --epochs N          (30)   --batch N (4)   --lr X (1e-3)   --wd X (5e-4)\n"
+          "  --sigma X           Gaussian blur of the map (4)\n"
+          "  --seed N            (1024)\n"
+          "  --feature-half      cache training features in float16\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    o.p = cfa_default_params();
+    o.device = "cpu";
+    o.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env_bb = getenv("CFA_BACKBONE");
+    static char default_bb[PATH_MAX];
+    if (env_bb && *env_bb) {
+        o.backbone = env_bb;
+    } else {
+        const char *cache = getenv("CFA_CACHE_DIR");
+        if (cache && *cache)
+            snprintf(default_bb, sizeof default_bb, "%s/resnet50_imagenet.pt", cache);
+        else
+            snprintf(default_bb, sizeof default_bb, "%s/.cache/cfa/resnet50_imagenet.pt",
+                     getenv("HOME") ? getenv("HOME") : ".");
+        o.backbone = default_bb;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+#define NEXT() (i + 1 < argc ? argv[++i] : (die("%s needs a value", a), (const char *)NULL))
+        if (!strcmp(a, "--data"))
+            o.data = NEXT();
+        else if (!strcmp(a, "--model"))
+            o.model_in = NEXT();
+        else if (!strcmp(a, "--out"))
+            o.model_out = NEXT();
+        else if (!strcmp(a, "--backbone"))
+            o.backbone = NEXT();
+        else if (!strcmp(a, "--device"))
+            o.device = NEXT();
+        else if (!strcmp(a, "--heatmap"))
+            o.heatmap_out = NEXT();
+        else if (!strcmp(a, "--map"))
+            o.map_out = NEXT();
+        else if (!strcmp(a, "--threads"))
+            o.threads = (int)parse_long(a, NEXT(), 1, 1024);
+        else if (!strcmp(a, "--max-train"))
+            o.max_train = (int)parse_long(a, NEXT(), 1, INT_MAX);
+        else if (!strcmp(a, "--infer-batch"))
+            o.infer_batch = (int)parse_long(a, NEXT(), 1, 256);
+        else if (!strcmp(a, "--json"))
+            o.json = 1;
+        else if (!strcmp(a, "--quiet"))
+            o.quiet = 1;
+        else if (!strcmp(a, "--resize"))
+            parse_size(a, NEXT(), &o.p.resize_h, &o.p.resize_w);
+        else if (!strcmp(a, "--crop"))
+            parse_size(a, NEXT(), &o.p.crop_h, &o.p.crop_w);
+        else if (!strcmp(a, "--gamma-c"))
+            o.p.gamma_c = (int)parse_long(a, NEXT(), 1, 1024);
+        else if (!strcmp(a, "--gamma-d"))
+            o.p.gamma_d = (int)parse_long(a, NEXT(), 1, 1024);
+        else if (!strcmp(a, "--bank")) {
+            const char *v = NEXT();
+            if (!strcmp(v, "mean"))
+                o.p.bank = CFA_BANK_MEAN;
+            else if (!strcmp(v, "ema"))
+                o.p.bank = CFA_BANK_EMA;
+            else
+                die("--bank: expected mean or ema, got '%s'", v);
+        } else if (!strcmp(a, "--ema-beta"))
+            o.p.ema_beta = parse_float(a, NEXT());
+        else if (!strcmp(a, "--kmeans-iters"))
+            o.p.kmeans_iters = (int)parse_long(a, NEXT(), 0, 10000);
+        else if (!strcmp(a, "--K"))
+            o.p.K = (int)parse_long(a, NEXT(), 1, 64);
+        else if (!strcmp(a, "--J"))
+            o.p.J = (int)parse_long(a, NEXT(), 0, 64);
+        else if (!strcmp(a, "--r"))
+            o.p.r = parse_float(a, NEXT());
+        else if (!strcmp(a, "--alpha"))
+            o.p.alpha = parse_float(a, NEXT());
+        else if (!strcmp(a, "--epochs"))
+            o.p.epochs = (int)parse_long(a, NEXT(), 0, 100000);
+        else if (!strcmp(a, "--batch"))
+            o.p.batch_size = (int)parse_long(a, NEXT(), 1, 1024);
+        else if (!strcmp(a, "--lr"))
+            o.p.lr = parse_float(a, NEXT());
+        else if (!strcmp(a, "--wd"))
+            o.p.weight_decay = parse_float(a, NEXT());
+        else if (!strcmp(a, "--sigma"))
+            o.p.blur_sigma = parse_float(a, NEXT());
+        else if (!strcmp(a, "--seed"))
+            o.p.seed = (uint64_t)parse_long(a, NEXT(), 0, LONG_MAX);
+        else if (!strcmp(a, "--feature-half"))
+            o.p.feature_half = 1;
+        else if (a[0] != '-' && !o.image && !strcmp(cmd, "infer"))
+            o.image = a;
+        else
+            die("unknown argument '%s' (see cfa --help)", a);
+#undef NEXT
+    }
+    cfa_set_threads(o.threads);
+    if (!strcmp(cmd, "train"))
+        return cmd_train(&o);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(&o);
+    if (!strcmp(cmd, "infer"))
+        return cmd_infer(&o);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,76 @@
+/* fuzz_image.c - libFuzzer harness for the image decoders (server/image.c)
+ * and, on what decodes, the PNG encoder (server/png_encode.c).
+ *
+ * Invariants checked: no crash or sanitizer report on any input; decoded
+ * dimensions within the limits and equal to what img_probe() read; every
+ * float in [0, 1]; an 8-bit gray image survives a PNG encode/decode round
+ * trip unchanged. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Small limits keep each run fast; min_side 1 lets tiny images through. */
+static img_limits fuzz_limits(void)
+{
+    img_limits l;
+    l.max_width = 1024;
+    l.max_height = 1024;
+    l.max_pixels = 256 * 1024;
+    l.min_side = 1;
+    return l;
+}
+
+static void check(int ok)
+{
+    if (!ok)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    img_limits lim = fuzz_limits();
+    img_kind kind;
+    int pw = 0, ph = 0;
+    img_status ps = img_probe(data, size, &kind, &pw, &ph);
+    check(img_status_str(ps) != NULL);
+
+    img_rgbf im;
+    img_status s = img_decode(data, size, &lim, &im);
+    if (s == IMG_OK) {
+        check(ps == IMG_OK && im.width == pw && im.height == ph);
+        check(im.width <= lim.max_width && im.height <= lim.max_height);
+        size_t n = (size_t)im.width * (size_t)im.height * 3;
+        for (size_t i = 0; i < n; i++)
+            check(im.rgb[i] >= 0.0f && im.rgb[i] <= 1.0f);
+        img_rgbf_free(&im);
+    } else {
+        check(im.rgb == NULL);
+    }
+
+    int w, h;
+    uint8_t *g8;
+    s = img_decode_gray8(data, size, &lim, &w, &h, &g8);
+    if (s == IMG_OK) {
+        check(w == pw && h == ph);
+        if ((size_t)w * (size_t)h <= 4096) {
+            void *png;
+            size_t len;
+            check(png_encode_gray8(g8, w, h, &png, &len) == IMG_OK);
+            int w2, h2;
+            uint8_t *back;
+            check(img_decode_gray8(png, len, &lim, &w2, &h2, &back) == IMG_OK);
+            check(w2 == w && h2 == h && memcmp(back, g8, (size_t)w * (size_t)h) == 0);
+            free(back);
+            free(png);
+        }
+        free(g8);
+    } else {
+        check(g8 == NULL);
+    }
+    return 0;
+}

@@ -1,0 +1,19 @@
+# integration.cmake - the real daemon on a loopback port, real SQLite, real
+# images and the real backbone (skipped with code 77 when the backbone or the
+# data set is missing). Driver: Python 3 standard library only.
+if(TARGET cfa-server)
+  find_program(CFA_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+  if(NOT CFA_PYTHON3)
+    find_program(CFA_PYTHON3 python3)
+  endif()
+  add_test(NAME integration_api
+           COMMAND ${CFA_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_api.py
+                   --server $<TARGET_FILE:cfa-server>
+                   --backbone ${CFA_BACKBONE_PATH}
+                   --data ${CFA_TEST_DATA_DIR})
+  set_tests_properties(integration_api PROPERTIES
+                       LABELS integration
+                       TIMEOUT 1800
+                       SKIP_RETURN_CODE 77
+                       ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+endif()
