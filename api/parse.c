@@ -334,6 +334,17 @@ static void parse_part_headers(const char *h, size_t len, mp_part *part)
     }
 }
 
+/* 1 if p (just after "--boundary") ends a delimiter line: "--" (close), or
+ * optional whitespace and a line break. Anything else is part data. */
+static int delim_line(const uint8_t *p, const uint8_t *end)
+{
+    if (end - p >= 2 && p[0] == '-' && p[1] == '-')
+        return 1;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p < end && (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n'));
+}
+
 mp_status mp_parse(const uint8_t *body, size_t len, const char *boundary,
                    mp_part *parts, int max_parts, int *n_parts)
 {
@@ -398,11 +409,7 @@ mp_status mp_parse(const uint8_t *body, size_t len, const char *boundary,
             const uint8_t *f = memmem(q, (size_t)(end - q), delim, dlen);
             if (f == NULL)
                 break;
-            if (f > data && f[-1] == '\n') {
-                next = f;
-                break;
-            }
-            if (f == data && f > body && f[-1] == '\n') {
+            if (f > body && f[-1] == '\n' && delim_line(f + dlen, end)) {
                 next = f;
                 break;
             }

@@ -509,7 +509,6 @@ static enum MHD_Result h_image_upload(hreq *r)
                            ct[0] ? ct : "no Content-Type");
     }
     json_t *arr = json_array();
-    int created_any = 0;
     for (int i = 0; i < n; i++) {
         store_image_t im;
         int created = 0;
@@ -521,7 +520,6 @@ static enum MHD_Result h_image_upload(hreq *r)
             ret = store_fail(r, ss, "product", r->params[0]);
             goto out;
         }
-        created_any |= created;
         json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:b}", "id", im.sha256, "width",
                                              im.width, "height", im.height, "created",
                                              created));
@@ -723,6 +721,25 @@ static enum MHD_Result h_model_activate(hreq *r)
     return ret;
 }
 
+/* Extension: the serialised model (cfa_model_save format), to move models
+ * between replicas or to score with the CLI (`cfa eval --model`). */
+static enum MHD_Result h_model_artifact(hreq *r)
+{
+    long long v;
+    store_model_t m;
+    memset(&m, 0, sizeof m);
+    if (parse_int_range(r->params[1], 1, INT64_MAX, &v) != 0)
+        return reply_error(r, 404, "not_found", "no such model version: %s", r->params[1]);
+    store_status ss = store_model_get(r->ctx->st, r->params[0], (int64_t)v, &m);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "model version", r->params[1]);
+    void *blob = m.blob;
+    size_t len = m.blob_len;
+    m.blob = NULL;
+    store_model_clear(&m);
+    return reply_bytes(r, 200, "application/octet-stream", blob, len);
+}
+
 static enum MHD_Result h_threshold(hreq *r)
 {
     int ok;
@@ -902,7 +919,7 @@ static enum MHD_Result h_inspect(hreq *r)
         ss = store_inspection_insert(c->st, &ins);
     if (ss != STORE_OK)
         fprintf(stderr, "api: audit row for %s not written: %s\n", ins.id, store_strerror(ss));
-    if (have_images && c->cfg->retention > 0 && atomic_fetch_add(&inspections_since_prune, 1) % 64 == 63)
+    if (have_images && c->cfg->retention > 0 && atomic_fetch_add(&inspections_since_prune, 1) % 16 == 15)
         store_inspections_prune(c->st, c->cfg->retention, NULL);
 
     json_t *o = inspection_json(&ins);
@@ -1074,6 +1091,7 @@ const api_route api_routes[] = {
     {"POST", "/v1/products/{}/train", "/v1/products/{id}/train", ROLE_OPERATE, 1, h_train},
     {"GET", "/v1/products/{}/models", "/v1/products/{id}/models", ROLE_OPERATE, 0, h_model_list},
     {"POST", "/v1/products/{}/models/{}/activate", "/v1/products/{id}/models/{version}/activate", ROLE_OPERATE, 0, h_model_activate},
+    {"GET", "/v1/products/{}/models/{}/artifact", "/v1/products/{id}/models/{version}/artifact", ROLE_OPERATE, 0, h_model_artifact},
     {"PUT", "/v1/products/{}/threshold", "/v1/products/{id}/threshold", ROLE_OPERATE, 1, h_threshold},
     {"POST", "/v1/products/{}/inspect", "/v1/products/{id}/inspect", ROLE_INSPECT, 2, h_inspect},
     {"GET", "/v1/jobs", "/v1/jobs", ROLE_OPERATE, 0, h_job_list},

@@ -325,7 +325,9 @@ static void run_job(jobs_t *j, store_job_t *job)
         k = 0;
     if (k > n_cal - 1)
         k = n_cal - 1;
-    double thr = nextafter((double)scores[k] * tc.margin, INFINITY);
+    /* a float-valued threshold: scores are floats, and JSON's 9 significant
+     * digits then carry both exactly, so clients see the same comparison */
+    double thr = (double)nextafterf((float)((double)scores[k] * tc.margin), INFINITY);
     double mean = 0;
     for (int i = 0; i < n_cal; i++)
         mean += scores[i];

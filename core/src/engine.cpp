@@ -146,21 +146,23 @@ at::Tensor patches(const at::Tensor &phi)
 }
 
 /* k smallest squared distances of each row of z to the bank, ascending.
- * Chunked so the distance block stays near 32 MB whatever the image size. */
+ * |z|^2 is the same for a whole row, so the ranking needs only
+ * |c|^2 - 2 z.c (one GEMM into a buffer that already holds |c|^2); |z|^2 is
+ * added to the k survivors. Chunked so the block stays near 32 MB whatever
+ * the image size. */
 void knn(const at::Tensor &z, const at::Tensor &bank, const at::Tensor &bank_sq, int k,
          at::Tensor *d2_out, at::Tensor *idx_out)
 {
     const int64_t n = z.size(0), m = bank.size(0);
     const int64_t rows = std::max<int64_t>(1, (int64_t)(8 << 20) / std::max<int64_t>(1, m));
     at::Tensor bank_t = bank.t();
+    at::Tensor csq = bank_sq.view({1, m});
     std::vector<at::Tensor> vals, idxs;
     for (int64_t s = 0; s < n; s += rows) {
         at::Tensor zc = z.narrow(0, s, std::min(rows, n - s));
-        at::Tensor d = (zc * zc).sum(1, true) + bank_sq.view({1, m});
-        d.addmm_(zc, bank_t, 1.0, -2.0);
-        d.clamp_min_(0.0);
+        at::Tensor d = at::addmm(csq, zc, bank_t, 1.0, -2.0);
         auto tk = d.topk(k, 1, false, true);
-        vals.push_back(std::get<0>(tk));
+        vals.push_back((std::get<0>(tk) + (zc * zc).sum(1, true)).clamp_min_(0.0));
         if (idx_out)
             idxs.push_back(std::get<1>(tk));
     }

@@ -6,12 +6,16 @@ if(TARGET cfa-server)
   if(NOT CFA_PYTHON3)
     find_program(CFA_PYTHON3 python3)
   endif()
-  add_test(NAME integration_api
+  set(_cfa_it_cli "")
+  if(TARGET cfa)
+    set(_cfa_it_cli --cli $<TARGET_FILE:cfa>)  # score parity with the CLI
+  endif()
+  add_test(NAME integration.api
            COMMAND ${CFA_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_api.py
                    --server $<TARGET_FILE:cfa-server>
                    --backbone ${CFA_BACKBONE_PATH}
-                   --data ${CFA_TEST_DATA_DIR})
-  set_tests_properties(integration_api PROPERTIES
+                   --data ${CFA_TEST_DATA_DIR} ${_cfa_it_cli})
+  set_tests_properties(integration.api PROPERTIES
                        LABELS integration
                        TIMEOUT 1800
                        SKIP_RETURN_CODE 77

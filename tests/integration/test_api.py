@@ -51,15 +51,18 @@ def fatal(what):
 
 # --------------------------------------------------------------------- daemon
 class Daemon:
-    def __init__(self, server, data_dir, backbone, log_path, extra=()):
+    def __init__(self, server, data_dir, backbone, log_path, extra=(), admin_env=True):
         self.server, self.data_dir, self.backbone = server, data_dir, backbone
+        self.admin_env = admin_env
         self.log_path, self.extra = log_path, list(extra)
         self.proc = None
         self.port = None
 
     def start(self, timeout=180):
         env = dict(os.environ)
-        env["CFA_ADMIN_KEY"] = ADMIN_KEY
+        env.pop("CFA_ADMIN_KEY", None)
+        if self.admin_env:
+            env["CFA_ADMIN_KEY"] = ADMIN_KEY
         args = [self.server, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
                 "--backbone", self.backbone, "--max-body-mb", str(MAX_BODY_MB)] + self.extra
         self.log = open(self.log_path, "a")
@@ -182,6 +185,7 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--backbone", required=True)
     ap.add_argument("--data", required=True, help="folder holding magnetic_tile_mini")
+    ap.add_argument("--cli", help="the cfa CLI: compare its scores with the server's")
     ap.add_argument("--keep", action="store_true", help="keep the temp data dir")
     a = ap.parse_args()
     ds = os.path.join(a.data, "magnetic_tile_mini")
@@ -421,6 +425,28 @@ def main():
     expect_error(insp.req("POST", "/v1/products/tile-a/inspect", tiny, "image/png"), 422,
                  "inspect a 1x1 image")
 
+    if a.cli:
+        print("== parity with the CLI", flush=True)
+        st, _, blob, hd = op.req("GET", "/v1/products/tile-a/models/1/artifact")
+        check(st == 200 and hd["content-type"] == "application/octet-stream" and len(blob) > 0,
+              "GET model artifact")
+        mpath = os.path.join(tmp, "v1.cfa")
+        with open(mpath, "wb") as f:
+            f.write(blob)
+        p = subprocess.run([a.cli, "eval", "--data", ds, "--model", mpath, "--backbone", a.backbone,
+                            "--json", "--quiet"], capture_output=True, text=True)
+        if check(p.returncode == 0, "cfa eval --model <artifact> runs"):
+            cli = json.loads(p.stdout.strip().splitlines()[-1])
+            by_image = {s["image"]: s["score"] for s in cli["scores"]}
+            diffs = [abs(by_image[os.path.relpath(path, os.path.join(ds, "test"))] - r["score"])
+                     for path, (r, _) in results.items()
+                     if os.path.relpath(path, os.path.join(ds, "test")) in by_image]
+            check(len(diffs) == len(results) and max(diffs) <= 1e-4,
+                  "server scores equal the CLI's for %d images (max diff %.3g)"
+                  % (len(diffs), max(diffs) if diffs else -1))
+        else:
+            print(p.stderr[-2000:])
+
     print("== audit trail", flush=True)
     inspected = {r["inspection_id"]: r for r in allres}
     trail, after = [], None
@@ -463,11 +489,21 @@ def main():
                  "bad threshold")
     expect_error(op.req("POST", "/v1/products/tile-a/models/9/activate"), 404, "activate unknown version")
 
-    print("== restart", flush=True)
+    print("== restart during training", flush=True)
+    st, js, _, _ = op.req("POST", "/v1/products/tile-a/train", dict(TRAIN, epochs=50))
+    job4 = js["job"]["id"]
+    wait_job(op, job4, states=("running",), timeout=120)
+    t_stop = time.time()
     rc = d.stop()
-    check(rc == 0, "SIGTERM: clean exit 0 (got %s)" % rc)
+    check(rc == 0, "SIGTERM while training: clean exit 0 (got %s)" % rc)
+    check(time.time() - t_stop < 60, "shutdown took %.1f s" % (time.time() - t_stop))
     d = Daemon(a.server, data_dir, a.backbone, log_path).start()
     admin, op, insp = (Client(d.port, c.key) for c in (admin, op, insp))
+    st, js, _, _ = op.req("GET", "/v1/jobs/" + job4)
+    check(st == 200 and js["state"] in ("queued", "running"), "interrupted job re-queued (%s)" % js["state"])
+    st, _, _, _ = op.req("POST", "/v1/jobs/%s/cancel" % job4)
+    job = wait_job(op, job4, timeout=300)
+    check(job["state"] == "canceled", "re-queued job canceled")
     st, js, _, _ = insp.req("GET", "/v1/products/tile-a")
     check(st == 200 and js["active_version"] == 1 and js["image_count"] == 40
           and abs(js["threshold"] - threshold) < 1e-12, "product, model and images survived")
@@ -538,7 +574,45 @@ def main():
     expect_error(op.req("DELETE", "/v1/products/tile-a/images/" + ids[0]), 404, "DELETE image again")
 
     rc = d.stop()
+    check(rc == 0, "SIGTERM: clean exit 0")
+
+    print("== overload: queue depth 1", flush=True)
+    d = Daemon(a.server, data_dir, a.backbone, log_path,
+               extra=["--queue-depth", "1", "--batch", "1"]).start()
+    outcomes = []
+
+    def one(i):
+        r = Client(d.port, insp.key).req("POST", "/v1/products/tile-a/inspect?store=false",
+                                         payloads[i % len(payloads)], "image/png")
+        with lock:
+            outcomes.append(r)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    busy = [r for r in outcomes if r[0] == 503]
+    check(all(r[0] in (200, 503) for r in outcomes) and busy and len(busy) < 8,
+          "a full queue answers 503 (%d of 8), the rest 200" % len(busy))
+    if busy:
+        expect_error(busy[0], 503, "queue full", "overloaded")
+        check(busy[0][3].get("retry-after") == "1", "503 carries Retry-After")
+    rc = d.stop()
     check(rc == 0, "final SIGTERM: clean exit 0")
+
+    print("== first start without CFA_ADMIN_KEY", flush=True)
+    dir2 = os.path.join(tmp, "var2")
+    d = Daemon(a.server, dir2, a.backbone, log_path, admin_env=False).start()
+    kpath = os.path.join(dir2, "admin.key")
+    check(os.path.exists(kpath) and (os.stat(kpath).st_mode & 0o777) == 0o600,
+          "admin.key written with mode 0600")
+    key = open(kpath).read().strip()
+    st, js, _, _ = Client(d.port, key).req("GET", "/v1/keys")
+    check(st == 200 and len(js["keys"]) == 1 and js["keys"][0]["role"] == "admin",
+          "the generated admin key works")
+    expect_error(Client(d.port, ADMIN_KEY).req("GET", "/v1/keys"), 401, "another data dir's key")
+    check(d.stop(sig=signal.SIGINT) == 0, "SIGINT: clean exit 0")
     print("total %.0f s" % (time.time() - t0))
     if failures:
         print("%d check(s) failed; data dir kept at %s" % (len(failures), tmp))

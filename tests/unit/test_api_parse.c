@@ -1,0 +1,241 @@
+/* test_api_parse.c - routing, identifiers, query values, multipart and JSON
+ * body parsing of api/parse.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "parse.h"
+
+static void test_product_ids(void **state)
+{
+    (void)state;
+    assert_true(parse_product_id_ok("bottle-a"));
+    assert_true(parse_product_id_ok("A.b_c-9"));
+    assert_true(parse_product_id_ok("x"));
+    char s65[66];
+    memset(s65, 'a', 65);
+    s65[65] = '\0';
+    assert_false(parse_product_id_ok(s65));
+    s65[64] = '\0';
+    assert_true(parse_product_id_ok(s65));
+    assert_false(parse_product_id_ok(""));
+    assert_false(parse_product_id_ok("a b"));
+    assert_false(parse_product_id_ok("a/b"));
+    assert_false(parse_product_id_ok("é"));
+    assert_false(parse_product_id_ok(NULL));
+}
+
+static void test_sha256_ids(void **state)
+{
+    (void)state;
+    assert_true(parse_sha256_ok("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_false(parse_sha256_ok("E3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_false(parse_sha256_ok("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"));
+    assert_false(parse_sha256_ok("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555"));
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    long long v;
+    double d;
+    assert_int_equal(parse_int_range("42", 1, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(parse_int_range("0", 1, 100, &v), -1);
+    assert_int_equal(parse_int_range("101", 1, 100, &v), -1);
+    assert_int_equal(parse_int_range("4x", 1, 100, &v), -1);
+    assert_int_equal(parse_int_range(" 4", 1, 100, &v), -1);
+    assert_int_equal(parse_int_range("", 1, 100, &v), -1);
+    assert_int_equal(parse_int_range("99999999999999999999999", 1, 100, &v), -1);
+    assert_int_equal(parse_double("2.5", &d), 0);
+    assert_true(d == 2.5);
+    assert_int_equal(parse_double("nan", &d), -1);
+    assert_int_equal(parse_double("inf", &d), -1);
+    assert_int_equal(parse_double("1e999", &d), -1);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    double t;
+    char buf[40];
+    assert_int_equal(parse_rfc3339("1970-01-01T00:00:00Z", &t), 0);
+    assert_true(t == 0.0);
+    assert_int_equal(parse_rfc3339("2026-11-28T12:00:00.5Z", &t), 0);
+    format_rfc3339(t, buf, sizeof buf);
+    assert_string_equal(buf, "2026-11-28T12:00:00.500Z");
+    double t2;
+    assert_int_equal(parse_rfc3339("2026-11-28T14:00:00.5+02:00", &t2), 0);
+    assert_true(t == t2);
+    assert_int_equal(parse_rfc3339("2026-11-28", &t), -1);
+    assert_int_equal(parse_rfc3339("2026-13-28T12:00:00Z", &t), -1);
+    assert_int_equal(parse_rfc3339("2026-11-28T12:00:00", &t), -1);
+    assert_int_equal(parse_rfc3339("2026-11-28T12:00:00Zjunk", &t), -1);
+}
+
+static void test_routes(void **state)
+{
+    (void)state;
+    char p[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
+    assert_int_equal(route_match_pattern("/v1/products", "/v1/products", p), 0);
+    assert_int_equal(route_match_pattern("/v1/products", "/v1/products/", p), 0);
+    assert_int_equal(route_match_pattern("/v1/products", "/v1/productsx", p), -1);
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/a-1", p), 1);
+    assert_string_equal(p[0], "a-1");
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/", p), -1);
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/a/images", p), -1);
+    assert_int_equal(route_match_pattern("/v1/products/{}/images/{}",
+                                         "/v1/products/bottle/images/abc", p), 2);
+    assert_string_equal(p[0], "bottle");
+    assert_string_equal(p[1], "abc");
+    assert_int_equal(route_match_pattern("/v1/products/{}/models/{}/activate",
+                                         "/v1/products/b/models/3/activate", p), 2);
+    assert_string_equal(p[1], "3");
+    /* percent-decoding; encoded slash and NUL are refused */
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/a%2Eb", p), 1);
+    assert_string_equal(p[0], "a.b");
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/a%2Fb", p), -1);
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/a%00", p), -1);
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/a%2", p), -1);
+    assert_int_equal(route_match_pattern("/v1/products/{}", "/v1/products/a%zz", p), -1);
+    char longp[400] = "/v1/products/";
+    memset(longp + 13, 'a', 300);
+    longp[313] = '\0';
+    assert_int_equal(route_match_pattern("/v1/products/{}", longp, p), -1);
+    assert_int_equal(route_match_pattern("/", "", p), -1);
+}
+
+static void test_boundary(void **state)
+{
+    (void)state;
+    char b[80];
+    assert_int_equal(mp_boundary("multipart/form-data; boundary=abc123", b, sizeof b), 0);
+    assert_string_equal(b, "abc123");
+    assert_int_equal(mp_boundary("multipart/form-data; boundary=\"a b;c\"", b, sizeof b), 0);
+    assert_string_equal(b, "a b;c");
+    assert_int_equal(mp_boundary("multipart/form-data; BOUNDARY=x; charset=utf-8", b, sizeof b), 0);
+    assert_string_equal(b, "x");
+    assert_int_equal(mp_boundary("multipart/form-data", b, sizeof b), -1);
+    assert_int_equal(mp_boundary("multipart/form-data; boundary=", b, sizeof b), -1);
+    assert_int_equal(mp_boundary("multipart/form-data; boundary=\"abc", b, sizeof b), -1);
+}
+
+static void test_multipart_two_parts(void **state)
+{
+    (void)state;
+    const char body[] =
+        "preamble\r\n"
+        "--XyZ\r\n"
+        "Content-Disposition: form-data; name=\"a\"; filename=\"one.png\"\r\n"
+        "Content-Type: Image/PNG\r\n"
+        "\r\n"
+        "\x89PNG\r\n--XyZnot-a-boundary\r\n"
+        "--XyZ\r\n"
+        "content-disposition: form-data; name=b\r\n"
+        "\r\n"
+        "\r\n"
+        "--XyZ--\r\n"
+        "epilogue";
+    mp_part parts[4];
+    int n = -1;
+    assert_int_equal(mp_parse((const uint8_t *)body, sizeof body - 1, "XyZ", parts, 4, &n), MP_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(parts[0].name, "a");
+    assert_string_equal(parts[0].filename, "one.png");
+    assert_string_equal(parts[0].content_type, "image/png");
+    assert_int_equal(parts[0].len, 25);
+    assert_memory_equal(parts[0].data, "\x89PNG\r\n--XyZnot-a-boundary", 25);
+    assert_string_equal(parts[1].name, "b");
+    assert_int_equal(parts[1].len, 0);
+}
+
+static void test_multipart_lf_only(void **state)
+{
+    (void)state;
+    const char body[] = "--b\nContent-Type: image/jpeg\n\nDATA\n--b--\n";
+    mp_part parts[2];
+    int n = 0;
+    assert_int_equal(mp_parse((const uint8_t *)body, sizeof body - 1, "b", parts, 2, &n), MP_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(parts[0].len, 4);
+    assert_memory_equal(parts[0].data, "DATA", 4);
+}
+
+static void test_multipart_errors(void **state)
+{
+    (void)state;
+    mp_part parts[1];
+    int n = 0;
+    const char *bad[] = {
+        "",                                   /* empty */
+        "--b\r\nContent-Type: x\r\n\r\nDATA", /* no closing delimiter */
+        "--b\r\nContent-Type: x",             /* headers never end */
+        "junk--b\r\n\r\nx\r\n--b--",          /* delimiter not at a line start */
+        "--bX\r\n\r\nx\r\n--b--",             /* garbage after the delimiter */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(mp_parse((const uint8_t *)bad[i], strlen(bad[i]), "b", parts, 1, &n),
+                         MP_ERR_SYNTAX);
+    const char two[] = "--b\r\n\r\n1\r\n--b\r\n\r\n2\r\n--b--";
+    assert_int_equal(mp_parse((const uint8_t *)two, sizeof two - 1, "b", parts, 1, &n),
+                     MP_ERR_TOO_MANY);
+    assert_int_equal(mp_parse((const uint8_t *)two, sizeof two - 1, "", parts, 1, &n),
+                     MP_ERR_SYNTAX);
+}
+
+static void test_train_overrides(void **state)
+{
+    (void)state;
+    train_overrides a, b, m;
+    char err[128];
+    json_t *j = json_loads("{\"epochs\": 5, \"gamma_c\": 4, \"bank\": \"ema\", \"activate\": false,"
+                           " \"target_far\": 0.01, \"unknown\": 1}", 0, NULL);
+    assert_int_equal(parse_train_overrides(j, &a, err, sizeof err), 0);
+    json_decref(j);
+    assert_true(a.has_epochs && a.epochs == 5);
+    assert_true(a.has_bank && a.bank == 1);
+    assert_true(a.has_activate && a.activate == 0);
+    assert_false(a.has_gamma_d);
+    j = json_loads("{\"epochs\": 7, \"gamma_d\": 2}", 0, NULL);
+    assert_int_equal(parse_train_overrides(j, &b, err, sizeof err), 0);
+    json_decref(j);
+    train_overrides_merge(&a, &b, &m);
+    assert_int_equal(m.epochs, 7);
+    assert_int_equal(m.gamma_c, 4);
+    assert_int_equal(m.gamma_d, 2);
+    json_t *out = json_object();
+    train_overrides_to_json(&m, out);
+    assert_int_equal(json_integer_value(json_object_get(out, "epochs")), 7);
+    assert_string_equal(json_string_value(json_object_get(out, "bank")), "ema");
+    assert_true(json_is_false(json_object_get(out, "activate")));
+    assert_null(json_object_get(out, "seed"));
+    json_decref(out);
+    assert_int_equal(parse_train_overrides(NULL, &a, err, sizeof err), 0);
+    const char *bad[] = {"{\"epochs\": -1}", "{\"epochs\": 1.5}", "{\"epochs\": \"3\"}",
+                         "{\"gamma_c\": 0}", "{\"bank\": \"median\"}", "{\"activate\": 1}",
+                         "{\"target_far\": 2}", "{\"resize_h\": 64, \"crop_h\": 128}", "[1]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+        assert_non_null(j);
+        assert_int_equal(parse_train_overrides(j, &a, err, sizeof err), -1);
+        assert_true(strlen(err) > 0);
+        json_decref(j);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_product_ids),     cmocka_unit_test(test_sha256_ids),
+        cmocka_unit_test(test_numbers),         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_routes),          cmocka_unit_test(test_boundary),
+        cmocka_unit_test(test_multipart_two_parts), cmocka_unit_test(test_multipart_lf_only),
+        cmocka_unit_test(test_multipart_errors), cmocka_unit_test(test_train_overrides),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

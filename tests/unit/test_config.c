@@ -1,0 +1,119 @@
+/* test_config.c - defaults, environment and flags of server/config.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static void clear_env(void)
+{
+    const char *vars[] = {"CFA_LISTEN", "CFA_DATA_DIR", "CFA_BACKBONE", "CFA_DEVICE",
+                          "CFA_WORKERS", "CFA_CACHE_DIR", "CFA_EPOCHS", "CFA_BANK",
+                          "CFA_MAX_BODY_MB", "CFA_TARGET_FAR"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    cfg_t c;
+    clear_env();
+    setenv("HOME", "/home/u", 1);
+    cfg_defaults(&c);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 8080);
+    assert_string_equal(c.data_dir, "./var");
+    assert_string_equal(c.backbone, "/home/u/.cache/cfa/resnet50_imagenet.pt");
+    assert_int_equal(c.n_devices, 1);
+    assert_string_equal(c.devices[0], "cpu");
+    setenv("CFA_CACHE_DIR", "/cache", 1);
+    cfg_defaults(&c);
+    assert_string_equal(c.backbone, "/cache/resnet50_imagenet.pt");
+    clear_env();
+}
+
+static void test_env_then_flags(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    clear_env();
+    cfg_defaults(&c);
+    setenv("CFA_LISTEN", "0.0.0.0:9000", 1);
+    setenv("CFA_DEVICE", "cuda:0,cuda:1", 1);
+    setenv("CFA_EPOCHS", "5", 1);
+    assert_int_equal(cfg_from_env(&c, err, sizeof err), 0);
+    assert_string_equal(c.listen_host, "0.0.0.0");
+    assert_int_equal(c.listen_port, 9000);
+    assert_int_equal(c.n_devices, 2);
+    assert_string_equal(c.devices[1], "cuda:1");
+    assert_int_equal(c.epochs, 5);
+    char *argv[] = {"cfa-server", "--listen", "127.0.0.1:0", "--epochs=7", "--bank", "ema",
+                    "--target-far", "0.01", "--data-dir", "/tmp/x", NULL};
+    assert_int_equal(cfg_from_args(&c, 10, argv, err, sizeof err), 0);
+    assert_int_equal(c.listen_port, 0);
+    assert_int_equal(c.epochs, 7);
+    assert_int_equal(c.bank, 1);
+    assert_true(c.target_far == 0.01);
+    assert_string_equal(c.data_dir, "/tmp/x");
+    clear_env();
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    clear_env();
+    const char *bad[][2] = {{"--listen", "1.2.3.4:70000"}, {"--device", "gpu"},
+                            {"--device", "cuda:x"},        {"--workers", "0"},
+                            {"--epochs", "many"},          {"--bank", "median"},
+                            {"--target-far", "0.9"},       {"--nope", "1"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"cfa-server", (char *)bad[i][0], (char *)bad[i][1], NULL};
+        cfg_defaults(&c);
+        err[0] = '\0';
+        assert_int_equal(cfg_from_args(&c, 3, argv, err, sizeof err), -1);
+        assert_true(strlen(err) > 0);
+    }
+    setenv("CFA_WORKERS", "-1", 1);
+    cfg_defaults(&c);
+    assert_int_equal(cfg_from_env(&c, err, sizeof err), -1);
+    unsetenv("CFA_WORKERS");
+    char *argv[] = {"cfa-server", "extra", NULL};
+    cfg_defaults(&c);
+    assert_int_equal(cfg_from_args(&c, 2, argv, err, sizeof err), -1);
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    char *argv[] = {"cfa-server", "--help", NULL};
+    cfg_defaults(&c);
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    int rc = cfg_from_args(&c, 2, argv, err, sizeof err);
+    fclose(stdout);
+    stdout = saved;
+    assert_int_equal(rc, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_env_then_flags),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_help),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
