@@ -41,6 +41,9 @@ struct hreq {
     double t0;
     int status;            /* status sent, for metrics               */
     int role;              /* role of the key presented              */
+    int deny_status;       /* 401/403/404/405 decided from the headers */
+    char deny_code[32];
+    char deny_msg[320];
     char key_id[40];
 };
 

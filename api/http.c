@@ -208,24 +208,38 @@ char *b64_encode(const void *data, size_t len)
 
 /* ---- auth ------------------------------------------------------------------ */
 
-/* Returns 1 if the request may proceed, else replies 401/403 and returns 0. */
-static int authorize(hreq *r, enum MHD_Result *ret)
+static void deny(hreq *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void deny(hreq *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    r->deny_status = status;
+    snprintf(r->deny_code, sizeof r->deny_code, "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(r->deny_msg, sizeof r->deny_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* Checks the key against the route's role as soon as the headers are in,
+ * so that the body of a refused request is discarded instead of buffered.
+ * On refusal records the 401/403 (or 503) for the reply. */
+static void auth_check(hreq *r)
 {
     api_role need = r->route->role;
     if (need == ROLE_NONE && !(strcmp(r->route->label, "/metrics") == 0 &&
                                r->ctx->cfg->protect_metrics))
-        return 1;
+        return;
     if (need == ROLE_NONE)
         need = ROLE_INSPECT;
     const char *h = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h == NULL) {
-        *ret = reply_error(r, 401, "unauthorized",
-                           "missing API key: send Authorization: Bearer <key>");
-        return 0;
+        deny(r, 401, "unauthorized", "missing API key: send Authorization: Bearer <key>");
+        return;
     }
     if (strncasecmp(h, "Bearer ", 7) != 0) {
-        *ret = reply_error(r, 401, "unauthorized", "Authorization must be Bearer <key>");
-        return 0;
+        deny(r, 401, "unauthorized", "Authorization must be Bearer <key>");
+        return;
     }
     const char *key = h + 7;
     while (*key == ' ')
@@ -234,24 +248,21 @@ static int authorize(hreq *r, enum MHD_Result *ret)
     memset(&k, 0, sizeof k);
     store_status ss = store_key_verify(r->ctx->st, key, &k);
     if (ss == STORE_ERR_NOT_FOUND) {
-        *ret = reply_error(r, 401, "unauthorized", "unknown or revoked API key");
-        return 0;
+        deny(r, 401, "unauthorized", "unknown or revoked API key");
+        return;
     }
     if (ss != STORE_OK) {
-        *ret = reply_error(r, 503, "store_unavailable", "key check failed: %s",
-                           store_strerror(ss));
-        return 0;
+        deny(r, 503, "store_unavailable", "key check failed: %s", store_strerror(ss));
+        return;
     }
     r->role = (int)k.role;
     snprintf(r->key_id, sizeof r->key_id, "%s", k.id);
     store_key_clear(&k);
     if (r->role < (int)need) {
         static const char *names[] = {"none", "inspect", "operate", "admin"};
-        *ret = reply_error(r, 403, "forbidden", "this needs the %s role; the key has %s",
-                           names[need], names[r->role]);
-        return 0;
+        deny(r, 403, "forbidden", "this needs the %s role; the key has %s", names[need],
+             names[r->role]);
     }
-    return 1;
 }
 
 int api_bootstrap_admin(store_t *st, const char *data_dir, char *err, size_t errlen)
@@ -345,6 +356,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         r->max_body = (size_t)s->ctx->cfg->max_body_mb * 1024 * 1024;
         snprintf(r->method, sizeof r->method, "%s", method);
         find_route(r, url);
+        if (r->route == NULL && r->path_known)
+            deny(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", r->method,
+                 r->allow);
+        else if (r->route == NULL)
+            deny(r, 404, "not_found", "no such endpoint: %s %.200s", method, url);
+        else
+            auth_check(r);
         *con_cls = r;
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
@@ -369,8 +387,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->too_big)
-            return MHD_YES;
+        if (r->too_big || r->deny_status != 0)
+            return MHD_YES; /* drained, not kept */
         if (r->len + n > r->max_body) {
             r->too_big = 1;
             free(r->body);
@@ -397,19 +415,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
     /* the whole request is here */
     if (r->status != 0)
         return MHD_YES;
+    if (r->deny_status != 0)
+        return reply_error(r, r->deny_status, r->deny_code, "%s", r->deny_msg);
     if (r->too_big)
         return reply_error(r, 413, "body_too_large", "the body exceeds the limit of %d MiB",
                            s->ctx->cfg->max_body_mb);
-    if (r->route == NULL) {
-        if (r->path_known)
-            return reply_error(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)",
-                               r->method, r->allow);
-        return reply_error(r, 404, "not_found", "no such endpoint: %s %s", method, url);
-    }
-    enum MHD_Result ret = MHD_YES;
-    if (!authorize(r, &ret))
-        return ret;
-    ret = r->route->fn(r);
+    enum MHD_Result ret = r->route->fn(r);
     if (r->status == 0)
         return reply_error(r, 500, "internal_error", "the handler sent no response");
     return ret;

@@ -537,6 +537,15 @@ int parse_train_overrides(const json_t *obj, train_overrides *out, char *err,
             o.has_activate = 1;
             o.activate = json_is_true(a);
         }
+        json_t *en = json_object_get(obj, "ensemble");
+        if (en != NULL && !json_is_null(en)) {
+            if (!json_is_boolean(en)) {
+                snprintf(err, errlen, "\"ensemble\" must be a boolean");
+                return -1;
+            }
+            o.has_ensemble = 1;
+            o.ensemble = json_is_true(en);
+        }
         if ((o.has_crop_h && o.has_resize_h && o.crop_h > o.resize_h) ||
             (o.has_crop_w && o.has_resize_w && o.crop_w > o.resize_w)) {
             snprintf(err, errlen, "crop must not exceed resize");
@@ -565,6 +574,8 @@ void train_overrides_to_json(const train_overrides *o, json_t *obj)
     PUT_NUM(margin)
     if (o->has_activate)
         json_object_set_new(obj, "activate", json_boolean(o->activate));
+    if (o->has_ensemble)
+        json_object_set_new(obj, "ensemble", json_boolean(o->ensemble));
 #undef PUT_INT
 #undef PUT_NUM
 }
@@ -580,7 +591,7 @@ void train_overrides_merge(const train_overrides *base,
     }
     M(epochs) M(gamma_c) M(gamma_d) M(seed) M(resize_h) M(resize_w) M(crop_h)
     M(crop_w) M(bank) M(batch_size) M(lr) M(blur_sigma) M(holdout)
-    M(target_far) M(margin) M(activate)
+    M(target_far) M(margin) M(activate) M(ensemble)
 #undef M
     *out = r;
 }

@@ -85,6 +85,7 @@ typedef struct train_overrides {
     int has_target_far; double target_far;
     int has_margin; double margin;
     int has_activate, activate;
+    int has_ensemble, ensemble;       /* CFA++: crop + resize-only partner */
 } train_overrides;
 
 /* Reads overrides from a JSON object (NULL = empty). Unknown keys are

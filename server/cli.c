@@ -319,7 +319,7 @@ static void save_model(const cfa_model *m, const char *path)
 
 static json_t *settings_json(const cfa_params *p)
 {
-    return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:i,s:i,s:f,s:f,s:f,s:I,s:b}",
+    return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:i,s:i,s:f,s:f,s:f,s:I,s:b,s:b}",
                      "resize_h", p->resize_h, "resize_w", p->resize_w, "crop_h", p->crop_h, "crop_w",
                      p->crop_w, "gamma_c", p->gamma_c, "gamma_d", p->gamma_d, "bank",
                      p->bank == CFA_BANK_EMA ? "ema" : "mean", "ema_beta", (double)p->ema_beta,
@@ -327,7 +327,7 @@ static json_t *settings_json(const cfa_params *p)
                      (double)p->alpha, "loss_scale", (double)p->loss_scale, "epochs", p->epochs,
                      "batch_size", p->batch_size, "lr", (double)p->lr, "weight_decay",
                      (double)p->weight_decay, "blur_sigma", (double)p->blur_sigma, "seed",
-                     (json_int_t)p->seed, "feature_half", p->feature_half);
+                     (json_int_t)p->seed, "feature_half", p->feature_half, "ensemble", p->ensemble);
 }
 
 /* ---- eval ---- */
@@ -610,7 +610,8 @@ static void usage(FILE *f)
           "  --epochs N          (30)   --batch N (4)   --lr X (1e-3)   --wd X (5e-4)\n"
           "  --sigma X           Gaussian blur of the map (4)\n"
           "  --seed N            (1024)\n"
-          "  --feature-half      cache training features in float16\n",
+          "  --feature-half      cache training features in float16\n"
+          "  --ensemble          CFA++: add a resize-only partner model, average the maps\n",
           f);
 }
 
@@ -708,6 +709,8 @@ int main(int argc, char **argv)
             o.p.seed = (uint64_t)parse_long(a, NEXT(), 0, LONG_MAX);
         else if (!strcmp(a, "--feature-half"))
             o.p.feature_half = 1;
+        else if (!strcmp(a, "--ensemble"))
+            o.p.ensemble = 1;
         else if (a[0] != '-' && !o.image && !strcmp(cmd, "infer"))
             o.image = a;
         else

@@ -39,16 +39,17 @@ void cfg_defaults(cfg_t *c)
     c->request_timeout_s = 60;
     c->protect_metrics = 0;
     c->requeue_jobs = 1;
-    c->epochs = 30;
-    c->gamma_c = 1;
-    c->gamma_d = 1;
-    c->batch_size = 4;
-    c->resize_h = 256;
-    c->resize_w = 256;
-    c->crop_h = 224;
-    c->crop_w = 224;
-    c->bank = 0;
-    c->seed = 1024;
+    /* -1: the engine's default (cfa_default_params) */
+    c->epochs = -1;
+    c->gamma_c = -1;
+    c->gamma_d = -1;
+    c->batch_size = -1;
+    c->resize_h = -1;
+    c->resize_w = -1;
+    c->crop_h = -1;
+    c->crop_w = -1;
+    c->bank = -1;
+    c->seed = -1;
     c->holdout = 0.1;
     c->target_far = 0.0;
     c->margin = 1.0;
@@ -149,7 +150,7 @@ typedef struct opt_def {
 static const opt_def OPTS[] = {
     {"listen", "CFA_LISTEN", K_LISTEN, 0, 0, 0, "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 = ephemeral)"},
     {"data-dir", "CFA_DATA_DIR", K_PATH, OFF(data_dir), 0, 0, "database, images and admin.key (default ./var)"},
-    {"backbone", "CFA_BACKBONE", K_PATH, OFF(backbone), 0, 0, "TorchScript backbone (default $CFA_CACHE_DIR or ~/.cache/cfa /resnet50_imagenet.pt)"},
+    {"backbone", "CFA_BACKBONE", K_PATH, OFF(backbone), 0, 0, "TorchScript backbone (default $CFA_CACHE_DIR/resnet50_imagenet.pt, else ~/.cache/cfa/resnet50_imagenet.pt)"},
     {"device", "CFA_DEVICE", K_DEVICES, 0, 0, 0, "cpu, or a list cuda:0,cuda:1 (default cpu)"},
     {"workers", "CFA_WORKERS", K_INT, OFF(workers), 1, 64, "inference workers per device (default 1)"},
     {"threads", "CFA_THREADS", K_INT, OFF(threads), 0, 256, "libtorch intra-op threads, 0 = libtorch default"},
@@ -159,21 +160,21 @@ static const opt_def OPTS[] = {
     {"max-body-mb", "CFA_MAX_BODY_MB", K_INT, OFF(max_body_mb), 1, 4096, "largest request body in MiB, else 413 (default 32)"},
     {"max-pixels", "CFA_MAX_PIXELS", K_I64, OFF(max_pixels), 64, 1e10, "largest image in pixels, else 413 (default 40000000)"},
     {"min-side", "CFA_MIN_SIDE", K_INT, OFF(min_side), 1, 4096, "smallest image side, else 422 (default 8)"},
-    {"retention", "CFA_RETENTION", K_I64, OFF(retention), 0, 1e12, "inspections whose heatmap/map files are kept (default 10000)"},
+    {"retention", "CFA_RETENTION", K_I64, OFF(retention), 0, 1e12, "newest inspections whose heatmap/map files are kept, pruned every 16 inspections (default 10000)"},
     {"max-connections", "CFA_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 100000, "concurrent connections (default 256)"},
     {"request-timeout", "CFA_REQUEST_TIMEOUT", K_INT, OFF(request_timeout_s), 1, 3600, "idle connection timeout in s (default 60)"},
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
-    {"epochs", "CFA_EPOCHS", K_INT, OFF(epochs), 0, 1000, "training default: epochs (30)"},
-    {"gamma-c", "CFA_GAMMA_C", K_INT, OFF(gamma_c), 1, 64, "training default: bank compression gamma_c (1)"},
-    {"gamma-d", "CFA_GAMMA_D", K_INT, OFF(gamma_d), 1, 64, "training default: channel compression gamma_d (1)"},
-    {"batch-size", "CFA_BATCH_SIZE", K_INT, OFF(batch_size), 1, 256, "training default: batch size (4)"},
-    {"resize-h", "CFA_RESIZE_H", K_INT, OFF(resize_h), 16, 2048, "training default: resize height (256)"},
-    {"resize-w", "CFA_RESIZE_W", K_INT, OFF(resize_w), 16, 2048, "training default: resize width (256)"},
-    {"crop-h", "CFA_CROP_H", K_INT, OFF(crop_h), 0, 2048, "training default: centre-crop height, 0 = none (224)"},
-    {"crop-w", "CFA_CROP_W", K_INT, OFF(crop_w), 0, 2048, "training default: centre-crop width, 0 = none (224)"},
-    {"bank", "CFA_BANK", K_BANK, OFF(bank), 0, 0, "training default: memory bank method mean|ema (mean)"},
-    {"seed", "CFA_SEED", K_I64, OFF(seed), 0, 9.2e18, "training default: seed (1024)"},
+    {"epochs", "CFA_EPOCHS", K_INT, OFF(epochs), 0, 1000, "training default: epochs (engine default)"},
+    {"gamma-c", "CFA_GAMMA_C", K_INT, OFF(gamma_c), 1, 64, "training default: bank compression gamma_c (engine default)"},
+    {"gamma-d", "CFA_GAMMA_D", K_INT, OFF(gamma_d), 1, 64, "training default: channel compression gamma_d (engine default)"},
+    {"batch-size", "CFA_BATCH_SIZE", K_INT, OFF(batch_size), 1, 256, "training default: batch size (engine default)"},
+    {"resize-h", "CFA_RESIZE_H", K_INT, OFF(resize_h), 16, 2048, "training default: resize height (engine default)"},
+    {"resize-w", "CFA_RESIZE_W", K_INT, OFF(resize_w), 16, 2048, "training default: resize width (engine default)"},
+    {"crop-h", "CFA_CROP_H", K_INT, OFF(crop_h), 0, 2048, "training default: centre-crop height, 0 = none (engine default)"},
+    {"crop-w", "CFA_CROP_W", K_INT, OFF(crop_w), 0, 2048, "training default: centre-crop width, 0 = none (engine default)"},
+    {"bank", "CFA_BANK", K_BANK, OFF(bank), 0, 0, "training default: memory bank method mean|ema (engine default)"},
+    {"seed", "CFA_SEED", K_I64, OFF(seed), 0, 9.2e18, "training default: seed (engine default)"},
     {"holdout", "CFA_HOLDOUT", K_DBL, OFF(holdout), 0, 0.5, "fraction of good images held out for threshold calibration (0.1)"},
     {"target-far", "CFA_TARGET_FAR", K_DBL, OFF(target_far), 0, 0.5, "target false-alarm rate on held-out images (0 = max score)"},
     {"margin", "CFA_MARGIN", K_DBL, OFF(margin), 0.1, 10, "threshold = quantile of held-out scores x margin (1.0)"},
@@ -296,7 +297,8 @@ int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "unexpected argument \"%s\"", argv[optind]);
         return -1;
     }
-    if (c->crop_h > c->resize_h || c->crop_w > c->resize_w) {
+    if ((c->resize_h > 0 && c->crop_h > c->resize_h) ||
+        (c->resize_w > 0 && c->crop_w > c->resize_w)) {
         snprintf(err, errlen, "crop must not exceed resize");
         return -1;
     }

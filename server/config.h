@@ -40,10 +40,11 @@ typedef struct cfg {
     int request_timeout_s;  /* idle connection timeout                    */
     int protect_metrics;    /* 1: /metrics needs an inspect key           */
     int requeue_jobs;       /* on start-up: running jobs -> queued (1) or failed (0) */
-    /* training defaults (job params > product settings > these) */
+    /* training defaults (job params > product settings > these > the
+     * engine's cfa_default_params()); -1 = not set here */
     int epochs, gamma_c, gamma_d, batch_size, resize_h, resize_w, crop_h, crop_w;
-    int bank;               /* 0 mean, 1 ema */
-    uint64_t seed;
+    int bank;               /* 0 mean, 1 ema, -1 engine default */
+    int64_t seed;
     double holdout, target_far, margin;
     int log_level;          /* 0 debug .. 3 error */
 } cfg_t;

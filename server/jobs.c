@@ -61,16 +61,16 @@ static void get_dbl(json_t *o, const char *k, double *v)
 static void resolve(const cfg_t *c, const char *params_json, train_cfg *t)
 {
     cfa_params p = cfa_default_params();
-    p.epochs = c->epochs;
-    p.gamma_c = c->gamma_c;
-    p.gamma_d = c->gamma_d;
-    p.batch_size = c->batch_size;
-    p.resize_h = c->resize_h;
-    p.resize_w = c->resize_w;
-    p.crop_h = c->crop_h;
-    p.crop_w = c->crop_w;
-    p.bank = c->bank ? CFA_BANK_EMA : CFA_BANK_MEAN;
-    p.seed = c->seed;
+#define SET_IF(field) \
+    if (c->field >= 0)  \
+        p.field = c->field;
+    SET_IF(epochs) SET_IF(gamma_c) SET_IF(gamma_d) SET_IF(batch_size) SET_IF(resize_h)
+    SET_IF(resize_w) SET_IF(crop_h) SET_IF(crop_w)
+#undef SET_IF
+    if (c->bank >= 0)
+        p.bank = c->bank ? CFA_BANK_EMA : CFA_BANK_MEAN;
+    if (c->seed >= 0)
+        p.seed = (uint64_t)c->seed;
     t->holdout = c->holdout;
     t->target_far = c->target_far;
     t->margin = c->margin;
@@ -101,6 +101,9 @@ static void resolve(const cfg_t *c, const char *params_json, train_cfg *t)
         get_dbl(o, "holdout", &t->holdout);
         get_dbl(o, "target_far", &t->target_far);
         get_dbl(o, "margin", &t->margin);
+        json_t *en = json_object_get(o, "ensemble");
+        if (json_is_boolean(en))
+            p.ensemble = json_is_true(en);
         json_t *a = json_object_get(o, "activate");
         if (json_is_boolean(a))
             t->activate = json_is_true(a);
@@ -365,6 +368,7 @@ static void run_job(jobs_t *j, store_job_t *job)
     json_object_set_new(pj, "bank", json_string(tc.p.bank == CFA_BANK_EMA ? "ema" : "mean"));
     json_object_set_new(pj, "batch_size", json_integer(tc.p.batch_size));
     json_object_set_new(pj, "seed", json_integer((json_int_t)tc.p.seed));
+    json_object_set_new(pj, "ensemble", json_boolean(tc.p.ensemble));
     json_object_set_new(fig, "params", pj);
     char *fig_s = json_dumps(fig, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(fig);

@@ -202,8 +202,8 @@ char *mp_render(const mp_gauges *g, size_t *len)
         sb_printf(&b, "# HELP cfa_queue_depth Inspections waiting per device.\n"
                       "# TYPE cfa_queue_depth gauge\n");
         for (int i = 0; i < g->n_devices && i < 8; i++)
-            sb_printf(&b, "cfa_queue_depth{device=\"%s\"} %d\n", g->device[i],
-                      g->queue_depth[i]);
+            sb_printf(&b, "cfa_queue_depth{device=\"%s\",queue=\"%d\"} %d\n", g->device[i],
+                      i, g->queue_depth[i]);
         sb_printf(&b, "# HELP cfa_training_jobs Training jobs in the database by state.\n"
                       "# TYPE cfa_training_jobs gauge\n");
         for (int i = 0; i < 5; i++)

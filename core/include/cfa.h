@@ -151,6 +151,8 @@ typedef struct cfa_params {
     /* misc */
     uint64_t seed;          /* default 1024 */
     int feature_half;       /* cache training features in float16, default 0 */
+    int ensemble;           /* CFA++: also train a resize-only partner model and
+                               average the two maps; default 0 (needs a crop) */
 } cfa_params;
 
 CFA_API cfa_params cfa_default_params(void);

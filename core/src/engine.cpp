@@ -251,19 +251,16 @@ at::Tensor score_maps(const at::Tensor &grid_scores, const cfa_params &p)
     return gaussian_blur(m, p.blur_sigma);
 }
 
-/* One model-geometry map back onto the original image: undo the crop by
- * replicating the border, undo the resize bilinearly. */
-at::Tensor to_image_geometry(const at::Tensor &model_map, const cfa_params &p, int h, int w)
+/* Model-geometry maps (B x 1 x crop) into the resize frame: the crop is
+ * undone by replicating the border. Resizing the frame to the image's own
+ * size then undoes the resize. */
+at::Tensor uncrop(const at::Tensor &maps, const cfa_params &p)
 {
-    at::Tensor m = model_map;
-    if (p.crop_h) {
-        int oy, ox;
-        crop_offsets(p, &oy, &ox);
-        m = at::replication_pad2d(m, {ox, p.resize_w - p.crop_w - ox, oy, p.resize_h - p.crop_h - oy});
-    }
-    if (m.size(2) != h || m.size(3) != w)
-        m = at::upsample_bilinear2d(m, {h, w}, false);
-    return m;
+    if (!p.crop_h)
+        return maps;
+    int oy, ox;
+    crop_offsets(p, &oy, &ox);
+    return at::replication_pad2d(maps, {ox, p.resize_w - p.crop_w - ox, oy, p.resize_h - p.crop_h - oy});
 }
 
 /* ---- k-means (Lloyd, k-means++ seeding, deterministic) ---- */
@@ -455,6 +452,8 @@ extern "C" cfa_status cfa_model_load(const void *buf, size_t len, const cfa_back
     try {
         c10::InferenceMode guard;
         attach(m, bb ? bb->device : c10::Device(c10::kCPU));
+        if (m->partner)
+            attach(m->partner.get(), bb ? bb->device : c10::Device(c10::kCPU));
     } catch (const std::exception &e) {
         cfa_model_free(m);
         return cfa_fail(CFA_ERR_NOMEM, std::string("cfa_model_load: ") + e.what());
@@ -543,19 +542,13 @@ std::vector<at::Tensor> batch_of(const std::vector<Cached> &cache, const std::ve
 
 } // namespace
 
-extern "C" cfa_status cfa_train(cfa_backbone *bb, const cfa_params *params, const cfa_image_source *images,
-                                cfa_progress_fn progress, void *user, const volatile int *cancel,
-                                cfa_model **out)
+/* One model (the primary, or the CFA++ partner). Progress fractions are
+ * mapped into [frac_off, frac_off + frac_scale]; "done" is reported only by
+ * the last stage. */
+static cfa_status train_one(cfa_backbone *bb, const cfa_params &p, const cfa_image_source *images,
+                            cfa_progress_fn progress, void *user, const volatile int *cancel,
+                            double frac_off, double frac_scale, bool last_stage, cfa_model **out)
 {
-    if (!bb || !params || !images || !images->get || !out)
-        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_train: NULL argument");
-    *out = nullptr;
-    std::string why = cfa_params_check(*params);
-    if (!why.empty())
-        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_train: " + why);
-    if (images->count < 1)
-        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_train: no training images");
-    const cfa_params p = *params;
     const int n = images->count;
     auto canceled = [&] { return cancel && *cancel; };
     CFA_TRY_BEGIN
@@ -564,8 +557,11 @@ extern "C" cfa_status cfa_train(cfa_backbone *bb, const cfa_params *params, cons
     cfa_progress pr{"features", 0, p.epochs, NAN, 0.0, 0.0, 0.0};
     const double w_feat = 0.1, w_bank = 0.05;
     auto report = [&] {
-        if (progress)
-            progress(&pr, user);
+        if (!progress || (!last_stage && !strcmp(pr.phase, "done")))
+            return;
+        cfa_progress scaled = pr;
+        scaled.fraction = frac_off + frac_scale * pr.fraction;
+        progress(&scaled, user);
     };
 
     /* 1. backbone features, once per image, pooled and cached */
@@ -732,6 +728,54 @@ extern "C" cfa_status cfa_train(cfa_backbone *bb, const cfa_params *params, cons
     CFA_TRY_END("cfa_train")
 }
 
+extern "C" cfa_status cfa_train(cfa_backbone *bb, const cfa_params *params, const cfa_image_source *images,
+                                cfa_progress_fn progress, void *user, const volatile int *cancel,
+                                cfa_model **out)
+{
+    if (!bb || !params || !images || !images->get || !out)
+        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_train: NULL argument");
+    *out = nullptr;
+    std::string why = cfa_params_check(*params);
+    if (!why.empty())
+        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_train: " + why);
+    if (images->count < 1)
+        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_train: no training images");
+    if (!params->ensemble)
+        return train_one(bb, *params, images, progress, user, cancel, 0.0, 1.0, true, out);
+    /* CFA++: a centre-crop model and a resize-only partner on the same resize */
+    cfa_model *primary = nullptr, *partner = nullptr;
+    cfa_status s = train_one(bb, *params, images, progress, user, cancel, 0.0, 0.5, false, &primary);
+    if (s != CFA_OK)
+        return s;
+    cfa_params pp = *params;
+    pp.ensemble = 0;
+    pp.crop_h = pp.crop_w = 0;
+    s = train_one(bb, pp, images, progress, user, cancel, 0.5, 0.5, true, &partner);
+    if (s != CFA_OK) {
+        cfa_model_free(primary);
+        return s;
+    }
+    primary->partner.reset(partner);
+    *out = primary;
+    return CFA_OK;
+}
+
+/* One model's anomaly maps for a chunk of images, in the resize frame: the
+ * model-geometry map with the crop undone by replicating its border. */
+static at::Tensor resize_frame_maps(cfa_backbone *bb, const cfa_model &m, const cfa_image *imgs, int bn)
+{
+    const cfa_params &p = m.params;
+    const cfa_model_tensors &t = *m.tensors;
+    std::vector<at::Tensor> xs;
+    for (int i = 0; i < bn; i++)
+        xs.push_back(preprocess(imgs[i], p, bb->device));
+    auto pooled = backbone_pooled(bb, at::cat(xs, 0));
+    at::Tensor phi = descriptor(pooled, t.weight, t.bias, m.channels);
+    const int64_t H = phi.size(2), W = phi.size(3);
+    at::Tensor sc = patch_scores(patches(phi), t.bank, t.bank_sq, p.K).view({bn, H, W});
+    return uncrop(score_maps(sc, p), p);
+}
+
 extern "C" cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,
                                 cfa_result *out)
 {
@@ -747,30 +791,33 @@ extern "C" cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_
         if (!image_ok(images[i]))
             return cfa_fail(CFA_ERR_IMAGE, "image " + std::to_string(i) + " is too small (< 8 px) or too large");
     const cfa_params &p = m->params;
-    const cfa_model_tensors &t = *m->tensors;
     const int chunk = 8;
     try {
         c10::InferenceMode guard;
         for (int s = 0; s < n; s += chunk) {
             const int bn = std::min(chunk, n - s);
-            std::vector<at::Tensor> xs;
-            for (int i = 0; i < bn; i++)
-                xs.push_back(preprocess(images[s + i], p, bb->device));
-            auto pooled = backbone_pooled(bb, at::cat(xs, 0));
-            at::Tensor phi = descriptor(pooled, t.weight, t.bias, m->channels);
-            const int64_t H = phi.size(2), Wd = phi.size(3);
-            at::Tensor sc = patch_scores(patches(phi), t.bank, t.bank_sq, p.K).view({bn, H, Wd});
-            at::Tensor maps = score_maps(sc, p);
+            /* maps in the resize frame (B x 1 x resize_h x resize_w) */
+            at::Tensor frame = resize_frame_maps(bb, *m, images + s, bn);
+            if (m->partner)
+                frame = 0.5 * (frame + resize_frame_maps(bb, *m->partner, images + s, bn));
+            at::Tensor model_maps = frame;
+            if (p.crop_h) {
+                int oy, ox;
+                crop_offsets(p, &oy, &ox);
+                model_maps = frame.narrow(2, oy, p.crop_h).narrow(3, ox, p.crop_w);
+            }
             for (int i = 0; i < bn; i++) {
                 cfa_result &r = out[s + i];
-                at::Tensor mm = maps.narrow(0, i, 1);
-                at::Tensor full = to_image_geometry(mm, p, images[s + i].height, images[s + i].width)
-                                      .to(at::kCPU).contiguous();
-                at::Tensor mc = mm.to(at::kCPU).contiguous();
+                const cfa_image &img = images[s + i];
+                at::Tensor f = frame.narrow(0, i, 1);
+                if (f.size(2) != img.height || f.size(3) != img.width)
+                    f = at::upsample_bilinear2d(f, {img.height, img.width}, false);
+                at::Tensor full = f.to(at::kCPU).contiguous();
+                at::Tensor mc = model_maps.narrow(0, i, 1).to(at::kCPU).contiguous();
                 r.model_height = (int)mc.size(2);
                 r.model_width = (int)mc.size(3);
-                r.width = images[s + i].width;
-                r.height = images[s + i].height;
+                r.width = img.width;
+                r.height = img.height;
                 r.model_map = (float *)malloc(sizeof(float) * mc.numel());
                 r.map = (float *)malloc(sizeof(float) * full.numel());
                 if (!r.model_map || !r.map)

@@ -34,7 +34,7 @@ double loss_and_grad(const at::Tensor &z, const at::Tensor &bank, const at::Tens
                      const cfa_params &p, at::Tensor *grad_z);
 at::Tensor gaussian_blur(const at::Tensor &x, float sigma);
 at::Tensor score_maps(const at::Tensor &grid_scores, const cfa_params &p);
-at::Tensor to_image_geometry(const at::Tensor &model_map, const cfa_params &p, int h, int w);
+at::Tensor uncrop(const at::Tensor &maps, const cfa_params &p);
 at::Tensor kmeans(const at::Tensor &x, int k, int iters, Rng &rng);
 
 } // namespace cfa

@@ -27,6 +27,9 @@ struct cfa_model {
     std::vector<float> bias;     /* d_out */
     std::vector<float> bank;     /* n_centres x d_out */
     std::shared_ptr<cfa_model_tensors> tensors; /* set by cfa_engine_attach */
+    /* CFA++: the resize-only partner (params.ensemble == 1), same resize,
+     * no crop, its own descriptor and bank. */
+    std::unique_ptr<cfa_model> partner;
 
     int d_in() const { return channels[0] + channels[1] + channels[2]; }
 };

@@ -3,10 +3,11 @@
  * Layout (all little-endian):
  *   "CFAMODEL"            8 bytes magic
  *   u32 version           CFA_MODEL_VERSION
- *   u32 header_bytes      bytes of the header section that follows
- *   header section        params (fixed field list), backbone sha256 (64 chars),
+ *   model section, and a second one for the CFA++ partner when params.ensemble:
+ *     u32 header_bytes    bytes of the header that follows
+ *     header              params (fixed field list), backbone sha256 (64 chars),
  *                         channels[3], d_out, grid_h, grid_w, n_centres, train_loss
- *   f32 weight[d_out * (d_in + 2)], f32 bias[d_out], f32 bank[n_centres * d_out]
+ *     f32 weight[d_out * (d_in + 2)], f32 bias[d_out], f32 bank[n_centres * d_out]
  *   sha256 of everything before it (32 bytes)
  * Fields are written one by one (never a raw struct) so padding and field
  * order of cfa_params never leak into the format. */
@@ -126,6 +127,7 @@ void write_params(Writer &w, const cfa_params &p)
     w.i32(p.kmeans_iters), w.i32(p.K), w.i32(p.J), w.f32(p.r), w.f32(p.alpha);
     w.f32(p.loss_scale), w.i32(p.epochs), w.i32(p.batch_size), w.f32(p.lr);
     w.f32(p.weight_decay), w.f32(p.blur_sigma), w.u64(p.seed), w.i32(p.feature_half);
+    w.i32(p.ensemble);
 }
 
 void read_params(Reader &r, cfa_params &p)
@@ -137,6 +139,7 @@ void read_params(Reader &r, cfa_params &p)
     p.loss_scale = r.f32(), p.epochs = r.i32(), p.batch_size = r.i32(), p.lr = r.f32();
     p.weight_decay = r.f32(), p.blur_sigma = r.f32(), p.seed = r.u64();
     p.feature_half = r.i32();
+    p.ensemble = r.i32();
 }
 
 bool all_finite(const std::vector<float> &v)
@@ -147,6 +150,62 @@ bool all_finite(const std::vector<float> &v)
     return true;
 }
 
+/* One model's section: header_bytes, header, weight, bias, bank. */
+void write_body(Writer &w, const cfa_model &m)
+{
+    Writer h;
+    write_params(h, m.params);
+    h.bytes(m.backbone_sha256.data(), 64);
+    for (int c : m.channels)
+        h.i32(c);
+    h.i32(m.d_out), h.i32(m.grid_h), h.i32(m.grid_w), h.i32(m.n_centres);
+    h.f64(m.train_loss);
+    w.u32((uint32_t)h.b.size());
+    w.bytes(h.b.data(), h.b.size());
+    w.floats(m.weight);
+    w.floats(m.bias);
+    w.floats(m.bank);
+}
+
+cfa_status parse_body(Reader &r, cfa_model &m)
+{
+    uint32_t header_bytes = r.u32();
+    size_t header_start = r.off;
+    read_params(r, m.params);
+    if (!r.need(64))
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact truncated in header");
+    m.backbone_sha256.assign((const char *)r.p + r.off, 64);
+    r.off += 64;
+    for (int &c : m.channels)
+        c = r.i32();
+    m.d_out = r.i32(), m.grid_h = r.i32(), m.grid_w = r.i32(), m.n_centres = r.i32();
+    m.train_loss = r.f64();
+    if (!r.ok || r.off - header_start != header_bytes)
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact header has the wrong size");
+    std::string why = cfa_params_check(m.params);
+    if (!why.empty())
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact parameters invalid: " + why);
+    for (char ch : m.backbone_sha256)
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return cfa_fail(CFA_ERR_FORMAT, "model artefact backbone hash malformed");
+    for (int c : m.channels)
+        if (c < 1 || c > MAX_CHANNELS)
+            return cfa_fail(CFA_ERR_FORMAT, "model artefact channel count out of range");
+    if (m.d_out < 1 || m.d_out > MAX_CHANNELS || m.grid_h < 1 || m.grid_w < 1 || m.grid_h > MAX_GRID ||
+        m.grid_w > MAX_GRID || m.n_centres < 1 || (int64_t)m.n_centres > (int64_t)m.grid_h * m.grid_w ||
+        m.params.K + m.params.J > m.n_centres)
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact dimensions out of range");
+    size_t nw = (size_t)m.d_out * (size_t)(m.d_in() + 2);
+    size_t nbank = (size_t)m.n_centres * (size_t)m.d_out;
+    if ((r.n - r.off) / 4 < nw + (size_t)m.d_out + nbank)
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact payload is too short");
+    if (!r.floats(m.weight, nw) || !r.floats(m.bias, (size_t)m.d_out) || !r.floats(m.bank, nbank))
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact truncated in payload");
+    if (!all_finite(m.weight) || !all_finite(m.bias) || !all_finite(m.bank))
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact holds non-finite values");
+    return CFA_OK;
+}
+
 } // namespace
 
 extern "C" cfa_status cfa_model_save(const cfa_model *m, void **buf, size_t *len)
@@ -154,22 +213,15 @@ extern "C" cfa_status cfa_model_save(const cfa_model *m, void **buf, size_t *len
     if (!m || !buf || !len)
         return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_model_save: NULL argument");
     try {
-        Writer h;
-        write_params(h, m->params);
-        h.bytes(m->backbone_sha256.data(), 64);
-        for (int c : m->channels)
-            h.i32(c);
-        h.i32(m->d_out), h.i32(m->grid_h), h.i32(m->grid_w), h.i32(m->n_centres);
-        h.f64(m->train_loss);
-
         Writer w;
         w.bytes(MAGIC, 8);
         w.u32(CFA_MODEL_VERSION);
-        w.u32((uint32_t)h.b.size());
-        w.bytes(h.b.data(), h.b.size());
-        w.floats(m->weight);
-        w.floats(m->bias);
-        w.floats(m->bank);
+        write_body(w, *m);
+        if (m->params.ensemble) {
+            if (!m->partner)
+                return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_model_save: ensemble model without its partner");
+            write_body(w, *m->partner);
+        }
         uint8_t digest[SHA256_DIGEST_LEN];
         sha256(w.b.data(), w.b.size(), digest);
         w.bytes(digest, 32);
@@ -205,44 +257,21 @@ cfa_status cfa_model_parse(const void *buf, size_t len, cfa_model **out)
             return cfa_fail(CFA_ERR_VERSION, "model artefact version " + std::to_string(version) +
                                                  " is not supported (this build reads " +
                                                  std::to_string(CFA_MODEL_VERSION) + ")");
-        uint32_t header_bytes = r.u32();
-        size_t header_start = r.off;
         std::unique_ptr<cfa_model> m(new cfa_model());
-        read_params(r, m->params);
-        if (!r.need(64))
-            return cfa_fail(CFA_ERR_FORMAT, "model artefact truncated in header");
-        m->backbone_sha256.assign((const char *)r.p + r.off, 64);
-        r.off += 64;
-        for (int &c : m->channels)
-            c = r.i32();
-        m->d_out = r.i32(), m->grid_h = r.i32(), m->grid_w = r.i32(), m->n_centres = r.i32();
-        m->train_loss = r.f64();
-        if (!r.ok || r.off - header_start != header_bytes)
-            return cfa_fail(CFA_ERR_FORMAT, "model artefact header has the wrong size");
-        std::string why = cfa_params_check(m->params);
-        if (!why.empty())
-            return cfa_fail(CFA_ERR_FORMAT, "model artefact parameters invalid: " + why);
-        for (char ch : m->backbone_sha256)
-            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-                return cfa_fail(CFA_ERR_FORMAT, "model artefact backbone hash malformed");
-        for (int c : m->channels)
-            if (c < 1 || c > MAX_CHANNELS)
-                return cfa_fail(CFA_ERR_FORMAT, "model artefact channel count out of range");
-        if (m->d_out < 1 || m->d_out > MAX_CHANNELS || m->grid_h < 1 || m->grid_w < 1 ||
-            m->grid_h > MAX_GRID || m->grid_w > MAX_GRID || m->n_centres < 1 ||
-            (int64_t)m->n_centres > (int64_t)m->grid_h * m->grid_w ||
-            m->params.K + m->params.J > m->n_centres)
-            return cfa_fail(CFA_ERR_FORMAT, "model artefact dimensions out of range");
-        size_t nw = (size_t)m->d_out * (size_t)(m->d_in() + 2);
-        size_t nbank = (size_t)m->n_centres * (size_t)m->d_out;
-        size_t remaining = r.n - r.off;
-        if (remaining / 4 != nw + (size_t)m->d_out + nbank || remaining % 4 != 0)
-            return cfa_fail(CFA_ERR_FORMAT, "model artefact payload has the wrong size");
-        if (!r.floats(m->weight, nw) || !r.floats(m->bias, (size_t)m->d_out) ||
-            !r.floats(m->bank, nbank))
-            return cfa_fail(CFA_ERR_FORMAT, "model artefact truncated in payload");
-        if (!all_finite(m->weight) || !all_finite(m->bias) || !all_finite(m->bank))
-            return cfa_fail(CFA_ERR_FORMAT, "model artefact holds non-finite values");
+        cfa_status s = parse_body(r, *m);
+        if (s != CFA_OK)
+            return s;
+        if (m->params.ensemble) {
+            m->partner.reset(new cfa_model());
+            if ((s = parse_body(r, *m->partner)) != CFA_OK)
+                return s;
+            const cfa_params &pp = m->partner->params;
+            if (pp.ensemble || pp.crop_h != 0 || pp.resize_h != m->params.resize_h ||
+                pp.resize_w != m->params.resize_w || m->partner->backbone_sha256 != m->backbone_sha256)
+                return cfa_fail(CFA_ERR_FORMAT, "model artefact's CFA++ partner does not match its primary");
+        }
+        if (r.off != r.n)
+            return cfa_fail(CFA_ERR_FORMAT, "model artefact has trailing bytes");
         *out = m.release();
         return CFA_OK;
     } catch (const std::bad_alloc &) {

@@ -86,6 +86,7 @@ extern "C" cfa_params cfa_default_params(void)
     p.blur_sigma = 4.0f;
     p.seed = 1024;
     p.feature_half = 0;
+    p.ensemble = 0;
     return p;
 }
 
@@ -121,6 +122,10 @@ std::string cfa_params_check(const cfa_params &p)
         return "blur_sigma must be within 0..64";
     if (p.feature_half != 0 && p.feature_half != 1)
         return "feature_half must be 0 or 1";
+    if (p.ensemble != 0 && p.ensemble != 1)
+        return "ensemble must be 0 or 1";
+    if (p.ensemble && p.crop_h == 0)
+        return "ensemble (CFA++) pairs a centre-crop model with a resize-only one: it needs a crop";
     return "";
 }
 

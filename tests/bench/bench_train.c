@@ -63,6 +63,7 @@ typedef struct {
     double *loss;
     int epochs_seen;
     double next_report;
+    int features_done;
 } rec_t;
 
 static void on_progress(const cfa_progress *p, void *user)
@@ -76,8 +77,13 @@ static void on_progress(const cfa_progress *p, void *user)
                     p->feature_seconds);
             r->next_report = p->feature_seconds + 30.0;
         }
-    } else if (strcmp(p->phase, "epochs") == 0 && p->epoch >= 1 && p->epoch <= p->epochs &&
-               !isnan(p->loss) && p->epoch > r->epochs_seen) {
+    } else if (!r->features_done) {
+        r->features_done = 1;
+        fprintf(stderr, "  features done in %.1f s (%.3f s/image); phase %s\n",
+                p->feature_seconds, p->feature_seconds / r->n_images, p->phase);
+    }
+    if (strcmp(p->phase, "epochs") == 0 && p->epoch >= 1 && p->epoch <= p->epochs &&
+        !isnan(p->loss) && p->epoch > r->epochs_seen) {
         r->epoch_end[p->epoch - 1] = p->epoch_seconds;
         r->loss[p->epoch - 1] = p->loss;
         r->epochs_seen = p->epoch;

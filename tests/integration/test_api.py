@@ -218,6 +218,21 @@ def main():
     st, js, _, _ = anon.req("GET", "/v1/openapi.json")
     check(st == 200 and js.get("openapi", "").startswith("3.") and "/v1/products/{id}/inspect"
           in js.get("paths", {}), "GET /v1/openapi.json is OpenAPI 3 with the inspect path")
+    api_md = [("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("get", "/v1/info"),
+              ("post", "/v1/products"), ("get", "/v1/products"), ("get", "/v1/products/{id}"),
+              ("patch", "/v1/products/{id}"), ("delete", "/v1/products/{id}"),
+              ("post", "/v1/products/{id}/images"), ("get", "/v1/products/{id}/images"),
+              ("delete", "/v1/products/{id}/images/{image_id}"), ("post", "/v1/products/{id}/train"),
+              ("get", "/v1/jobs/{job_id}"), ("get", "/v1/jobs"), ("post", "/v1/jobs/{job_id}/cancel"),
+              ("get", "/v1/products/{id}/models"),
+              ("post", "/v1/products/{id}/models/{version}/activate"),
+              ("put", "/v1/products/{id}/threshold"), ("post", "/v1/products/{id}/inspect"),
+              ("get", "/v1/inspections"), ("get", "/v1/inspections/{id}"),
+              ("get", "/v1/inspections/{id}/heatmap.png"), ("get", "/v1/inspections/{id}/map.png"),
+              ("post", "/v1/keys"), ("get", "/v1/keys"), ("delete", "/v1/keys/{id}"),
+              ("get", "/v1/openapi.json")]
+    missing = [m + " " + p for m, p in api_md if m not in js.get("paths", {}).get(p, {})]
+    check(not missing, "OpenAPI document covers every endpoint of API.md (missing %s)" % missing)
     st, _, body, hdrs = anon.req("GET", "/metrics")
     check(st == 200 and hdrs["content-type"].startswith("text/plain")
           and b"cfa_http_requests_total" in body, "GET /metrics")
@@ -228,6 +243,8 @@ def main():
 
     print("== keys and roles", flush=True)
     expect_error(anon.req("GET", "/v1/products"), 401, "missing key", "unauthorized")
+    expect_error(anon.req("POST", "/v1/products/x/images", os.urandom(3 << 20), "image/png"), 401,
+                 "upload without a key (body drained, not kept)", "unauthorized")
     expect_error(Client(d.port, "wrong-key-0123456789").req("GET", "/v1/products"), 401,
                  "unknown key", "unauthorized")
     st, js, _, _ = admin.req("POST", "/v1/keys", {"name": "line 1", "role": "operate"})

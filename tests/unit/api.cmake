@@ -8,3 +8,18 @@ add_executable(test_config ${CMAKE_CURRENT_LIST_DIR}/test_config.c)
 target_link_libraries(test_config PRIVATE cfa_daemon_base PkgConfig::CMOCKA)
 add_test(NAME unit.config COMMAND test_config)
 set_tests_properties(unit.config PROPERTIES LABELS unit TIMEOUT 60)
+
+# The inference pool against a fake engine (cfa_* stubs in the test): no
+# torch, so it also runs under CFA_SANITIZE_THREAD.
+add_executable(test_pool ${CMAKE_CURRENT_LIST_DIR}/test_pool.c
+                         ${PROJECT_SOURCE_DIR}/server/pool.c)
+target_include_directories(test_pool PRIVATE ${PROJECT_SOURCE_DIR}/server
+                                             ${PROJECT_SOURCE_DIR}/core/include)
+target_link_libraries(test_pool PRIVATE cfa_daemon_base PkgConfig::CMOCKA Threads::Threads)
+add_test(NAME unit.pool COMMAND test_pool)
+set_tests_properties(unit.pool PROPERTIES LABELS unit TIMEOUT 120)
+
+add_executable(test_metrics_prom ${CMAKE_CURRENT_LIST_DIR}/test_metrics_prom.c)
+target_link_libraries(test_metrics_prom PRIVATE cfa_daemon_base PkgConfig::CMOCKA Threads::Threads)
+add_test(NAME unit.metrics_prom COMMAND test_metrics_prom)
+set_tests_properties(unit.metrics_prom PROPERTIES LABELS unit TIMEOUT 60)

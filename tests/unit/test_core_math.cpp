@@ -167,11 +167,13 @@ static void test_geometry()
     std::vector<uint8_t> dst(224 * 224);
     cfa_mask_to_model(&p, mask, 2, 2, dst.data());
     EXPECT(dst[0] == 255 && dst[111] == 255 && dst[112] == 0 && dst[223] == 0);
-    /* model map back to image geometry: shape, and a constant stays constant */
-    at::Tensor m = at::full({1, 1, 224, 224}, 3.0f);
-    at::Tensor img = to_image_geometry(m, p, 100, 300);
-    EXPECT(img.size(2) == 100 && img.size(3) == 300);
-    EXPECT(at::allclose(img, at::full_like(img, 3.0f)));
+    /* model map back into the resize frame: the crop sits at offset 16 and
+     * the border replicates its edge */
+    at::Tensor m = at::arange(224 * 224, at::kFloat).view({1, 1, 224, 224});
+    at::Tensor f = uncrop(m, p);
+    EXPECT(f.size(2) == 256 && f.size(3) == 256);
+    EXPECT(at::equal(f.narrow(2, 16, 224).narrow(3, 16, 224), m));
+    EXPECT(f[0][0][0][0].item<float>() == 0.0f && f[0][0][255][255].item<float>() == 224.0f * 224 - 1);
 }
 
 /* Build a small model by hand and round-trip it through the artefact. */
@@ -226,6 +228,26 @@ static void test_artefact()
     cfa_free(buf);
     cfa_model_free(m);
     cfa_model_free(nullptr);
+
+    /* a CFA++ model carries its resize-only partner through the artefact */
+    cfa_model *e = small_model();
+    e->params.ensemble = 1;
+    e->partner.reset(small_model());
+    e->partner->params.crop_h = e->partner->params.crop_w = 0;
+    e->partner->bias[0] = 42.0f;
+    EXPECT(cfa_model_save(e, &buf, &len) == CFA_OK);
+    cfa_model *eb = nullptr;
+    EXPECT(cfa_model_load(buf, len, nullptr, &eb) == CFA_OK);
+    EXPECT(eb && eb->partner && eb->partner->bias[0] == 42.0f && eb->partner->params.crop_h == 0);
+    cfa_model_free(eb);
+    cfa_free(buf);
+    /* a partner that is not resize-only is refused */
+    e->partner->params.crop_h = e->partner->params.crop_w = 224;
+    EXPECT(cfa_model_save(e, &buf, &len) == CFA_OK);
+    eb = nullptr;
+    EXPECT(cfa_model_load(buf, len, nullptr, &eb) == CFA_ERR_FORMAT && eb == nullptr);
+    cfa_free(buf);
+    cfa_model_free(e);
 }
 
 int main()

@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""Writes api/openapi.json (the OpenAPI 3 document of API v1, served at
+GET /v1/openapi.json and compiled into the binary). Edit here, then run:
+    python3 api/gen_openapi.py > api/openapi.json
+Standard library only."""
+import json
+ref = lambda n: {"$ref": "#/components/schemas/" + n}
+def err(desc): return {"description": desc, "content": {"application/json": {"schema": ref("Error")}}}
+E = {s: err(d) for s, d in {
+ "400": "malformed request (bad JSON, bad parameter, malformed multipart)",
+ "401": "no or unknown API key", "403": "the key's role is too low", "404": "unknown id",
+ "409": "conflict (duplicate product id, a job already queued/running, job already finished)",
+ "413": "body or image too large", "415": "unsupported media type",
+ "422": "valid but unusable (image too small or corrupt, product without a model, too few images)",
+ "503": "overloaded or not ready (Retry-After)"}.items()}
+def resp(code, desc, schema=None, ctype="application/json", headers=None):
+    r = {"description": desc}
+    if schema is not None: r["content"] = {ctype: {"schema": schema}}
+    if headers: r["headers"] = headers
+    return {code: r}
+def errs(*codes): return {c: {"$ref": "#/components/responses/E" + c} for c in codes}
+def op(summary, role, responses, params=None, body=None, tags=None):
+    o = {"summary": summary, "responses": responses}
+    if role: o["description"] = "Role: `%s` or higher." % role
+    else: o["security"] = []
+    if params: o["parameters"] = params
+    if body: o["requestBody"] = body
+    if tags: o["tags"] = tags
+    return o
+P = lambda n: {"$ref": "#/components/parameters/" + n}
+jbody = lambda s, req=True: {"required": req, "content": {"application/json": {"schema": s}}}
+obj = lambda props, req=None, **kw: dict({"type": "object", "properties": props}, **({"required": req} if req else {}), **kw)
+listof = lambda key, item, cursor=False: obj(dict({key: {"type": "array", "items": item}}, **({"next": {"type": "string", "nullable": True, "description": "cursor of the next page; null on the last"}} if cursor else {})), [key] + (["next"] if cursor else []))
+num = {"type": "number"}; integer = {"type": "integer"}; string = {"type": "string"}
+ts = {"type": "string", "format": "date-time", "nullable": True}
+schemas = {
+ "Error": obj({"error": obj({"code": {"type": "string", "description": "snake_case reason"}, "message": string}, ["code", "message"])}, ["error"]),
+ "TrainingSettings": obj({
+   "epochs": {"type": "integer", "minimum": 0, "maximum": 1000},
+   "gamma_c": {"type": "integer", "minimum": 1, "maximum": 64, "description": "memory bank compression"},
+   "gamma_d": {"type": "integer", "minimum": 1, "maximum": 64, "description": "descriptor channel compression"},
+   "seed": {"type": "integer", "minimum": 0},
+   "resize_h": integer, "resize_w": integer, "crop_h": integer, "crop_w": integer,
+   "bank": {"type": "string", "enum": ["mean", "ema"]},
+   "batch_size": integer, "lr": num, "blur_sigma": num,
+   "holdout": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "fraction of good images held out to calibrate the threshold (default 0.1; at least 2 when there are >= 10 images)"},
+   "target_far": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "target false-alarm rate on the held-out images; 0 = their maximum score"},
+   "margin": {"type": "number", "minimum": 0.1, "maximum": 10, "description": "threshold = quantile x margin"},
+   "activate": {"type": "boolean", "description": "activate the new version when training succeeds (default true)"},
+   "ensemble": {"type": "boolean", "description": "CFA++: also train a resize-only partner model and average the maps (needs a crop)"}},
+   description="Job parameters override product settings, which override the server defaults."),
+ "ProductCreate": obj({"id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "name": string, "settings": ref("TrainingSettings")}, ["id"]),
+ "ProductPatch": obj({"name": string, "settings": ref("TrainingSettings")}),
+ "Product": obj({"id": string, "name": string, "settings": ref("TrainingSettings"),
+   "active_version": {"type": "integer", "nullable": True}, "threshold": {"type": "number", "nullable": True},
+   "image_count": integer, "created_at": ts, "updated_at": ts}, ["id", "name", "settings", "active_version", "threshold", "image_count"]),
+ "Image": obj({"id": {"type": "string", "description": "sha256 hex of the bytes"}, "width": integer, "height": integer,
+   "created": {"type": "boolean", "description": "false when the same bytes were already stored"},
+   "bytes": integer, "format": {"type": "string", "enum": ["jpg", "png"]}, "created_at": ts}, ["id", "width", "height"]),
+ "Job": obj({"id": string, "product": string, "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+   "params": ref("TrainingSettings"),
+   "progress": obj({"phase": {"type": "string", "nullable": True, "description": "features, bank, epochs, calibration, done"}, "epoch": integer, "epochs": integer,
+                    "loss": {"type": "number", "nullable": True}, "fraction": num}),
+   "model_version": {"type": "integer", "nullable": True}, "error": {"type": "string", "nullable": True},
+   "cancel_requested": {"type": "boolean"}, "created_at": ts, "started_at": ts, "finished_at": ts},
+   ["id", "product", "state", "progress", "model_version", "error", "created_at", "started_at", "finished_at"]),
+ "Model": obj({"product": string, "version": integer, "created_at": ts, "job_id": {"type": "string", "nullable": True},
+   "threshold": num, "active": {"type": "boolean"}, "backbone_sha256": {"type": "string", "nullable": True},
+   "figures": {"type": "object", "description": "training figures: train_loss, bank_size, channels, train_images, holdout_images, calibration, calibration_max, calibration_mean, target_far, margin, feature_seconds, epoch_seconds, total_seconds, params"}},
+   ["version", "created_at", "job_id", "threshold", "active", "figures"]),
+ "Region": obj({"x": integer, "y": integer, "width": integer, "height": integer, "area": integer, "score": num}, ["x", "y", "width", "height", "area", "score"]),
+ "InspectionResult": obj({"inspection_id": string, "product": string, "model_version": integer,
+   "score": {"type": "number", "description": "image anomaly score (maximum of the anomaly map)"},
+   "threshold": num, "decision": {"type": "string", "enum": ["OK", "NG"], "description": "NG when score >= threshold"},
+   "map_max": {"type": "number", "description": "maximum of the map at image resolution; scale of map.png"},
+   "regions": {"type": "array", "items": ref("Region")},
+   "heatmap_url": {"type": "string", "nullable": True}, "map_url": {"type": "string", "nullable": True},
+   "timings_ms": obj({"decode": num, "queue": num, "model": num, "encode": num, "total": num}, ["decode", "queue", "model", "total"]),
+   "heatmap_png_base64": {"type": "string", "description": "only with ?heatmap=inline"},
+   "created_at": ts, "key_id": {"type": "string", "nullable": True, "description": "audit records only"}},
+   ["inspection_id", "product", "model_version", "score", "threshold", "decision", "map_max", "regions", "heatmap_url", "map_url", "timings_ms"]),
+ "KeyCreate": obj({"name": string, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]}}, ["role"]),
+ "Key": obj({"id": string, "name": string, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]},
+   "created_at": ts, "revoked_at": ts, "key": {"type": "string", "description": "the secret; only in the creation response"}}, ["id", "name", "role", "created_at"]),
+}
+params = {
+ "ProductId": {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}},
+ "ImageId": {"name": "image_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+ "JobId": {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
+ "InspectionId": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+ "KeyId": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+ "Version": {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+ "Limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 100}, "description": "page size, capped at 1000"},
+ "After": {"name": "after", "in": "query", "schema": {"type": "string"}, "description": "cursor: the `next` of the previous page"},
+}
+loc = {"Location": {"schema": {"type": "string"}}}
+img_body = {"required": True, "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                                          "image/png": {"schema": {"type": "string", "format": "binary"}}}}
+upload_body = {"required": True, "content": dict(img_body["content"], **{"multipart/form-data": {"schema": {"type": "object", "additionalProperties": {"type": "string", "format": "binary"}, "description": "one or more image parts (image/jpeg or image/png)"}}})}
+text = lambda d: {"200": {"description": d, "content": {"text/plain": {"schema": {"type": "string"}}}}}
+paths = {
+ "/healthz": {"get": op("Liveness", None, resp("200", "the process runs", obj({"status": {"type": "string", "enum": ["ok"]}})), tags=["health"])},
+ "/readyz": {"get": op("Readiness: database, backbone and workers up", None, {**resp("200", "ready", obj({"status": string})), **errs("503")}, tags=["health"])},
+ "/metrics": {"get": op("Prometheus metrics", None, {**text("Prometheus text format 0.0.4: cfa_http_requests_total, cfa_http_request_duration_seconds, cfa_inference_batch_size, cfa_inference_seconds, cfa_queue_depth, cfa_queue_rejected_total, cfa_training_jobs, cfa_training_finished_total, cfa_images_stored, cfa_models_loaded"), **errs("401")}, tags=["health"])},
+ "/v1/openapi.json": {"get": op("This document", None, resp("200", "OpenAPI 3 document", {"type": "object"}), tags=["health"])},
+ "/v1/info": {"get": op("Version, backbone, devices, limits", "inspect", {**resp("200", "server information", {"type": "object"}), **errs("401")}, tags=["health"])},
+ "/v1/products": {
+   "post": op("Create a product", "operate", {**resp("201", "created", ref("Product"), headers=loc), **errs("400", "401", "403", "409", "415")}, body=jbody(ref("ProductCreate")), tags=["products"]),
+   "get": op("List products", "inspect", {**resp("200", "products", listof("products", ref("Product"), True)), **errs("400", "401")}, [P("Limit"), P("After")], tags=["products"])},
+ "/v1/products/{id}": {
+   "get": op("One product", "inspect", {**resp("200", "the product", ref("Product")), **errs("401", "404")}, [P("ProductId")], tags=["products"]),
+   "patch": op("Change name and/or settings", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "415")}, [P("ProductId")], jbody(ref("ProductPatch")), tags=["products"]),
+   "delete": op("Delete a product with its images, models and finished jobs (inspections stay)", "operate", {"204": {"description": "deleted"}, **errs("401", "403", "404", "409")}, [P("ProductId")], tags=["products"])},
+ "/v1/products/{id}/images": {
+   "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "413", "415", "422")}, [P("ProductId")], upload_body, tags=["images"]),
+   "get": op("List images", "operate", {**resp("200", "images", listof("images", ref("Image"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("After")], tags=["images"])},
+ "/v1/products/{id}/images/{image_id}": {
+   "delete": op("Remove an image from the training set", "operate", {"204": {"description": "removed"}, **errs("401", "403", "404")}, [P("ProductId"), P("ImageId")], tags=["images"])},
+ "/v1/products/{id}/train": {
+   "post": op("Start training a new model version", "operate", {**resp("202", "job queued", obj({"job": ref("Job")}, ["job"]), headers=loc), **errs("400", "401", "403", "404", "409", "415", "422")}, [P("ProductId")], jbody(ref("TrainingSettings"), False), tags=["training"])},
+ "/v1/jobs": {"get": op("List jobs, newest first", "operate", {**resp("200", "jobs", listof("jobs", ref("Job"))), **errs("400", "401", "403")},
+   [{"name": "product", "in": "query", "schema": string}, {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]}}, P("Limit")], tags=["training"])},
+ "/v1/jobs/{job_id}": {"get": op("One job", "operate", {**resp("200", "the job", ref("Job")), **errs("401", "403", "404")}, [P("JobId")], tags=["training"])},
+ "/v1/jobs/{job_id}/cancel": {"post": op("Cancel a queued or running job; it ends canceled and writes no model", "operate", {**resp("202", "cancel recorded", obj({"job": ref("Job")}, ["job"])), **errs("401", "403", "404", "409")}, [P("JobId")], tags=["training"])},
+ "/v1/products/{id}/models": {"get": op("Model versions, newest first", "operate", {**resp("200", "models", listof("models", ref("Model"))), **errs("401", "403", "404")}, [P("ProductId")], tags=["models"])},
+ "/v1/products/{id}/models/{version}/activate": {"post": op("Make a version the one inspections use", "operate", {**resp("200", "the product", ref("Product")), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
+ "/v1/products/{id}/models/{version}/artifact": {"get": op("Extension: the serialised model (for other replicas or `cfa eval --model`)", "operate", {**resp("200", "model artefact", {"type": "string", "format": "binary"}, "application/octet-stream"), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
+ "/v1/products/{id}/threshold": {"put": op("Set the threshold of the active model", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "415", "422")}, [P("ProductId")], jbody(obj({"threshold": num}, ["threshold"])), tags=["models"])},
+ "/v1/products/{id}/inspect": {"post": op("Inspect one image", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("400", "401", "404", "413", "415", "422", "503")},
+   [P("ProductId"), {"name": "store", "in": "query", "schema": {"type": "boolean", "default": True}, "description": "false keeps no heatmap/map files"},
+    {"name": "heatmap", "in": "query", "schema": {"type": "string", "enum": ["inline", "url"]}, "description": "inline adds heatmap_png_base64"}], img_body, tags=["inspection"])},
+ "/v1/inspections": {"get": op("Audit trail, newest first", "inspect", {**resp("200", "inspections", listof("inspections", ref("InspectionResult"), True)), **errs("400", "401")},
+   [{"name": "product", "in": "query", "schema": string}, {"name": "decision", "in": "query", "schema": {"type": "string", "enum": ["OK", "NG"]}},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}, P("Limit"), P("After")], tags=["inspection"])},
+ "/v1/inspections/{id}": {"get": op("One stored result", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
+ "/v1/inspections/{id}/heatmap.png": {"get": op("Colour heatmap over the image, image resolution", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
+ "/v1/inspections/{id}/map.png": {"get": op("Raw anomaly map, 16-bit grayscale PNG at image resolution: v means v / 65535 * map_max", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
+ "/v1/keys": {
+   "post": op("Create an API key (the secret is returned once)", "admin", {**resp("201", "created", ref("Key"), headers=loc), **errs("400", "401", "403", "415")}, body=jbody(ref("KeyCreate")), tags=["keys"]),
+   "get": op("List keys (no secrets)", "admin", {**resp("200", "keys", listof("keys", ref("Key"))), **errs("401", "403")}, tags=["keys"])},
+ "/v1/keys/{id}": {"delete": op("Revoke a key", "admin", {"204": {"description": "revoked"}, **errs("401", "403", "404")}, [P("KeyId")], tags=["keys"])},
+}
+doc = {"openapi": "3.0.3",
+ "info": {"title": "cfa-server", "version": "1",
+          "description": "CFA anomaly inspection for factory lines (docs/API.md, version 1). Errors: `{\"error\": {\"code\", \"message\"}}` with the matching status. Roles: inspect < operate < admin."},
+ "servers": [{"url": "/"}],
+ "security": [{"bearer": []}],
+ "tags": [{"name": t} for t in ["health", "products", "images", "training", "models", "inspection", "keys"]],
+ "paths": paths,
+ "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"}},
+   "schemas": schemas, "parameters": params,
+   "responses": {"E" + k: v for k, v in E.items()}}}
+print(json.dumps(doc, indent=1))

@@ -1,0 +1,321 @@
+/* test_pool.c - server/pool.c against a fake engine (the cfa_* functions used
+ * by the pool are defined here): batching, grouping by (product, version),
+ * the bounded queue, the model LRU, pool_forget and shutdown. Torch-free, so
+ * it also runs under TSan. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "pool.h"
+
+/* ---- fake engine ------------------------------------------------------- */
+
+struct cfa_backbone { int id; };
+struct cfa_model { int64_t version; char product[72]; };
+
+static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
+static int score_calls, max_batch, loads, fetches;
+static int score_delay_ms = 5;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+const char *cfa_status_str(cfa_status s) { return s == CFA_OK ? "ok" : "error"; }
+const char *cfa_last_error(void) { return "fake error"; }
+cfa_status cfa_backbone_load(const char *path, const char *device, cfa_backbone **out)
+{
+    (void)device;
+    if (strcmp(path, "missing") == 0)
+        return CFA_ERR_IO;
+    *out = calloc(1, sizeof **out);
+    return CFA_OK;
+}
+void cfa_backbone_free(cfa_backbone *bb) { free(bb); }
+const char *cfa_backbone_sha256(const cfa_backbone *bb)
+{
+    (void)bb;
+    return "0000000000000000000000000000000000000000000000000000000000000000";
+}
+void cfa_backbone_channels(const cfa_backbone *bb, int out[3])
+{
+    (void)bb;
+    out[0] = 256, out[1] = 512, out[2] = 1024;
+}
+cfa_status cfa_model_load(const void *buf, size_t len, const cfa_backbone *bb, cfa_model **out)
+{
+    (void)bb;
+    cfa_model *m = calloc(1, sizeof *m);
+    if (len < sizeof m->version + 1) {
+        free(m);
+        return CFA_ERR_FORMAT;
+    }
+    memcpy(&m->version, buf, sizeof m->version);
+    snprintf(m->product, sizeof m->product, "%s", (const char *)buf + sizeof m->version);
+    pthread_mutex_lock(&fake_mu);
+    loads++;
+    pthread_mutex_unlock(&fake_mu);
+    *out = m;
+    return CFA_OK;
+}
+void cfa_model_free(cfa_model *m) { free(m); }
+void cfa_result_clear(cfa_result *r)
+{
+    free(r->map);
+    memset(r, 0, sizeof *r);
+}
+/* score = version * 1000 + width + (product[0] == 'b' ? 100000 : 0) */
+cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,
+                     cfa_result *out)
+{
+    (void)bb;
+    pthread_mutex_lock(&fake_mu);
+    score_calls++;
+    if (n > max_batch)
+        max_batch = n;
+    int delay = score_delay_ms;
+    pthread_mutex_unlock(&fake_mu);
+    sleep_ms(delay);
+    for (int i = 0; i < n; i++) {
+        float s = (float)(m->version * 1000 + images[i].width + (m->product[0] == 'b' ? 100000 : 0));
+        out[i].width = images[i].width;
+        out[i].height = images[i].height;
+        out[i].map = malloc(sizeof(float) * (size_t)images[i].width * (size_t)images[i].height);
+        for (int k = 0; k < images[i].width * images[i].height; k++)
+            out[i].map[k] = s;
+        out[i].score = s;
+    }
+    return CFA_OK;
+}
+
+/* the "store": a model blob is its version and product name */
+static int fetch(void *user, const char *product, int64_t version, void **buf, size_t *len,
+                 char *err, size_t errlen)
+{
+    (void)user;
+    if (strcmp(product, "gone") == 0) {
+        snprintf(err, errlen, "no such model");
+        return -1;
+    }
+    size_t pl = strlen(product) + 1;
+    *len = sizeof version + pl;
+    *buf = malloc(*len);
+    memcpy(*buf, &version, sizeof version);
+    memcpy((char *)*buf + sizeof version, product, pl);
+    pthread_mutex_lock(&fake_mu);
+    fetches++;
+    pthread_mutex_unlock(&fake_mu);
+    return 0;
+}
+
+static void reset(void)
+{
+    pthread_mutex_lock(&fake_mu);
+    score_calls = max_batch = loads = fetches = 0;
+    score_delay_ms = 5;
+    pthread_mutex_unlock(&fake_mu);
+}
+
+static pool_t *make(int n_dev, int batch, int depth, int cache)
+{
+    static const char *devs[] = {"cpu", "cpu", "cpu"};
+    pool_options o = {"fake.pt", devs, n_dev, 1, batch, depth, cache};
+    pool_t *p = NULL;
+    char err[128];
+    assert_int_equal(pool_create(&o, fetch, NULL, &p, err, sizeof err), 0);
+    return p;
+}
+
+typedef struct job {
+    pool_t *p;
+    const char *product;
+    int64_t version;
+    int width;
+    pool_status st;
+    float score;
+    int batch_n;
+    float pixels[16 * 4 * 3];
+} job;
+
+static void *run_one(void *arg)
+{
+    job *j = arg;
+    pool_req r;
+    memset(&r, 0, sizeof r);
+    r.product = j->product;
+    r.version = j->version;
+    r.image.width = j->width;
+    r.image.height = 4;
+    r.image.rgb = j->pixels;
+    j->st = pool_run(j->p, &r);
+    if (j->st == POOL_OK) {
+        j->score = r.result.score;
+        j->batch_n = r.batch_n;
+        if (r.result.map[r.result.width * r.result.height - 1] != r.result.score)
+            j->score = -1;
+        cfa_result_clear(&r.result);
+    }
+    return NULL;
+}
+
+static void run_many(job *jobs, int n)
+{
+    pthread_t *t = calloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++)
+        pthread_create(&t[i], NULL, run_one, &jobs[i]);
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+}
+
+static void test_batches_and_groups(void **state)
+{
+    (void)state;
+    reset();
+    pthread_mutex_lock(&fake_mu);
+    score_delay_ms = 30;
+    pthread_mutex_unlock(&fake_mu);
+    pool_t *p = make(1, 8, 64, 8);
+    enum { N = 24 };
+    job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i].p = p;
+        jobs[i].product = i % 2 ? "bottle" : "apple";
+        jobs[i].version = 1 + i % 3;
+        jobs[i].width = 8 + i % 8;
+    }
+    run_many(jobs, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(jobs[i].st, POOL_OK);
+        float want = (float)(jobs[i].version * 1000 + jobs[i].width + (i % 2 ? 100000 : 0));
+        assert_true(jobs[i].score == want);
+        assert_true(jobs[i].batch_n >= 1 && jobs[i].batch_n <= 8);
+    }
+    assert_true(max_batch > 1);          /* requests waiting together were batched */
+    assert_int_equal(loads, 6);          /* 2 products x 3 versions, each loaded once */
+    assert_int_equal(pool_models_loaded(p), 6);
+    pool_free(p);
+}
+
+static void test_queue_full(void **state)
+{
+    (void)state;
+    reset();
+    pthread_mutex_lock(&fake_mu);
+    score_delay_ms = 200;
+    pthread_mutex_unlock(&fake_mu);
+    pool_t *p = make(1, 1, 2, 2);
+    enum { N = 10 };
+    job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i].p = p;
+        jobs[i].product = "apple";
+        jobs[i].version = 1;
+        jobs[i].width = 8;
+    }
+    run_many(jobs, N);
+    int ok = 0, busy = 0;
+    for (int i = 0; i < N; i++) {
+        ok += jobs[i].st == POOL_OK;
+        busy += jobs[i].st == POOL_BUSY;
+    }
+    assert_int_equal(ok + busy, N);
+    assert_true(busy > 0);
+    assert_true(ok >= 2); /* at least the queue depth */
+    assert_int_equal(pool_queue_depth(p, 0), 0);
+    pool_free(p);
+}
+
+static void test_lru_and_forget(void **state)
+{
+    (void)state;
+    reset();
+    pool_t *p = make(1, 4, 8, 2);
+    job j;
+    memset(&j, 0, sizeof j);
+    j.p = p;
+    j.width = 8;
+    const char *prods[] = {"a1", "a2", "a1", "a3", "a1", "a2"};
+    for (int i = 0; i < 6; i++) {
+        j.product = prods[i];
+        j.version = 1;
+        run_one(&j);
+        assert_int_equal(j.st, POOL_OK);
+    }
+    /* a1 a2 (hit a1) a3 evicts a2 (a1 was used later), a1 hit, a2 reloaded */
+    assert_int_equal(fetches, 4);
+    j.product = "a1";
+    run_one(&j);
+    assert_int_equal(fetches, 4);
+    pool_forget(p, "a1");
+    run_one(&j);
+    assert_int_equal(fetches, 5);
+    j.product = "gone";
+    run_one(&j);
+    assert_int_equal(j.st, POOL_FAILED);
+    pool_free(p);
+}
+
+static void test_two_devices_and_stop(void **state)
+{
+    (void)state;
+    reset();
+    pool_t *p = make(2, 4, 8, 2);
+    assert_int_equal(pool_n_devices(p), 2);
+    assert_true(pool_ready(p));
+    enum { N = 12 };
+    job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i].p = p;
+        jobs[i].product = "apple";
+        jobs[i].version = 2;
+        jobs[i].width = 9;
+    }
+    run_many(jobs, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(jobs[i].st, POOL_OK);
+    assert_int_equal(loads, 2); /* one replica of the model per device */
+    pool_stop(p);
+    assert_false(pool_ready(p));
+    run_one(&jobs[0]);
+    assert_int_equal(jobs[0].st, POOL_STOPPED);
+    pool_free(p);
+    pool_free(NULL);
+}
+
+static void test_bad_backbone(void **state)
+{
+    (void)state;
+    static const char *devs[] = {"cpu"};
+    pool_options o = {"missing", devs, 1, 1, 4, 4, 2};
+    pool_t *p = (pool_t *)1;
+    char err[256] = "";
+    assert_int_equal(pool_create(&o, fetch, NULL, &p, err, sizeof err), -1);
+    assert_null(p);
+    assert_non_null(strstr(err, "missing"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batches_and_groups),
+        cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_lru_and_forget),
+        cmocka_unit_test(test_two_devices_and_stop),
+        cmocka_unit_test(test_bad_backbone),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
