@@ -9,7 +9,10 @@
 #  4. darknet's sample photos (eagle.jpg, dog.jpg) for the classification test,
 #     via apt-get download + dpkg-deb -x (darknet itself is not installed)
 #
-# Environment: CFA_CACHE_DIR (default ~/.cache/cfa), CFA_SKIP_APT=1 (skip step 1).
+# Environment: CFA_CACHE_DIR (default ~/.cache/cfa), CFA_SKIP_APT=1 (skip step 1),
+# CFA_TORCH=external: libtorch comes from elsewhere (the official CUDA build, see
+# docker/Dockerfile.cuda): install only the other packages and stop after step 1
+# (the backbone is converted on a Debian machine and copied in).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +55,15 @@ PACKAGES=(
 # Debian's npm conflicts with a nodejs installed from elsewhere: only add it when
 # there is no npm at all.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+if [ "${CFA_TORCH:-debian}" = "external" ]; then
+  keep=()
+  for p in "${PACKAGES[@]}"; do
+    # also the test-only tools, whose names differ outside Debian 12
+    case "$p" in libtorch-dev|python3-torch|python3-numpy|libopenblas0-openmp|npm|wrk|clang-14|libclang-rt-14-dev|ccache) ;;
+      *) keep+=("$p") ;; esac
+  done
+  PACKAGES=("${keep[@]}")
+fi
 
 if [ "${CFA_SKIP_APT:-0}" = "1" ]; then
   log "CFA_SKIP_APT=1: not checking packages"
@@ -66,10 +78,14 @@ else
     [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ] || die "need root (or sudo) to install: ${missing[*]}"
     log "installing: ${missing[*]}"
     apt_update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
   else
     log "apt packages: all ${#PACKAGES[@]} installed"
   fi
+fi
+if [ "${CFA_TORCH:-debian}" = "external" ]; then
+  log "CFA_TORCH=external: packages done; libtorch and the backbone come from elsewhere"
+  exit 0
 fi
 command -v npm >/dev/null 2>&1 || die "npm not found"
 [ -x "$TORCH_PY" ] || die "$TORCH_PY not found"
