@@ -223,7 +223,7 @@ CFA_API cfa_status cfa_model_load(const void *buf, size_t len,
 /* ------------------------------------------------------------------------ */
 /* Scoring. */
 typedef struct cfa_result {
-    float score;      /* image anomaly score: max of map */
+    float score;      /* image anomaly score: max of map (image geometry) */
     int width;        /* = the input image's width */
     int height;       /* = the input image's height */
     float *map;       /* width * height anomaly scores, the image's own geometry */

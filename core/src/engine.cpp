@@ -824,7 +824,9 @@ extern "C" cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_
                     throw std::bad_alloc();
                 memcpy(r.model_map, mc.data_ptr<float>(), sizeof(float) * mc.numel());
                 memcpy(r.map, full.data_ptr<float>(), sizeof(float) * full.numel());
-                r.score = mc.max().item<float>();
+                /* the score is the maximum of the map the caller gets (API.md), so an
+                 * image at or above the threshold always has a region */
+                r.score = full.max().item<float>();
             }
         }
         return CFA_OK;

@@ -144,7 +144,9 @@ def report(a):
                "\"backbone + minimal head\" is a model with an 8-channel descriptor and a "
                "12-centre bank: the cost of the backbone plus pre-processing and the map's "
                "upsampling, blur and mapping back (the C API has no backbone-only call)."
-               % (model["image"][0], model["image"][1], model["iters"]), "",
+               % (model["image"][0], model["image"][1], model["iters"])
+               + " Load average (1 min) at the end of this part: %.2f." % model.get("load1", -1),
+               "",
                "| setting | gamma_c / gamma_d | bank | channels | batch | images/s | ms/image |",
                "|---|---|---|---|---|---|---|"]
         for s in model["settings"]:
@@ -176,8 +178,8 @@ def report(a):
                   server.get("images", "?"), server.get("epochs", "?"), setting,
                   server.get("flags", "defaults")), "",
                "| clients | requests 200 / 503 / other | inspections/s | p50 ms | p95 ms | "
-               "p99 ms | max ms | server model ms | server total ms |",
-               "|---|---|---|---|---|---|---|---|---|"]
+               "p99 ms | max ms | server model ms | server total ms | load at end |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
         for h in https:
             l = h["latency_ms"]
             say("  %d client(s): %d ok, %d x 503, %d other; %.3f inspections/s; latency ms "
@@ -185,10 +187,10 @@ def report(a):
                 % (h["clients"], h["ok"], h["status_503"], h["status_other"],
                    h["throughput_rps"], l["p50"], l["p95"], l["p99"], l["max"],
                    h["server_ms"]["model"], h["server_ms"]["total"]))
-            md.append("| %d | %d / %d / %d | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |"
+            md.append("| %d | %d / %d / %d | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |"
                       % (h["clients"], h["ok"], h["status_503"], h["status_other"],
                          h["throughput_rps"], l["p50"], l["p95"], l["p99"], l["max"],
-                         h["server_ms"]["model"], h["server_ms"]["total"]))
+                         h["server_ms"]["model"], h["server_ms"]["total"], h.get("load1", -1)))
         md.append("")
 
         if ips:
@@ -232,7 +234,9 @@ def report(a):
         md += ["### (4) Training time", "",
                "`bench_train`: `cfa_train()` on the first %d good images of magnetic_tile, "
                "%d epoch(s), gamma_c %d, gamma_d %d, the paper's other parameters."
-               % (train["images"], train["epochs"], train["gamma_c"], train["gamma_d"]), "",
+               % (train["images"], train["epochs"], train["gamma_c"], train["gamma_d"])
+               + " Load average (1 min) at the end of this part: %.2f." % train.get("load1", -1),
+               "",
                "| total s | feature extraction s | s/image | bank s | epochs s | median epoch s "
                "| s per image per epoch | projected 30 epochs s |",
                "|---|---|---|---|---|---|---|---|",

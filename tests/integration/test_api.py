@@ -8,7 +8,7 @@ the same data directory and checks that everything survived, and runs a
 concurrent phase (inspections while a new version trains and gets activated).
 
 usage: test_api.py --server build/cfa-server --backbone X.pt --data ../shared/data
-Python 3 standard library only. Exit 0 = pass, 77 = skipped (no backbone/data).
+Python 3 standard library only. Exit 0 = pass; a missing backbone or data set fails.
 """
 import argparse
 import base64
@@ -190,8 +190,9 @@ def main():
     a = ap.parse_args()
     ds = os.path.join(a.data, "magnetic_tile_mini")
     if not os.path.exists(a.backbone) or not os.path.isdir(ds):
-        print("SKIP: backbone %s or data %s missing" % (a.backbone, ds))
-        return 77
+        # the real backbone and data are part of the test: missing means broken set-up
+        print("FAIL: backbone %s or data %s missing (run tools/setup.sh)" % (a.backbone, ds))
+        return 1
     tmp = tempfile.mkdtemp(prefix="cfa-it-")
     data_dir = os.path.join(tmp, "var")
     log_path = os.path.join(tmp, "server.log")
