@@ -241,6 +241,14 @@ CFA_API cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m,
                              cfa_result *out /* OUT: n results */);
 CFA_API void cfa_result_clear(cfa_result *r);
 
+/* Scores n images, image i with models[i] (models of different products may
+ * be mixed): images whose models share the pre-processing geometry share one
+ * backbone forward (dynamic batching across products), then each model runs
+ * its own descriptor and scoring. Same results as cfa_score per image. */
+CFA_API cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *models,
+                                   const cfa_image *images, int n,
+                                   cfa_result *out /* OUT: n results */);
+
 /* Pre-processing exposed for evaluation: resize/crop a mask of w x h uint8 to
  * the model geometry of params with nearest-neighbour sampling. dst must hold
  * model_h * model_w bytes, where model_h/model_w come from cfa_model_geometry. */

@@ -760,74 +760,137 @@ extern "C" cfa_status cfa_train(cfa_backbone *bb, const cfa_params *params, cons
     return CFA_OK;
 }
 
-/* One model's anomaly maps for a chunk of images, in the resize frame: the
- * model-geometry map with the crop undone by replicating its border. */
-static at::Tensor resize_frame_maps(cfa_backbone *bb, const cfa_model &m, const cfa_image *imgs, int bn)
+/* Anomaly maps in the resize frame (1 x 1 x resize_h x resize_w) for a list
+ * of (image, model) pairs. Pairs whose models share the pre-processing
+ * geometry share one backbone forward (up to `chunk` images), whatever
+ * product they belong to; each model then runs its descriptor and scoring
+ * on its own rows. */
+struct ScoreJob {
+    int image;
+    const cfa_model *model;
+    at::Tensor frame;
+};
+
+static bool same_geometry(const cfa_params &a, const cfa_params &b)
 {
-    const cfa_params &p = m.params;
-    const cfa_model_tensors &t = *m.tensors;
-    std::vector<at::Tensor> xs;
-    for (int i = 0; i < bn; i++)
-        xs.push_back(preprocess(imgs[i], p, bb->device));
-    auto pooled = backbone_pooled(bb, at::cat(xs, 0));
-    at::Tensor phi = descriptor(pooled, t.weight, t.bias, m.channels);
-    const int64_t H = phi.size(2), W = phi.size(3);
-    at::Tensor sc = patch_scores(patches(phi), t.bank, t.bank_sq, p.K).view({bn, H, W});
-    return uncrop(score_maps(sc, p), p);
+    return a.resize_h == b.resize_h && a.resize_w == b.resize_w && a.crop_h == b.crop_h && a.crop_w == b.crop_w;
 }
 
-extern "C" cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,
-                                cfa_result *out)
+static void run_jobs(cfa_backbone *bb, const cfa_image *images, std::vector<ScoreJob> &jobs, int chunk)
 {
-    if (!bb || !m || (!images && n > 0) || (!out && n > 0) || n < 0)
+    std::vector<char> done(jobs.size(), 0);
+    for (size_t j0 = 0; j0 < jobs.size(); j0++) {
+        if (done[j0])
+            continue;
+        /* the next chunk of pending jobs with j0's geometry */
+        std::vector<size_t> group;
+        for (size_t j = j0; j < jobs.size() && (int)group.size() < chunk; j++)
+            if (!done[j] && same_geometry(jobs[j].model->params, jobs[j0].model->params)) {
+                group.push_back(j);
+                done[j] = 1;
+            }
+        std::vector<at::Tensor> xs;
+        for (size_t j : group)
+            xs.push_back(preprocess(images[jobs[j].image], jobs[j].model->params, bb->device));
+        auto pooled = backbone_pooled(bb, at::cat(xs, 0));
+        /* per model: its rows of the batch */
+        std::vector<char> taken(group.size(), 0);
+        for (size_t g0 = 0; g0 < group.size(); g0++) {
+            if (taken[g0])
+                continue;
+            const cfa_model &m = *jobs[group[g0]].model;
+            std::vector<int64_t> rows;
+            for (size_t g = g0; g < group.size(); g++)
+                if (!taken[g] && jobs[group[g]].model == &m) {
+                    rows.push_back((int64_t)g);
+                    taken[g] = 1;
+                }
+            std::vector<at::Tensor> sub = pooled;
+            if (rows.size() != group.size()) {
+                at::Tensor idx = at::tensor(rows, at::kLong).to(bb->device);
+                for (auto &t : sub)
+                    t = t.index_select(0, idx);
+            }
+            const cfa_model_tensors &t = *m.tensors;
+            at::Tensor phi = descriptor(sub, t.weight, t.bias, m.channels);
+            const int64_t bn = phi.size(0), H = phi.size(2), W = phi.size(3);
+            at::Tensor sc = patch_scores(patches(phi), t.bank, t.bank_sq, m.params.K).view({bn, H, W});
+            at::Tensor frames = uncrop(score_maps(sc, m.params), m.params);
+            for (size_t k = 0; k < rows.size(); k++)
+                jobs[group[(size_t)rows[k]]].frame = frames.narrow(0, (int64_t)k, 1);
+        }
+    }
+}
+
+static cfa_status check_model(const cfa_backbone *bb, const cfa_model *m)
+{
+    if (!m)
+        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_score: NULL model");
+    if (m->backbone_sha256 != bb->sha256)
+        return cfa_fail(CFA_ERR_BACKBONE_MISMATCH, "model was trained with another backbone");
+    if (!m->tensors || m->tensors->device != bb->device || (m->partner && !m->partner->tensors))
+        return cfa_fail(CFA_ERR_DEVICE, "model is not loaded on the backbone's device");
+    return CFA_OK;
+}
+
+extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *models,
+                                      const cfa_image *images, int n, cfa_result *out)
+{
+    if (!bb || n < 0 || (n > 0 && (!models || !images || !out)))
         return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_score: NULL argument");
     for (int i = 0; i < n; i++)
         memset(&out[i], 0, sizeof out[i]);
-    if (m->backbone_sha256 != bb->sha256)
-        return cfa_fail(CFA_ERR_BACKBONE_MISMATCH, "model was trained with another backbone");
-    if (!m->tensors || m->tensors->device != bb->device)
-        return cfa_fail(CFA_ERR_DEVICE, "model is not loaded on the backbone's device");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        cfa_status st = check_model(bb, models[i]);
+        if (st != CFA_OK)
+            return st;
         if (!image_ok(images[i]))
             return cfa_fail(CFA_ERR_IMAGE, "image " + std::to_string(i) + " is too small (< 8 px) or too large");
-    const cfa_params &p = m->params;
-    const int chunk = 8;
+    }
     try {
         c10::InferenceMode guard;
-        for (int s = 0; s < n; s += chunk) {
-            const int bn = std::min(chunk, n - s);
-            /* maps in the resize frame (B x 1 x resize_h x resize_w) */
-            at::Tensor frame = resize_frame_maps(bb, *m, images + s, bn);
-            if (m->partner)
-                frame = 0.5 * (frame + resize_frame_maps(bb, *m->partner, images + s, bn));
-            at::Tensor model_maps = frame;
+        std::vector<ScoreJob> jobs;
+        std::vector<int> primary(n), partner(n, -1);
+        for (int i = 0; i < n; i++) {
+            primary[i] = (int)jobs.size();
+            jobs.push_back({i, models[i], at::Tensor()});
+            if (models[i]->partner) {
+                partner[i] = (int)jobs.size();
+                jobs.push_back({i, models[i]->partner.get(), at::Tensor()});
+            }
+        }
+        run_jobs(bb, images, jobs, 8);
+        for (int i = 0; i < n; i++) {
+            const cfa_params &p = models[i]->params;
+            at::Tensor frame = jobs[primary[i]].frame;
+            if (partner[i] >= 0)
+                frame = 0.5 * (frame + jobs[partner[i]].frame);
+            at::Tensor mm = frame;
             if (p.crop_h) {
                 int oy, ox;
                 crop_offsets(p, &oy, &ox);
-                model_maps = frame.narrow(2, oy, p.crop_h).narrow(3, ox, p.crop_w);
+                mm = frame.narrow(2, oy, p.crop_h).narrow(3, ox, p.crop_w);
             }
-            for (int i = 0; i < bn; i++) {
-                cfa_result &r = out[s + i];
-                const cfa_image &img = images[s + i];
-                at::Tensor f = frame.narrow(0, i, 1);
-                if (f.size(2) != img.height || f.size(3) != img.width)
-                    f = at::upsample_bilinear2d(f, {img.height, img.width}, false);
-                at::Tensor full = f.to(at::kCPU).contiguous();
-                at::Tensor mc = model_maps.narrow(0, i, 1).to(at::kCPU).contiguous();
-                r.model_height = (int)mc.size(2);
-                r.model_width = (int)mc.size(3);
-                r.width = img.width;
-                r.height = img.height;
-                r.model_map = (float *)malloc(sizeof(float) * mc.numel());
-                r.map = (float *)malloc(sizeof(float) * full.numel());
-                if (!r.model_map || !r.map)
-                    throw std::bad_alloc();
-                memcpy(r.model_map, mc.data_ptr<float>(), sizeof(float) * mc.numel());
-                memcpy(r.map, full.data_ptr<float>(), sizeof(float) * full.numel());
-                /* the score is the maximum of the map the caller gets (API.md), so an
-                 * image at or above the threshold always has a region */
-                r.score = full.max().item<float>();
-            }
+            cfa_result &r = out[i];
+            const cfa_image &img = images[i];
+            at::Tensor f = frame;
+            if (f.size(2) != img.height || f.size(3) != img.width)
+                f = at::upsample_bilinear2d(f, {img.height, img.width}, false);
+            at::Tensor full = f.to(at::kCPU).contiguous();
+            at::Tensor mc = mm.to(at::kCPU).contiguous();
+            r.model_height = (int)mc.size(2);
+            r.model_width = (int)mc.size(3);
+            r.width = img.width;
+            r.height = img.height;
+            r.model_map = (float *)malloc(sizeof(float) * mc.numel());
+            r.map = (float *)malloc(sizeof(float) * full.numel());
+            if (!r.model_map || !r.map)
+                throw std::bad_alloc();
+            memcpy(r.model_map, mc.data_ptr<float>(), sizeof(float) * mc.numel());
+            memcpy(r.map, full.data_ptr<float>(), sizeof(float) * full.numel());
+            /* the score is the maximum of the map the caller gets (API.md), so an
+             * image at or above the threshold always has a region */
+            r.score = full.max().item<float>();
         }
         return CFA_OK;
     } catch (const std::bad_alloc &) {
@@ -839,4 +902,13 @@ extern "C" cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_
             cfa_result_clear(&out[i]);
         return cfa_fail(CFA_ERR_INTERNAL, std::string("cfa_score: ") + e.what());
     }
+}
+
+extern "C" cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,
+                                cfa_result *out)
+{
+    if (!m)
+        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_score: NULL argument");
+    std::vector<const cfa_model *> models((size_t)std::max(0, n), m);
+    return cfa_score_multi(bb, models.data(), images, n, out);
 }

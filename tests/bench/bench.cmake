@@ -33,7 +33,7 @@ if(TARGET cfa_core)
   # Speed is never asserted. Exit 77 = skipped (no backbone or data).
   add_test(NAME bench.model_smoke
            COMMAND bench_model --data ${CFA_TEST_DATA_DIR}/magnetic_tile_mini --train 2
-                   --epochs 1 --iters 1 --batches 1,2 --size 320x320
+                   --epochs 1 --iters 1 --min-time 0 --batches 1,2 --size 320x320
                    --setting compressed=4/4 --no-minimal)
   set_tests_properties(bench.model_smoke PROPERTIES LABELS bench TIMEOUT 300
                        SKIP_RETURN_CODE 77)

@@ -136,15 +136,16 @@ def report(a):
     ips = {}  # (setting, batch) -> images/s
     if model:
         say("")
-        say("(1) in-process cfa_score, %dx%d image, %d timed calls per batch after a warm-up:"
-            % (model["image"][0], model["image"][1], model["iters"]))
+        say("(1) in-process cfa_score, %dx%d image, per batch size a warm-up call, then at "
+            "least %d calls and %.0f s:" % (model["image"][0], model["image"][1], model["iters"],
+                                           model.get("min_time_s", 0)))
         md += ["### (1) In-process model throughput", "",
                "`cfa_score()` on a %dx%d image (JPEG of a magnetic_tile test image, decoded "
-               "once), %d timed calls per batch size after one warm-up call. "
+               "once); per batch size one warm-up call, then at least %d timed calls and %.0f s. "
                "\"backbone + minimal head\" is a model with an 8-channel descriptor and a "
                "12-centre bank: the cost of the backbone plus pre-processing and the map's "
                "upsampling, blur and mapping back (the C API has no backbone-only call)."
-               % (model["image"][0], model["image"][1], model["iters"])
+               % (model["image"][0], model["image"][1], model["iters"], model.get("min_time_s", 0))
                + " Load average (1 min) at the end of this part: %.2f." % model.get("load1", -1),
                "",
                "| setting | gamma_c / gamma_d | bank | channels | batch | images/s | ms/image |",

@@ -8,7 +8,8 @@
  * images of DIR/train/good (default settings: "paper" = gamma_c 1 / gamma_d 1
  * and "compressed" = 4/4), then times cfa_score() on a 900 x 900 image (the
  * first test image of DIR, or --image, bilinearly resized in C) at batch 1, 4
- * and 8: one warm-up call, then I timed calls per batch size. Prints images/s
+ * and 8: one warm-up call, then at least I timed calls and S seconds (--min-time,
+ * default 10) per batch size. Prints images/s
  * and ms/image per setting and batch, peak RSS, and a last line of JSON.
  *
  * The C API has no backbone-only call, so "backbone alone" is measured as
@@ -46,6 +47,7 @@ typedef struct {
     double feature_s, epoch_s, train_s;
     int bank, channels;
     double ips[MAX_BATCHES], ms[MAX_BATCHES];
+    int calls[MAX_BATCHES];
 } setting;
 
 typedef struct {
@@ -100,7 +102,8 @@ static void usage(FILE *f)
             "  --image FILE        scoring image (default: first image of DIR/test/good)\n"
             "  --size WxH          resize the scoring image to this (default 900x900)\n"
             "  --batches LIST      batch sizes, comma-separated (default 1,4,8)\n"
-            "  --iters I           timed cfa_score calls per batch size (default 5)\n"
+            "  --iters I           timed cfa_score calls per batch size, at least (default 5)\n"
+            "  --min-time S        and at least S seconds of timed calls (default 10)\n"
             "  --backbone PT       TorchScript backbone (default %s)\n"
             "  --device DEV        cpu or cuda:N (default cpu)\n"
             "  --threads T         libtorch intra-op threads (default: libtorch's)\n",
@@ -172,7 +175,8 @@ static int train_one(cfa_backbone *bb, setting *s, char **files, int n_files,
 }
 
 static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *img,
-                        const int *batches, int n_batches, int iters, setting *s)
+                        const int *batches, int n_batches, int iters, double min_time,
+                        setting *s)
 {
     cfa_image imgs[256];
     cfa_result res[256];
@@ -181,7 +185,9 @@ static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *i
         for (int i = 0; i < b; i++)
             imgs[i] = *img;
         double total = 0;
-        for (int it = -1; it < iters; it++) { /* it == -1: warm-up */
+        int it;
+        /* it == -1: warm-up; then at least iters calls and min_time seconds */
+        for (it = -1; it < iters || total < min_time; it++) {
             memset(res, 0, sizeof(cfa_result) * (size_t)b);
             double t0 = bench_now();
             cfa_status st = cfa_score(bb, m, imgs, b, res);
@@ -196,10 +202,11 @@ static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *i
             if (it >= 0)
                 total += dt;
         }
-        s->ips[bi] = (double)b * iters / total;
-        s->ms[bi] = total * 1000.0 / ((double)b * iters);
+        s->ips[bi] = (double)b * it / total;
+        s->ms[bi] = total * 1000.0 / ((double)b * it);
+        s->calls[bi] = it;
         printf("  %-22s batch %-3d %8.2f images/s %9.1f ms/image  (%d x %d images, %.1f s)\n",
-               s->name, b, s->ips[bi], s->ms[bi], iters, b, total);
+               s->name, b, s->ips[bi], s->ms[bi], it, b, total);
         fflush(stdout);
     }
     return 0;
@@ -213,6 +220,7 @@ int main(int argc, char **argv)
         backbone = CFA_BENCH_BACKBONE;
     int n_train = 20, epochs = 1, iters = 5, threads = 0, minimal = 1;
     int size_w = 900, size_h = 900;
+    double min_time = 10.0;
     int batches[MAX_BATCHES] = {1, 4, 8}, n_batches = 3;
     setting settings[MAX_SETTINGS];
     int n_settings = 0;
@@ -249,6 +257,11 @@ int main(int argc, char **argv)
             bad = parse_int(v, 1, 100000, &iters);
         else if (!strcmp(a, "--threads"))
             bad = parse_int(v, 0, 1024, &threads);
+        else if (!strcmp(a, "--min-time")) {
+            char *end;
+            min_time = strtod(v, &end);
+            bad = end == v || *end || !(min_time >= 0 && min_time <= 86400);
+        }
         else if (!strcmp(a, "--size"))
             bad = sscanf(v, "%dx%d", &size_w, &size_h) != 2 || size_w < 8 || size_h < 8 ||
                   size_w > 16384 || size_h > 16384;
@@ -346,9 +359,9 @@ int main(int argc, char **argv)
             return 1;
     }
     cfa_image img = {size_w, size_h, px};
-    printf("  scoring image %s (%d x %d) as %d x %d, %d timed calls per batch size after 1 "
-           "warm-up\n",
-           img_path, src.width, src.height, size_w, size_h, iters);
+    printf("  scoring image %s (%d x %d) as %d x %d; per batch size 1 warm-up call, then at "
+           "least %d timed calls and %.0f s\n",
+           img_path, src.width, src.height, size_w, size_h, iters, min_time);
     fflush(stdout);
 
     int rc = 0;
@@ -364,7 +377,7 @@ int main(int argc, char **argv)
                s->name, s->gamma_c, s->gamma_d, s->bank, s->channels, s->n_train, s->epochs,
                s->train_s, s->feature_s, s->epoch_s);
         fflush(stdout);
-        if (time_scoring(bb, m, &img, batches, n_batches, iters, s) != 0)
+        if (time_scoring(bb, m, &img, batches, n_batches, iters, min_time, s) != 0)
             rc = 1;
         cfa_model_free(m);
     }
@@ -372,9 +385,9 @@ int main(int argc, char **argv)
     printf("  peak RSS %.0f MiB, load average (1 min) at end: %.2f\n", rss, bench_load1());
 
     /* JSON line: the last line of stdout */
-    printf("{\"bench\":\"model\",\"device\":\"%s\",\"image\":[%d,%d],\"iters\":%d,"
+    printf("{\"bench\":\"model\",\"device\":\"%s\",\"image\":[%d,%d],\"iters\":%d,\"min_time_s\":%.1f,"
            "\"backbone_load_s\":%.3f,\"peak_rss_mib\":%.1f,\"load1\":%.2f,\"settings\":[",
-           cfa_backbone_device(bb), size_w, size_h, iters, load_s, rss, bench_load1());
+           cfa_backbone_device(bb), size_w, size_h, iters, min_time, load_s, rss, bench_load1());
     for (int si = 0; si < n_settings; si++) {
         setting *s = &settings[si];
         printf("%s{\"name\":\"%s\",\"gamma_c\":%d,\"gamma_d\":%d,\"bank\":%d,\"channels\":%d,"
@@ -383,8 +396,8 @@ int main(int argc, char **argv)
                si ? "," : "", s->name, s->gamma_c, s->gamma_d, s->bank, s->channels,
                s->n_train, s->epochs, s->train_s, s->feature_s, s->epoch_s);
         for (int bi = 0; bi < n_batches; bi++)
-            printf("%s{\"batch\":%d,\"images_per_s\":%.4f,\"ms_per_image\":%.2f}", bi ? "," : "",
-                   batches[bi], s->ips[bi], s->ms[bi]);
+            printf("%s{\"batch\":%d,\"calls\":%d,\"images_per_s\":%.4f,\"ms_per_image\":%.2f}",
+                   bi ? "," : "", batches[bi], s->calls[bi], s->ips[bi], s->ms[bi]);
         printf("]}");
     }
     printf("],\"ok\":%s}\n", rc == 0 ? "true" : "false");

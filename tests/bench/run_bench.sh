@@ -22,7 +22,8 @@
 #   --product-data DIR  MVTec product folder (default DATA/magnetic_tile)
 #   --out DIR           results (default BUILD/bench-results)
 #   --backbone PT       default $CFA_BACKBONE or ~/.cache/cfa/resnet50_imagenet.pt
-#   --iters N           timed cfa_score calls per batch size (default 5)
+#   --iters N           timed cfa_score calls per batch size, at least (default 5)
+#   --min-time S        and at least S seconds of them (default 10)
 #   --train N           training images of the in-process and HTTP models (20)
 #   --http-setting S    paper (1/1, default) or compressed (4/4) for the HTTP model
 #   --http-requests N   timed requests per HTTP run (default 40)
@@ -39,6 +40,9 @@
 # Speed is never asserted; exit status is 0 when every part that ran worked.
 set -u
 
+# everything in one function, parsed before it runs: editing this file during a
+# run cannot derail the run
+main() {
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 build="$root/build"
@@ -48,6 +52,7 @@ pdata=""
 out=""
 backbone="${CFA_BACKBONE:-$HOME/.cache/cfa/resnet50_imagenet.pt}"
 iters=5
+min_time=10
 ntrain=20
 http_setting=paper
 http_requests=40
@@ -70,6 +75,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift ;;
     --backbone) backbone="$2"; shift ;;
     --iters) iters="$2"; shift ;;
+    --min-time) min_time="$2"; shift ;;
     --train) ntrain="$2"; shift ;;
     --http-setting) http_setting="$2"; shift ;;
     --http-requests) http_requests="$2"; shift ;;
@@ -82,7 +88,7 @@ while [ $# -gt 0 ]; do
     --train-images) train_images="$2"; shift ;;
     --skip-model) skip_model=1 ;;
     --skip-http) skip_http=1 ;;
-    --quick) iters=1; ntrain=4; http_requests=4; clients="1 2" ;;
+    --quick) iters=1; min_time=0; ntrain=4; http_requests=4; clients="1 2" ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
     *) echo "run_bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -110,7 +116,8 @@ for b in bench_model bench_http bench_jpeg; do
 done
 export CFA_BACKBONE="$backbone"
 mkdir -p "$out"
-rm -f "$out"/*.json "$out"/*.txt
+rm -f "$out"/model.json "$out"/http_c*.json "$out"/train.json "$out"/server.json \
+    "$out"/machine.json "$out"/setup.json
 thr=()
 thr_flag=""
 if [ "$threads" -gt 0 ]; then
@@ -139,7 +146,7 @@ fi
 if [ "$skip_model" = 0 ]; then
     echo "== (1) in-process model throughput"
     "$bin/bench_model" --data "$pdata" --image "$jpg" --size 900x900 --train "$ntrain" \
-        --epochs 1 --iters "$iters" --batches 1,4,8 "${thr[@]}" | tee "$out/model.json"
+        --epochs 1 --iters "$iters" --min-time "$min_time" --batches 1,4,8 "${thr[@]}" | tee "$out/model.json"
     [ "${PIPESTATUS[0]}" = 0 ] || { echo "run_bench.sh: bench_model failed" >&2; status=1; }
 fi
 
@@ -221,3 +228,6 @@ echo
 echo "================================================================ summary"
 /usr/bin/python3 "$here/bench_lib.py" report --dir "$out" --md "$out/BENCHMARKS.md" --command "$cmdline"
 exit $status
+}
+
+main "$@"
