@@ -394,6 +394,8 @@ static int cmd_eval(cli_opts *o)
         o->p = cfa_model_params(m);
     } else {
         m = train_split(bb, o, &ts);
+        if (o->model_out)
+            save_model(m, o->model_out);
     }
     const cfa_params mp = cfa_model_params(m);
     int mh, mw;
@@ -586,7 +588,7 @@ static void usage(FILE *f)
 {
     fputs("usage:\n"
           "  cfa train --data DIR --out MODEL [settings]\n"
-          "  cfa eval  --data DIR [--model MODEL | settings] [--json] [--infer-batch N]\n"
+          "  cfa eval  --data DIR [--model MODEL | settings [--out MODEL]] [--json] [--infer-batch N]\n"
           "  cfa infer --model MODEL IMAGE [--heatmap OUT.png] [--map OUT.png]\n"
           "\n"
           "DIR is an MVTec-layout folder: train/good, test/<type>, ground_truth/<type>/<stem>_mask.png.\n"

@@ -3,5 +3,5 @@ if(TARGET cfa)
   add_test(NAME integration.cli
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_cli.py
                    $<TARGET_FILE:cfa> ${CFA_TEST_DATA_DIR} ${CFA_BACKBONE_PATH})
-  set_tests_properties(integration.cli PROPERTIES LABELS "integration;e2e" TIMEOUT 1200)
+  set_tests_properties(integration.cli PROPERTIES LABELS "integration;e2e" TIMEOUT 2400)
 endif()
