@@ -9,9 +9,9 @@ def err(desc): return {"description": desc, "content": {"application/json": {"sc
 E = {s: err(d) for s, d in {
  "400": "malformed request (bad JSON, bad parameter, malformed multipart)",
  "401": "no or unknown API key", "403": "the key's role is too low", "404": "unknown id",
- "409": "conflict (duplicate product id, a job already queued/running, job already finished)",
- "413": "body or image too large", "415": "unsupported media type",
- "422": "valid but unusable (image too small or corrupt, product without a model, too few images)",
+ "409": "conflict (duplicate product id, a job already queued/running, job already finished, the product's image limit reached)",
+ "413": "body over the byte limit, or too many parts in one upload", "415": "unsupported media type",
+ "422": "valid but unusable (image corrupt, too small, or over the pixel/side limits read from its header; product without a model; too few images)",
  "503": "overloaded or not ready (Retry-After)"}.items()}
 def resp(code, desc, schema=None, ctype="application/json", headers=None):
     r = {"description": desc}
@@ -112,7 +112,7 @@ paths = {
    "patch": op("Change name and/or settings", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "415")}, [P("ProductId")], jbody(ref("ProductPatch")), tags=["products"]),
    "delete": op("Delete a product with its images, models and finished jobs (inspections stay)", "operate", {"204": {"description": "deleted"}, **errs("401", "403", "404", "409")}, [P("ProductId")], tags=["products"])},
  "/v1/products/{id}/images": {
-   "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "413", "415", "422")}, [P("ProductId")], upload_body, tags=["images"]),
+   "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "409", "413", "415", "422")}, [P("ProductId")], upload_body, tags=["images"]),
    "get": op("List images", "operate", {**resp("200", "images", listof("images", ref("Image"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("After")], tags=["images"])},
  "/v1/products/{id}/images/{image_id}": {
    "delete": op("Remove an image from the training set", "operate", {"204": {"description": "removed"}, **errs("401", "403", "404")}, [P("ProductId"), P("ImageId")], tags=["images"])},

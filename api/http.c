@@ -26,6 +26,8 @@ struct api_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int in_flight;
+    char *tls_cert, *tls_key; /* PEM text, kept while MHD runs */
+    size_t tls_key_len;
 };
 
 static double now_s(void)
@@ -453,6 +455,49 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vfprintf(stderr, fmt, ap);
 }
 
+/* Reads a small PEM file into a NUL-terminated malloc'd string. */
+static char *read_pem(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (n + 4097 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = cap <= (1u << 20) ? realloc(buf, cap) : NULL;
+            if (nb == NULL) {
+                snprintf(err, errlen, "%s: too large or out of memory", path);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t k = fread(buf + n, 1, 4096, f);
+        n += k;
+        if (k < 4096)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
+}
+
+static void free_tls(api_server *s)
+{
+    free(s->tls_cert);
+    if (s->tls_key != NULL)
+        explicit_bzero(s->tls_key, s->tls_key_len);
+    free(s->tls_key);
+    s->tls_cert = s->tls_key = NULL;
+}
+
 int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
@@ -473,17 +518,42 @@ int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
         return -1;
     }
     s->ctx = ctx;
+    /* HTTPS through MHD's GnuTLS support when both PEM files are given */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                         MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_POLL;
+    struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
+                                         {MHD_OPTION_END, 0, NULL}};
+    if (c->tls_cert[0] != '\0') {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "this libmicrohttpd was built without TLS support");
+            free(s);
+            return -1;
+        }
+        s->tls_cert = read_pem(c->tls_cert, NULL, err, errlen);
+        s->tls_key = s->tls_cert ? read_pem(c->tls_key, &s->tls_key_len, err, errlen) : NULL;
+        if (s->tls_key == NULL) {
+            free_tls(s);
+            free(s);
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+        tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
-            MHD_USE_ERROR_LOG | MHD_USE_POLL,
-        0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->request_timeout_s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->request_timeout_s, MHD_OPTION_ARRAY,
+        tls_opts, MHD_OPTION_END);
     if (s->d == NULL) {
-        snprintf(err, errlen, "cannot listen on %s:%d", c->listen_host, c->listen_port);
+        snprintf(err, errlen, "cannot listen on %s:%d%s", c->listen_host, c->listen_port,
+                 s->tls_cert ? " (or the TLS certificate/key was refused)" : "");
+        free_tls(s);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
         free(s);
         return -1;
     }
@@ -531,6 +601,7 @@ void api_stop(api_server *s)
     if (s == NULL)
         return;
     MHD_stop_daemon(s->d);
+    free_tls(s);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);

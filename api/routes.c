@@ -236,14 +236,16 @@ static enum MHD_Result h_info(hreq *r)
     if (c->pool != NULL)
         pool_backbone_channels(c->pool, ch);
     json_t *o = json_pack(
-        "{s:s,s:i,s:{s:s,s:s?,s:[i,i,i]},s:o,s:i,s:i,s:{s:I,s:I,s:i,s:i,s:i,s:I},s:i}",
+        "{s:s,s:i,s:{s:s,s:s?,s:[i,i,i]},s:o,s:i,s:i,s:{s:I,s:I,s:i,s:i,s:i,s:I,s:I,s:i,s:i,s:b},s:i}",
         "version", c->version != NULL ? c->version : "0.1.0", "api_version", 1,
         "backbone", "name", bname, "sha256", c->pool != NULL ? pool_backbone_sha256(c->pool) : NULL,
         "channels", ch[0], ch[1], ch[2], "devices", devs, "workers_per_device", cfg->workers,
         "batch", cfg->batch, "limits", "max_body_bytes", (json_int_t)cfg->max_body_mb * 1048576,
         "max_pixels", (json_int_t)cfg->max_pixels, "min_side", cfg->min_side, "queue_depth",
         cfg->queue_depth, "max_connections", cfg->max_connections, "retention",
-        (json_int_t)cfg->retention, "schema_version", store_schema_version(c->st));
+        (json_int_t)cfg->retention, "max_images_per_product", (json_int_t)cfg->max_images,
+        "max_images_per_upload", MAX_UPLOAD_PARTS, "request_timeout_s", cfg->request_timeout_s,
+        "tls", cfg->tls_cert[0] != '\0', "schema_version", store_schema_version(c->st));
     return reply_json(r, 200, o);
 }
 
@@ -445,6 +447,7 @@ static enum MHD_Result h_image_upload(hreq *r)
     store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
+    int64_t have = p.image_count;
     store_product_clear(&p);
     req_content_type(r, ct, sizeof ct);
     if (is_image_type(ct)) {
@@ -507,6 +510,14 @@ static enum MHD_Result h_image_upload(hreq *r)
         return reply_error(r, 415, "unsupported_media_type",
                            "send image/jpeg, image/png or multipart/form-data, not %s",
                            ct[0] ? ct : "no Content-Type");
+    }
+    /* checked before storing anything, so a refused upload stores nothing;
+     * counted conservatively (re-sent duplicates count as new here) */
+    if (have + n > r->ctx->cfg->max_images) {
+        ret = reply_error(r, 409, "too_many_images",
+                          "product %s holds %lld image(s); %d more would pass the limit of %lld",
+                          r->params[0], (long long)have, n, (long long)r->ctx->cfg->max_images);
+        goto out;
     }
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {

@@ -36,6 +36,7 @@ void cfg_defaults(cfg_t *c)
     c->min_side = 8;
     c->retention = 10000;
     c->max_connections = 256;
+    c->max_images = 100000;
     c->request_timeout_s = 60;
     c->protect_metrics = 0;
     c->requeue_jobs = 1;
@@ -158,10 +159,13 @@ static const opt_def OPTS[] = {
     {"batch", "CFA_BATCH", K_INT, OFF(batch), 1, 256, "largest inference batch (default 8)"},
     {"model-cache", "CFA_MODEL_CACHE", K_INT, OFF(model_cache), 1, 1024, "product models kept loaded per worker (default 8)"},
     {"max-body-mb", "CFA_MAX_BODY_MB", K_INT, OFF(max_body_mb), 1, 4096, "largest request body in MiB, else 413 (default 32)"},
-    {"max-pixels", "CFA_MAX_PIXELS", K_I64, OFF(max_pixels), 64, 1e10, "largest image in pixels, else 413 (default 40000000)"},
+    {"max-pixels", "CFA_MAX_PIXELS", K_I64, OFF(max_pixels), 64, 1e10, "largest image in pixels (checked from the header, before decoding), else 422 (default 40000000)"},
     {"min-side", "CFA_MIN_SIDE", K_INT, OFF(min_side), 1, 4096, "smallest image side, else 422 (default 8)"},
     {"retention", "CFA_RETENTION", K_I64, OFF(retention), 0, 1e12, "newest inspections whose heatmap/map files are kept, pruned every 16 inspections (default 10000)"},
     {"max-connections", "CFA_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 100000, "concurrent connections (default 256)"},
+    {"max-images", "CFA_MAX_IMAGES", K_I64, OFF(max_images), 1, 1e9, "stored training images per product, else 409 (default 100000)"},
+    {"tls-cert", "CFA_TLS_CERT", K_PATH, OFF(tls_cert), 0, 0, "PEM certificate (chain): serve HTTPS (needs --tls-key)"},
+    {"tls-key", "CFA_TLS_KEY", K_PATH, OFF(tls_key), 0, 0, "PEM private key of --tls-cert"},
     {"request-timeout", "CFA_REQUEST_TIMEOUT", K_INT, OFF(request_timeout_s), 1, 3600, "idle connection timeout in s (default 60)"},
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
@@ -295,6 +299,10 @@ int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
     }
     if (optind < argc) {
         snprintf(err, errlen, "unexpected argument \"%s\"", argv[optind]);
+        return -1;
+    }
+    if ((c->tls_cert[0] != '\0') != (c->tls_key[0] != '\0')) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
         return -1;
     }
     if ((c->resize_h > 0 && c->crop_h > c->resize_h) ||

@@ -37,6 +37,9 @@ typedef struct cfg {
     int min_side;           /* smallest accepted image side               */
     int64_t retention;      /* inspections whose images are kept          */
     int max_connections;
+    int64_t max_images;     /* stored images per product, else 409 */
+    char tls_cert[CFG_PATH_MAX]; /* PEM; both set = HTTPS, both empty = HTTP */
+    char tls_key[CFG_PATH_MAX];
     int request_timeout_s;  /* idle connection timeout                    */
     int protect_metrics;    /* 1: /metrics needs an inspect key           */
     int requeue_jobs;       /* on start-up: running jobs -> queued (1) or failed (0) */

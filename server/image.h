@@ -15,7 +15,9 @@
  * any number of threads at once. Input bytes are untrusted: any byte string
  * gives a status, never a crash, and the dimensions are checked against the
  * limits from the header, before any pixel buffer is allocated (a 100 byte
- * file claiming 100000 x 100000 pixels is refused with IMG_ERR_TOO_LARGE).
+ * file claiming 100000 x 100000 pixels is refused with IMG_ERR_TOO_LARGE,
+ * HTTP 422: a decompression bomb is a well-formed body that is unusable;
+ * 413 stays reserved for bodies over the byte limit).
  */
 #ifndef CFA_IMAGE_H
 #define CFA_IMAGE_H
@@ -35,7 +37,7 @@ extern "C" {
       "not a JPEG or PNG image")                                                   \
     X(IMG_ERR_CORRUPT, "corrupt_image", 422, "image data is corrupt")              \
     X(IMG_ERR_TRUNCATED, "truncated_image", 422, "image data is truncated")        \
-    X(IMG_ERR_TOO_LARGE, "image_too_large", 413,                                   \
+    X(IMG_ERR_TOO_LARGE, "image_too_large", 422,                                   \
       "image dimensions exceed the limits")                                        \
     X(IMG_ERR_TOO_SMALL, "image_too_small", 422, "image is too small")             \
     X(IMG_ERR_NOMEM, "out_of_memory", 503, "out of memory")                        \

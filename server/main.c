@@ -93,6 +93,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cfa-server: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
         return 1;
     }
+    int swept = 0;
+    if (store_sweep_temp(cfg.data_dir, &swept) != STORE_OK)
+        fprintf(stderr, "cfa-server: could not sweep temp files in %s\n", cfg.data_dir);
+    else if (swept > 0)
+        fprintf(stderr, "cfa-server: removed %d temp file(s) left by an interrupted write\n",
+                swept);
     store_t *st = NULL;
     store_status ss = store_open(cfg.data_dir, NULL, &st);
     if (ss != STORE_OK) {

@@ -212,9 +212,13 @@ static void *worker_main(void *arg)
             pool_req *r0 = batch[i]->req;
             int g = 0;
             for (int j = i; j < n; j++) {
+                /* a taken waiter may already be finished: its requester has
+                 * returned and the waiter (on that thread's stack) is gone,
+                 * so test taken[] before touching batch[j] */
+                if (taken[j])
+                    continue;
                 pool_req *rj = batch[j]->req;
-                if (!taken[j] && rj->version == r0->version &&
-                    strcmp(rj->product, r0->product) == 0) {
+                if (rj->version == r0->version && strcmp(rj->product, r0->product) == 0) {
                     taken[j] = 1;
                     idx[g] = j;
                     imgs[g] = rj->image;

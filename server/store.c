@@ -850,6 +850,40 @@ fail:;
 
 static void *flusher_main(void *arg);
 
+/* nftw() has no user pointer; the sweep runs once, single-threaded, at start-up */
+static int sweep_count;
+
+static int sweep_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    size_t bl = strlen(base);
+    (void)sb;
+    if (flag != FTW_F)
+        return 0;
+    if (strstr(base, ".tmp-") != NULL || (bl > 4 && strcmp(base + bl - 4, ".tmp") == 0)) {
+        if (unlink(path) == 0)
+            sweep_count++;
+    }
+    return 0;
+}
+
+store_status store_sweep_temp(const char *data_dir, int *removed)
+{
+    struct stat sb;
+    if (removed)
+        *removed = 0;
+    if (data_dir == NULL)
+        return STORE_ERR_INVALID;
+    if (stat(data_dir, &sb) != 0)
+        return errno == ENOENT ? STORE_OK : STORE_ERR_IO;
+    sweep_count = 0;
+    if (nftw(data_dir, sweep_cb, 16, FTW_PHYS) != 0)
+        return STORE_ERR_IO;
+    if (removed)
+        *removed = sweep_count;
+    return STORE_OK;
+}
+
 store_status store_open(const char *data_dir, const store_options *opts, store_t **out)
 {
     if (!out)

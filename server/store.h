@@ -151,6 +151,13 @@ store_options store_default_options(void);
  * (call once at start-up). */
 store_status store_open(const char *data_dir, const store_options *opts,
                         store_t **out /* OUT */);
+/* Removes the temp files that an interrupted write leaves behind
+ * (<name>.tmp-<random> from the durable writer, admin.key.tmp) anywhere
+ * under data_dir, without following links. Such files are never referenced
+ * by the database: a file gets its final name by rename() only after fsync.
+ * Call at start-up, before any writer runs. *removed (may be NULL) gets the
+ * count. STORE_OK also when data_dir does not exist yet. */
+store_status store_sweep_temp(const char *data_dir, int *removed /* OUT */);
 /* Flushes queued inspections, stops the flusher, closes all connections and
  * frees st. NULL is a no-op. No other call on st may be in flight. */
 void store_close(store_t *st);

@@ -46,7 +46,7 @@ apt_update() {
 
 # ---------------------------------------------------------------- 1. packages
 PACKAGES=(
-  build-essential cmake git ca-certificates pkg-config curl
+  build-essential cmake git ca-certificates pkg-config curl openssl
   libtorch-dev python3-torch python3-numpy libopenblas0-openmp
   libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libsqlite3-dev sqlite3
   libspng-dev libpng-dev libcmocka-dev libgnutls28-dev

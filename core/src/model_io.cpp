@@ -133,7 +133,12 @@ void write_params(Writer &w, const cfa_params &p)
 void read_params(Reader &r, cfa_params &p)
 {
     p.resize_h = r.i32(), p.resize_w = r.i32(), p.crop_h = r.i32(), p.crop_w = r.i32();
-    p.gamma_c = r.i32(), p.gamma_d = r.i32(), p.bank = (cfa_bank_method)r.i32();
+    p.gamma_c = r.i32(), p.gamma_d = r.i32();
+    /* an out-of-range value must never reach the enum (undefined behaviour) */
+    int32_t bank = r.i32();
+    p.bank = bank == (int32_t)CFA_BANK_EMA ? CFA_BANK_EMA : CFA_BANK_MEAN;
+    if (bank != (int32_t)CFA_BANK_MEAN && bank != (int32_t)CFA_BANK_EMA)
+        r.ok = false;
     p.ema_beta = r.f32();
     p.kmeans_iters = r.i32(), p.K = r.i32(), p.J = r.i32(), p.r = r.f32(), p.alpha = r.f32();
     p.loss_scale = r.f32(), p.epochs = r.i32(), p.batch_size = r.i32(), p.lr = r.f32();

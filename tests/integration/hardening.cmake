@@ -18,7 +18,6 @@ if(TARGET cfa-server)
     set_tests_properties(integration.hardening.${_sec} PROPERTIES
                          LABELS "integration;hardening"
                          TIMEOUT ${_to}
-                         SKIP_RETURN_CODE 77
                          ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
   endforeach()
 endif()

@@ -92,6 +92,30 @@ static void test_bad_values(void **state)
     assert_int_equal(cfg_from_args(&c, 2, argv, err, sizeof err), -1);
 }
 
+static void test_hardening_flags(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    clear_env();
+    cfg_defaults(&c);
+    assert_true(c.max_images > 0);
+    assert_string_equal(c.tls_cert, "");
+    char *one[] = {"cfa-server", "--tls-cert", "/c.pem", NULL};
+    assert_int_equal(cfg_from_args(&c, 3, one, err, sizeof err), -1);
+    assert_non_null(strstr(err, "tls"));
+    char *both[] = {"cfa-server", "--tls-cert", "/c.pem", "--tls-key", "/k.pem",
+                    "--max-images", "7", NULL};
+    cfg_defaults(&c);
+    assert_int_equal(cfg_from_args(&c, 7, both, err, sizeof err), 0);
+    assert_string_equal(c.tls_cert, "/c.pem");
+    assert_string_equal(c.tls_key, "/k.pem");
+    assert_int_equal(c.max_images, 7);
+    char *zero[] = {"cfa-server", "--max-images", "0", NULL};
+    cfg_defaults(&c);
+    assert_int_equal(cfg_from_args(&c, 3, zero, err, sizeof err), -1);
+}
+
 static void test_help(void **state)
 {
     (void)state;
@@ -114,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_env_then_flags),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_hardening_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,7 +130,7 @@ static void test_status_table(void **state)
     assert_string_equal(img_status_str(IMG_OK), "ok");
     assert_int_equal(img_status_http(IMG_ERR_UNSUPPORTED), 415);
     assert_int_equal(img_status_http(IMG_ERR_CORRUPT), 422);
-    assert_int_equal(img_status_http(IMG_ERR_TOO_LARGE), 413);
+    assert_int_equal(img_status_http(IMG_ERR_TOO_LARGE), 422);
     assert_string_equal(img_status_str((img_status)999), "unknown status");
     assert_int_equal(img_status_http((img_status)-1), 500);
     img_limits l = img_default_limits();

@@ -835,6 +835,42 @@ static void test_two_handles(void **state)
     store_inspections_free(arr, n);
 }
 
+/* Temp files of interrupted writes are swept at start-up; nothing else is. */
+static void test_sweep_temp(void **state)
+{
+    fixture *fx = *state;
+    char d[512], p[640];
+    const char *gone[] = {"ab01.png.tmp-0123456789abcdef", "x.heatmap.png.tmp-aa", "admin.key.tmp"};
+    const char *kept[] = {"ab01.png", "tmpfile.png", "notes.tmpl"};
+    int n = -1;
+    snprintf(d, sizeof d, "%s/images/p", fx->dir);
+    assert_int_equal(mkdir(d, 0750), 0);
+    snprintf(d, sizeof d, "%s/images/p/ab", fx->dir);
+    assert_int_equal(mkdir(d, 0750), 0);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/images/p/ab/%s", fx->dir, gone[i]);
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fclose(f);
+        snprintf(p, sizeof p, "%s/images/p/ab/%s", fx->dir, kept[i]);
+        f = fopen(p, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    assert_int_equal(store_sweep_temp(fx->dir, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/images/p/ab/%s", fx->dir, gone[i]);
+        assert_false(file_exists(p));
+        snprintf(p, sizeof p, "%s/images/p/ab/%s", fx->dir, kept[i]);
+        assert_true(file_exists(p));
+    }
+    snprintf(p, sizeof p, "%s/cfa.db", fx->dir);
+    assert_true(file_exists(p));
+    assert_int_equal(store_sweep_temp("/nonexistent/cfa-sweep", &n), STORE_OK);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -851,6 +887,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_create_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_temp, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
