@@ -154,7 +154,7 @@ static const opt_def OPTS[] = {
     {"backbone", "CFA_BACKBONE", K_PATH, OFF(backbone), 0, 0, "TorchScript backbone (default $CFA_CACHE_DIR/resnet50_imagenet.pt, else ~/.cache/cfa/resnet50_imagenet.pt)"},
     {"device", "CFA_DEVICE", K_DEVICES, 0, 0, 0, "cpu, or a list cuda:0,cuda:1 (default cpu)"},
     {"workers", "CFA_WORKERS", K_INT, OFF(workers), 1, 64, "inference workers per device (default 1)"},
-    {"threads", "CFA_THREADS", K_INT, OFF(threads), 0, 256, "libtorch intra-op threads, 0 = libtorch default"},
+    {"threads", "CFA_THREADS", K_INT, OFF(threads), 0, 256, "libtorch intra-op threads, 0 = cores / (workers x devices)"},
     {"queue-depth", "CFA_QUEUE_DEPTH", K_INT, OFF(queue_depth), 1, 100000, "waiting inspections per device before 503 (default 64)"},
     {"batch", "CFA_BATCH", K_INT, OFF(batch), 1, 256, "largest inference batch (default 8)"},
     {"model-cache", "CFA_MODEL_CACHE", K_INT, OFF(model_cache), 1, 1024, "product models kept loaded per worker (default 8)"},

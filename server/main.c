@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "api.h"
@@ -86,8 +87,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     cfa_log_set(on_cfa_log, NULL);
-    if (cfg.threads > 0)
-        cfa_set_threads(cfg.threads);
+    /* libtorch's own default was 1 thread on these machines (BACKBONE.md): set it
+     * so that inference workers x intra-op threads match the cores */
+    int threads = cfg.threads;
+    if (threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long share = cores / ((long)cfg.workers * (cfg.n_devices > 0 ? cfg.n_devices : 1));
+        threads = share > 1 ? (int)share : 1;
+    }
+    cfa_set_threads(threads);
 
     if (mkdir(cfg.data_dir, 0750) != 0 && errno != EEXIST) {
         fprintf(stderr, "cfa-server: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
