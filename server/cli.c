@@ -461,8 +461,10 @@ static int cmd_eval(cli_opts *o)
     double aupro = metrics_aupro(maps, masks, ws, hs, n, 0.3);
     double ips = t_model > 0 ? n / t_model : 0;
 
-    printf("images: %d train, %d test (%d defective)\n", ts.n_train, n,
-           (int)({ int c = 0; for (int i = 0; i < n; i++) c += labels[i]; c; }));
+    int n_defective = 0;
+    for (int i = 0; i < n; i++)
+        n_defective += labels[i];
+    printf("images: %d train, %d test (%d defective)\n", ts.n_train, n, n_defective);
     printf("I-AUROC %.4f  P-AUROC %.4f  AUPRO(0.3) %.4f\n", i_auroc, p_auroc, aupro);
     if (!o->model_in)
         printf("training %.1f s (features %.1f s, bank + epochs %.1f s)\n", ts.train_seconds,
