@@ -9,10 +9,11 @@
 #                (labels unit|fuzz|lint). About 3-4 min on 2 cores.
 #   tsan         TSan build of the same pieces in build-tsan-lite/; runs the
 #                threaded unit tests (pool, store, metrics). About 2-3 min.
-#   asan-daemon  ASan+UBSan build of the whole daemon with libtorch in
-#                build-asan/ and every hardening section against it (ctest -L
-#                hardening; each fails on a sanitizer report in the server
-#                log). Build ~5 min with a warm ccache, ~15 min cold, tests
+#   asan-daemon  ASan+UBSan build of the whole daemon and the CLI with libtorch
+#                in build-asan/ and every integration test against them (ctest -L
+#                integration: the API end to end, the CLI end to end, every
+#                hardening section; a sanitizer report aborts the process and
+#                fails the test). Build ~5 min with a warm ccache, ~15 min cold, tests
 #                ~4 min: nightly, or per push when the cache is warm.
 #
 # CFA_JOBS=N (default nproc) for build and ctest parallelism. Exit status is
@@ -44,8 +45,8 @@ run_asan_daemon() {
   # leak checking off, everything else on
   export ASAN_OPTIONS="abort_on_error=1:detect_leaks=0:detect_odr_violation=0"
   cmake -S . -B build-asan -DCFA_SANITIZE_ADDRESS=ON >/dev/null
-  cmake --build build-asan -j "$JOBS" --target cfa-server
-  ctest --test-dir build-asan --output-on-failure -L hardening
+  cmake --build build-asan -j "$JOBS" --target cfa-server cfa
+  ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L integration
 }
 case "$mode" in
   asan) run_asan ;;
