@@ -12,6 +12,12 @@ add_library(cfa_bench_common STATIC ${_cfa_bench_dir}/bench_common.c)
 target_include_directories(cfa_bench_common PUBLIC ${_cfa_bench_dir})
 set_target_properties(cfa_bench_common PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON)
 
+if(TARGET cfa_core)
+  # training images from files, for bench_model and bench_train
+  add_library(cfa_bench_source STATIC ${_cfa_bench_dir}/bench_source.c)
+  target_link_libraries(cfa_bench_source PUBLIC cfa_core cfa_media)
+endif()
+
 add_executable(bench_http ${_cfa_bench_dir}/bench_http.c)
 target_link_libraries(bench_http PRIVATE cfa_bench_common Threads::Threads m)
 
@@ -22,7 +28,7 @@ set(_cfa_bench_deps bench_http bench_jpeg)
 if(TARGET cfa_core)
   foreach(_b bench_model bench_train)
     add_executable(${_b} ${_cfa_bench_dir}/${_b}.c)
-    target_link_libraries(${_b} PRIVATE cfa_bench_common cfa_core cfa_media m)
+    target_link_libraries(${_b} PRIVATE cfa_bench_common cfa_bench_source cfa_core cfa_media m)
     target_compile_definitions(${_b} PRIVATE CFA_BENCH_BACKBONE="${CFA_BACKBONE_PATH}")
     set_target_properties(${_b} PROPERTIES LINKER_LANGUAGE CXX)
     list(APPEND _cfa_bench_deps ${_b})

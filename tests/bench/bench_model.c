@@ -23,6 +23,7 @@
  * backbone or data is missing (CTest's skip code), 1 on failure. */
 #define _GNU_SOURCE
 #include "bench_common.h"
+#include "bench_source.h"
 #include "cfa.h"
 #include "image.h"
 
@@ -49,34 +50,6 @@ typedef struct {
     double ips[MAX_BATCHES], ms[MAX_BATCHES];
     int calls[MAX_BATCHES];
 } setting;
-
-typedef struct {
-    char **files;
-    int n;
-} train_src;
-
-static int src_get(void *user, int i, cfa_image *out)
-{
-    train_src *s = user;
-    img_rgbf im;
-    img_status st = img_load_file(s->files[i], NULL, &im);
-    if (st != IMG_OK) {
-        fprintf(stderr, "bench_model: %s: %s\n", s->files[i], img_status_str(st));
-        return -1;
-    }
-    out->width = im.width;
-    out->height = im.height;
-    out->rgb = im.rgb;
-    return 0;
-}
-
-static void src_release(void *user, int i, cfa_image *img)
-{
-    (void)user;
-    (void)i;
-    free((void *)img->rgb);
-    img->rgb = NULL;
-}
 
 typedef struct {
     double feature_s, epoch_s;
@@ -156,7 +129,7 @@ static int train_one(cfa_backbone *bb, setting *s, char **files, int n_files,
     p.gamma_d = s->gamma_d;
     p.epochs = s->epochs;
     train_src src = {files, s->n_train < n_files ? s->n_train : n_files};
-    cfa_image_source is = {src.n, src_get, src_release, &src};
+    cfa_image_source is = bench_train_source(&src);
     progress_rec rec = {0, 0};
     double t0 = bench_now();
     cfa_status st = cfa_train(bb, &p, &is, on_progress, &rec, NULL, out);

@@ -15,6 +15,7 @@
  * and a last line of JSON. Exit 77 when the backbone or data is missing. */
 #define _GNU_SOURCE
 #include "bench_common.h"
+#include "bench_source.h"
 #include "cfa.h"
 #include "image.h"
 
@@ -27,34 +28,6 @@
 #ifndef CFA_BENCH_BACKBONE
 #define CFA_BENCH_BACKBONE ""
 #endif
-
-typedef struct {
-    char **files;
-    int n;
-} train_src;
-
-static int src_get(void *user, int i, cfa_image *out)
-{
-    train_src *s = user;
-    img_rgbf im;
-    img_status st = img_load_file(s->files[i], NULL, &im);
-    if (st != IMG_OK) {
-        fprintf(stderr, "bench_train: %s: %s\n", s->files[i], img_status_str(st));
-        return -1;
-    }
-    out->width = im.width;
-    out->height = im.height;
-    out->rgb = im.rgb;
-    return 0;
-}
-
-static void src_release(void *user, int i, cfa_image *img)
-{
-    (void)user;
-    (void)i;
-    free((void *)img->rgb);
-    img->rgb = NULL;
-}
 
 typedef struct {
     int n_images;
@@ -184,7 +157,7 @@ int main(int argc, char **argv)
     rec.epoch_end = calloc((size_t)p.epochs + 1, sizeof(double));
     rec.loss = calloc((size_t)p.epochs + 1, sizeof(double));
     train_src src = {files, n_train};
-    cfa_image_source is = {n_train, src_get, src_release, &src};
+    cfa_image_source is = bench_train_source(&src);
     cfa_model *m = NULL;
     double t0 = bench_now();
     cfa_status st = cfa_train(bb, &p, &is, on_progress, &rec, NULL, &m);
