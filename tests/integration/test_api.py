@@ -27,6 +27,8 @@ import time
 import uuid
 import zlib
 
+import daemon_proc
+
 ADMIN_KEY = "it-admin-" + uuid.uuid4().hex
 EPOCHS = int(os.environ.get("CFA_IT_EPOCHS", "2"))
 TRAIN = {"epochs": EPOCHS, "gamma_c": 4, "gamma_d": 4}
@@ -65,30 +67,14 @@ class Daemon:
             env["CFA_ADMIN_KEY"] = ADMIN_KEY
         args = [self.server, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
                 "--backbone", self.backbone, "--max-body-mb", str(MAX_BODY_MB)] + self.extra
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env,
-                                     text=True)
-        deadline = time.time() + timeout
-        line = ""
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("listening on "):
-                self.port = int(line.strip().rsplit(":", 1)[1])
-                return self
-        self.proc.kill()
-        fatal("daemon did not start: %r (see %s)" % (line, self.log_path))
+        try:
+            self.proc, self.port, self.log = daemon_proc.spawn(args, env, self.log_path, timeout)
+        except RuntimeError as e:
+            fatal(str(e))
+        return self
 
     def stop(self, sig=signal.SIGTERM, timeout=120):
-        self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = None
-        self.log.close()
-        return rc
+        return daemon_proc.stop(self.proc, self.log, sig, timeout)
 
 
 class Client:
