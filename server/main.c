@@ -60,6 +60,7 @@ static int fetch_model(void *user, const char *product, int64_t version, void **
 
 int main(int argc, char **argv)
 {
+    cfa_blas_fix_cpu(argv);
     cfg_t cfg;
     char err[1024] = "";
     int rc;
@@ -96,6 +97,11 @@ int main(int argc, char **argv)
         threads = share > 1 ? (int)share : 1;
     }
     cfa_set_threads(threads);
+    {
+        const char *blas = cfa_blas_core();
+        fprintf(stderr, "cfa-server: %d intra-op thread(s) per worker, OpenBLAS core %s\n", threads,
+                blas ? blas : "(not OpenBLAS)");
+    }
 
     if (mkdir(cfg.data_dir, 0750) != 0 && errno != EEXIST) {
         fprintf(stderr, "cfa-server: cannot create %s: %s\n", cfg.data_dir, strerror(errno));

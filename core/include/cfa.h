@@ -84,6 +84,20 @@ CFA_API void cfa_free(void *p);
  * Call once at start-up, before any other call. */
 CFA_API void cfa_set_threads(int n);
 
+/* OpenBLAS chooses its kernels from the CPU model when it is loaded and, on
+ * CPUs it does not know (common on virtual machines), falls back to SSE3
+ * kernels 3-4x slower than the AVX2/AVX-512 ones the CPU has. Call first thing
+ * in main(): when the loaded OpenBLAS reports such an old core on a CPU with
+ * AVX2 or AVX-512, it sets OPENBLAS_CORETYPE and re-executes the program
+ * (argv as given to main) once; otherwise returns 0 at once. Never touches a
+ * user's own OPENBLAS_CORETYPE; CFA_BLAS_KEEP=1 turns it off. Returns -1 only
+ * when the re-exec failed (the program goes on, slower). */
+CFA_API int cfa_blas_fix_cpu(char **argv);
+
+/* OpenBLAS's core name ("SkylakeX", "Haswell", "Prescott", ...), or NULL when
+ * the BLAS in this process is not OpenBLAS. */
+CFA_API const char *cfa_blas_core(void);
+
 /* Log sink: the host installs it; level 0 = debug, 1 = info, 2 = warn, 3 = error. */
 typedef void (*cfa_log_fn)(int level, const char *msg, void *user);
 CFA_API void cfa_log_set(cfa_log_fn fn, void *user);

@@ -10,6 +10,7 @@ set(_cfa_bench_dir ${CMAKE_CURRENT_LIST_DIR})
 
 add_library(cfa_bench_common STATIC ${_cfa_bench_dir}/bench_common.c)
 target_include_directories(cfa_bench_common PUBLIC ${_cfa_bench_dir})
+target_link_libraries(cfa_bench_common PUBLIC cfa_blas_cpu)
 set_target_properties(cfa_bench_common PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON)
 
 if(TARGET cfa_core)

@@ -1,6 +1,7 @@
 /* bench_common.c - see bench_common.h. */
 #define _GNU_SOURCE
 #include "bench_common.h"
+#include "cfa.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -174,8 +175,9 @@ void bench_machine(char *buf, size_t len)
     struct utsname u;
     if (uname(&u) != 0)
         snprintf(u.release, sizeof u.release, "?");
-    snprintf(buf, len, "%s, %ld cores, %.1f GiB RAM, Linux %s", model, cores, mem_gib,
-             u.release);
+    const char *blas = cfa_blas_core();
+    snprintf(buf, len, "%s, %ld cores, %.1f GiB RAM, Linux %s, OpenBLAS core %s", model, cores,
+             mem_gib, u.release, blas ? blas : "(not OpenBLAS)");
 }
 
 double bench_load1(void)
