@@ -20,12 +20,14 @@
 #include "config.h"
 #include "jobs.h"
 #include "pool.h"
+#include "render.h"
 #include "store.h"
 
 typedef struct api_ctx {
     store_t *st;
     pool_t *pool;     /* may be NULL while the backbone is not loaded: readyz 503 */
     jobs_t *jobs;     /* may be NULL: training requests stay queued            */
+    render_t *render; /* may be NULL: heatmaps are rendered in the request     */
     const cfg_t *cfg;
     const char *version;
 } api_ctx;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "heatmap.h"
+#include "render.h"
 #include "image.h"
 #include "metrics_prom.h"
 
@@ -208,6 +209,8 @@ static enum MHD_Result h_metrics(hreq *r)
         }
         g.models_loaded = pool_models_loaded(c->pool);
     }
+    if (c->render != NULL)
+        g.render_pending = render_pending(c->render);
     store_job_counts(c->st, g.jobs);
     store_image_count_all(c->st, &g.images_stored);
     size_t len = 0;
@@ -888,25 +891,34 @@ static enum MHD_Result h_inspect(hreq *r)
     store_inspection_t ins;
     memset(&ins, 0, sizeof ins);
     store_time_id(ins.id);
-    void *heat_png = NULL, *map_png = NULL;
-    size_t heat_len = 0, map_len = 0;
+    void *heat_png = NULL;
+    size_t heat_len = 0;
     int have_images = 0;
-    if (keep || inline_png) {
+    float vmax = threshold > 0 ? (float)(threshold * 1.5) : map_max;
+    if (inline_png) {
+        /* the caller wants the heatmap in the response: render it here */
         uint8_t *rgb = malloc(npx * 3);
-        uint16_t *v16 = keep ? malloc(npx * sizeof *v16) : NULL;
-        float vmax = threshold > 0 ? (float)(threshold * 1.5) : map_max;
         if (rgb != NULL && heatmap_render(res->map, w, h, &im, 0.0f, vmax, rgb) == 0)
             png_encode_rgb8(rgb, w, h, &heat_png, &heat_len);
-        if (v16 != NULL) {
-            heatmap_map16(res->map, npx, map_max, v16);
-            png_encode_gray16(v16, w, h, &map_png, &map_len);
-        }
         free(rgb);
-        free(v16);
-        if (keep && heat_png != NULL && map_png != NULL &&
-            store_inspection_file_write(c->st, ins.id, "heatmap.png", heat_png, heat_len) ==
-                STORE_OK &&
-            store_inspection_file_write(c->st, ins.id, "map.png", map_png, map_len) == STORE_OK)
+    }
+    if (keep) {
+        /* heatmap.png and map.png are written by the render thread after the
+         * response (render.h); GETs of them wait for it */
+        render_job job;
+        memset(&job, 0, sizeof job);
+        snprintf(job.id, sizeof job.id, "%s", ins.id);
+        job.map = pr.result.map;
+        job.width = w;
+        job.height = h;
+        job.base = im;
+        job.vmax = vmax;
+        job.map_max = map_max;
+        pr.result.map = NULL;
+        memset(&im, 0, sizeof im);
+        if (c->render == NULL || render_submit(c->render, &job) != 0)
+            have_images = render_now(c->st, &job) == 0; /* queue full: inline */
+        else
             have_images = 1;
     }
     img_rgbf_free(&im);
@@ -945,7 +957,6 @@ static enum MHD_Result h_inspect(hreq *r)
         free(b64);
     }
     free(heat_png);
-    free(map_png);
     json_decref(regions);
     json_decref(timings);
     free(ins.regions_json);
@@ -1007,6 +1018,8 @@ static enum MHD_Result inspection_file(hreq *r, const char *name)
     size_t len = 0;
     if (!store_valid_id(r->params[0]))
         return reply_error(r, 404, "not_found", "no such inspection: %s", r->params[0]);
+    if (r->ctx->render != NULL)
+        render_wait(r->ctx->render, r->params[0]);
     store_status ss = store_inspection_file_read(r->ctx->st, r->params[0], name, &data, &len);
     if (ss == STORE_ERR_NOT_FOUND) {
         store_inspection_t in;

@@ -592,6 +592,7 @@ static void usage(FILE *f)
           "  cfa train --data DIR --out MODEL [settings]\n"
           "  cfa eval  --data DIR [--model MODEL | settings [--out MODEL]] [--json] [--infer-batch N]\n"
           "  cfa infer --model MODEL IMAGE [--heatmap OUT.png] [--map OUT.png]\n"
+          "  cfa info              BLAS kernels and CUDA devices this process uses\n"
           "\n"
           "DIR is an MVTec-layout folder: train/good, test/<type>, ground_truth/<type>/<stem>_mask.png.\n"
           "\n"
@@ -627,6 +628,15 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "info")) {
+        /* what this process runs on: the BLAS kernels chosen (blas_cpu.c) and
+         * the CUDA devices libtorch sees */
+        const char *blas = cfa_blas_core();
+        printf("blas_core %s\n", blas ? blas : "none");
+        printf("openblas_coretype %s\n", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-");
+        printf("cuda_devices %d\n", cfa_cuda_device_count());
+        return 0;
+    }
     cli_opts o;
     memset(&o, 0, sizeof o);
     o.p = cfa_default_params();

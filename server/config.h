@@ -30,7 +30,9 @@ typedef struct cfg {
     int workers;            /* workers per device                         */
     int threads;            /* libtorch intra-op threads, 0 = leave       */
     int queue_depth;        /* waiting requests per device                */
-    int batch;              /* max requests per cfa_score batch           */
+    int batch;              /* max requests per inference batch          */
+    int batch_wait_ms;      /* max wait for a batch to fill               */
+    int render_queue;       /* inspections waiting for heatmap/map files  */
     int model_cache;        /* models kept loaded per worker              */
     int max_body_mb;
     int64_t max_pixels;

@@ -136,8 +136,14 @@ int main(int argc, char **argv)
     const char *devs[CFG_MAX_DEVICES];
     for (int i = 0; i < cfg.n_devices; i++)
         devs[i] = cfg.devices[i];
-    pool_options po = {cfg.backbone, devs, cfg.n_devices, cfg.workers,
-                       cfg.batch,    cfg.queue_depth, cfg.model_cache};
+    pool_options po = {.backbone_path = cfg.backbone,
+                       .devices = devs,
+                       .n_devices = cfg.n_devices,
+                       .workers_per_device = cfg.workers,
+                       .batch = cfg.batch,
+                       .batch_wait_ms = cfg.batch_wait_ms,
+                       .queue_depth = cfg.queue_depth,
+                       .model_cache = cfg.model_cache};
     pool_t *pool = NULL;
     if (pool_create(&po, fetch_model, st, &pool, err, sizeof err) != 0) {
         fprintf(stderr, "cfa-server: %s\n", err);
@@ -152,10 +158,19 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    api_ctx ctx = {st, pool, jobs, &cfg, CFA_VERSION_STRING};
+    render_t *render = NULL;
+    if (render_create(st, cfg.render_queue, &render) != 0)
+        fprintf(stderr, "cfa-server: no render thread: heatmaps are rendered in the request\n");
+    api_ctx ctx = {.st = st,
+                   .pool = pool,
+                   .jobs = jobs,
+                   .render = render,
+                   .cfg = &cfg,
+                   .version = CFA_VERSION_STRING};
     api_server *srv = NULL;
     if (api_start(&ctx, &srv, err, sizeof err) != 0) {
         fprintf(stderr, "cfa-server: %s\n", err);
+        render_free(render);
         jobs_stop(jobs);
         pool_free(pool);
         store_close(st);
@@ -174,6 +189,7 @@ int main(int argc, char **argv)
     if (left > 0)
         fprintf(stderr, "cfa-server: %d request(s) still in flight after 30 s\n", left);
     api_stop(srv);
+    render_free(render); /* writes the heatmaps still queued */
     jobs_stop(jobs);
     pool_free(pool);
     store_close(st);

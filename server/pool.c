@@ -44,6 +44,7 @@ typedef struct worker {
     cached_model *cache;
     int n_cache;
     uint64_t tick;
+    uint64_t batch_tick;     /* tick when the current batch started       */
     unsigned flush_gen;
 } worker;
 
@@ -87,10 +88,9 @@ static void cache_evict_product(pool_t *p, worker *w, const char *product)
     }
 }
 
-/* Returns the model, loading it (and evicting the least recently used one)
- * when missing. Called only by the worker's own thread. */
-static cfa_model *worker_model(worker *w, const char *product, int64_t version,
-                               cfa_status *st, char *err, size_t errlen)
+/* Applies pool_forget calls made since the last batch. Called by the
+ * worker's own thread between batches (never while a batch holds models). */
+static void worker_sync_forget(worker *w)
 {
     pool_t *p = w->pool;
     unsigned gen;
@@ -111,6 +111,16 @@ static cfa_model *worker_model(worker *w, const char *product, int64_t version,
         }
         w->flush_gen = gen;
     }
+}
+
+/* Returns the model, loading it (and evicting the least recently used one)
+ * when missing. Models used by the current batch (last_used > batch_tick)
+ * are never evicted: the cache may exceed model_cache by up to a batch.
+ * Called only by the worker's own thread. */
+static cfa_model *worker_model(worker *w, const char *product, int64_t version,
+                               cfa_status *st, char *err, size_t errlen)
+{
+    pool_t *p = w->pool;
     for (int i = 0; i < w->n_cache; i++) {
         if (w->cache[i].version == version && strcmp(w->cache[i].product, product) == 0) {
             w->cache[i].last_used = ++w->tick;
@@ -131,11 +141,14 @@ static cfa_model *worker_model(worker *w, const char *product, int64_t version,
                  cfa_last_error());
         return NULL;
     }
-    if (w->n_cache >= p->opt.model_cache) {
-        int lru = 0;
-        for (int i = 1; i < w->n_cache; i++)
-            if (w->cache[i].last_used < w->cache[lru].last_used)
+    while (w->n_cache >= p->opt.model_cache) {
+        int lru = -1;
+        for (int i = 0; i < w->n_cache; i++)
+            if (w->cache[i].last_used <= w->batch_tick &&
+                (lru < 0 || w->cache[i].last_used < w->cache[lru].last_used))
                 lru = i;
+        if (lru < 0)
+            break; /* all in use by this batch */
         cfa_model_free(w->cache[lru].model);
         w->cache[lru] = w->cache[w->n_cache - 1];
         w->n_cache--;
@@ -163,6 +176,72 @@ static void finish(pool_t *p, device_q *d, waiter *wt)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Scores the n requests of a batch: one cfa_score_multi call for all whose
+ * model loaded (one backbone forward across products, then each model's
+ * descriptor and scoring); if that call fails, each image alone, so that one
+ * unusable image does not fail the others. Fills each request's outputs. */
+static void score_batch(worker *w, pool_req **reqs, int n, const cfa_model **models,
+                        cfa_image *imgs, cfa_result *res, int *idx, cfa_status *st,
+                        char (*err)[256])
+{
+    int g = 0;
+    for (int i = 0; i < n; i++) {
+        st[i] = CFA_OK;
+        err[i][0] = '\0';
+        /* the same (product, version) earlier in the batch: same model */
+        const cfa_model *m = NULL;
+        for (int j = 0; j < i; j++)
+            if (reqs[j]->version == reqs[i]->version &&
+                strcmp(reqs[j]->product, reqs[i]->product) == 0) {
+                m = models[j];
+                st[i] = st[j];
+                snprintf(err[i], sizeof err[i], "%s", err[j]);
+                break;
+            }
+        if (m == NULL && st[i] == CFA_OK)
+            m = worker_model(w, reqs[i]->product, reqs[i]->version, &st[i], err[i], sizeof err[i]);
+        models[i] = m;
+        if (m != NULL) {
+            idx[g] = i;
+            imgs[g] = reqs[i]->image;
+            g++;
+        }
+    }
+    if (g == 0)
+        return;
+    const cfa_model **gm = malloc(sizeof *gm * (size_t)g);
+    if (gm == NULL) {
+        for (int k = 0; k < g; k++) {
+            st[idx[k]] = CFA_ERR_NOMEM;
+            snprintf(err[idx[k]], sizeof err[0], "out of memory");
+        }
+        return;
+    }
+    for (int k = 0; k < g; k++)
+        gm[k] = models[idx[k]];
+    memset(res, 0, sizeof *res * (size_t)g);
+    cfa_status s = cfa_score_multi(w->bb, gm, imgs, g, res);
+    if (s == CFA_OK) {
+        for (int k = 0; k < g; k++)
+            reqs[idx[k]]->result = res[k];
+    } else if (g == 1) {
+        st[idx[0]] = s;
+        snprintf(err[idx[0]], sizeof err[0], "%s", cfa_last_error());
+    } else {
+        for (int k = 0; k < g; k++) {
+            cfa_result one;
+            memset(&one, 0, sizeof one);
+            cfa_status s1 = cfa_score(w->bb, gm[k], &imgs[k], 1, &one);
+            st[idx[k]] = s1;
+            if (s1 == CFA_OK)
+                reqs[idx[k]]->result = one;
+            else
+                snprintf(err[idx[k]], sizeof err[0], "%s", cfa_last_error());
+        }
+    }
+    free(gm);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -170,11 +249,15 @@ static void *worker_main(void *arg)
     device_q *d = &p->dev[w->device];
     int B = p->opt.batch;
     waiter **batch = calloc((size_t)B, sizeof *batch);
+    pool_req **reqs = calloc((size_t)B, sizeof *reqs);
+    const cfa_model **models = calloc((size_t)B, sizeof *models);
     cfa_image *imgs = calloc((size_t)B, sizeof *imgs);
     cfa_result *res = calloc((size_t)B, sizeof *res);
     int *idx = calloc((size_t)B, sizeof *idx);
-    char *taken = calloc((size_t)B, 1);
-    if (batch == NULL || imgs == NULL || res == NULL || idx == NULL || taken == NULL) {
+    cfa_status *st = calloc((size_t)B, sizeof *st);
+    char(*err)[256] = calloc((size_t)B, sizeof *err);
+    if (batch == NULL || reqs == NULL || models == NULL || imgs == NULL || res == NULL ||
+        idx == NULL || st == NULL || err == NULL) {
         fprintf(stderr, "pool: out of memory\n");
         abort();
     }
@@ -187,76 +270,64 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        double t_take = now_ms();
-        while (d->head != NULL && n < B) {
-            waiter *wt = d->head;
-            d->head = wt->next;
-            if (d->head == NULL)
-                d->tail = NULL;
-            d->queued--;
-            d->busy++;
-            batch[n++] = wt;
+        /* dynamic batching: take what waits; if the batch is not full, wait
+         * for more until the oldest request has waited batch_wait_ms */
+        double deadline = d->head->t_enqueue + p->opt.batch_wait_ms;
+        for (;;) {
+            while (d->head != NULL && n < B) {
+                waiter *wt = d->head;
+                d->head = wt->next;
+                if (d->head == NULL)
+                    d->tail = NULL;
+                d->queued--;
+                d->busy++;
+                batch[n++] = wt;
+            }
+            if (n >= B || p->stopping || p->opt.batch_wait_ms <= 0)
+                break;
+            double left = deadline - now_ms();
+            if (left <= 0)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            long long ns = (long long)ts.tv_nsec + (long long)(left * 1e6);
+            ts.tv_sec += (time_t)(ns / 1000000000LL);
+            ts.tv_nsec = (long)(ns % 1000000000LL);
+            pthread_cond_timedwait(&d->cv, &p->mu, &ts);
         }
         pthread_mutex_unlock(&p->mu);
+        double t_take = now_ms();
         for (int i = 0; i < n; i++) {
-            batch[i]->req->queue_ms = t_take - batch[i]->t_enqueue;
-            batch[i]->req->batch_n = n;
-            snprintf(batch[i]->req->device, sizeof batch[i]->req->device, "%s", d->name);
+            reqs[i] = batch[i]->req;
+            reqs[i]->queue_ms = t_take - batch[i]->t_enqueue;
+            reqs[i]->batch_n = n;
+            snprintf(reqs[i]->device, sizeof reqs[i]->device, "%s", d->name);
         }
-        double t_batch = now_ms();
-        memset(taken, 0, (size_t)B);
-        /* one cfa_score per (product, version) group */
+        worker_sync_forget(w);
+        w->batch_tick = w->tick;
+        score_batch(w, reqs, n, models, imgs, res, idx, st, err);
+        double dt = now_ms() - t_take;
         for (int i = 0; i < n; i++) {
-            if (taken[i])
-                continue;
-            pool_req *r0 = batch[i]->req;
-            int g = 0;
-            for (int j = i; j < n; j++) {
-                /* a taken waiter may already be finished: its requester has
-                 * returned and the waiter (on that thread's stack) is gone,
-                 * so test taken[] before touching batch[j] */
-                if (taken[j])
-                    continue;
-                pool_req *rj = batch[j]->req;
-                if (rj->version == r0->version && strcmp(rj->product, r0->product) == 0) {
-                    taken[j] = 1;
-                    idx[g] = j;
-                    imgs[g] = rj->image;
-                    g++;
-                }
+            pool_req *r = reqs[i];
+            r->status = st[i];
+            r->model_ms = dt;
+            if (st[i] != CFA_OK) {
+                memset(&r->result, 0, sizeof r->result);
+                snprintf(r->error, sizeof r->error, "%s", err[i]);
             }
-            double t0 = now_ms();
-            cfa_status st = CFA_OK;
-            char err[256] = "";
-            cfa_model *m = worker_model(w, r0->product, r0->version, &st, err, sizeof err);
-            if (m != NULL) {
-                memset(res, 0, sizeof *res * (size_t)g);
-                st = cfa_score(w->bb, m, imgs, g, res);
-                if (st != CFA_OK)
-                    snprintf(err, sizeof err, "%s", cfa_last_error());
-            }
-            double dt = now_ms() - t0;
-            for (int k = 0; k < g; k++) {
-                waiter *wt = batch[idx[k]];
-                pool_req *r = wt->req;
-                r->status = st;
-                r->model_ms = dt;
-                if (st == CFA_OK) {
-                    r->result = res[k];
-                } else {
-                    memset(&r->result, 0, sizeof r->result);
-                    snprintf(r->error, sizeof r->error, "%s", err);
-                }
-                finish(p, d, wt);
-            }
+            /* after finish() the waiter (on its requester's stack) may be gone */
+            finish(p, d, batch[i]);
         }
-        mp_batch(d->name, n, (now_ms() - t_batch) / 1e3);
+        mp_batch(d->name, n, dt / 1e3);
     }
     free(batch);
+    free(reqs);
+    free(models);
     free(imgs);
     free(res);
     free(idx);
-    free(taken);
+    free(st);
+    free(err);
     return NULL;
 }
 
@@ -295,7 +366,7 @@ int pool_create(const pool_options *opts, pool_fetch_fn fetch, void *fetch_user,
         worker *w = &p->workers[i];
         w->pool = p;
         w->device = i / p->opt.workers_per_device;
-        w->cache = calloc((size_t)p->opt.model_cache, sizeof *w->cache);
+        w->cache = calloc((size_t)(p->opt.model_cache + p->opt.batch), sizeof *w->cache);
         if (w->cache == NULL)
             goto fail;
         cfa_status st = cfa_backbone_load(opts->backbone_path, p->dev[w->device].name, &w->bb);

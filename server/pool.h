@@ -1,8 +1,10 @@
 /*
  * pool.h - the inference worker pool: one or more workers per device, each
  * with its own backbone replica and an LRU of loaded product models, fed by a
- * bounded queue per device. Workers batch up to `batch` waiting requests and
- * call cfa_score once per (product, version) group of the batch.
+ * bounded queue per device. A worker takes up to `batch` waiting requests,
+ * waiting up to `batch_wait_ms` for a batch to fill, and scores them with one
+ * cfa_score_multi call: one backbone forward for the whole batch, whatever
+ * the products, then each product's descriptor and scoring.
  *
  *     pool_t *p;
  *     pool_create(&opts, fetch_model, store, &p, err, sizeof err);
@@ -35,6 +37,9 @@ typedef struct pool_options {
     int n_devices;
     int workers_per_device;     /* >= 1                                    */
     int batch;                  /* largest batch, >= 1                     */
+    int batch_wait_ms;          /* a worker whose batch is not full waits
+                                   for more until the oldest request has
+                                   waited this long (0 = take what waits) */
     int queue_depth;            /* waiting requests per device, >= 1       */
     int model_cache;            /* models per worker, >= 1                 */
 } pool_options;

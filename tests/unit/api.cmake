@@ -23,3 +23,11 @@ add_executable(test_metrics_prom ${CMAKE_CURRENT_LIST_DIR}/test_metrics_prom.c)
 target_link_libraries(test_metrics_prom PRIVATE cfa_daemon_base PkgConfig::CMOCKA Threads::Threads)
 add_test(NAME unit.metrics_prom COMMAND test_metrics_prom)
 set_tests_properties(unit.metrics_prom PROPERTIES LABELS unit TIMEOUT 60)
+
+# The heatmap/map render thread against a real store in a temp directory.
+add_executable(test_render ${CMAKE_CURRENT_LIST_DIR}/test_render.c
+                           ${PROJECT_SOURCE_DIR}/server/render.c)
+target_include_directories(test_render PRIVATE ${PROJECT_SOURCE_DIR}/server)
+target_link_libraries(test_render PRIVATE cfa_store cfa_media PkgConfig::CMOCKA Threads::Threads m)
+add_test(NAME unit.render COMMAND test_render)
+set_tests_properties(unit.render PROPERTIES LABELS unit TIMEOUT 120)

@@ -22,4 +22,8 @@ if(TARGET cfa_core)
   set_target_properties(test_score_multi PROPERTIES LINKER_LANGUAGE CXX)
   add_test(NAME unit.score_multi COMMAND test_score_multi ${CFA_BACKBONE_PATH})
   set_tests_properties(unit.backbone_mismatch unit.score_multi PROPERTIES LABELS "unit;backbone" TIMEOUT 300)
+
+  # the BLAS kernels chosen at start-up (core/src/blas_cpu.c), through `cfa info`
+  add_test(NAME unit.blas_core COMMAND ${CMAKE_CURRENT_LIST_DIR}/blas_core_check.sh $<TARGET_FILE:cfa>)
+  set_tests_properties(unit.blas_core PROPERTIES LABELS unit TIMEOUT 60)
 endif()

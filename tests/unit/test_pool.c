@@ -22,7 +22,7 @@ struct cfa_backbone { int id; };
 struct cfa_model { int64_t version; char product[72]; };
 
 static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
-static int score_calls, max_batch, loads, fetches;
+static int score_calls, multi_calls, max_batch, max_products, loads, fetches;
 static int score_delay_ms = 5;
 
 static void sleep_ms(int ms)
@@ -74,19 +74,34 @@ void cfa_result_clear(cfa_result *r)
     free(r->map);
     memset(r, 0, sizeof *r);
 }
-/* score = version * 1000 + width + (product[0] == 'b' ? 100000 : 0) */
-cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,
-                     cfa_result *out)
+/* score = version * 1000 + width + (product[0] == 'b' ? 100000 : 0);
+ * an image 7 pixels wide is "unusable": the call fails with CFA_ERR_IMAGE */
+static cfa_status fake_score(const cfa_model *const *models, const cfa_model *one,
+                             const cfa_image *images, int n, cfa_result *out)
 {
-    (void)bb;
+    int products = 0;
+    for (int i = 0; i < n; i++) {
+        const cfa_model *m = models ? models[i] : one;
+        int seen = 0;
+        for (int j = 0; j < i; j++)
+            if (strcmp((models ? models[j] : one)->product, m->product) == 0)
+                seen = 1;
+        products += !seen;
+    }
     pthread_mutex_lock(&fake_mu);
     score_calls++;
     if (n > max_batch)
         max_batch = n;
+    if (products > max_products)
+        max_products = products;
     int delay = score_delay_ms;
     pthread_mutex_unlock(&fake_mu);
     sleep_ms(delay);
+    for (int i = 0; i < n; i++)
+        if (images[i].width == 7)
+            return CFA_ERR_IMAGE;
     for (int i = 0; i < n; i++) {
+        const cfa_model *m = models ? models[i] : one;
         float s = (float)(m->version * 1000 + images[i].width + (m->product[0] == 'b' ? 100000 : 0));
         out[i].width = images[i].width;
         out[i].height = images[i].height;
@@ -96,6 +111,21 @@ cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *imag
         out[i].score = s;
     }
     return CFA_OK;
+}
+cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,
+                     cfa_result *out)
+{
+    (void)bb;
+    return fake_score(NULL, m, images, n, out);
+}
+cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *models,
+                           const cfa_image *images, int n, cfa_result *out)
+{
+    (void)bb;
+    pthread_mutex_lock(&fake_mu);
+    multi_calls++;
+    pthread_mutex_unlock(&fake_mu);
+    return fake_score(models, NULL, images, n, out);
 }
 
 /* the "store": a model blob is its version and product name */
@@ -121,19 +151,31 @@ static int fetch(void *user, const char *product, int64_t version, void **buf, s
 static void reset(void)
 {
     pthread_mutex_lock(&fake_mu);
-    score_calls = max_batch = loads = fetches = 0;
+    score_calls = multi_calls = max_batch = max_products = loads = fetches = 0;
     score_delay_ms = 5;
     pthread_mutex_unlock(&fake_mu);
 }
 
-static pool_t *make(int n_dev, int batch, int depth, int cache)
+static pool_t *make_wait(int n_dev, int batch, int wait_ms, int depth, int cache)
 {
     static const char *devs[] = {"cpu", "cpu", "cpu"};
-    pool_options o = {"fake.pt", devs, n_dev, 1, batch, depth, cache};
+    pool_options o = {.backbone_path = "fake.pt",
+                      .devices = devs,
+                      .n_devices = n_dev,
+                      .workers_per_device = 1,
+                      .batch = batch,
+                      .batch_wait_ms = wait_ms,
+                      .queue_depth = depth,
+                      .model_cache = cache};
     pool_t *p = NULL;
     char err[128];
     assert_int_equal(pool_create(&o, fetch, NULL, &p, err, sizeof err), 0);
     return p;
+}
+
+static pool_t *make(int n_dev, int batch, int depth, int cache)
+{
+    return make_wait(n_dev, batch, 0, depth, cache);
 }
 
 typedef struct job {
@@ -296,11 +338,152 @@ static void test_two_devices_and_stop(void **state)
     pool_free(NULL);
 }
 
+/* Requests of three products arriving together go through one
+ * cfa_score_multi call (one backbone forward), each scored with its own model. */
+static void test_cross_product_batch(void **state)
+{
+    (void)state;
+    reset();
+    pool_t *p = make_wait(1, 8, 400, 64, 8);
+    enum { N = 6 };
+    static const char *prods[] = {"apple", "bottle", "cable"};
+    job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i].p = p;
+        jobs[i].product = prods[i % 3];
+        jobs[i].version = 1 + i % 2;
+        jobs[i].width = 8 + i;
+    }
+    run_many(jobs, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(jobs[i].st, POOL_OK);
+        float want = (float)(jobs[i].version * 1000 + jobs[i].width +
+                             (jobs[i].product[0] == 'b' ? 100000 : 0));
+        assert_true(jobs[i].score == want);
+        assert_int_equal(jobs[i].batch_n, N);
+    }
+    assert_int_equal(multi_calls, 1);
+    assert_int_equal(score_calls, 1);
+    assert_int_equal(max_products, 3);
+    assert_int_equal(loads, 6);
+    pool_free(p);
+}
+
+/* starts the jobs gap_ms apart, then waits for all */
+static void run_staggered(job *jobs, int n, int gap_ms)
+{
+    pthread_t *t = calloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++) {
+        pthread_create(&t[i], NULL, run_one, &jobs[i]);
+        sleep_ms(gap_ms);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+}
+
+/* With a maximum wait, requests arriving 30 ms apart are gathered into one
+ * batch; without it each is scored as soon as it arrives. */
+static void test_batch_wait(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    job jobs[N];
+    for (int wait = 0; wait < 2; wait++) {
+        reset();
+        pool_t *p = make_wait(1, 8, wait ? 1000 : 0, 64, 8);
+        memset(jobs, 0, sizeof jobs);
+        for (int i = 0; i < N; i++) {
+            jobs[i].p = p;
+            jobs[i].product = "apple";
+            jobs[i].version = 1;
+            jobs[i].width = 8;
+        }
+        run_staggered(jobs, N, 60);
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(jobs[i].st, POOL_OK);
+            if (wait)
+                assert_int_equal(jobs[i].batch_n, N);
+        }
+        if (!wait)
+            assert_int_equal(jobs[0].batch_n, 1); /* nothing else had arrived */
+        assert_int_equal(multi_calls, wait ? 1 : score_calls);
+        pool_free(p);
+    }
+}
+
+/* One unusable image in a batch fails alone; the others are scored. */
+static void test_bad_image_in_batch(void **state)
+{
+    (void)state;
+    reset();
+    pool_t *p = make_wait(1, 8, 400, 64, 8);
+    enum { N = 4 };
+    job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i].p = p;
+        jobs[i].product = i % 2 ? "bottle" : "apple";
+        jobs[i].version = 1;
+        jobs[i].width = i == 2 ? 7 : 8 + i;
+    }
+    run_many(jobs, N);
+    for (int i = 0; i < N; i++) {
+        if (i == 2) {
+            assert_int_equal(jobs[i].st, POOL_FAILED);
+            continue;
+        }
+        assert_int_equal(jobs[i].st, POOL_OK);
+        float want = (float)(1000 + jobs[i].width + (i % 2 ? 100000 : 0));
+        assert_true(jobs[i].score == want);
+    }
+    pool_free(p);
+}
+
+/* A batch with more products than the model cache holds: every model stays
+ * loaded until the batch is scored (ASan would see a freed one), then the
+ * cache shrinks back. */
+static void test_batch_larger_than_cache(void **state)
+{
+    (void)state;
+    reset();
+    pool_t *p = make_wait(1, 8, 400, 64, 1);
+    enum { N = 4 };
+    static const char *prods[] = {"a1", "b2", "c3", "d4"};
+    job jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i].p = p;
+        jobs[i].product = prods[i];
+        jobs[i].version = 1;
+        jobs[i].width = 8;
+    }
+    run_many(jobs, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(jobs[i].st, POOL_OK);
+        assert_true(jobs[i].score == (float)(1000 + 8 + (prods[i][0] == 'b' ? 100000 : 0)));
+    }
+    assert_int_equal(multi_calls, 1);
+    assert_int_equal(pool_models_loaded(p), N);
+    jobs[0].product = "e5";
+    run_one(&jobs[0]);
+    assert_int_equal(jobs[0].st, POOL_OK);
+    assert_int_equal(pool_models_loaded(p), 1); /* back within model_cache */
+    pool_free(p);
+}
+
 static void test_bad_backbone(void **state)
 {
     (void)state;
     static const char *devs[] = {"cpu"};
-    pool_options o = {"missing", devs, 1, 1, 4, 4, 2};
+    pool_options o = {.backbone_path = "missing",
+                      .devices = devs,
+                      .n_devices = 1,
+                      .workers_per_device = 1,
+                      .batch = 4,
+                      .queue_depth = 4,
+                      .model_cache = 2};
     pool_t *p = (pool_t *)1;
     char err[256] = "";
     assert_int_equal(pool_create(&o, fetch, NULL, &p, err, sizeof err), -1);
@@ -315,6 +498,10 @@ int main(void)
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_lru_and_forget),
         cmocka_unit_test(test_two_devices_and_stop),
+        cmocka_unit_test(test_cross_product_batch),
+        cmocka_unit_test(test_batch_wait),
+        cmocka_unit_test(test_bad_image_in_batch),
+        cmocka_unit_test(test_batch_larger_than_cache),
         cmocka_unit_test(test_bad_backbone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
