@@ -210,6 +210,21 @@ static void *run_one(void *arg)
     return NULL;
 }
 
+static void set_job(job *j, pool_t *p, const char *product, int64_t version, int width)
+{
+    memset(j, 0, sizeof *j);
+    j->p = p;
+    j->product = product;
+    j->version = version;
+    j->width = width;
+}
+
+/* the fake engine's score for j (see fake_score) */
+static float want_score(const job *j)
+{
+    return (float)(j->version * 1000 + j->width + (j->product[0] == 'b' ? 100000 : 0));
+}
+
 static void run_many(job *jobs, int n)
 {
     pthread_t *t = calloc((size_t)n, sizeof *t);
@@ -348,19 +363,12 @@ static void test_cross_product_batch(void **state)
     enum { N = 6 };
     static const char *prods[] = {"apple", "bottle", "cable"};
     job jobs[N];
-    memset(jobs, 0, sizeof jobs);
-    for (int i = 0; i < N; i++) {
-        jobs[i].p = p;
-        jobs[i].product = prods[i % 3];
-        jobs[i].version = 1 + i % 2;
-        jobs[i].width = 8 + i;
-    }
+    for (int i = 0; i < N; i++)
+        set_job(&jobs[i], p, prods[i % 3], 1 + i % 2, 8 + i);
     run_many(jobs, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(jobs[i].st, POOL_OK);
-        float want = (float)(jobs[i].version * 1000 + jobs[i].width +
-                             (jobs[i].product[0] == 'b' ? 100000 : 0));
-        assert_true(jobs[i].score == want);
+        assert_true(jobs[i].score == want_score(&jobs[i]));
         assert_int_equal(jobs[i].batch_n, N);
     }
     assert_int_equal(multi_calls, 1);
@@ -393,13 +401,8 @@ static void test_batch_wait(void **state)
     for (int wait = 0; wait < 2; wait++) {
         reset();
         pool_t *p = make_wait(1, 8, wait ? 1000 : 0, 64, 8);
-        memset(jobs, 0, sizeof jobs);
-        for (int i = 0; i < N; i++) {
-            jobs[i].p = p;
-            jobs[i].product = "apple";
-            jobs[i].version = 1;
-            jobs[i].width = 8;
-        }
+        for (int i = 0; i < N; i++)
+            set_job(&jobs[i], p, "apple", 1, 8);
         run_staggered(jobs, N, 60);
         for (int i = 0; i < N; i++) {
             assert_int_equal(jobs[i].st, POOL_OK);
@@ -421,22 +424,13 @@ static void test_bad_image_in_batch(void **state)
     pool_t *p = make_wait(1, 8, 400, 64, 8);
     enum { N = 4 };
     job jobs[N];
-    memset(jobs, 0, sizeof jobs);
-    for (int i = 0; i < N; i++) {
-        jobs[i].p = p;
-        jobs[i].product = i % 2 ? "bottle" : "apple";
-        jobs[i].version = 1;
-        jobs[i].width = i == 2 ? 7 : 8 + i;
-    }
+    for (int i = 0; i < N; i++)
+        set_job(&jobs[i], p, i % 2 ? "bottle" : "apple", 1, i == 2 ? 7 : 8 + i);
     run_many(jobs, N);
     for (int i = 0; i < N; i++) {
-        if (i == 2) {
-            assert_int_equal(jobs[i].st, POOL_FAILED);
-            continue;
-        }
-        assert_int_equal(jobs[i].st, POOL_OK);
-        float want = (float)(1000 + jobs[i].width + (i % 2 ? 100000 : 0));
-        assert_true(jobs[i].score == want);
+        assert_int_equal(jobs[i].st, i == 2 ? POOL_FAILED : POOL_OK);
+        if (i != 2)
+            assert_true(jobs[i].score == want_score(&jobs[i]));
     }
     pool_free(p);
 }
@@ -452,17 +446,12 @@ static void test_batch_larger_than_cache(void **state)
     enum { N = 4 };
     static const char *prods[] = {"a1", "b2", "c3", "d4"};
     job jobs[N];
-    memset(jobs, 0, sizeof jobs);
-    for (int i = 0; i < N; i++) {
-        jobs[i].p = p;
-        jobs[i].product = prods[i];
-        jobs[i].version = 1;
-        jobs[i].width = 8;
-    }
+    for (int i = 0; i < N; i++)
+        set_job(&jobs[i], p, prods[i], 1, 8);
     run_many(jobs, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(jobs[i].st, POOL_OK);
-        assert_true(jobs[i].score == (float)(1000 + 8 + (prods[i][0] == 'b' ? 100000 : 0)));
+        assert_true(jobs[i].score == want_score(&jobs[i]));
     }
     assert_int_equal(multi_calls, 1);
     assert_int_equal(pool_models_loaded(p), N);
