@@ -37,8 +37,8 @@ schemas = {
  "Error": obj({"error": obj({"code": {"type": "string", "description": "snake_case reason"}, "message": string}, ["code", "message"])}, ["error"]),
  "TrainingSettings": obj({
    "epochs": {"type": "integer", "minimum": 0, "maximum": 1000},
-   "gamma_c": {"type": "integer", "minimum": 1, "maximum": 64, "description": "memory bank compression"},
-   "gamma_d": {"type": "integer", "minimum": 1, "maximum": 64, "description": "descriptor channel compression"},
+   "gamma_c": {"type": "integer", "minimum": 1, "maximum": 64, "description": "memory bank compression: centres = patches / gamma_c (server default 8, see --gamma-c; the paper: 1)"},
+   "gamma_d": {"type": "integer", "minimum": 1, "maximum": 64, "description": "descriptor channel compression: channels = 1792 / gamma_d (server default 8, see --gamma-d; the paper: 1)"},
    "seed": {"type": "integer", "minimum": 0},
    "resize_h": integer, "resize_w": integer, "crop_h": integer, "crop_w": integer,
    "bank": {"type": "string", "enum": ["mean", "ema"]},

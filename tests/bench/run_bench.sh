@@ -5,7 +5,7 @@
 #
 # 1. bench_jpeg: a 900x900 JPEG from the first magnetic_tile test/good image
 # 2. bench_model: in-process cfa_score throughput at batch 1, 4, 8 for the
-#    paper (1/1) and compressed (4/4) settings and the backbone + minimal head
+#    paper (1/1) and compressed (8/8, the service default) settings and the backbone + minimal head
 # 3. cfa-server on 127.0.0.1:0 with a temporary data dir; through the API:
 #    product, upload N good images, train, inspect key; bench_http with 1 and
 #    4 concurrent clients POSTing the JPEG to /v1/products/{id}/inspect
@@ -25,7 +25,7 @@
 #   --iters N           timed cfa_score calls per batch size, at least (default 5)
 #   --min-time S        and at least S seconds of them (default 10)
 #   --train N           training images of the in-process and HTTP models (20)
-#   --http-setting S    paper (1/1, default) or compressed (4/4) for the HTTP model
+#   --http-setting S    paper (1/1, default) or compressed (8/8) for the HTTP model
 #   --http-requests N   timed requests per HTTP run (default 40)
 #   --http-duration S   time limit per HTTP run in seconds (default 120)
 #   --clients "1 4"     concurrency levels of the HTTP runs
@@ -101,7 +101,7 @@ done
 bin="$build/tests"
 case "$http_setting" in
 paper) gc=1; gd=1 ;;
-compressed) gc=4; gd=4 ;;
+compressed) gc=8; gd=8 ;;
 *) echo "run_bench.sh: --http-setting must be paper or compressed" >&2; exit 2 ;;
 esac
 if [ ! -r "$backbone" ] || [ ! -d "$pdata/train/good" ]; then
