@@ -33,6 +33,8 @@
 #                       (default none: maps and heatmaps stored, as in production)
 #   --threads T         libtorch threads for every process (default: libtorch's)
 #   --train-full        also train 200 images x 30 epochs (paper settings)
+#   --train-setting S   paper (1/1, default) or compressed (8/8, the service
+#                       default) for the training run
 #   --train-epochs E    also train 200 images x E epochs and project to 30
 #   --train-images N    images of that training run (default 200)
 #   --skip-model, --skip-http   leave a part out
@@ -62,6 +64,7 @@ http_query=""
 threads=0
 train_epochs=0
 train_images=200
+train_setting=paper
 skip_model=0
 skip_http=0
 cmdline="tests/bench/run_bench.sh $*"
@@ -86,6 +89,7 @@ while [ $# -gt 0 ]; do
     --train-full) train_epochs=30 ;;
     --train-epochs) train_epochs="$2"; shift ;;
     --train-images) train_images="$2"; shift ;;
+    --train-setting) train_setting="$2"; shift ;;
     --skip-model) skip_model=1 ;;
     --skip-http) skip_http=1 ;;
     --quick) iters=1; min_time=0; ntrain=4; http_requests=4; clients="1 2" ;;
@@ -103,6 +107,11 @@ case "$http_setting" in
 paper) gc=1; gd=1 ;;
 compressed) gc=8; gd=8 ;;
 *) echo "run_bench.sh: --http-setting must be paper or compressed" >&2; exit 2 ;;
+esac
+case "$train_setting" in
+paper) tg=1 ;;
+compressed) tg=8 ;;
+*) echo "run_bench.sh: --train-setting must be paper or compressed" >&2; exit 2 ;;
 esac
 if [ ! -r "$backbone" ] || [ ! -d "$pdata/train/good" ]; then
     echo "run_bench.sh: SKIP: backbone $backbone or data $pdata missing" >&2
@@ -210,10 +219,10 @@ fi
 
 # ---------------------------------------------------------------- (4) training
 if [ "$train_epochs" -gt 0 ]; then
-    echo "== (4) training $train_images images x $train_epochs epochs"
+    echo "== (4) training $train_images images x $train_epochs epochs, $train_setting ($tg/$tg)"
     if [ -x "$bin/bench_train" ]; then
         "$bin/bench_train" --data "$pdata" --train "$train_images" --epochs "$train_epochs" \
-            --project 30 "${thr[@]}" | tee "$out/train.json"
+            --gamma-c "$tg" --gamma-d "$tg" --project 30 "${thr[@]}" | tee "$out/train.json"
         [ "${PIPESTATUS[0]}" = 0 ] || { echo "run_bench.sh: bench_train failed" >&2; status=1; }
     else
         echo "run_bench.sh: $bin/bench_train not built" >&2
