@@ -13,7 +13,8 @@ if(CFA_WITH_TORCH)
   add_library(cfa_daemon STATIC
     ${CMAKE_CURRENT_LIST_DIR}/pool.c
     ${CMAKE_CURRENT_LIST_DIR}/jobs.c
-    ${CMAKE_CURRENT_LIST_DIR}/render.c)
+    ${CMAKE_CURRENT_LIST_DIR}/render.c
+    ${CMAKE_CURRENT_LIST_DIR}/fresh_thread.c)
   target_include_directories(cfa_daemon PUBLIC ${CMAKE_CURRENT_LIST_DIR})
   target_link_libraries(cfa_daemon PUBLIC cfa_daemon_base cfa_core cfa_store cfa_media
                                           PkgConfig::JANSSON Threads::Threads m)

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "jobs.h"
 
+#include "fresh_thread.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -418,6 +420,32 @@ out:
     store_images_free(imgs, n_imgs);
 }
 
+typedef struct job_call {
+    jobs_t *j;
+    store_job_t *job;
+} job_call;
+
+static void run_job_call(void *arg)
+{
+    job_call *c = arg;
+    run_job(c->j, c->job);
+}
+
+typedef struct bb_call {
+    const char *path, *device;
+    cfa_backbone **bb;
+    cfa_status st;
+    char err[256];
+} bb_call;
+
+static void load_bb_call(void *arg)
+{
+    bb_call *c = arg;
+    c->st = cfa_backbone_load(c->path, c->device, c->bb);
+    if (c->st != CFA_OK)
+        snprintf(c->err, sizeof c->err, "%s", cfa_last_error());
+}
+
 static void *runner_main(void *arg)
 {
     jobs_t *j = arg;
@@ -436,7 +464,8 @@ static void *runner_main(void *arg)
             snprintf(j->current, sizeof j->current, "%s", job.id);
             j->cancel = j->stopping;
             pthread_mutex_unlock(&j->mu);
-            run_job(j, &job);
+            job_call jc = {j, &job};
+            fresh_thread_run(run_job_call, &jc); /* its OpenMP team ends with it */
             pthread_mutex_lock(&j->mu);
             j->current[0] = '\0';
             pthread_mutex_unlock(&j->mu);
@@ -475,10 +504,11 @@ int jobs_start(store_t *st, const cfg_t *cfg, const char *device, jobs_t **out, 
     j->cfg = cfg;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
-    cfa_status cs = cfa_backbone_load(cfg->backbone, device, &j->bb);
+    bb_call bc = {cfg->backbone, device, &j->bb, CFA_OK, ""};
+    fresh_thread_run(load_bb_call, &bc); /* leaves no OpenMP team behind */
+    cfa_status cs = bc.st;
     if (cs != CFA_OK) {
-        snprintf(err, errlen, "training backbone %s on %s: %s", cfg->backbone, device,
-                 cfa_last_error());
+        snprintf(err, errlen, "training backbone %s on %s: %s", cfg->backbone, device, bc.err);
         free(j);
         return -1;
     }

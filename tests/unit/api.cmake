@@ -12,7 +12,8 @@ set_tests_properties(unit.config PROPERTIES LABELS unit TIMEOUT 60)
 # The inference pool against a fake engine (cfa_* stubs in the test): no
 # torch, so it also runs under CFA_SANITIZE_THREAD.
 add_executable(test_pool ${CMAKE_CURRENT_LIST_DIR}/test_pool.c
-                         ${PROJECT_SOURCE_DIR}/server/pool.c)
+                         ${PROJECT_SOURCE_DIR}/server/pool.c
+                         ${PROJECT_SOURCE_DIR}/server/fresh_thread.c)
 target_include_directories(test_pool PRIVATE ${PROJECT_SOURCE_DIR}/server
                                              ${PROJECT_SOURCE_DIR}/core/include)
 target_link_libraries(test_pool PRIVATE cfa_daemon_base PkgConfig::CMOCKA Threads::Threads)
