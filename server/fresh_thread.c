@@ -2,6 +2,7 @@
 #include "fresh_thread.h"
 
 #include <pthread.h>
+#include <stdio.h>
 
 typedef struct call {
     void (*fn)(void *);
@@ -30,4 +31,28 @@ void fresh_thread_run(void (*fn)(void *arg), void *arg)
         pthread_join(t, NULL);
     else
         fn(arg);
+}
+
+typedef struct bb_load {
+    const char *path, *device;
+    cfa_backbone **out;
+    cfa_status st;
+    char *err;
+    size_t errlen;
+} bb_load;
+
+static void load_backbone(void *arg)
+{
+    bb_load *l = arg;
+    l->st = cfa_backbone_load(l->path, l->device, l->out);
+    if (l->st != CFA_OK && l->err != NULL && l->errlen > 0)
+        snprintf(l->err, l->errlen, "%s", cfa_last_error());
+}
+
+cfa_status fresh_thread_load_backbone(const char *path, const char *device, cfa_backbone **out,
+                                      char *err, size_t errlen)
+{
+    bb_load l = {path, device, out, CFA_OK, err, errlen};
+    fresh_thread_run(load_backbone, &l);
+    return l.st;
 }

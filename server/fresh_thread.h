@@ -15,8 +15,17 @@
 #ifndef CFA_FRESH_THREAD_H
 #define CFA_FRESH_THREAD_H
 
+#include <stddef.h>
+
+#include "cfa.h"
+
 /* Runs fn(arg) on a new thread and waits for it; if no thread can be
  * created, runs it on the calling thread. */
 void fresh_thread_run(void (*fn)(void *arg), void *arg);
+
+/* cfa_backbone_load on a fresh thread; on failure the engine's message is
+ * copied into err (cfa_last_error is per thread). */
+cfa_status fresh_thread_load_backbone(const char *path, const char *device,
+                                      cfa_backbone **out /* OUT */, char *err, size_t errlen);
 
 #endif

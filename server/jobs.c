@@ -431,21 +431,6 @@ static void run_job_call(void *arg)
     run_job(c->j, c->job);
 }
 
-typedef struct bb_call {
-    const char *path, *device;
-    cfa_backbone **bb;
-    cfa_status st;
-    char err[256];
-} bb_call;
-
-static void load_bb_call(void *arg)
-{
-    bb_call *c = arg;
-    c->st = cfa_backbone_load(c->path, c->device, c->bb);
-    if (c->st != CFA_OK)
-        snprintf(c->err, sizeof c->err, "%s", cfa_last_error());
-}
-
 static void *runner_main(void *arg)
 {
     jobs_t *j = arg;
@@ -504,11 +489,11 @@ int jobs_start(store_t *st, const cfg_t *cfg, const char *device, jobs_t **out, 
     j->cfg = cfg;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
-    bb_call bc = {cfg->backbone, device, &j->bb, CFA_OK, ""};
-    fresh_thread_run(load_bb_call, &bc); /* leaves no OpenMP team behind */
-    cfa_status cs = bc.st;
+    char lerr[256] = "";
+    /* on a thread of its own: leaves no OpenMP team behind (fresh_thread.h) */
+    cfa_status cs = fresh_thread_load_backbone(cfg->backbone, device, &j->bb, lerr, sizeof lerr);
     if (cs != CFA_OK) {
-        snprintf(err, errlen, "training backbone %s on %s: %s", cfg->backbone, device, bc.err);
+        snprintf(err, errlen, "training backbone %s on %s: %s", cfg->backbone, device, lerr);
         free(j);
         return -1;
     }

@@ -332,21 +332,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-typedef struct bb_load {
-    const char *path, *device;
-    cfa_backbone *bb;
-    cfa_status st;
-    char err[256];
-} bb_load;
-
-static void load_backbone(void *arg)
-{
-    bb_load *l = arg;
-    l->st = cfa_backbone_load(l->path, l->device, &l->bb);
-    if (l->st != CFA_OK)
-        snprintf(l->err, sizeof l->err, "%s", cfa_last_error());
-}
-
 int pool_create(const pool_options *opts, pool_fetch_fn fetch, void *fetch_user,
                 pool_t **out, char *err, size_t errlen)
 {
@@ -385,13 +370,13 @@ int pool_create(const pool_options *opts, pool_fetch_fn fetch, void *fetch_user,
         w->cache = calloc((size_t)(p->opt.model_cache + p->opt.batch), sizeof *w->cache);
         if (w->cache == NULL)
             goto fail;
-        bb_load ld = {opts->backbone_path, p->dev[w->device].name, NULL, CFA_OK, ""};
-        fresh_thread_run(load_backbone, &ld); /* leaves no OpenMP team behind */
-        w->bb = ld.bb;
-        cfa_status st = ld.st;
+        char lerr[256] = "";
+        /* on a thread of its own: leaves no OpenMP team behind (fresh_thread.h) */
+        cfa_status st = fresh_thread_load_backbone(opts->backbone_path, p->dev[w->device].name,
+                                                   &w->bb, lerr, sizeof lerr);
         if (st != CFA_OK) {
             snprintf(err, errlen, "backbone %s on %s: %s: %s", opts->backbone_path,
-                     p->dev[w->device].name, cfa_status_str(st), ld.err);
+                     p->dev[w->device].name, cfa_status_str(st), lerr);
             goto fail_quiet;
         }
     }
