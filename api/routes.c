@@ -893,18 +893,15 @@ static enum MHD_Result h_inspect(hreq *r)
     store_time_id(ins.id);
     void *heat_png = NULL;
     size_t heat_len = 0;
+    char *heat_b64 = NULL;
     int have_images = 0;
     float vmax = threshold > 0 ? (float)(threshold * 1.5) : map_max;
-    if (inline_png) {
-        /* the caller wants the heatmap in the response: render it here */
-        uint8_t *rgb = malloc(npx * 3);
-        if (rgb != NULL && heatmap_render(res->map, w, h, &im, 0.0f, vmax, rgb) == 0)
-            png_encode_rgb8(rgb, w, h, &heat_png, &heat_len);
-        free(rgb);
-    }
+    if (inline_png && render_heatmap_png(res->map, w, h, &im, vmax, &heat_png, &heat_len) == 0)
+        heat_b64 = b64_encode(heat_png, heat_len); /* wanted in the response */
     if (keep) {
         /* heatmap.png and map.png are written by the render thread after the
-         * response (render.h); GETs of them wait for it */
+         * response (render.h); GETs of them wait for it. A heatmap already
+         * encoded for the response goes with the job. */
         render_job job;
         memset(&job, 0, sizeof job);
         snprintf(job.id, sizeof job.id, "%s", ins.id);
@@ -914,8 +911,11 @@ static enum MHD_Result h_inspect(hreq *r)
         job.base = im;
         job.vmax = vmax;
         job.map_max = map_max;
+        job.heat_png = heat_png;
+        job.heat_len = heat_len;
         pr.result.map = NULL;
         memset(&im, 0, sizeof im);
+        heat_png = NULL;
         if (c->render == NULL || render_submit(c->render, &job) != 0)
             have_images = render_now(c->st, &job) == 0; /* queue full: inline */
         else
@@ -950,12 +950,9 @@ static enum MHD_Result h_inspect(hreq *r)
     json_object_set(o, "timings_ms", timings);
     json_object_del(o, "created_at");
     json_object_del(o, "key_id");
-    if (inline_png && heat_png != NULL) {
-        char *b64 = b64_encode(heat_png, heat_len);
-        if (b64 != NULL)
-            json_object_set_new(o, "heatmap_png_base64", json_string(b64));
-        free(b64);
-    }
+    if (heat_b64 != NULL)
+        json_object_set_new(o, "heatmap_png_base64", json_string(heat_b64));
+    free(heat_b64);
     free(heat_png);
     json_decref(regions);
     json_decref(timings);

@@ -30,31 +30,45 @@ static void job_release(render_job *j)
     free(j->map);
     j->map = NULL;
     img_rgbf_free(&j->base);
+    free(j->heat_png);
+    j->heat_png = NULL;
+    j->heat_len = 0;
+}
+
+int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, float vmax,
+                       void **png, size_t *len)
+{
+    *png = NULL;
+    *len = 0;
+    uint8_t *rgb = malloc((size_t)w * (size_t)h * 3);
+    int ok = rgb != NULL &&
+             heatmap_render(map, w, h, base != NULL && base->rgb != NULL ? base : NULL, 0.0f,
+                            vmax, rgb) == 0 &&
+             png_encode_rgb8(rgb, w, h, png, len) == IMG_OK;
+    free(rgb);
+    return ok ? 0 : -1;
 }
 
 int render_now(store_t *st, render_job *j)
 {
     size_t npx = (size_t)j->width * (size_t)j->height;
-    void *heat = NULL, *mpng = NULL;
-    size_t heat_len = 0, map_len = 0;
+    void *mpng = NULL;
+    size_t map_len = 0;
     int ok = 0;
-    uint8_t *rgb = malloc(npx * 3);
     uint16_t *v16 = malloc(npx * sizeof *v16);
-    if (rgb != NULL && v16 != NULL &&
-        heatmap_render(j->map, j->width, j->height, j->base.rgb ? &j->base : NULL, 0.0f, j->vmax,
-                       rgb) == 0 &&
-        png_encode_rgb8(rgb, j->width, j->height, &heat, &heat_len) == IMG_OK) {
+    if (v16 != NULL &&
+        (j->heat_png != NULL || render_heatmap_png(j->map, j->width, j->height, &j->base, j->vmax,
+                                                   &j->heat_png, &j->heat_len) == 0)) {
         heatmap_map16(j->map, npx, j->map_max, v16);
         if (png_encode_gray16(v16, j->width, j->height, &mpng, &map_len) == IMG_OK &&
-            store_inspection_file_write(st, j->id, "heatmap.png", heat, heat_len) == STORE_OK &&
+            store_inspection_file_write(st, j->id, "heatmap.png", j->heat_png, j->heat_len) ==
+                STORE_OK &&
             store_inspection_file_write(st, j->id, "map.png", mpng, map_len) == STORE_OK)
             ok = 1;
     }
     if (!ok)
         fprintf(stderr, "render: heatmap/map of inspection %s not stored\n", j->id);
-    free(rgb);
     free(v16);
-    free(heat);
     free(mpng);
     job_release(j);
     return ok ? 0 : -1;
@@ -125,6 +139,8 @@ int render_submit(render_t *r, render_job *job)
     r->n++;
     job->map = NULL;
     memset(&job->base, 0, sizeof job->base);
+    job->heat_png = NULL;
+    job->heat_len = 0;
     pthread_cond_signal(&r->cv_work);
     pthread_mutex_unlock(&r->mu);
     return 0;

@@ -39,12 +39,21 @@ typedef struct render_job {
     img_rgbf base;    /* the decoded image, w x h; ownership passes     */
     float vmax;       /* colour scale: 0 .. vmax                        */
     float map_max;    /* 16-bit map scale: v / 65535 * map_max          */
+    void *heat_png;   /* heatmap PNG already encoded, or NULL (then it is
+                         rendered from map and base); ownership passes  */
+    size_t heat_len;
 } render_job;
+
+/* The colour heatmap PNG of map (w x h) over base (NULL or without pixels:
+ * the colours alone), colour scale 0 .. vmax. On 0, *png is malloc'd (caller
+ * frees); -1 on failure (*png NULL). */
+int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, float vmax,
+                       void **png /* OUT */, size_t *len /* OUT */);
 
 /* Starts the writer thread; queue_cap >= 1 jobs may wait. 0, or -1. */
 int render_create(store_t *st, int queue_cap, render_t **out /* OUT */);
-/* Queues job and takes ownership of job->map and job->base (the caller's
- * pointers are cleared). Returns 0, or -1 when the queue is full or the
+/* Queues job and takes ownership of job->map, job->base and job->heat_png
+ * (the caller's pointers are cleared). Returns 0, or -1 when the queue is full or the
  * writer is stopping (nothing taken: render inline with render_now). */
 int render_submit(render_t *r, render_job *job);
 /* Renders, encodes and stores job in the calling thread, then frees its map

@@ -1,5 +1,7 @@
-"""Start and stop a cfa-server process for the integration tests (shared by
-test_api.py and test_hardening.py). Standard library only."""
+"""Start and stop a cfa-server process, and talk to it, for the integration tests
+(shared by test_api.py and test_hardening.py). Standard library only."""
+import http.client
+import json
 import signal
 import subprocess
 import time
@@ -37,3 +39,42 @@ def stop(proc, log, sig=signal.SIGTERM, timeout=120):
         rc = None
     log.close()
     return rc
+
+
+class Client:
+    """One HTTP(S) request per connection to 127.0.0.1:port. req() returns
+    (status, json or None, body bytes, headers with lower-case names)."""
+    timeout = 300
+
+    def __init__(self, port, key=None, tls=None):
+        self.port, self.key, self.tls = port, key, tls
+
+    def req(self, method, path, body=None, ctype=None, key="default", headers=None,
+            timeout=None):
+        h = dict(headers or {})
+        k = self.key if key == "default" else key
+        if k is not None:
+            h["Authorization"] = "Bearer " + k
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            ctype = ctype or "application/json"
+        if ctype:
+            h["Content-Type"] = ctype
+        timeout = self.timeout if timeout is None else timeout
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=self.tls)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            data = r.read()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+            status = r.status
+        finally:
+            conn.close()
+        js = None
+        if hdrs.get("content-type", "").startswith("application/json"):
+            js = json.loads(data)
+        return status, js, data, hdrs

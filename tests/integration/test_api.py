@@ -12,7 +12,6 @@ Python 3 standard library only. Exit 0 = pass; a missing backbone or data set fa
 """
 import argparse
 import base64
-import http.client
 import json
 import os
 import random
@@ -77,34 +76,8 @@ class Daemon:
         return daemon_proc.stop(self.proc, self.log, sig, timeout)
 
 
-class Client:
-    def __init__(self, port, key=None):
-        self.port, self.key = port, key
-
-    def req(self, method, path, body=None, ctype=None, key="default", headers=None,
-            timeout=600):
-        h = dict(headers or {})
-        k = self.key if key == "default" else key
-        if k is not None:
-            h["Authorization"] = "Bearer " + k
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-            ctype = ctype or "application/json"
-        if ctype:
-            h["Content-Type"] = ctype
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            data = r.read()
-            hdrs = {k.lower(): v for k, v in r.getheaders()}
-            status = r.status
-        finally:
-            conn.close()
-        js = None
-        if hdrs.get("content-type", "").startswith("application/json"):
-            js = json.loads(data)
-        return status, js, data, hdrs
+class Client(daemon_proc.Client):
+    timeout = 600
 
 
 def expect_error(resp, status, what, code=None):

@@ -106,38 +106,7 @@ class Daemon:
         return 0
 
 
-class Client:
-    def __init__(self, port, key=None, tls=None):
-        self.port, self.key, self.tls = port, key, tls
-
-    def req(self, method, path, body=None, ctype=None, key="default", headers=None,
-            timeout=300):
-        h = dict(headers or {})
-        k = self.key if key == "default" else key
-        if k is not None:
-            h["Authorization"] = "Bearer " + k
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-            ctype = ctype or "application/json"
-        if ctype:
-            h["Content-Type"] = ctype
-        if self.tls is not None:
-            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
-                                               context=self.tls)
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            data = r.read()
-            hdrs = {k.lower(): v for k, v in r.getheaders()}
-            status = r.status
-        finally:
-            conn.close()
-        js = None
-        if hdrs.get("content-type", "").startswith("application/json"):
-            js = json.loads(data)
-        return status, js, data, hdrs
+Client = daemon_proc.Client
 
 
 def expect_error(resp, status, what, code=None):
@@ -511,6 +480,18 @@ def check_images(c, data_dir, product, acked, what):
           % (what, len(listed)))
 
 
+def kill_under_load(d, threads, stop, seconds):
+    """Starts the client threads, SIGKILLs the daemon after `seconds`, then sets
+    stop and waits for the threads."""
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    d.kill()
+    stop.set()
+    for t in threads:
+        t.join()
+
+
 def sec_crash(env):
     d = env.daemon("crash")
     d.start()
@@ -552,13 +533,7 @@ def sec_crash(env):
 
     ths = [threading.Thread(target=uploader, args=(i,)) for i in range(3)]
     ths.append(threading.Thread(target=half_sender))
-    for t in ths:
-        t.start()
-    time.sleep(2.5)
-    d.kill()
-    stop.set()
-    for t in ths:
-        t.join()
+    kill_under_load(d, ths, stop, 2.5)
     # a temp file as a crash between write and rename would leave it
     tdir = os.path.join(d.data_dir, "images", "tile", "ab")
     os.makedirs(tdir, exist_ok=True)
@@ -629,13 +604,7 @@ def sec_crash(env):
                     ok200.append(js["inspection_id"])
 
     ths = [threading.Thread(target=inspector, args=(i,)) for i in range(4)]
-    for t in ths:
-        t.start()
-    time.sleep(6)
-    d.kill()
-    stop.set()
-    for t in ths:
-        t.join()
+    kill_under_load(d, ths, stop, 6)
     db_checks(d.data_dir, "after SIGKILL under inspections")
     d.start()
     c = Client(d.port, ADMIN_KEY)

@@ -2,20 +2,12 @@
  * refused on load and on scoring; one recorded for this backbone loads. */
 #define _GNU_SOURCE
 #include "cfa.h"
+#include "expect.h"
 #include "sha256.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failed, passed;
-#define EXPECT(c)                                                        \
-    do {                                                                 \
-        if (c)                                                           \
-            passed++;                                                    \
-        else                                                             \
-            failed++, fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c); \
-    } while (0)
 
 static float rgb[32 * 32 * 3];
 
@@ -104,6 +96,5 @@ int main(int argc, char **argv)
     cfa_free(buf);
     cfa_model_free(m);
     cfa_backbone_free(bb);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return expect_report();
 }

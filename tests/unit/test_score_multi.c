@@ -2,19 +2,11 @@
  * (two share a geometry, one does not; one is a CFA++ ensemble) gives each
  * image the result cfa_score gives it alone. */
 #include "cfa.h"
+#include "expect.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static int failed, passed;
-#define EXPECT(c)                                                                \
-    do {                                                                         \
-        if (c)                                                                   \
-            passed++;                                                            \
-        else                                                                     \
-            failed++, fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c);   \
-    } while (0)
 
 static float *make_image(int w, int h, int seed)
 {
@@ -95,6 +87,5 @@ int main(int argc, char **argv)
     cfa_backbone_free(bb);
     for (int i = 0; i < 3; i++)
         free(train_px[i]);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return expect_report();
 }
