@@ -832,17 +832,20 @@ static enum MHD_Result h_inspect(hreq *r)
     img_limits lim = img_default_limits();
     lim.max_pixels = (size_t)c->cfg->max_pixels;
     lim.min_side = c->cfg->min_side;
+    if (c->pool == NULL)
+        return reply_error(r, 503, "not_ready", "inference workers are not running");
+    /* a worker with a batch to fill waits for this request while it decodes */
+    pool_announce(c->pool, 1);
     img_status is = img_decode(r->body, r->len, &lim, &im);
-    if (is != IMG_OK)
+    if (is != IMG_OK) {
+        pool_announce(c->pool, -1);
         return reply_error(r, img_status_http(is), img_status_code(is), "%s",
                            img_status_str(is));
-    double t_decoded = now_ms();
-    if (c->pool == NULL) {
-        img_rgbf_free(&im);
-        return reply_error(r, 503, "not_ready", "inference workers are not running");
     }
+    double t_decoded = now_ms();
     pool_req pr;
     memset(&pr, 0, sizeof pr);
+    pr.announced = 1;
     pr.product = r->params[0];
     pr.version = version;
     pr.image.width = im.width;
@@ -866,13 +869,7 @@ static enum MHD_Result h_inspect(hreq *r)
     double t_scored = now_ms();
     const cfa_result *res = &pr.result;
     int w = res->width, h = res->height;
-    size_t npx = (size_t)w * (size_t)h;
-    float map_max = -INFINITY;
-    for (size_t i = 0; i < npx; i++)
-        if (res->map[i] > map_max)
-            map_max = res->map[i];
-    if (npx == 0)
-        map_max = res->score;
+    float map_max = res->score; /* cfa.h: the score is the map's maximum */
     const char *decision = res->score >= threshold ? "NG" : "OK";
 
     heatmap_region *regs = NULL;

@@ -237,6 +237,25 @@ static int region_cmp(const void *pa, const void *pb)
     return (a->x > b->x) - (a->x < b->x);
 }
 
+/* 1 when some map value is >= thr (NaN is not). Blocks of a fixed length
+ * without an early exit inside, so the compiler vectorises the comparison. */
+static int any_at_or_above(const float *map, size_t n, float thr)
+{
+    enum { BLOCK = 1024 };
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        int hit = 0;
+        for (size_t j = 0; j < BLOCK; j++)
+            hit |= map[i + j] >= thr;
+        if (hit)
+            return 1;
+    }
+    for (; i < n; i++)
+        if (map[i] >= thr)
+            return 1;
+    return 0;
+}
+
 int regions_find(const float *map, int w, int h, float threshold, int max_regions,
                  heatmap_region **out, int *n)
 {
@@ -248,6 +267,8 @@ int regions_find(const float *map, int w, int h, float threshold, int max_region
         return -1;
 
     size_t npx = (size_t)w * (size_t)h;
+    if (!any_at_or_above(map, npx, threshold))
+        return 0; /* the common OK image: no labelling pass */
     uint32_t *labels = malloc(npx * sizeof *labels);
     uint32_t nl = 0;
     if (labels == NULL)

@@ -59,6 +59,7 @@ struct pool {
     worker *workers;
     int n_workers;
     int stopping;
+    int arriving;             /* announced requests not yet queued (pool_announce) */
     unsigned flush_gen;       /* bumped by pool_forget: workers drop caches */
     char forget[64][72];      /* products forgotten, ring by flush_gen     */
     int models_loaded;
@@ -271,8 +272,11 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        /* dynamic batching: take what waits; if the batch is not full, wait
-         * for more until the oldest request has waited batch_wait_ms */
+        /* dynamic batching: take what waits; if the batch is not full and
+         * requests are on their way (announced, being decoded), wait for
+         * them until the oldest request has waited batch_wait_ms. Nobody
+         * waits for requests that may never come: a lone request is scored
+         * at once. */
         double deadline = d->head->t_enqueue + p->opt.batch_wait_ms;
         for (;;) {
             while (d->head != NULL && n < B) {
@@ -284,7 +288,7 @@ static void *worker_main(void *arg)
                 d->busy++;
                 batch[n++] = wt;
             }
-            if (n >= B || p->stopping || p->opt.batch_wait_ms <= 0)
+            if (n >= B || p->stopping || p->opt.batch_wait_ms <= 0 || p->arriving <= 0)
                 break;
             double left = deadline - now_ms();
             if (left <= 0)
@@ -409,6 +413,8 @@ pool_status pool_run(pool_t *p, pool_req *r)
     memset(&r->result, 0, sizeof r->result);
     pthread_cond_init(&wt.cv, NULL);
     pthread_mutex_lock(&p->mu);
+    if (r->announced && p->arriving > 0)
+        p->arriving--; /* its announcement ends here, queued or not */
     if (p->stopping) {
         pthread_mutex_unlock(&p->mu);
         pthread_cond_destroy(&wt.cv);
@@ -438,6 +444,18 @@ pool_status pool_run(pool_t *p, pool_req *r)
     pthread_mutex_unlock(&p->mu);
     pthread_cond_destroy(&wt.cv);
     return r->status == CFA_OK ? POOL_OK : POOL_FAILED;
+}
+
+void pool_announce(pool_t *p, int n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->arriving += n;
+    if (p->arriving < 0)
+        p->arriving = 0;
+    if (n < 0) /* a worker waiting for it stops waiting */
+        for (int i = 0; i < p->n_dev; i++)
+            pthread_cond_broadcast(&p->dev[i].cv);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void pool_forget(pool_t *p, const char *product)

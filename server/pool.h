@@ -2,7 +2,8 @@
  * pool.h - the inference worker pool: one or more workers per device, each
  * with its own backbone replica and an LRU of loaded product models, fed by a
  * bounded queue per device. A worker takes up to `batch` waiting requests,
- * waiting up to `batch_wait_ms` for a batch to fill, and scores them with one
+ * waiting up to `batch_wait_ms` for announced requests (pool_announce) to
+ * fill the batch, and scores them with one
  * cfa_score_multi call: one backbone forward for the whole batch, whatever
  * the products, then each product's descriptor and scoring.
  *
@@ -38,8 +39,9 @@ typedef struct pool_options {
     int workers_per_device;     /* >= 1                                    */
     int batch;                  /* largest batch, >= 1                     */
     int batch_wait_ms;          /* a worker whose batch is not full waits
-                                   for more until the oldest request has
-                                   waited this long (0 = take what waits) */
+                                   for announced requests until the oldest
+                                   request has waited this long (0 = take
+                                   what waits) */
     int queue_depth;            /* waiting requests per device, >= 1       */
     int model_cache;            /* models per worker, >= 1                 */
 } pool_options;
@@ -56,6 +58,7 @@ typedef struct pool_req {
     const char *product;
     int64_t version;
     cfa_image image;
+    int announced;          /* 1: counted by an earlier pool_announce(p, 1) */
     /* out */
     cfa_status status;      /* of model load or scoring                  */
     char error[256];
@@ -72,6 +75,12 @@ int pool_create(const pool_options *opts, pool_fetch_fn fetch, void *fetch_user,
                 pool_t **out /* OUT */, char *err, size_t errlen);
 /* Queues r on the least busy device and waits for its result. */
 pool_status pool_run(pool_t *p, pool_req *r);
+/* n requests are on their way (n = 1 when a request starts decoding its
+ * image): a worker with a batch that is not full waits for them, up to
+ * batch_wait_ms, and for nothing else. The announcement ends when the request
+ * reaches pool_run with announced = 1, or with pool_announce(p, -1) when it
+ * never does (a bad image). */
+void pool_announce(pool_t *p, int n);
 /* Drops cached models of product (all versions), e.g. after a delete. */
 void pool_forget(pool_t *p, const char *product);
 /* Requests waiting on device i (for /metrics); -1 if out of range. */

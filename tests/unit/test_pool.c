@@ -186,6 +186,8 @@ typedef struct job {
     pool_status st;
     float score;
     int batch_n;
+    int announced; /* counted by pool_announce before it runs */
+    double queue_ms;
     float pixels[16 * 4 * 3];
 } job;
 
@@ -199,10 +201,12 @@ static void *run_one(void *arg)
     r.image.width = j->width;
     r.image.height = 4;
     r.image.rgb = j->pixels;
+    r.announced = j->announced;
     j->st = pool_run(j->p, &r);
     if (j->st == POOL_OK) {
         j->score = r.result.score;
         j->batch_n = r.batch_n;
+        j->queue_ms = r.queue_ms;
         if (r.result.map[r.result.width * r.result.height - 1] != r.result.score)
             j->score = -1;
         cfa_result_clear(&r.result);
@@ -225,8 +229,17 @@ static float want_score(const job *j)
     return (float)(j->version * 1000 + j->width + (j->product[0] == 'b' ? 100000 : 0));
 }
 
+/* as the daemon does when n requests start decoding */
+static void announce_all(job *jobs, int n)
+{
+    pool_announce(jobs[0].p, n);
+    for (int i = 0; i < n; i++)
+        jobs[i].announced = 1;
+}
+
 static void run_many(job *jobs, int n)
 {
+    announce_all(jobs, n);
     pthread_t *t = calloc((size_t)n, sizeof *t);
     for (int i = 0; i < n; i++)
         pthread_create(&t[i], NULL, run_one, &jobs[i]);
@@ -379,8 +392,10 @@ static void test_cross_product_batch(void **state)
 }
 
 /* starts the jobs gap_ms apart, then waits for all */
-static void run_staggered(job *jobs, int n, int gap_ms)
+static void run_staggered(job *jobs, int n, int gap_ms, int announce)
 {
+    if (announce)
+        announce_all(jobs, n);
     pthread_t *t = calloc((size_t)n, sizeof *t);
     for (int i = 0; i < n; i++) {
         pthread_create(&t[i], NULL, run_one, &jobs[i]);
@@ -391,8 +406,8 @@ static void run_staggered(job *jobs, int n, int gap_ms)
     free(t);
 }
 
-/* With a maximum wait, requests arriving 30 ms apart are gathered into one
- * batch; without it each is scored as soon as it arrives. */
+/* With a maximum wait, announced requests arriving 60 ms apart are gathered
+ * into one batch; without it each is scored as soon as it arrives. */
 static void test_batch_wait(void **state)
 {
     (void)state;
@@ -403,7 +418,7 @@ static void test_batch_wait(void **state)
         pool_t *p = make_wait(1, 8, wait ? 1000 : 0, 64, 8);
         for (int i = 0; i < N; i++)
             set_job(&jobs[i], p, "apple", 1, 8);
-        run_staggered(jobs, N, 60);
+        run_staggered(jobs, N, 60, 1);
         for (int i = 0; i < N; i++) {
             assert_int_equal(jobs[i].st, POOL_OK);
             if (wait)
@@ -414,6 +429,42 @@ static void test_batch_wait(void **state)
         assert_int_equal(multi_calls, wait ? 1 : score_calls);
         pool_free(p);
     }
+}
+
+/* A worker waits only for announced requests: unannounced requests 100 ms
+ * apart are scored alone at once, however long the maximum wait; and a
+ * worker waiting for an announced request that never comes (its image did
+ * not decode: pool_announce(p, -1)) stops waiting. The bounds are half the
+ * 5 s wait, far from any scheduling noise. */
+static void test_wait_only_for_announced(void **state)
+{
+    (void)state;
+    enum { N = 2 };
+    job jobs[N];
+    reset();
+    pool_t *p = make_wait(1, 8, 5000, 64, 8);
+    for (int i = 0; i < N; i++)
+        set_job(&jobs[i], p, "apple", 1, 8);
+    run_staggered(jobs, N, 100, 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(jobs[i].st, POOL_OK);
+        assert_int_equal(jobs[i].batch_n, 1);
+        assert_true(jobs[i].queue_ms < 2500);
+    }
+    assert_int_equal(multi_calls, N);
+
+    pool_announce(p, 2); /* two requests decoding; the second will fail */
+    set_job(&jobs[0], p, "apple", 1, 8);
+    jobs[0].announced = 1;
+    pthread_t t;
+    pthread_create(&t, NULL, run_one, &jobs[0]);
+    sleep_ms(400);
+    pool_announce(p, -1);
+    pthread_join(t, NULL);
+    assert_int_equal(jobs[0].st, POOL_OK);
+    assert_int_equal(jobs[0].batch_n, 1);
+    assert_true(jobs[0].queue_ms >= 100 && jobs[0].queue_ms < 2500); /* it did wait */
+    pool_free(p);
 }
 
 /* One unusable image in a batch fails alone; the others are scored. */
@@ -489,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_two_devices_and_stop),
         cmocka_unit_test(test_cross_product_batch),
         cmocka_unit_test(test_batch_wait),
+        cmocka_unit_test(test_wait_only_for_announced),
         cmocka_unit_test(test_bad_image_in_batch),
         cmocka_unit_test(test_batch_larger_than_cache),
         cmocka_unit_test(test_bad_backbone),
