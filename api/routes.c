@@ -896,22 +896,29 @@ static enum MHD_Result h_inspect(hreq *r)
     if (inline_png && render_heatmap_png(res->map, w, h, &im, vmax, &heat_png, &heat_len) == 0)
         heat_b64 = b64_encode(heat_png, heat_len); /* wanted in the response */
     if (keep) {
-        /* heatmap.png and map.png are written by the render thread after the
-         * response (render.h); GETs of them wait for it. A heatmap already
-         * encoded for the response goes with the job. */
+        /* the image as received and the model-geometry map are stored by
+         * the render thread after the response; heatmap.png and map.png are
+         * rendered from them on their first GET (render.h), which waits for
+         * the files. A heatmap already encoded for the response goes along. */
         render_job job;
         memset(&job, 0, sizeof job);
         snprintf(job.id, sizeof job.id, "%s", ins.id);
-        job.map = pr.result.map;
+        job.input = malloc(r->len);
+        if (job.input != NULL)
+            memcpy(job.input, r->body, r->len);
+        job.input_len = r->len;
+        job.model_map = pr.result.model_map;
+        job.model_w = res->model_width;
+        job.model_h = res->model_height;
+        job.resize_w = res->resize_width;
+        job.resize_h = res->resize_height;
         job.width = w;
         job.height = h;
-        job.base = im;
         job.vmax = vmax;
         job.map_max = map_max;
         job.heat_png = heat_png;
         job.heat_len = heat_len;
-        pr.result.map = NULL;
-        memset(&im, 0, sizeof im);
+        pr.result.model_map = NULL;
         heat_png = NULL;
         if (c->render == NULL || render_submit(c->render, &job) != 0)
             have_images = render_now(c->st, &job) == 0; /* queue full: inline */
@@ -1014,7 +1021,7 @@ static enum MHD_Result inspection_file(hreq *r, const char *name)
         return reply_error(r, 404, "not_found", "no such inspection: %s", r->params[0]);
     if (r->ctx->render != NULL)
         render_wait(r->ctx->render, r->params[0]);
-    store_status ss = store_inspection_file_read(r->ctx->st, r->params[0], name, &data, &len);
+    store_status ss = render_get(r->ctx->st, r->params[0], name, &data, &len);
     if (ss == STORE_ERR_NOT_FOUND) {
         store_inspection_t in;
         memset(&in, 0, sizeof in);

@@ -1,4 +1,5 @@
-/* render.c - heatmap and map PNGs of inspections, off the request path. */
+/* render.c - inspection images: stored small off the request path, rendered
+ * on their first GET (render.h). */
 #define _GNU_SOURCE
 #include "render.h"
 
@@ -11,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cfa.h"
 #include "heatmap.h"
 
 struct render {
@@ -27,13 +29,22 @@ struct render {
 
 static void job_release(render_job *j)
 {
-    free(j->map);
-    j->map = NULL;
-    img_rgbf_free(&j->base);
+    free(j->input);
+    j->input = NULL;
+    j->input_len = 0;
+    free(j->model_map);
+    j->model_map = NULL;
     free(j->heat_png);
     j->heat_png = NULL;
     j->heat_len = 0;
 }
+
+/* <id>.mapdata: MAPDATA_MAGIC, six int32 (model_w, model_h, resize_w,
+ * resize_h, width, height), two float32 (vmax, map_max), then model_w *
+ * model_h float32 scores, row-major; host byte order (little-endian on the
+ * x86-64 and arm64 machines this runs on). */
+#define MAPDATA_MAGIC "CFAMAP1\n"
+enum { MAPDATA_HEAD = 8 + 6 * 4 + 2 * 4 };
 
 int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, float vmax,
                        void **png, size_t *len)
@@ -51,27 +62,142 @@ int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, flo
 
 int render_now(store_t *st, render_job *j)
 {
-    size_t npx = (size_t)j->width * (size_t)j->height;
-    void *mpng = NULL;
-    size_t map_len = 0;
+    size_t mpx = (size_t)j->model_w * (size_t)j->model_h;
+    size_t len = MAPDATA_HEAD + mpx * sizeof(float);
+    uint8_t *md = malloc(len);
     int ok = 0;
-    uint16_t *v16 = malloc(npx * sizeof *v16);
-    if (v16 != NULL &&
-        (j->heat_png != NULL || render_heatmap_png(j->map, j->width, j->height, &j->base, j->vmax,
-                                                   &j->heat_png, &j->heat_len) == 0)) {
-        heatmap_map16(j->map, npx, j->map_max, v16);
-        if (png_encode_gray16(v16, j->width, j->height, &mpng, &map_len) == IMG_OK &&
-            store_inspection_file_write(st, j->id, "heatmap.png", j->heat_png, j->heat_len) ==
-                STORE_OK &&
-            store_inspection_file_write(st, j->id, "map.png", mpng, map_len) == STORE_OK)
-            ok = 1;
+    if (md != NULL && j->model_map != NULL && j->input != NULL) {
+        int32_t dims[6] = {j->model_w, j->model_h, j->resize_w, j->resize_h, j->width, j->height};
+        float scales[2] = {j->vmax, j->map_max};
+        memcpy(md, MAPDATA_MAGIC, 8);
+        memcpy(md + 8, dims, sizeof dims);
+        memcpy(md + 32, scales, sizeof scales);
+        memcpy(md + MAPDATA_HEAD, j->model_map, mpx * sizeof(float));
+        /* mapdata last: its presence means the inspection's files are whole */
+        ok = store_inspection_file_write(st, j->id, "input", j->input, j->input_len) == STORE_OK &&
+             (j->heat_png == NULL ||
+              store_inspection_file_write(st, j->id, "heatmap.png", j->heat_png, j->heat_len) ==
+                  STORE_OK) &&
+             store_inspection_file_write(st, j->id, "mapdata", md, len) == STORE_OK;
     }
     if (!ok)
-        fprintf(stderr, "render: heatmap/map of inspection %s not stored\n", j->id);
-    free(v16);
-    free(mpng);
+        fprintf(stderr, "render: files of inspection %s not stored\n", j->id);
+    free(md);
     job_release(j);
     return ok ? 0 : -1;
+}
+
+/* Reads and checks <id>.mapdata, then gives the image-geometry map back. */
+static store_status load_map(store_t *st, const char *id, float **map, int *w, int *h,
+                             float *vmax, float *map_max)
+{
+    void *data = NULL;
+    size_t len = 0;
+    *map = NULL;
+    store_status ss = store_inspection_file_read(st, id, "mapdata", &data, &len);
+    if (ss != STORE_OK)
+        return ss;
+    int32_t d[6];
+    float sc[2];
+    const uint8_t *b = data;
+    ss = STORE_ERR_IO;
+    if (len >= MAPDATA_HEAD && memcmp(b, MAPDATA_MAGIC, 8) == 0) {
+        memcpy(d, b + 8, sizeof d);
+        memcpy(sc, b + 32, sizeof sc);
+        int sane = d[0] > 0 && d[1] > 0 && d[2] >= d[0] && d[3] >= d[1] && d[4] > 0 && d[5] > 0 &&
+                   (int64_t)d[0] * d[1] <= ((int64_t)1 << 26) &&
+                   (int64_t)d[4] * d[5] <= ((int64_t)1 << 30);
+        if (sane && len == MAPDATA_HEAD + (size_t)d[0] * (size_t)d[1] * sizeof(float)) {
+            float *full = malloc((size_t)d[4] * (size_t)d[5] * sizeof(float));
+            float *mm = malloc((size_t)d[0] * (size_t)d[1] * sizeof(float));
+            if (full != NULL && mm != NULL) {
+                memcpy(mm, b + MAPDATA_HEAD, (size_t)d[0] * (size_t)d[1] * sizeof(float));
+                if (cfa_map_to_image(mm, d[0], d[1], d[2], d[3], d[4], d[5], full, NULL) ==
+                    CFA_OK) {
+                    *map = full;
+                    full = NULL;
+                    *w = d[4];
+                    *h = d[5];
+                    *vmax = sc[0];
+                    *map_max = sc[1];
+                    ss = STORE_OK;
+                }
+            } else {
+                ss = STORE_ERR_NOMEM;
+            }
+            free(full);
+            free(mm);
+        }
+    }
+    if (ss == STORE_ERR_IO)
+        fprintf(stderr, "render: %s.mapdata is damaged (%zu bytes)\n", id, len);
+    free(data);
+    return ss;
+}
+
+store_status render_get(store_t *st, const char *id, const char *name, void **png, size_t *len)
+{
+    *png = NULL;
+    *len = 0;
+    int heat = strcmp(name, "heatmap.png") == 0;
+    if (!heat && strcmp(name, "map.png") != 0)
+        return STORE_ERR_INVALID;
+    store_status ss = store_inspection_file_read(st, id, name, png, len);
+    if (ss != STORE_ERR_NOT_FOUND)
+        return ss; /* kept from an earlier GET (or an I/O error) */
+    float *map = NULL, vmax = 0, map_max = 0;
+    int w = 0, h = 0;
+    ss = load_map(st, id, &map, &w, &h, &vmax, &map_max);
+    if (ss != STORE_OK)
+        return ss;
+    if (heat) {
+        void *in = NULL;
+        size_t in_len = 0;
+        img_rgbf base;
+        memset(&base, 0, sizeof base);
+        ss = store_inspection_file_read(st, id, "input", &in, &in_len);
+        if (ss == STORE_OK) {
+            img_limits lim = img_default_limits();
+            lim.min_side = 1;
+            lim.max_pixels = (size_t)w * (size_t)h;
+            if (img_decode(in, in_len, &lim, &base) != IMG_OK || base.width != w ||
+                base.height != h) {
+                fprintf(stderr, "render: %s.input does not decode to %d x %d\n", id, w, h);
+                ss = STORE_ERR_IO;
+            } else if (render_heatmap_png(map, w, h, &base, vmax, png, len) != 0) {
+                ss = STORE_ERR_NOMEM;
+            }
+        }
+        img_rgbf_free(&base);
+        free(in);
+    } else {
+        uint16_t *v16 = malloc((size_t)w * (size_t)h * sizeof *v16);
+        if (v16 == NULL) {
+            ss = STORE_ERR_NOMEM;
+        } else {
+            heatmap_map16(map, (size_t)w * (size_t)h, map_max, v16);
+            if (png_encode_gray16(v16, w, h, png, len) != IMG_OK)
+                ss = STORE_ERR_NOMEM;
+        }
+        free(v16);
+    }
+    free(map);
+    if (ss != STORE_OK) {
+        free(*png);
+        *png = NULL;
+        *len = 0;
+        return ss;
+    }
+    /* kept for the next GET; a failure to keep it only costs a re-render. If
+     * retention pruned the inspection meanwhile, the kept file goes too. */
+    if (store_inspection_file_write(st, id, name, *png, *len) == STORE_OK) {
+        char path[4096];
+        if (store_inspection_file_path(st, id, "mapdata", path, sizeof path) == STORE_OK &&
+            access(path, F_OK) != 0 &&
+            store_inspection_file_path(st, id, name, path, sizeof path) == STORE_OK)
+            unlink(path);
+    }
+    return STORE_OK;
 }
 
 static void *render_main(void *arg)
@@ -137,8 +263,9 @@ int render_submit(render_t *r, render_job *job)
     }
     r->q[(r->head + r->n) % r->cap] = *job;
     r->n++;
-    job->map = NULL;
-    memset(&job->base, 0, sizeof job->base);
+    job->input = NULL;
+    job->input_len = 0;
+    job->model_map = NULL;
     job->heat_png = NULL;
     job->heat_len = 0;
     pthread_cond_signal(&r->cv_work);

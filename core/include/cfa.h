@@ -244,6 +244,8 @@ typedef struct cfa_result {
     int model_width;  /* the map in model geometry (after resize and crop), */
     int model_height; /* used for metrics against masks resized the same way */
     float *model_map;
+    int resize_width; /* the resize before the crop: with model_map, all that */
+    int resize_height;/* cfa_map_to_image needs to give map back              */
 } cfa_result;
 
 /* Scores n images (any sizes) with one backbone forward per image size group.
@@ -262,6 +264,16 @@ CFA_API void cfa_result_clear(cfa_result *r);
 CFA_API cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *models,
                                    const cfa_image *images, int n,
                                    cfa_result *out /* OUT: n results */);
+
+/* The image-geometry map from the model-geometry one: the centre crop is
+ * undone by replicating the crop's border into the resize frame
+ * (resize_w x resize_h), which is resized bilinearly (PyTorch's
+ * align_corners=False rule) to w x h. This is how cfa_score makes
+ * cfa_result.map from model_map, so a stored model_map gives the same map
+ * again: out (w * h floats) = map, *max_out (may be NULL) = its maximum. */
+CFA_API cfa_status cfa_map_to_image(const float *model_map, int model_w, int model_h,
+                                    int resize_w, int resize_h, int w, int h,
+                                    float *out /* OUT */, float *max_out /* OUT */);
 
 /* Pre-processing exposed for evaluation: resize/crop a mask of w x h uint8 to
  * the model geometry of params with nearest-neighbour sampling. dst must hold

@@ -873,24 +873,26 @@ extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *
             }
             cfa_result &r = out[i];
             const cfa_image &img = images[i];
-            at::Tensor f = frame;
-            if (f.size(2) != img.height || f.size(3) != img.width)
-                f = at::upsample_bilinear2d(f, {img.height, img.width}, false);
-            at::Tensor full = f.to(at::kCPU).contiguous();
             at::Tensor mc = mm.to(at::kCPU).contiguous();
             r.model_height = (int)mc.size(2);
             r.model_width = (int)mc.size(3);
+            r.resize_height = (int)frame.size(2);
+            r.resize_width = (int)frame.size(3);
             r.width = img.width;
             r.height = img.height;
             r.model_map = (float *)malloc(sizeof(float) * mc.numel());
-            r.map = (float *)malloc(sizeof(float) * full.numel());
+            r.map = (float *)malloc(sizeof(float) * (size_t)img.width * (size_t)img.height);
             if (!r.model_map || !r.map)
                 throw std::bad_alloc();
             memcpy(r.model_map, mc.data_ptr<float>(), sizeof(float) * mc.numel());
-            memcpy(r.map, full.data_ptr<float>(), sizeof(float) * full.numel());
-            /* the score is the maximum of the map the caller gets (API.md), so an
-             * image at or above the threshold always has a region */
-            r.score = full.max().item<float>();
+            /* the image-geometry map in plain C from the model map alone, so
+             * the daemon can store the small model map and give the same map
+             * back later (cfa_map_to_image). The score is the maximum of the
+             * map the caller gets (API.md), so an image at or above the
+             * threshold always has a region. */
+            if (cfa_map_to_image(r.model_map, r.model_width, r.model_height, r.resize_width,
+                                 r.resize_height, img.width, img.height, r.map, &r.score) != CFA_OK)
+                throw std::runtime_error(cfa_last_error());
         }
         return CFA_OK;
     } catch (const std::bad_alloc &) {

@@ -99,6 +99,37 @@ def png_size(data):
     return w, h, depth, ctype
 
 
+def png_gray16(data):
+    """The pixel values of a non-interlaced 16-bit grayscale PNG, row-major."""
+    w, h, depth, ctype = png_size(data)
+    assert depth == 16 and ctype == 0
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    raw, stride, bpp = zlib.decompress(idat), 2 * w, 2
+    prev, vals = bytearray(stride), []
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], (prev[i - bpp] if i >= bpp else 0)
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        vals.extend(struct.unpack(">%dH" % w, bytes(line)))
+        prev = line
+    return vals
+
+
 def make_png(w, h):
     """A valid 8-bit grayscale PNG of w x h zeros."""
     def chunk(kind, data):
@@ -382,6 +413,18 @@ def main():
             break
     else:
         check(True, "every heatmap.png and 16-bit map.png decodes at the image's own size")
+    # map.png is rendered later from the stored model-geometry map: it must be
+    # the map the response was computed from: its maximum is map_max, and the
+    # pixels at or above the threshold are the regions' pixels
+    top = max(allres, key=lambda r: r["score"])
+    st, _, mp, _ = insp.req("GET", top["map_url"])
+    vals = png_gray16(mp) if st == 200 else [0]
+    level = top["threshold"] / top["map_max"] * 65535
+    above = sum(1 for v in vals if v >= level)
+    area = sum(g["area"] for g in top["regions"])
+    check(max(vals) == 65535 and top["decision"] == "NG" and abs(above - area) <= 2 + area // 100,
+          "map.png of the top-scoring inspection matches its response: max 65535 = map_max, "
+          "%d px at or above the threshold, regions cover %d" % (above, area))
     p0 = test_files[-1][0]
     st, js, _, _ = insp.req("POST", "/v1/products/tile-a/inspect?store=false", read(p0), "image/png")
     check(st == 200 and js["heatmap_url"] is None and js["map_url"] is None, "?store=false keeps no images")

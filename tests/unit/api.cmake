@@ -29,6 +29,7 @@ set_tests_properties(unit.metrics_prom PROPERTIES LABELS unit TIMEOUT 60)
 add_executable(test_render ${CMAKE_CURRENT_LIST_DIR}/test_render.c
                            ${PROJECT_SOURCE_DIR}/server/render.c)
 target_include_directories(test_render PRIVATE ${PROJECT_SOURCE_DIR}/server)
-target_link_libraries(test_render PRIVATE cfa_store cfa_media PkgConfig::CMOCKA Threads::Threads m)
+target_link_libraries(test_render PRIVATE cfa_store cfa_media cfa_core_io PkgConfig::CMOCKA Threads::Threads m)
+set_target_properties(test_render PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME unit.render COMMAND test_render)
 set_tests_properties(unit.render PROPERTIES LABELS unit TIMEOUT 120)

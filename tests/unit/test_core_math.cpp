@@ -176,6 +176,35 @@ static void test_geometry()
     EXPECT(f[0][0][0][0].item<float>() == 0.0f && f[0][0][255][255].item<float>() == 224.0f * 224 - 1);
 }
 
+/* cfa_map_to_image (plain C loops) against libtorch doing the same: uncrop by
+ * replication, then upsample_bilinear2d, for upsizing, downsizing, odd sizes
+ * and no crop; the maximum it reports is the map's. */
+static void test_map_to_image()
+{
+    struct { int rw, rh, mw, mh, w, h; } cases[] = {
+        {256, 256, 224, 224, 900, 900}, {256, 256, 224, 224, 97, 61}, {256, 256, 224, 224, 256, 256},
+        {40, 30, 40, 30, 83, 17},       {33, 21, 20, 15, 1, 3},
+    };
+    for (auto &c : cases) {
+        at::Tensor m = at::rand({1, 1, c.mh, c.mw}, at::kFloat);
+        cfa_params p = cfa_default_params();
+        p.resize_w = c.rw, p.resize_h = c.rh;
+        p.crop_w = c.mw == c.rw ? 0 : c.mw, p.crop_h = c.mh == c.rh ? 0 : c.mh;
+        at::Tensor want = at::upsample_bilinear2d(uncrop(m, p), {c.h, c.w}, false).contiguous();
+        std::vector<float> got((size_t)c.w * c.h);
+        float mx = 0;
+        EXPECT(cfa_map_to_image(m.data_ptr<float>(), c.mw, c.mh, c.rw, c.rh, c.w, c.h, got.data(),
+                                &mx) == CFA_OK);
+        at::Tensor g = at::from_blob(got.data(), {1, 1, c.h, c.w}, at::kFloat);
+        NEAR((g - want).abs().max().item<float>(), 0.0, 1e-6);
+        EXPECT(mx == g.max().item<float>());
+    }
+    float one = 1, out[4];
+    EXPECT(cfa_map_to_image(&one, 1, 1, 1, 1, 2, 2, out, nullptr) == CFA_OK && out[3] == 1.0f);
+    EXPECT(cfa_map_to_image(&one, 2, 1, 1, 1, 2, 2, out, nullptr) == CFA_ERR_INVALID_ARG);
+    EXPECT(cfa_map_to_image(nullptr, 1, 1, 1, 1, 2, 2, out, nullptr) == CFA_ERR_INVALID_ARG);
+}
+
 /* Build a small model by hand and round-trip it through the artefact. */
 static cfa_model *small_model()
 {
@@ -259,6 +288,7 @@ int main()
     test_descriptor_identity();
     test_kmeans();
     test_geometry();
+    test_map_to_image();
     test_artefact();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;

@@ -1,8 +1,10 @@
 /* test_render.c - server/render.c with a real store in a temp directory:
- * the files of a submitted inspection are there once render_wait returns
- * (decoded back: sizes and 16-bit values), a full queue refuses, render_free
- * writes what is still queued, render_now works without a thread. Torch-free,
- * so it also runs under TSan. */
+ * the images of a submitted inspection can be rendered once render_wait
+ * returns (decoded back: sizes, colours and 16-bit values) and are kept after
+ * the first render_get, a full queue refuses, render_free stores what is
+ * still queued, render_now works without a thread, and missing or damaged
+ * files give NOT_FOUND or IO, never a crash. Torch-free, so it also runs
+ * under TSan. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,7 +50,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* a w x h job whose map is a ramp 0 .. 2 (left to right) over a grey image */
+/* a w x h job whose model map (20 x 15, cropped from 24 x 18) is a ramp
+ * 0 .. 2 (left to right), over a grey w x h PNG as the received image */
 static render_job make_job(const char *id, int w, int h)
 {
     render_job j;
@@ -56,21 +59,25 @@ static render_job make_job(const char *id, int w, int h)
     snprintf(j.id, sizeof j.id, "%s", id);
     j.width = w;
     j.height = h;
-    j.map = malloc(sizeof(float) * (size_t)w * (size_t)h);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            j.map[y * w + x] = 2.0f * (float)x / (float)(w - 1);
-    j.base.width = w;
-    j.base.height = h;
-    j.base.rgb = malloc(sizeof(float) * 3 * (size_t)w * (size_t)h);
-    for (size_t i = 0; i < (size_t)w * h * 3; i++)
-        j.base.rgb[i] = 0.5f;
+    j.model_w = 20;
+    j.model_h = 15;
+    j.resize_w = 24;
+    j.resize_h = 18;
+    j.model_map = malloc(sizeof(float) * 20 * 15);
+    for (int y = 0; y < 15; y++)
+        for (int x = 0; x < 20; x++)
+            j.model_map[y * 20 + x] = 2.0f * (float)x / 19.0f;
+    uint8_t *grey = malloc((size_t)w * (size_t)h * 3);
+    memset(grey, 128, (size_t)w * (size_t)h * 3);
+    assert_int_equal(png_encode_rgb8(grey, w, h, &j.input, &j.input_len), IMG_OK);
+    free(grey);
     j.vmax = 2.0f;
     j.map_max = 2.0f;
     return j;
 }
 
-/* both files exist, decode at w x h, and the 16-bit map holds the ramp */
+/* both images render at w x h with the ramp's colours and 16-bit values, and
+ * are kept after the first GET */
 static void check_files(store_t *st, const char *id, int w, int h)
 {
     void *data = NULL;
@@ -78,7 +85,7 @@ static void check_files(store_t *st, const char *id, int w, int h)
     img_rgbf im;
     memset(&im, 0, sizeof im);
     img_limits lim = img_default_limits();
-    assert_int_equal(store_inspection_file_read(st, id, "heatmap.png", &data, &len), STORE_OK);
+    assert_int_equal(render_get(st, id, "heatmap.png", &data, &len), STORE_OK);
     assert_int_equal(img_decode(data, len, &lim, &im), IMG_OK);
     assert_int_equal(im.width, w);
     assert_int_equal(im.height, h);
@@ -88,14 +95,23 @@ static void check_files(store_t *st, const char *id, int w, int h)
     assert_true(im.rgb[r] > im.rgb[r + 2] + 0.1f);
     img_rgbf_free(&im);
     free(data);
-    assert_int_equal(store_inspection_file_read(st, id, "map.png", &data, &len), STORE_OK);
+    assert_int_equal(render_get(st, id, "map.png", &data, &len), STORE_OK);
     assert_int_equal(img_decode(data, len, &lim, &im), IMG_OK);
     assert_int_equal(im.width, w);
     assert_int_equal(im.height, h);
     assert_true(im.rgb[0] < 1e-4f);                       /* 0 -> 0 */
     assert_true(fabsf(im.rgb[r] - 1.0f) < 1e-4f);          /* map_max -> 65535 */
     img_rgbf_free(&im);
+    /* kept: the same bytes straight from the store */
+    void *kept = NULL;
+    size_t kept_len = 0;
+    assert_int_equal(store_inspection_file_read(st, id, "map.png", &kept, &kept_len), STORE_OK);
+    assert_int_equal(kept_len, len);
+    assert_memory_equal(kept, data, len);
+    free(kept);
     free(data);
+    assert_int_equal(store_inspection_file_read(st, id, "heatmap.png", &kept, &kept_len), STORE_OK);
+    free(kept);
 }
 
 static void test_submit_then_wait(void **state)
@@ -108,8 +124,8 @@ static void test_submit_then_wait(void **state)
         store_time_id(ids[i]);
         render_job j = make_job(ids[i], 40 + i, 30);
         assert_int_equal(render_submit(r, &j), 0);
-        assert_null(j.map);      /* ownership passed */
-        assert_null(j.base.rgb);
+        assert_null(j.model_map); /* ownership passed */
+        assert_null(j.input);
     }
     /* the last one first: it is moved to the front of the queue */
     for (int i = 5; i >= 0; i--) {
@@ -128,24 +144,88 @@ static void test_full_queue_and_drain(void **state)
     assert_int_equal(render_create(fx->st, 2, &r), 0);
     enum { N = 40 };
     char ids[N][40];
+    static render_job jobs[N];
     int queued = 0, refused = 0;
     for (int i = 0; i < N; i++) {
         store_time_id(ids[i]);
-        render_job j = make_job(ids[i], 600, 400);
+        jobs[i] = make_job(ids[i], 600, 400);
+    }
+    /* submitted back to back: three durable writes a job cannot keep up */
+    for (int i = 0; i < N; i++) {
+        render_job j = jobs[i];
         if (render_submit(r, &j) == 0) {
             queued++;
         } else {
             refused++;
-            assert_non_null(j.map); /* nothing taken: the caller renders */
+            assert_non_null(j.model_map); /* nothing taken: the caller stores */
             assert_int_equal(render_now(fx->st, &j), 0);
-            assert_null(j.map);
+            assert_null(j.model_map);
         }
     }
     assert_int_equal(queued + refused, N);
-    assert_true(refused > 0); /* 40 jobs of 600 x 400 cannot all fit in 2 slots */
-    render_free(r);           /* renders what is still queued */
+    assert_true(refused > 0); /* 40 jobs cannot all fit in 2 slots */
+    render_free(r);           /* stores what is still queued */
     for (int i = 0; i < N; i++)
         check_files(fx->st, ids[i], 600, 400);
+}
+
+/* A heatmap encoded for the response is kept as it is; unknown ids, damaged
+ * map data and an input that no longer decodes give errors, not crashes, and
+ * the map still renders without the input. */
+static void test_inline_and_damage(void **state)
+{
+    fixture *fx = *state;
+    char id[40];
+    void *data = NULL;
+    size_t len = 0;
+    store_time_id(id);
+    render_job j = make_job(id, 30, 20);
+    j.heat_png = malloc(5);
+    memcpy(j.heat_png, "ABCDE", 5);
+    j.heat_len = 5;
+    assert_int_equal(render_now(fx->st, &j), 0);
+    assert_int_equal(render_get(fx->st, id, "heatmap.png", &data, &len), STORE_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(data, "ABCDE", 5);
+    free(data);
+
+    char other[40];
+    store_time_id(other);
+    assert_int_equal(render_get(fx->st, other, "map.png", &data, &len), STORE_ERR_NOT_FOUND);
+    assert_null(data);
+    assert_int_equal(render_get(fx->st, id, "secret", &data, &len), STORE_ERR_INVALID);
+
+    /* input replaced by garbage: no heatmap, the map still renders */
+    store_time_id(other);
+    j = make_job(other, 30, 20);
+    assert_int_equal(render_now(fx->st, &j), 0);
+    assert_int_equal(store_inspection_file_write(fx->st, other, "input", "not an image", 12), STORE_OK);
+    assert_int_equal(render_get(fx->st, other, "heatmap.png", &data, &len), STORE_ERR_IO);
+    assert_null(data);
+    assert_int_equal(render_get(fx->st, other, "map.png", &data, &len), STORE_OK);
+    free(data);
+
+    /* map data cut short or with a wrong header */
+    static const size_t cuts[] = {0, 7, 40, 100};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        store_time_id(other);
+        j = make_job(other, 30, 20);
+        assert_int_equal(render_now(fx->st, &j), 0);
+        void *md = NULL;
+        size_t md_len = 0;
+        assert_int_equal(store_inspection_file_read(fx->st, other, "mapdata", &md, &md_len), STORE_OK);
+        if (k == 0)
+            ((uint8_t *)md)[0] ^= 1; /* magic */
+        else if (k == 3)
+            ((int32_t *)md)[6] = -5; /* width, in place */
+        assert_int_equal(store_inspection_file_write(fx->st, other, "mapdata", md,
+                                                     k == 0 || k == 3 ? md_len : cuts[k]),
+                         STORE_OK);
+        free(md);
+        assert_int_equal(render_get(fx->st, other, "map.png", &data, &len), STORE_ERR_IO);
+        assert_int_equal(render_get(fx->st, other, "heatmap.png", &data, &len), STORE_ERR_IO);
+        assert_null(data);
+    }
 }
 
 int main(void)
@@ -153,6 +233,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_submit_then_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_and_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_and_damage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
