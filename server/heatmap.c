@@ -150,9 +150,39 @@ static int uf_new(uf_table *t, uint32_t *out)
     return 0;
 }
 
-/* Foreground is fg[i] != 0 when fg is given, map[i] >= thr otherwise. */
+/* 1 when some map value is >= thr (NaN is not). Blocks of a fixed length
+ * without an early exit inside, so the compiler vectorises the comparison. */
+static int any_at_or_above(const float *map, size_t n, float thr)
+{
+    enum { BLOCK = 1024 };
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        int hit = 0;
+        for (size_t j = 0; j < BLOCK; j++)
+            hit |= map[i + j] >= thr;
+        if (hit)
+            return 1;
+    }
+    for (; i < n; i++)
+        if (map[i] >= thr)
+            return 1;
+    return 0;
+}
+
+static int any_nonzero(const uint8_t *fg, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fg[i])
+            return 1;
+    return 0;
+}
+
+/* Foreground is fg[i] != 0 when fg is given, map[i] >= thr otherwise.
+ * row_on (h bytes) gets 1 for rows with foreground: the others are labelled
+ * 0 with one memset, and callers skip them too (a defect covers a few rows
+ * of a large image). */
 static int label_impl(const uint8_t *fg, const float *map, float thr, int w, int h,
-                      uint32_t *labels, uint32_t *n_labels)
+                      uint32_t *labels, uint32_t *n_labels, uint8_t *row_on)
 {
     uf_table t = {NULL, 0, 0};
     uint32_t zero;
@@ -161,6 +191,12 @@ static int label_impl(const uint8_t *fg, const float *map, float thr, int w, int
         return -1;
     for (int y = 0; y < h; y++) {
         size_t row = (size_t)y * (size_t)w;
+        row_on[y] = fg != NULL ? (uint8_t)any_nonzero(fg + row, (size_t)w)
+                               : (uint8_t)any_at_or_above(map + row, (size_t)w, thr);
+        if (!row_on[y]) {
+            memset(labels + row, 0, (size_t)w * sizeof *labels);
+            continue;
+        }
         for (int x = 0; x < w; x++) {
             size_t i = row + (size_t)x;
             int on = fg != NULL ? fg[i] != 0 : map[i] >= thr;
@@ -208,10 +244,14 @@ static int label_impl(const uint8_t *fg, const float *map, float thr, int w, int
         uint32_t r = t.parent[l];
         t.parent[l] = r == l ? ++next : t.parent[r];
     }
-    size_t n = (size_t)w * (size_t)h;
-    for (size_t i = 0; i < n; i++)
-        if (labels[i])
-            labels[i] = t.parent[labels[i]];
+    for (int y = 0; y < h; y++) {
+        if (!row_on[y])
+            continue;
+        uint32_t *lr = labels + (size_t)y * (size_t)w;
+        for (int x = 0; x < w; x++)
+            if (lr[x])
+                lr[x] = t.parent[lr[x]];
+    }
     free(t.parent);
     *n_labels = next;
     return 0;
@@ -222,7 +262,12 @@ int regions_label(const uint8_t *fg, int w, int h, uint32_t *labels, uint32_t *n
     if (fg == NULL || labels == NULL || n_labels == NULL || w <= 0 || h <= 0)
         return -1;
     *n_labels = 0;
-    return label_impl(fg, NULL, 0.0f, w, h, labels, n_labels);
+    uint8_t *row_on = malloc((size_t)h);
+    if (row_on == NULL)
+        return -1;
+    int r = label_impl(fg, NULL, 0.0f, w, h, labels, n_labels, row_on);
+    free(row_on);
+    return r;
 }
 
 static int region_cmp(const void *pa, const void *pb)
@@ -235,25 +280,6 @@ static int region_cmp(const void *pa, const void *pb)
     if (a->y != b->y)
         return a->y < b->y ? -1 : 1;
     return (a->x > b->x) - (a->x < b->x);
-}
-
-/* 1 when some map value is >= thr (NaN is not). Blocks of a fixed length
- * without an early exit inside, so the compiler vectorises the comparison. */
-static int any_at_or_above(const float *map, size_t n, float thr)
-{
-    enum { BLOCK = 1024 };
-    size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        int hit = 0;
-        for (size_t j = 0; j < BLOCK; j++)
-            hit |= map[i + j] >= thr;
-        if (hit)
-            return 1;
-    }
-    for (; i < n; i++)
-        if (map[i] >= thr)
-            return 1;
-    return 0;
 }
 
 int regions_find(const float *map, int w, int h, float threshold, int max_regions,
@@ -270,21 +296,24 @@ int regions_find(const float *map, int w, int h, float threshold, int max_region
     if (!any_at_or_above(map, npx, threshold))
         return 0; /* the common OK image: no labelling pass */
     uint32_t *labels = malloc(npx * sizeof *labels);
+    uint8_t *row_on = malloc((size_t)h);
     uint32_t nl = 0;
-    if (labels == NULL)
-        return -1;
-    if (label_impl(NULL, map, threshold, w, h, labels, &nl) != 0) {
+    if (labels == NULL || row_on == NULL ||
+        label_impl(NULL, map, threshold, w, h, labels, &nl, row_on) != 0) {
         free(labels);
+        free(row_on);
         return -1;
     }
     if (nl == 0) {
         free(labels);
+        free(row_on);
         return 0;
     }
     /* x1, y1 hold the far corner until the end. */
     heatmap_region *r = malloc((size_t)nl * sizeof *r);
     if (r == NULL) {
         free(labels);
+        free(row_on);
         return -1;
     }
     for (uint32_t l = 0; l < nl; l++) {
@@ -296,6 +325,8 @@ int regions_find(const float *map, int w, int h, float threshold, int max_region
         r[l].score = -INFINITY;
     }
     for (int y = 0; y < h; y++) {
+        if (!row_on[y])
+            continue;
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * (size_t)w + (size_t)x;
             if (labels[i] == 0)
@@ -315,6 +346,7 @@ int regions_find(const float *map, int w, int h, float threshold, int max_region
         }
     }
     free(labels);
+    free(row_on);
     for (uint32_t l = 0; l < nl; l++) {
         r[l].width = r[l].width - r[l].x + 1;
         r[l].height = r[l].height - r[l].y + 1;

@@ -226,12 +226,31 @@ static void test_label_random(void **state)
         for (int i = 0; i < W * H; i++) {
             seed = seed * 1664525u + 1013904223u;
             fg[i] = (int)((seed >> 16) % 100) < density;
+            if (round % 2 && (i / W * 7 + round) % 3 == 0)
+                fg[i] = 0; /* empty rows: the skipped-row path */
         }
         assert_int_equal(regions_label(fg, W, H, a, &na), 0);
         nb = flood_reference(fg, W, H, b);
         assert_int_equal(na, nb);
         /* both number components by their first pixel: labels must agree */
         assert_memory_equal(a, b, sizeof a);
+        /* regions_find on the same foreground as a map: one region per
+         * component, together covering every foreground pixel */
+        float map[W * H];
+        int n_fg = 0;
+        for (int i = 0; i < W * H; i++) {
+            map[i] = fg[i] ? 1.0f : 0.0f;
+            n_fg += fg[i];
+        }
+        heatmap_region *r = NULL;
+        int n = 0;
+        assert_int_equal(regions_find(map, W, H, 0.5f, 0, &r, &n), 0);
+        assert_int_equal(n, (int)nb);
+        long area = 0;
+        for (int k = 0; k < n; k++)
+            area += r[k].area;
+        assert_int_equal(area, n_fg);
+        free(r);
     }
 }
 
