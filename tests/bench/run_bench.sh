@@ -26,7 +26,7 @@
 #   --min-time S        and at least S seconds of them (default 10)
 #   --train N           training images of the in-process and HTTP models (20)
 #   --http-setting S    paper (1/1, default) or compressed (8/8) for the HTTP model
-#   --http-requests N   timed requests per HTTP run (default 40)
+#   --http-requests N   timed requests per HTTP run (default 150)
 #   --http-duration S   time limit per HTTP run in seconds (default 120)
 #   --clients "1 4"     concurrency levels of the HTTP runs
 #   --http-query Q      appended to the inspect path, e.g. '?store=false'
@@ -57,7 +57,7 @@ iters=5
 min_time=10
 ntrain=20
 http_setting=paper
-http_requests=40
+http_requests=150
 http_duration=120
 clients="1 4"
 http_query=""
