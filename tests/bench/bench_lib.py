@@ -221,6 +221,45 @@ def report(a):
                           % (h["clients"], h["throughput_rps"], b, ref, fmt(ratio, 3)))
             md.append("")
 
+    pairs = []  # (round, {batch: in-process images/s}, {clients: HTTP inspections/s})
+    for p in sorted(glob.glob(os.path.join(a.dir, "pair_model_r*.json")),
+                    key=lambda p: int(p.rsplit("_r", 1)[1].split(".")[0])):
+        r = int(p.rsplit("_r", 1)[1].split(".")[0])
+        m = load(p)
+        hs = {c: load(os.path.join(a.dir, "pair_http_c%d_r%d.json" % (c, r))) for c in (1, 4)}
+        if m and m.get("settings") and all(hs.values()):
+            pairs.append((r, {b["batch"]: b["images_per_s"] for b in m["settings"][0]["batches"]},
+                          {c: h["throughput_rps"] for c, h in hs.items()}))
+    if pairs:
+        def median(v):
+            v = sorted(v)
+            return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
+        say("")
+        say("(3b) paired rounds: in-process right before HTTP, same server and setting:")
+        md += ["### (3b) HTTP over in-process, paired rounds", "",
+               "Each round measures in-process (`bench_model`, batch 1 and 4) and then HTTP "
+               "(1 and 4 clients) back to back, so both see the same load from the other "
+               "tenants of these cores; the ratio is taken per round, and its median is the "
+               "figure to quote.", "",
+               "| round | in-process b1 | HTTP 1 client | ratio | in-process b4 | HTTP 4 clients "
+               "| ratio |", "|---|---|---|---|---|---|---|"]
+        r1, r4 = [], []
+        for r, ip, ht in pairs:
+            a1 = ht[1] / ip[1] if ip.get(1) else None
+            a4 = ht[4] / ip[4] if ip.get(4) else None
+            if a1 is not None:
+                r1.append(a1)
+            if a4 is not None:
+                r4.append(a4)
+            say("  round %d: 1 client %.2f / %.2f = %s;  4 clients %.2f / %.2f = %s"
+                % (r, ht[1], ip.get(1, 0), fmt(a1, 3), ht[4], ip.get(4, 0), fmt(a4, 3)))
+            md.append("| %d | %.2f | %.2f | %s | %.2f | %.2f | %s |"
+                      % (r, ip.get(1, 0), ht[1], fmt(a1, 3), ip.get(4, 0), ht[4], fmt(a4, 3)))
+        say("  median ratio: 1 client %s, 4 clients %s"
+            % (fmt(median(r1) if r1 else None, 3), fmt(median(r4) if r4 else None, 3)))
+        md += ["| median | | | %s | | | %s |" % (fmt(median(r1) if r1 else None, 3),
+                                                 fmt(median(r4) if r4 else None, 3)), ""]
+
     if train:
         say("")
         say("(4) training: %d images x %d epochs (gamma_c %d, gamma_d %d): total %.0f s = "

@@ -37,6 +37,10 @@
 #                       default) for the training run
 #   --train-epochs E    also train 200 images x E epochs and project to 30
 #   --train-images N    images of that training run (default 200)
+#   --pair-rounds R     also R paired rounds while the server is up: in-process
+#                       (compressed, batch 1 and 4) right before HTTP (1 and 4
+#                       clients), so both see the same machine load; the ratio
+#                       is reported per round and as the median (default 0)
 #   --skip-model, --skip-http   leave a part out
 #   --quick             tiny counts, to check that the harness works (~3 min)
 # Speed is never asserted; exit status is 0 when every part that ran worked.
@@ -67,6 +71,7 @@ train_images=200
 train_setting=paper
 skip_model=0
 skip_http=0
+pair_rounds=0
 cmdline="tests/bench/run_bench.sh $*"
 
 while [ $# -gt 0 ]; do
@@ -90,6 +95,7 @@ while [ $# -gt 0 ]; do
     --train-epochs) train_epochs="$2"; shift ;;
     --train-images) train_images="$2"; shift ;;
     --train-setting) train_setting="$2"; shift ;;
+    --pair-rounds) pair_rounds="$2"; shift ;;
     --skip-model) skip_model=1 ;;
     --skip-http) skip_http=1 ;;
     --quick) iters=1; min_time=0; ntrain=4; http_requests=4; clients="1 2" ;;
@@ -126,7 +132,7 @@ done
 export CFA_BACKBONE="$backbone"
 mkdir -p "$out"
 rm -f "$out"/model.json "$out"/http_c*.json "$out"/train.json "$out"/server.json \
-    "$out"/machine.json "$out"/setup.json
+    "$out"/machine.json "$out"/setup.json "$out"/pair_*.json
 thr=()
 thr_flag=""
 if [ "$threads" -gt 0 ]; then
@@ -199,6 +205,21 @@ if [ "$skip_http" = 0 ]; then
                         ${http_query:+--query "$http_query"} \
                         | tee "$out/http_c$c.json"
                     [ "${PIPESTATUS[0]}" = 0 ] || { echo "run_bench.sh: bench_http -c $c failed" >&2; status=1; }
+                done
+                for r in $(seq 1 "$pair_rounds"); do
+                    echo "== (3) paired round $r of $pair_rounds: in-process, then HTTP"
+                    "$bin/bench_model" --data "$pdata" --image "$jpg" --size 900x900 --train "$ntrain" \
+                        --epochs 1 --iters "$iters" --min-time "$min_time" --batches 1,4 \
+                        --setting "$http_setting=$gc/$gd" --no-minimal "${thr[@]}" \
+                        >"$out/pair_model_r$r.json" 2>/dev/null ||
+                        { echo "run_bench.sh: bench_model (round $r) failed" >&2; status=1; }
+                    for c in 1 4; do
+                        "$bin/bench_http" --url "http://127.0.0.1:$port" --product bench-tile \
+                            --key "$key" --image "$jpg" --clients "$c" --requests "$http_requests" \
+                            --duration "$http_duration" --warmup 1 --label "round=$r clients=$c" \
+                            ${http_query:+--query "$http_query"} >"$out/pair_http_c${c}_r$r.json" 2>/dev/null ||
+                            { echo "run_bench.sh: bench_http (round $r) failed" >&2; status=1; }
+                    done
                 done
             else
                 echo "run_bench.sh: API setup failed; server log:" >&2
