@@ -623,6 +623,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     cfa_blas_fix_cpu(argv);
+    cfa_tune_malloc();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -61,6 +61,7 @@ static int fetch_model(void *user, const char *product, int64_t version, void **
 int main(int argc, char **argv)
 {
     cfa_blas_fix_cpu(argv);
+    cfa_tune_malloc();
     cfg_t cfg;
     char err[1024] = "";
     int rc;

@@ -199,6 +199,7 @@ static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *i
 int main(int argc, char **argv)
 {
     cfa_blas_fix_cpu(argv);
+    cfa_tune_malloc();
     const char *data = NULL, *image = NULL, *device = "cpu";
     const char *backbone = getenv("CFA_BACKBONE");
     if (backbone == NULL || !*backbone)

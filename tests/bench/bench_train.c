@@ -68,6 +68,7 @@ static void on_progress(const cfa_progress *p, void *user)
 int main(int argc, char **argv)
 {
     cfa_blas_fix_cpu(argv);
+    cfa_tune_malloc();
     const char *data = NULL, *device = "cpu";
     const char *backbone = getenv("CFA_BACKBONE");
     if (backbone == NULL || !*backbone)
