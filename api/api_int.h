@@ -21,6 +21,9 @@ typedef struct api_route {
     api_role role;        /* ROLE_NONE: no key needed                 */
     int body;             /* 0 none expected, 1 JSON, 2 raw/multipart */
     api_handler fn;
+    int announce;         /* 1: tell the pool as soon as the headers are
+                             in (pool_announce), so a worker filling a
+                             batch waits for this request's body        */
 } api_route;
 
 /* Per-request state (the MHD con_cls), created on the first callback and
@@ -41,6 +44,7 @@ struct hreq {
     double t0;
     int status;            /* status sent, for metrics               */
     int role;              /* role of the key presented              */
+    int announced;         /* counted by pool_announce, not yet queued  */
     int deny_status;       /* 401/403/404/405 decided from the headers */
     char deny_code[32];
     char deny_msg[320];

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "metrics_prom.h"
+#include "pool.h"
 
 struct api_server {
     struct MHD_Daemon *d;
@@ -384,6 +385,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
                                    "the body exceeds the limit of %d MiB",
                                    s->ctx->cfg->max_body_mb);
         }
+        if (r->route != NULL && r->route->announce && r->deny_status == 0 && !r->too_big &&
+            s->ctx->pool != NULL) {
+            pool_announce(s->ctx->pool, 1);
+            r->announced = 1;
+        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -437,6 +443,8 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
     (void)toe;
     if (r == NULL)
         return;
+    if (r->announced) /* never reached the pool (an error, a dropped client) */
+        pool_announce(s->ctx->pool, -1);
     mp_request(r->method, r->route != NULL ? r->route->label : "unmatched",
                r->status != 0 ? r->status : 499, now_s() - r->t0);
     free(r->body);

@@ -208,6 +208,7 @@ static enum MHD_Result h_metrics(hreq *r)
             g.queue_depth[i] = pool_queue_depth(c->pool, i);
         }
         g.models_loaded = pool_models_loaded(c->pool);
+        g.inspect_arriving = pool_arriving(c->pool);
     }
     if (c->render != NULL)
         g.render_pending = render_pending(c->render);
@@ -834,24 +835,24 @@ static enum MHD_Result h_inspect(hreq *r)
     lim.min_side = c->cfg->min_side;
     if (c->pool == NULL)
         return reply_error(r, 503, "not_ready", "inference workers are not running");
-    /* a worker with a batch to fill waits for this request while it decodes */
-    pool_announce(c->pool, 1);
+    /* announced since its headers came in (http.c): a worker with a batch
+     * to fill waits for it while the body arrives and decodes; a request
+     * that ends before pool_run is unannounced when it completes */
     img_status is = img_decode(r->body, r->len, &lim, &im);
-    if (is != IMG_OK) {
-        pool_announce(c->pool, -1);
+    if (is != IMG_OK)
         return reply_error(r, img_status_http(is), img_status_code(is), "%s",
                            img_status_str(is));
-    }
     double t_decoded = now_ms();
     pool_req pr;
     memset(&pr, 0, sizeof pr);
-    pr.announced = 1;
+    pr.announced = r->announced;
     pr.product = r->params[0];
     pr.version = version;
     pr.image.width = im.width;
     pr.image.height = im.height;
     pr.image.rgb = im.rgb;
     pool_status ps = pool_run(c->pool, &pr);
+    r->announced = 0; /* pool_run ended the announcement */
     if (ps == POOL_BUSY || ps == POOL_STOPPED) {
         img_rgbf_free(&im);
         return reply_error(r, 503, ps == POOL_BUSY ? "overloaded" : "shutting_down",
@@ -1100,34 +1101,34 @@ static enum MHD_Result h_key_delete(hreq *r)
 /* ---- the table --------------------------------------------------------------- */
 
 const api_route api_routes[] = {
-    {"GET", "/healthz", "/healthz", ROLE_NONE, 0, h_healthz},
-    {"GET", "/readyz", "/readyz", ROLE_NONE, 0, h_readyz},
-    {"GET", "/metrics", "/metrics", ROLE_NONE, 0, h_metrics},
-    {"GET", "/v1/openapi.json", "/v1/openapi.json", ROLE_NONE, 0, h_openapi},
-    {"GET", "/v1/info", "/v1/info", ROLE_INSPECT, 0, h_info},
-    {"POST", "/v1/products", "/v1/products", ROLE_OPERATE, 1, h_product_create},
-    {"GET", "/v1/products", "/v1/products", ROLE_INSPECT, 0, h_product_list},
-    {"GET", "/v1/products/{}", "/v1/products/{id}", ROLE_INSPECT, 0, h_product_get},
-    {"PATCH", "/v1/products/{}", "/v1/products/{id}", ROLE_OPERATE, 1, h_product_patch},
-    {"DELETE", "/v1/products/{}", "/v1/products/{id}", ROLE_OPERATE, 0, h_product_delete},
-    {"POST", "/v1/products/{}/images", "/v1/products/{id}/images", ROLE_OPERATE, 2, h_image_upload},
-    {"GET", "/v1/products/{}/images", "/v1/products/{id}/images", ROLE_OPERATE, 0, h_image_list},
-    {"DELETE", "/v1/products/{}/images/{}", "/v1/products/{id}/images/{image_id}", ROLE_OPERATE, 0, h_image_delete},
-    {"POST", "/v1/products/{}/train", "/v1/products/{id}/train", ROLE_OPERATE, 1, h_train},
-    {"GET", "/v1/products/{}/models", "/v1/products/{id}/models", ROLE_OPERATE, 0, h_model_list},
-    {"POST", "/v1/products/{}/models/{}/activate", "/v1/products/{id}/models/{version}/activate", ROLE_OPERATE, 0, h_model_activate},
-    {"GET", "/v1/products/{}/models/{}/artifact", "/v1/products/{id}/models/{version}/artifact", ROLE_OPERATE, 0, h_model_artifact},
-    {"PUT", "/v1/products/{}/threshold", "/v1/products/{id}/threshold", ROLE_OPERATE, 1, h_threshold},
-    {"POST", "/v1/products/{}/inspect", "/v1/products/{id}/inspect", ROLE_INSPECT, 2, h_inspect},
-    {"GET", "/v1/jobs", "/v1/jobs", ROLE_OPERATE, 0, h_job_list},
-    {"GET", "/v1/jobs/{}", "/v1/jobs/{job_id}", ROLE_OPERATE, 0, h_job_get},
-    {"POST", "/v1/jobs/{}/cancel", "/v1/jobs/{job_id}/cancel", ROLE_OPERATE, 0, h_job_cancel},
-    {"GET", "/v1/inspections", "/v1/inspections", ROLE_INSPECT, 0, h_inspection_list},
-    {"GET", "/v1/inspections/{}", "/v1/inspections/{id}", ROLE_INSPECT, 0, h_inspection_get},
-    {"GET", "/v1/inspections/{}/heatmap.png", "/v1/inspections/{id}/heatmap.png", ROLE_INSPECT, 0, h_heatmap},
-    {"GET", "/v1/inspections/{}/map.png", "/v1/inspections/{id}/map.png", ROLE_INSPECT, 0, h_map},
-    {"POST", "/v1/keys", "/v1/keys", ROLE_ADMIN, 1, h_key_create},
-    {"GET", "/v1/keys", "/v1/keys", ROLE_ADMIN, 0, h_key_list},
-    {"DELETE", "/v1/keys/{}", "/v1/keys/{id}", ROLE_ADMIN, 0, h_key_delete},
+    {"GET", "/healthz", "/healthz", ROLE_NONE, 0, h_healthz, 0},
+    {"GET", "/readyz", "/readyz", ROLE_NONE, 0, h_readyz, 0},
+    {"GET", "/metrics", "/metrics", ROLE_NONE, 0, h_metrics, 0},
+    {"GET", "/v1/openapi.json", "/v1/openapi.json", ROLE_NONE, 0, h_openapi, 0},
+    {"GET", "/v1/info", "/v1/info", ROLE_INSPECT, 0, h_info, 0},
+    {"POST", "/v1/products", "/v1/products", ROLE_OPERATE, 1, h_product_create, 0},
+    {"GET", "/v1/products", "/v1/products", ROLE_INSPECT, 0, h_product_list, 0},
+    {"GET", "/v1/products/{}", "/v1/products/{id}", ROLE_INSPECT, 0, h_product_get, 0},
+    {"PATCH", "/v1/products/{}", "/v1/products/{id}", ROLE_OPERATE, 1, h_product_patch, 0},
+    {"DELETE", "/v1/products/{}", "/v1/products/{id}", ROLE_OPERATE, 0, h_product_delete, 0},
+    {"POST", "/v1/products/{}/images", "/v1/products/{id}/images", ROLE_OPERATE, 2, h_image_upload, 0},
+    {"GET", "/v1/products/{}/images", "/v1/products/{id}/images", ROLE_OPERATE, 0, h_image_list, 0},
+    {"DELETE", "/v1/products/{}/images/{}", "/v1/products/{id}/images/{image_id}", ROLE_OPERATE, 0, h_image_delete, 0},
+    {"POST", "/v1/products/{}/train", "/v1/products/{id}/train", ROLE_OPERATE, 1, h_train, 0},
+    {"GET", "/v1/products/{}/models", "/v1/products/{id}/models", ROLE_OPERATE, 0, h_model_list, 0},
+    {"POST", "/v1/products/{}/models/{}/activate", "/v1/products/{id}/models/{version}/activate", ROLE_OPERATE, 0, h_model_activate, 0},
+    {"GET", "/v1/products/{}/models/{}/artifact", "/v1/products/{id}/models/{version}/artifact", ROLE_OPERATE, 0, h_model_artifact, 0},
+    {"PUT", "/v1/products/{}/threshold", "/v1/products/{id}/threshold", ROLE_OPERATE, 1, h_threshold, 0},
+    {"POST", "/v1/products/{}/inspect", "/v1/products/{id}/inspect", ROLE_INSPECT, 2, h_inspect, 1},
+    {"GET", "/v1/jobs", "/v1/jobs", ROLE_OPERATE, 0, h_job_list, 0},
+    {"GET", "/v1/jobs/{}", "/v1/jobs/{job_id}", ROLE_OPERATE, 0, h_job_get, 0},
+    {"POST", "/v1/jobs/{}/cancel", "/v1/jobs/{job_id}/cancel", ROLE_OPERATE, 0, h_job_cancel, 0},
+    {"GET", "/v1/inspections", "/v1/inspections", ROLE_INSPECT, 0, h_inspection_list, 0},
+    {"GET", "/v1/inspections/{}", "/v1/inspections/{id}", ROLE_INSPECT, 0, h_inspection_get, 0},
+    {"GET", "/v1/inspections/{}/heatmap.png", "/v1/inspections/{id}/heatmap.png", ROLE_INSPECT, 0, h_heatmap, 0},
+    {"GET", "/v1/inspections/{}/map.png", "/v1/inspections/{id}/map.png", ROLE_INSPECT, 0, h_map, 0},
+    {"POST", "/v1/keys", "/v1/keys", ROLE_ADMIN, 1, h_key_create, 0},
+    {"GET", "/v1/keys", "/v1/keys", ROLE_ADMIN, 0, h_key_list, 0},
+    {"DELETE", "/v1/keys/{}", "/v1/keys/{id}", ROLE_ADMIN, 0, h_key_delete, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

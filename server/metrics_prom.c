@@ -215,9 +215,13 @@ char *mp_render(const mp_gauges *g, size_t *len)
         sb_printf(&b, "# HELP cfa_models_loaded Product models loaded in workers.\n"
                       "# TYPE cfa_models_loaded gauge\ncfa_models_loaded %d\n",
                   g->models_loaded);
-        sb_printf(&b, "# HELP cfa_render_pending Inspections whose heatmap and map files are "
+        sb_printf(&b, "# HELP cfa_render_pending Inspections whose stored files are "
                       "not written yet.\n# TYPE cfa_render_pending gauge\ncfa_render_pending %d\n",
                   g->render_pending);
+        sb_printf(&b, "# HELP cfa_inspect_arriving Inspections being received or decoded: a "
+                      "worker filling a batch waits for them.\n# TYPE cfa_inspect_arriving gauge\n"
+                      "cfa_inspect_arriving %d\n",
+                  g->inspect_arriving);
     }
     if (b.oom) {
         free(b.p);

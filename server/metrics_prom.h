@@ -32,7 +32,8 @@ typedef struct mp_gauges {
     int64_t images_stored;
     int64_t inspections_in_flight;
     int models_loaded;
-    int render_pending;       /* inspections whose heatmap/map are not written yet */
+    int render_pending;       /* inspections whose files are not written yet */
+    int inspect_arriving;     /* inspections announced to the pool, not yet queued */
 } mp_gauges;
 
 /* Renders the Prometheus text exposition into a malloc'd NUL-terminated

@@ -458,6 +458,14 @@ void pool_announce(pool_t *p, int n)
     pthread_mutex_unlock(&p->mu);
 }
 
+int pool_arriving(pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->arriving;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 void pool_forget(pool_t *p, const char *product)
 {
     pthread_mutex_lock(&p->mu);

@@ -81,6 +81,8 @@ pool_status pool_run(pool_t *p, pool_req *r);
  * reaches pool_run with announced = 1, or with pool_announce(p, -1) when it
  * never does (a bad image). */
 void pool_announce(pool_t *p, int n);
+/* Requests announced and not yet queued (for /metrics). */
+int pool_arriving(pool_t *p);
 /* Drops cached models of product (all versions), e.g. after a delete. */
 void pool_forget(pool_t *p, const char *product);
 /* Requests waiting on device i (for /metrics); -1 if out of range. */

@@ -324,6 +324,30 @@ def sec_limits(env):
     serves(c, "idle connections that filled the limit timed out")
     for s in idle:
         s.close()
+
+    # inspections that end before reaching the pool (no model, too big, unknown
+    # product, a body the client never finishes) must not stay announced, or
+    # every later batch would wait --batch-wait-ms for them
+    expect_error(c.req("POST", "/v1/products/lim/inspect", make_png(16, 16), "image/png"), 422,
+                 "inspect a product without a model", "no_model")
+    expect_error(c.req("POST", "/v1/products/lim/inspect", os.urandom(3 << 20), "image/png"), 413,
+                 "inspect a 3 MiB body over the 2 MiB limit", "body_too_large")
+    expect_error(c.req("POST", "/v1/products/nope/inspect", make_png(16, 16), "image/png"), 404,
+                 "inspect an unknown product")
+    s = socket.create_connection(("127.0.0.1", d.port))
+    s.sendall(("POST /v1/products/lim/inspect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: image/png\r\nContent-Length: 100000\r\n\r\nabc" % ADMIN_KEY).encode())
+    s.settimeout(15)
+    try:
+        s.recv(100)  # the server drops it after --request-timeout 2
+    except OSError:
+        pass
+    s.close()
+    time.sleep(0.5)
+    st, _, body, _ = c.req("GET", "/metrics")
+    arriving = [l for l in body.decode().splitlines() if l.startswith("cfa_inspect_arriving ")]
+    check(st == 200 and arriving == ["cfa_inspect_arriving 0"],
+          "no inspection left announced to the pool after the failed ones (%s)" % arriving)
     check(d.stop() == 0, "SIGTERM -> exit 0")
 
 
