@@ -12,6 +12,7 @@ E = {s: err(d) for s, d in {
  "409": "conflict (duplicate product id, a job already queued/running, job already finished, the product's image limit reached)",
  "413": "body over the byte limit, or too many parts in one upload", "415": "unsupported media type",
  "422": "valid but unusable (image corrupt, too small, or over the pixel/side limits read from its header; product without a model; too few images)",
+ "500": "internal or storage error (e.g. an inspection's stored files are damaged); the body says which",
  "503": "overloaded or not ready (Retry-After)"}.items()}
 def resp(code, desc, schema=None, ctype="application/json", headers=None):
     r = {"description": desc}
@@ -133,8 +134,8 @@ paths = {
    [{"name": "product", "in": "query", "schema": string}, {"name": "decision", "in": "query", "schema": {"type": "string", "enum": ["OK", "NG"]}},
     {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}, P("Limit"), P("After")], tags=["inspection"])},
  "/v1/inspections/{id}": {"get": op("One stored result", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
- "/v1/inspections/{id}/heatmap.png": {"get": op("Colour heatmap over the image, image resolution", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
- "/v1/inspections/{id}/map.png": {"get": op("Raw anomaly map, 16-bit grayscale PNG at image resolution: v means v / 65535 * map_max", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
+ "/v1/inspections/{id}/heatmap.png": {"get": op("Colour heatmap over the image, image resolution (drawn on the first GET from the stored image and map, then kept; 404 image_not_kept when the inspection kept no images)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
+ "/v1/inspections/{id}/map.png": {"get": op("Raw anomaly map, 16-bit grayscale PNG at image resolution: v means v / 65535 * map_max (drawn on the first GET from the stored model-geometry map, the map the decision was made on, then kept)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/keys": {
    "post": op("Create an API key (the secret is returned once)", "admin", {**resp("201", "created", ref("Key"), headers=loc), **errs("400", "401", "403", "415")}, body=jbody(ref("KeyCreate")), tags=["keys"]),
    "get": op("List keys (no secrets)", "admin", {**resp("200", "keys", listof("keys", ref("Key"))), **errs("401", "403")}, tags=["keys"])},
