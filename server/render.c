@@ -104,9 +104,9 @@ static store_status load_map(store_t *st, const char *id, float **map, int *w, i
     if (len >= MAPDATA_HEAD && memcmp(b, MAPDATA_MAGIC, 8) == 0) {
         memcpy(d, b + 8, sizeof d);
         memcpy(sc, b + 32, sizeof sc);
-        int sane = d[0] > 0 && d[1] > 0 && d[2] >= d[0] && d[3] >= d[1] && d[4] > 0 && d[5] > 0 &&
-                   (int64_t)d[0] * d[1] <= ((int64_t)1 << 26) &&
-                   (int64_t)d[4] * d[5] <= ((int64_t)1 << 30);
+        /* sides within the image decoder's limits (16384) */
+        int sane = d[0] > 0 && d[1] > 0 && d[2] >= d[0] && d[3] >= d[1] && d[2] <= 16384 &&
+                   d[3] <= 16384 && d[4] > 0 && d[5] > 0 && d[4] <= 16384 && d[5] <= 16384;
         if (sane && len == MAPDATA_HEAD + (size_t)d[0] * (size_t)d[1] * sizeof(float)) {
             float *full = malloc((size_t)d[4] * (size_t)d[5] * sizeof(float));
             float *mm = malloc((size_t)d[0] * (size_t)d[1] * sizeof(float));
