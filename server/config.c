@@ -124,10 +124,19 @@ int cfg_parse_devices(cfg_t *c, const char *s)
             return -1;
         memcpy(c->devices[n], p, len);
         c->devices[n][len] = '\0';
-        if (strcmp(c->devices[n], "cpu") != 0) {
+        /* DEV or DEV/PRECISION: cpu, cuda:N; fp32, fp16 (CUDA only), bf16 */
+        char dev[sizeof c->devices[0]];
+        snprintf(dev, sizeof dev, "%s", c->devices[n]);
+        char *prec = strchr(dev, '/');
+        if (prec != NULL) {
+            *prec++ = '\0';
+            if (strcmp(prec, "fp32") != 0 && strcmp(prec, "bf16") != 0 &&
+                !(strcmp(prec, "fp16") == 0 && strncmp(dev, "cuda:", 5) == 0))
+                return -1;
+        }
+        if (strcmp(dev, "cpu") != 0) {
             long long idx;
-            if (strncmp(c->devices[n], "cuda:", 5) != 0 ||
-                to_ll(c->devices[n] + 5, 0, 63, &idx) != 0)
+            if (strncmp(dev, "cuda:", 5) != 0 || to_ll(dev + 5, 0, 63, &idx) != 0)
                 return -1;
         }
         n++;
@@ -158,7 +167,7 @@ static const opt_def OPTS[] = {
     {"listen", "CFA_LISTEN", K_LISTEN, 0, 0, 0, "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 = ephemeral)"},
     {"data-dir", "CFA_DATA_DIR", K_PATH, OFF(data_dir), 0, 0, "database, images and admin.key (default ./var)"},
     {"backbone", "CFA_BACKBONE", K_PATH, OFF(backbone), 0, 0, "TorchScript backbone (default $CFA_CACHE_DIR/resnet50_imagenet.pt, else ~/.cache/cfa/resnet50_imagenet.pt)"},
-    {"device", "CFA_DEVICE", K_DEVICES, 0, 0, 0, "cpu, or a list cuda:0,cuda:1 (default cpu)"},
+    {"device", "CFA_DEVICE", K_DEVICES, 0, 0, 0, "cpu, or a list cuda:0,cuda:1 (default cpu); /fp16 (CUDA) or /bf16 after a device runs its backbone in that precision, e.g. cuda:0/fp16"},
     {"workers", "CFA_WORKERS", K_INT, OFF(workers), 1, 64, "inference workers per device (default 1)"},
     {"threads", "CFA_THREADS", K_INT, OFF(threads), 0, 256, "libtorch intra-op threads, 0 = cores / (workers x devices)"},
     {"queue-depth", "CFA_QUEUE_DEPTH", K_INT, OFF(queue_depth), 1, 100000, "waiting inspections per device before 503 (default 64)"},

@@ -128,7 +128,11 @@ typedef struct cfa_image {
  * replica per worker. */
 typedef struct cfa_backbone cfa_backbone;
 
-/* device: "cpu" or "cuda:N". On success *out owns the backbone. */
+/* device: "cpu" or "cuda:N", optionally with the backbone's precision:
+ * "cuda:0/fp16", "cpu/bf16" ("/fp32" is the default). Reduced precision
+ * applies to the backbone's weights and forward only: its features are
+ * widened to float32, and descriptor, distances and scores stay float32.
+ * fp16 needs CUDA. On success *out owns the backbone. */
 CFA_API cfa_status cfa_backbone_load(const char *path, const char *device,
                                      cfa_backbone **out /* OUT */);
 CFA_API void cfa_backbone_free(cfa_backbone *bb);

@@ -29,6 +29,7 @@ struct cfa_backbone {
     c10::Device device{c10::kCPU};
     std::string sha256;
     std::string device_str;
+    at::ScalarType dtype = at::kFloat; /* the backbone's weights and input */
     int channels[3] = {0, 0, 0};
 };
 
@@ -106,7 +107,9 @@ at::Tensor preprocess(const cfa_image &img, const cfa_params &p, c10::Device dev
 /* ---- backbone ---- */
 std::vector<at::Tensor> backbone_pooled(cfa_backbone *bb, const at::Tensor &x)
 {
-    std::vector<c10::IValue> in{x};
+    /* reduced precision runs the backbone only; its features are widened
+     * to float32 below, so descriptor, distances and scores stay float32 */
+    std::vector<c10::IValue> in{bb->dtype == at::kFloat ? x : x.to(bb->dtype)};
     c10::IValue out = bb->module.forward(in);
     if (!out.isTuple())
         throw std::runtime_error("backbone forward() must return a tuple of three tensors");
@@ -371,14 +374,31 @@ extern "C" cfa_status cfa_backbone_load(const char *path, const char *device, cf
     if (!path || !out)
         return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_backbone_load: NULL argument");
     *out = nullptr;
-    std::string dev_str = device && *device ? device : "cpu";
+    const std::string full_str = device && *device ? device : "cpu";
     CFA_TRY_BEGIN
+    /* "DEV" or "DEV/PRECISION" */
+    std::string dev_str = full_str, prec = "fp32";
+    const size_t slash = full_str.find('/');
+    if (slash != std::string::npos) {
+        dev_str = full_str.substr(0, slash);
+        prec = full_str.substr(slash + 1);
+    }
+    at::ScalarType dtype = at::kFloat;
+    if (prec == "fp16")
+        dtype = at::kHalf;
+    else if (prec == "bf16")
+        dtype = at::kBFloat16;
+    else if (prec != "fp32")
+        return cfa_fail(CFA_ERR_DEVICE, "unknown precision '" + prec + "' (use fp32, fp16 or bf16)");
     c10::Device dev(c10::kCPU);
     try {
         dev = c10::Device(dev_str);
     } catch (const c10::Error &) {
         return cfa_fail(CFA_ERR_DEVICE, "unknown device '" + dev_str + "' (use cpu or cuda:N)");
     }
+    if (dtype == at::kHalf && !dev.is_cuda())
+        return cfa_fail(CFA_ERR_DEVICE, "fp16 needs a CUDA device (libtorch's CPU convolutions "
+                                        "have no float16); use " + dev_str + "/bf16 or fp32");
     if (dev.is_cuda() && (cfa_cuda_device_count() <= (dev.has_index() ? dev.index() : 0)))
         return cfa_fail(CFA_ERR_DEVICE, "device " + dev_str + " is not available (libtorch CUDA devices: " +
                                             std::to_string(cfa_cuda_device_count()) + ")");
@@ -395,9 +415,20 @@ extern "C" cfa_status cfa_backbone_load(const char *path, const char *device, cf
                                               e.what_without_backtrace());
     }
     bb->module.eval();
+    if (dtype != at::kFloat) {
+        /* floating parameters and buffers only: jit's Module::to(dtype) would
+         * also convert integer buffers (the channel order index) */
+        for (const auto &t : bb->module.named_parameters(true))
+            if (t.value.is_floating_point())
+                t.value.set_data(t.value.to(dtype));
+        for (const auto &t : bb->module.named_buffers(true))
+            if (t.value.is_floating_point())
+                t.value.set_data(t.value.to(dtype));
+    }
+    bb->dtype = dtype;
     bb->device = dev;
     bb->sha256 = sha;
-    bb->device_str = dev_str;
+    bb->device_str = full_str;
     {
         c10::InferenceMode guard;
         std::vector<at::Tensor> f;

@@ -21,7 +21,12 @@ if(TARGET cfa_core)
   target_link_libraries(test_score_multi PRIVATE cfa_core m)
   set_target_properties(test_score_multi PROPERTIES LINKER_LANGUAGE CXX)
   add_test(NAME unit.score_multi COMMAND test_score_multi ${CFA_BACKBONE_PATH})
-  set_tests_properties(unit.backbone_mismatch unit.score_multi PROPERTIES LABELS "unit;backbone" TIMEOUT 300)
+  add_executable(test_backbone_precision ${CMAKE_CURRENT_LIST_DIR}/test_backbone_precision.c)
+  target_link_libraries(test_backbone_precision PRIVATE cfa_core m)
+  set_target_properties(test_backbone_precision PROPERTIES LINKER_LANGUAGE CXX)
+  add_test(NAME unit.backbone_precision COMMAND test_backbone_precision ${CFA_BACKBONE_PATH})
+  set_tests_properties(unit.backbone_mismatch unit.score_multi unit.backbone_precision
+                       PROPERTIES LABELS "unit;backbone" TIMEOUT 300)
 
   # the BLAS kernels chosen at start-up (core/src/blas_cpu.c), through `cfa info`
   add_test(NAME unit.blas_core COMMAND ${CMAKE_CURRENT_LIST_DIR}/blas_core_check.sh $<TARGET_FILE:cfa>)

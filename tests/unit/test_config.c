@@ -55,6 +55,13 @@ static void test_env_then_flags(void **state)
     assert_int_equal(c.n_devices, 2);
     assert_string_equal(c.devices[1], "cuda:1");
     assert_int_equal(c.epochs, 5);
+    setenv("CFA_DEVICE", "cuda:0/fp16,cuda:1/bf16,cpu/bf16,cpu/fp32", 1);
+    assert_int_equal(cfg_from_env(&c, err, sizeof err), 0);
+    assert_int_equal(c.n_devices, 4);
+    assert_string_equal(c.devices[0], "cuda:0/fp16");
+    assert_string_equal(c.devices[2], "cpu/bf16");
+    setenv("CFA_DEVICE", "cuda:0,cuda:1", 1);
+    assert_int_equal(cfg_from_env(&c, err, sizeof err), 0);
     char *argv[] = {"cfa-server", "--listen", "127.0.0.1:0", "--epochs=7", "--bank", "ema",
                     "--target-far", "0.01", "--data-dir", "/tmp/x", NULL};
     assert_int_equal(cfg_from_args(&c, 10, argv, err, sizeof err), 0);
@@ -72,7 +79,8 @@ static void test_bad_values(void **state)
     cfg_t c;
     char err[256];
     clear_env();
-    const char *bad[][2] = {{"--listen", "1.2.3.4:70000"}, {"--device", "gpu"},
+    const char *bad[][2] = {{"--listen", "1.2.3.4:70000"}, {"--device", "gpu"}, {"--device", "cpu/fp16"},
+                            {"--device", "cuda:0/fp8"}, {"--device", "cuda:x/fp16"}, {"--device", "cpu/"},
                             {"--device", "cuda:x"},        {"--workers", "0"},
                             {"--epochs", "many"},          {"--bank", "median"},
                             {"--target-far", "0.9"},       {"--nope", "1"}};
