@@ -904,10 +904,10 @@ static enum MHD_Result h_inspect(hreq *r)
         render_job job;
         memset(&job, 0, sizeof job);
         snprintf(job.id, sizeof job.id, "%s", ins.id);
-        job.input = malloc(r->len);
-        if (job.input != NULL)
-            memcpy(job.input, r->body, r->len);
+        job.input = r->body; /* the body as received: no copy, http.c frees NULL */
         job.input_len = r->len;
+        r->body = NULL;
+        r->len = r->cap = 0;
         job.model_map = pr.result.model_map;
         job.model_w = res->model_width;
         job.model_h = res->model_height;

@@ -178,11 +178,26 @@ static int any_nonzero(const uint8_t *fg, size_t n)
 }
 
 /* Foreground is fg[i] != 0 when fg is given, map[i] >= thr otherwise.
- * row_on (h bytes) gets 1 for rows with foreground: the others are labelled
- * 0 with one memset, and callers skip them too (a defect covers a few rows
- * of a large image). */
+ * row_on (h bytes) gets 1 for rows with foreground; returns how many there
+ * are. Rows without any are labelled with one memset and skipped by every
+ * later pass (a defect covers a few rows of a large image), and an image
+ * without any needs no labelling at all (the common OK image). */
+static int mark_rows(const uint8_t *fg, const float *map, float thr, int w, int h,
+                     uint8_t *row_on)
+{
+    int n = 0;
+    for (int y = 0; y < h; y++) {
+        size_t row = (size_t)y * (size_t)w;
+        row_on[y] = fg != NULL ? (uint8_t)any_nonzero(fg + row, (size_t)w)
+                               : (uint8_t)any_at_or_above(map + row, (size_t)w, thr);
+        n += row_on[y];
+    }
+    return n;
+}
+
+/* Labels the foreground (as for mark_rows) of the rows row_on marks. */
 static int label_impl(const uint8_t *fg, const float *map, float thr, int w, int h,
-                      uint32_t *labels, uint32_t *n_labels, uint8_t *row_on)
+                      uint32_t *labels, uint32_t *n_labels, const uint8_t *row_on)
 {
     uf_table t = {NULL, 0, 0};
     uint32_t zero;
@@ -191,8 +206,6 @@ static int label_impl(const uint8_t *fg, const float *map, float thr, int w, int
         return -1;
     for (int y = 0; y < h; y++) {
         size_t row = (size_t)y * (size_t)w;
-        row_on[y] = fg != NULL ? (uint8_t)any_nonzero(fg + row, (size_t)w)
-                               : (uint8_t)any_at_or_above(map + row, (size_t)w, thr);
         if (!row_on[y]) {
             memset(labels + row, 0, (size_t)w * sizeof *labels);
             continue;
@@ -265,6 +278,7 @@ int regions_label(const uint8_t *fg, int w, int h, uint32_t *labels, uint32_t *n
     uint8_t *row_on = malloc((size_t)h);
     if (row_on == NULL)
         return -1;
+    mark_rows(fg, NULL, 0.0f, w, h, row_on);
     int r = label_impl(fg, NULL, 0.0f, w, h, labels, n_labels, row_on);
     free(row_on);
     return r;
@@ -293,13 +307,16 @@ int regions_find(const float *map, int w, int h, float threshold, int max_region
         return -1;
 
     size_t npx = (size_t)w * (size_t)h;
-    if (!any_at_or_above(map, npx, threshold))
-        return 0; /* the common OK image: no labelling pass */
-    uint32_t *labels = malloc(npx * sizeof *labels);
     uint8_t *row_on = malloc((size_t)h);
+    if (row_on == NULL)
+        return -1;
+    if (mark_rows(NULL, map, threshold, w, h, row_on) == 0) {
+        free(row_on);
+        return 0; /* the common OK image: no labelling pass */
+    }
+    uint32_t *labels = malloc(npx * sizeof *labels);
     uint32_t nl = 0;
-    if (labels == NULL || row_on == NULL ||
-        label_impl(NULL, map, threshold, w, h, labels, &nl, row_on) != 0) {
+    if (labels == NULL || label_impl(NULL, map, threshold, w, h, labels, &nl, row_on) != 0) {
         free(labels);
         free(row_on);
         return -1;

@@ -44,7 +44,7 @@ static void job_release(render_job *j)
  * model_h float32 scores, row-major; host byte order (little-endian on the
  * x86-64 and arm64 machines this runs on). */
 #define MAPDATA_MAGIC "CFAMAP1\n"
-enum { MAPDATA_HEAD = 8 + 6 * 4 + 2 * 4 };
+enum { MAPDATA_DIMS = 8, MAPDATA_SCALES = MAPDATA_DIMS + 6 * 4, MAPDATA_HEAD = MAPDATA_SCALES + 2 * 4 };
 
 int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, float vmax,
                        void **png, size_t *len)
@@ -70,8 +70,8 @@ int render_now(store_t *st, render_job *j)
         int32_t dims[6] = {j->model_w, j->model_h, j->resize_w, j->resize_h, j->width, j->height};
         float scales[2] = {j->vmax, j->map_max};
         memcpy(md, MAPDATA_MAGIC, 8);
-        memcpy(md + 8, dims, sizeof dims);
-        memcpy(md + 32, scales, sizeof scales);
+        memcpy(md + MAPDATA_DIMS, dims, sizeof dims);
+        memcpy(md + MAPDATA_SCALES, scales, sizeof scales);
         memcpy(md + MAPDATA_HEAD, j->model_map, mpx * sizeof(float));
         /* mapdata last: its presence means the inspection's files are whole */
         ok = store_inspection_file_write(st, j->id, "input", j->input, j->input_len) == STORE_OK &&
@@ -102,8 +102,8 @@ static store_status load_map(store_t *st, const char *id, float **map, int *w, i
     const uint8_t *b = data;
     ss = STORE_ERR_IO;
     if (len >= MAPDATA_HEAD && memcmp(b, MAPDATA_MAGIC, 8) == 0) {
-        memcpy(d, b + 8, sizeof d);
-        memcpy(sc, b + 32, sizeof sc);
+        memcpy(d, b + MAPDATA_DIMS, sizeof d);
+        memcpy(sc, b + MAPDATA_SCALES, sizeof sc);
         /* sides within the image decoder's limits (16384) */
         int sane = d[0] > 0 && d[1] > 0 && d[2] >= d[0] && d[3] >= d[1] && d[2] <= 16384 &&
                    d[3] <= 16384 && d[4] > 0 && d[5] > 0 && d[4] <= 16384 && d[5] <= 16384;

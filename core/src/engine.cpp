@@ -85,17 +85,14 @@ at::Tensor preprocess(const cfa_image &img, const cfa_params &p, c10::Device dev
     at::Tensor t = at::from_blob((void *)img.rgb, {img.height, img.width, 3}, at::kFloat)
                        .permute({2, 0, 1})
                        .unsqueeze(0);
-    if (dev.is_cpu() && (img.height > p.resize_h || img.width > p.resize_w)) {
-        /* the anti-aliased shrink reads the caller's interleaved pixels
-         * through the permuted view and writes a new contiguous tensor: two
-         * full-size copies saved (3 ms at 900 x 900), and the result is
-         * bit-identical to shrinking a contiguous copy (libtorch 1.13; the
-         * enlarging kernel is not, so it keeps the copy) */
-        t = resize_bilinear(t, p.resize_h, p.resize_w);
-    } else {
+    /* On CPU the anti-aliased shrink reads the caller's interleaved pixels
+     * through the permuted view and writes a new contiguous tensor: two
+     * full-size copies saved (3 ms at 900 x 900), bit-identical to shrinking
+     * a contiguous copy (libtorch 1.13). Other devices need the copy, and so
+     * does the enlarging kernel, whose output depends on the input's strides. */
+    if (!(dev.is_cpu() && (img.height > p.resize_h || img.width > p.resize_w)))
         t = t.to(dev, at::kFloat, false, true).contiguous();
-        t = resize_bilinear(t, p.resize_h, p.resize_w);
-    }
+    t = resize_bilinear(t, p.resize_h, p.resize_w);
     if (p.crop_h) {
         int oy, ox;
         crop_offsets(p, &oy, &ox);
