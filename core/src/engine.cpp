@@ -16,6 +16,7 @@
 #include "engine.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/DeviceGuard.h>
 #include <torch/csrc/api/include/torch/cuda.h>
 
 #include <algorithm>
@@ -63,6 +64,17 @@ uint64_t Rng::below(uint64_t n) { return n ? next() % n : 0; }
 
 static at::TensorOptions f32(c10::Device d) { return at::TensorOptions().dtype(at::kFloat).device(d); }
 
+/* Makes a CUDA device current on this thread while the engine works on it:
+ * a worker on cuda:1 then creates no context on cuda:0. Nothing on CPU. */
+struct DeviceScope {
+    c10::OptionalDeviceGuard guard;
+    explicit DeviceScope(c10::Device d)
+    {
+        if (d.is_cuda())
+            guard.reset_device(d);
+    }
+};
+
 /* ---- pre-processing ---- */
 void crop_offsets(const cfa_params &p, int *oy, int *ox)
 {
@@ -75,8 +87,13 @@ static at::Tensor resize_bilinear(const at::Tensor &x, int h, int w)
     if (x.size(2) == h && x.size(3) == w)
         return x;
     /* Anti-aliased when shrinking (as PIL does); plain bilinear otherwise. */
-    if (x.size(2) > h || x.size(3) > w)
+    if (x.size(2) > h || x.size(3) > w) {
+        /* libtorch's CUDA kernel keeps a filter row in shared memory and
+         * refuses shrinks of ~90x and more: those run on the CPU */
+        if (!x.is_cpu() && (x.size(2) > 64 * h || x.size(3) > 64 * w))
+            return at::_upsample_bilinear2d_aa(x.cpu(), {h, w}, false).to(x.device());
         return at::_upsample_bilinear2d_aa(x, {h, w}, false);
+    }
     return at::upsample_bilinear2d(x, {h, w}, false);
 }
 
@@ -339,6 +356,7 @@ using namespace cfa;
 #define CFA_TRY_END(fn)                                                             \
     }                                                                              \
     catch (const std::bad_alloc &) { return cfa_fail(CFA_ERR_NOMEM, fn ": out of memory"); } \
+    catch (const c10::OutOfMemoryError &e) { return cfa_fail(CFA_ERR_NOMEM, std::string(fn ": ") + e.what_without_backtrace()); } \
     catch (const c10::Error &e) { return cfa_fail(CFA_ERR_INTERNAL, std::string(fn ": ") + e.what_without_backtrace()); } \
     catch (const std::exception &e) { return cfa_fail(CFA_ERR_INTERNAL, std::string(fn ": ") + e.what()); }
 
@@ -428,6 +446,7 @@ extern "C" cfa_status cfa_backbone_load(const char *path, const char *device, cf
     bb->device_str = full_str;
     {
         c10::InferenceMode guard;
+        DeviceScope scope(dev);
         std::vector<at::Tensor> f;
         try {
             f = backbone_pooled(bb.get(), at::zeros({1, 3, 64, 64}, f32(dev)));
@@ -456,6 +475,7 @@ extern "C" void cfa_backbone_channels(const cfa_backbone *bb, int out[3])
 /* Device tensors of a model; weight/bias/bank vectors are the source of truth. */
 static void attach(cfa_model *m, c10::Device dev)
 {
+    DeviceScope scope(dev);
     auto t = std::make_shared<cfa_model_tensors>();
     const int64_t din = m->d_in() + 2;
     t->weight = at::from_blob(m->weight.data(), {m->d_out, din}, at::kFloat).to(dev, false, true);
@@ -589,6 +609,7 @@ static cfa_status train_one(cfa_backbone *bb, const cfa_params &p, const cfa_ima
     auto canceled = [&] { return cancel && *cancel; };
     CFA_TRY_BEGIN
     const c10::Device dev = bb->device;
+    DeviceScope scope(dev);
     Rng rng(p.seed);
     cfa_progress pr{"features", 0, p.epochs, NAN, 0.0, 0.0, 0.0};
     const double w_feat = 0.1, w_bank = 0.05;
@@ -895,6 +916,7 @@ extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *
                 jobs.push_back({i, models[i]->partner.get(), at::Tensor()});
             }
         }
+        DeviceScope scope(bb->device);
         run_jobs(bb, images, jobs, 8);
         for (int i = 0; i < n; i++) {
             const cfa_params &p = models[i]->params;
@@ -935,6 +957,10 @@ extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *
         for (int i = 0; i < n; i++)
             cfa_result_clear(&out[i]);
         return cfa_fail(CFA_ERR_NOMEM, "cfa_score: out of memory");
+    } catch (const c10::OutOfMemoryError &e) { /* a CUDA device's memory */
+        for (int i = 0; i < n; i++)
+            cfa_result_clear(&out[i]);
+        return cfa_fail(CFA_ERR_NOMEM, std::string("cfa_score: ") + e.what_without_backtrace());
     } catch (const std::exception &e) {
         for (int i = 0; i < n; i++)
             cfa_result_clear(&out[i]);

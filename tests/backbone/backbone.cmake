@@ -40,7 +40,7 @@ set_tests_properties(backbone.classify backbone.shapes PROPERTIES
 
 # The same contract through C++ libtorch (torch::jit::load), as core/ loads it.
 if(CFA_WITH_TORCH)
-  find_package(Torch REQUIRED)
+  # Torch was found by the top-level CMakeLists.txt
   add_executable(backbone_load ${_bb_dir}/backbone_load.cpp)
   target_link_libraries(backbone_load PRIVATE ${TORCH_LIBRARIES})
   target_compile_options(backbone_load PRIVATE -Wno-unused-parameter)

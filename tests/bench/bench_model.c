@@ -73,6 +73,8 @@ static void usage(FILE *f)
             "  --setting NAME=C/D  a model with gamma_c C and gamma_d D; repeatable\n"
             "                      (default: paper=1/1 and compressed=8/8, the service default)\n"
             "  --no-minimal        skip the backbone + minimal head measurement\n"
+            "  --shared-pixels     one pixel buffer for every image of a batch (default:\n"
+            "                      a copy each, as the service's batches have)\n"
             "  --image FILE        scoring image (default: first image of DIR/test/good)\n"
             "  --size WxH          resize the scoring image to this (default 900x900)\n"
             "  --batches LIST      batch sizes, comma-separated (default 1,4,8)\n"
@@ -153,6 +155,7 @@ static int train_one(cfa_backbone *bb, setting *s, char **files, int n_files,
 /* idle milliseconds between timed calls (--gap-ms): a daemon scores parts
  * that arrive with gaps, a tight loop keeps threads and caches hot */
 static int gap_ms;
+static int shared_pixels; /* --shared-pixels: one buffer for the whole batch */
 
 static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *img,
                         const int *batches, int n_batches, int iters, double min_time,
@@ -160,10 +163,27 @@ static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *i
 {
     cfa_image imgs[256];
     cfa_result res[256];
+    float *copies[256] = {0};
+    size_t bytes = (size_t)img->width * (size_t)img->height * 3 * sizeof(float);
     for (int bi = 0; bi < n_batches; bi++) {
         int b = batches[bi];
-        for (int i = 0; i < b; i++)
+        /* each image of a batch in its own buffer, as the service's batches
+         * are: one buffer scored b times would stay in the caches */
+        for (int i = 0; i < b; i++) {
+            if (copies[i] == NULL && !shared_pixels) {
+                copies[i] = malloc(bytes);
+                if (copies[i] == NULL) {
+                    fprintf(stderr, "bench_model: out of memory for batch %d\n", b);
+                    for (int k = 0; k < i; k++)
+                        free(copies[k]);
+                    return -1;
+                }
+                memcpy(copies[i], img->rgb, bytes);
+            }
             imgs[i] = *img;
+            if (copies[i] != NULL)
+                imgs[i].rgb = copies[i];
+        }
         double total = 0;
         int it;
         /* it == -1: warm-up; then at least iters calls and min_time seconds */
@@ -193,6 +213,8 @@ static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *i
                s->name, b, s->ips[bi], s->ms[bi], it, b, total);
         fflush(stdout);
     }
+    for (int i = 0; i < 256; i++)
+        free(copies[i]);
     return 0;
 }
 
@@ -220,6 +242,9 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--no-minimal")) {
             minimal = 0;
+            continue;
+        } else if (!strcmp(a, "--shared-pixels")) {
+            shared_pixels = 1;
             continue;
         }
         if (v == NULL) {
