@@ -183,7 +183,7 @@ typedef struct {
 static int src_get(void *user, int i, cfa_image *out)
 {
     file_source *fs = user;
-    img_status s = img_load_file(fs->paths[i], NULL, &fs->held[i]);
+    img_status s = img_load_file_ex(fs->paths[i], NULL, IMG_DECODE_8BIT, &fs->held[i]);
     if (s != IMG_OK) {
         fprintf(stderr, "cfa: %s: %s\n", fs->paths[i], img_status_str(s));
         return -1;
@@ -191,6 +191,7 @@ static int src_get(void *user, int i, cfa_image *out)
     out->width = fs->held[i].width;
     out->height = fs->held[i].height;
     out->rgb = fs->held[i].rgb;
+    out->rgb8 = fs->held[i].rgb8;
     return 0;
 }
 
@@ -420,10 +421,10 @@ static int cmd_eval(cli_opts *o)
     for (int s = 0; s < n; s += B) {
         int bn = n - s < B ? n - s : B;
         for (int i = 0; i < bn; i++) {
-            img_status st = img_load_file(items[s + i].path, NULL, &imgs[i]);
+            img_status st = img_load_file_ex(items[s + i].path, NULL, IMG_DECODE_8BIT, &imgs[i]);
             if (st != IMG_OK)
                 die("%s: %s", items[s + i].path, img_status_str(st));
-            cimgs[i] = (cfa_image){imgs[i].width, imgs[i].height, imgs[i].rgb};
+            cimgs[i] = (cfa_image){imgs[i].width, imgs[i].height, imgs[i].rgb, imgs[i].rgb8};
         }
         double t0 = now_s();
         if (cfa_score(bb, m, cimgs, bn, res) != CFA_OK)
@@ -538,10 +539,10 @@ static int cmd_infer(cli_opts *o)
     cfa_backbone *bb = load_backbone(o);
     cfa_model *m = load_model(o->model_in, bb);
     img_rgbf img;
-    img_status st = img_load_file(o->image, NULL, &img);
+    img_status st = img_load_file_ex(o->image, NULL, IMG_DECODE_8BIT, &img);
     if (st != IMG_OK)
         die("%s: %s", o->image, img_status_str(st));
-    cfa_image ci = {img.width, img.height, img.rgb};
+    cfa_image ci = {img.width, img.height, img.rgb, img.rgb8};
     cfa_result r;
     double t0 = now_s();
     if (cfa_score(bb, m, &ci, 1, &r) != CFA_OK)

@@ -44,7 +44,8 @@ int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float v
 
     if (map == NULL || rgb_out == NULL || w <= 0 || h <= 0)
         return -1;
-    if (base != NULL && (base->rgb == NULL || base->width != w || base->height != h))
+    if (base != NULL &&
+        ((base->rgb == NULL) == (base->rgb8 == NULL) || base->width != w || base->height != h))
         return -1;
     for (int i = 0; i < 256; i++)
         heatmap_colour((float)i / 255.0f, table[i]);
@@ -69,7 +70,8 @@ int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float v
             continue;
         }
         for (int k = 0; k < 3; k++) {
-            float b = base->rgb[3 * i + k];
+            /* bytes as the floats img_decode() would give: v / 255.0f */
+            float b = base->rgb != NULL ? base->rgb[3 * i + k] : (float)base->rgb8[3 * i + k] / 255.0f;
             if (!(b > 0.0f))
                 b = 0.0f;
             if (b > 1.0f)

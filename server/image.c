@@ -64,7 +64,9 @@ void img_rgbf_free(img_rgbf *im)
     if (im == NULL)
         return;
     free(im->rgb);
+    free(im->rgb8);
     im->rgb = NULL;
+    im->rgb8 = NULL;
     im->width = 0;
     im->height = 0;
 }
@@ -116,6 +118,30 @@ static int jpeg_ran_out(const char *msg)
     return msg != NULL && strstr(msg, "remature end") != NULL;
 }
 
+/* TurboJPEG 2.x keeps reporting TJERR_WARNING when a fatal error follows a
+ * warning (its error handler does not clear the flag), and then the pixels
+ * were never written. So a "warning" is trusted only when the message it
+ * left is one of libjpeg's warnings (JWRN_* in jerror.h); any other message
+ * is the fatal error that stopped the decode. */
+static int jpeg_is_warning(const char *msg)
+{
+    static const char *const warnings[] = {
+        "Corrupt JPEG data: ",                 /* bad codes, extraneous bytes, resync, ICC */
+        "Premature end of JPEG file",          /* JWRN_JPEG_EOF */
+        "Warning: unknown JFIF revision",      /* JWRN_JFIF_MAJOR */
+        "Unknown Adobe color transform code",  /* JWRN_ADOBE_XFORM */
+        "Inconsistent progression sequence",   /* JWRN_BOGUS_PROGRESSION */
+        "Invalid SOS parameters for sequential JPEG", /* JWRN_NOT_SEQUENTIAL */
+        "Application transferred too many scanlines", /* JWRN_TOO_MUCH_DATA */
+    };
+    if (msg == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof warnings / sizeof *warnings; i++)
+        if (strncmp(msg, warnings[i], strlen(warnings[i])) == 0)
+            return 1;
+    return 0;
+}
+
 /* A failure is called truncation when libjpeg ran out of data or the file
  * does not end with EOI. */
 static img_status jpeg_fail(tjhandle tj, const uint8_t *b, size_t len)
@@ -158,7 +184,8 @@ static img_status jpeg_pixels(tjhandle tj, const uint8_t *b, size_t len, int w, 
     int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
     if (tjDecompress2(tj, b, (unsigned long)len, dst, w, pitch, h, pf, flags) == 0)
         return IMG_OK;
-    if (tjGetErrorCode(tj) == TJERR_WARNING && !jpeg_ran_out(tjGetErrorStr2(tj)))
+    const char *msg = tjGetErrorStr2(tj);
+    if (tjGetErrorCode(tj) == TJERR_WARNING && jpeg_is_warning(msg) && !jpeg_ran_out(msg))
         return IMG_OK;
     return jpeg_fail(tj, b, len);
 }
@@ -345,7 +372,7 @@ static void widen_cmyk_in_place(float *rgb, size_t n)
 }
 
 static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits *lim,
-                                  img_rgbf *out)
+                                  unsigned flags, img_rgbf *out)
 {
     spng_ctx *ctx;
     struct spng_ihdr ihdr;
@@ -355,6 +382,7 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
 
     size_t n = (size_t)ihdr.width * ihdr.height;
     int wide = ihdr.bit_depth == 16;
+    int keep8 = !wide && (flags & IMG_DECODE_8BIT);
     int fmt = wide ? SPNG_FMT_RGBA16 : SPNG_FMT_RGB8;
     size_t need = 0;
     int e = spng_decoded_image_size(ctx, fmt, &need);
@@ -362,12 +390,13 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
         spng_ctx_free(ctx);
         return e != 0 ? spng_to_status(e) : IMG_ERR_CORRUPT;
     }
-    float *rgb = malloc(n * 3 * sizeof(float));
+    size_t bytes = keep8 ? need : n * 3 * sizeof(float);
+    float *rgb = malloc(bytes);
     if (rgb == NULL) {
         spng_ctx_free(ctx);
         return IMG_ERR_NOMEM;
     }
-    uint8_t *raw = (uint8_t *)rgb + (n * 3 * sizeof(float) - need);
+    uint8_t *raw = (uint8_t *)rgb + (bytes - need);
     /* flags 0: tRNS and gAMA are ignored, alpha is dropped below. */
     e = spng_decode_image(ctx, raw, need, fmt, 0);
     /* Read on to IEND: a file cut after its pixel data is still truncated. */
@@ -378,18 +407,38 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
         free(rgb);
         return spng_to_status(e);
     }
+    out->width = (int)ihdr.width;
+    out->height = (int)ihdr.height;
+    if (keep8) {
+        out->rgb8 = (uint8_t *)rgb;
+        return IMG_OK;
+    }
     if (wide)
         widen_rgba16_in_place(rgb, n);
     else
         widen_rgb8_in_place(rgb, n);
-    out->width = (int)ihdr.width;
-    out->height = (int)ihdr.height;
     out->rgb = rgb;
     return IMG_OK;
 }
 
+/* CMYK (4 bytes a pixel) at the start of the buffer to RGB bytes in place:
+ * pixel p is read whole before bytes 3p .. 3p+2 are written, and those lie
+ * below pixel p + 1 (byte 4p + 4). */
+static void cmyk_to_rgb8_in_place(uint8_t *px, size_t n)
+{
+    for (size_t p = 0; p < n; p++) {
+        uint8_t q[4];
+        unsigned c[3];
+        memcpy(q, px + 4 * p, sizeof q);
+        cmyk_to_rgb(q, c);
+        px[3 * p + 0] = (uint8_t)c[0];
+        px[3 * p + 1] = (uint8_t)c[1];
+        px[3 * p + 2] = (uint8_t)c[2];
+    }
+}
+
 static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limits *lim,
-                                   img_rgbf *out)
+                                   unsigned flags, img_rgbf *out)
 {
     int w = 0, h = 0, cmyk = 0;
     tjhandle tj = tjInitDecompress();
@@ -403,6 +452,25 @@ static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limit
         return s;
     }
     size_t n = (size_t)w * (size_t)h;
+    if (flags & IMG_DECODE_8BIT) {
+        uint8_t *px = malloc(n * (cmyk ? 4 : 3));
+        if (px == NULL) {
+            tjDestroy(tj);
+            return IMG_ERR_NOMEM;
+        }
+        s = jpeg_pixels(tj, b, len, w, h, cmyk ? TJPF_CMYK : TJPF_RGB, px);
+        tjDestroy(tj);
+        if (s != IMG_OK) {
+            free(px);
+            return s;
+        }
+        if (cmyk)
+            cmyk_to_rgb8_in_place(px, n);
+        out->width = w;
+        out->height = h;
+        out->rgb8 = px;
+        return IMG_OK;
+    }
     float *rgb = malloc(n * 3 * sizeof(float));
     if (rgb == NULL) {
         tjDestroy(tj);
@@ -427,26 +495,30 @@ static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limit
     return IMG_OK;
 }
 
-img_status img_decode(const void *buf, size_t len, const img_limits *limits, img_rgbf *out)
+img_status img_decode_ex(const void *buf, size_t len, const img_limits *limits,
+                         unsigned flags, img_rgbf *out)
 {
     img_limits def = img_default_limits();
     if (out == NULL)
         return IMG_ERR_INVALID_ARG;
-    out->width = 0;
-    out->height = 0;
-    out->rgb = NULL;
+    memset(out, 0, sizeof *out);
     if (buf == NULL)
         return IMG_ERR_UNSUPPORTED;
     if (limits == NULL)
         limits = &def;
     switch (sniff(buf, len)) {
     case IMG_KIND_JPEG:
-        return decode_jpeg_rgbf(buf, len, limits, out);
+        return decode_jpeg_rgbf(buf, len, limits, flags, out);
     case IMG_KIND_PNG:
-        return decode_png_rgbf(buf, len, limits, out);
+        return decode_png_rgbf(buf, len, limits, flags, out);
     default:
         return IMG_ERR_UNSUPPORTED;
     }
+}
+
+img_status img_decode(const void *buf, size_t len, const img_limits *limits, img_rgbf *out)
+{
+    return img_decode_ex(buf, len, limits, 0, out);
 }
 
 static img_status decode_png_gray8(const uint8_t *b, size_t len, const img_limits *lim,
@@ -616,21 +688,25 @@ img_status img_read_file(const char *path, size_t max_bytes, void **buf, size_t 
     return IMG_OK;
 }
 
-img_status img_load_file(const char *path, const img_limits *limits, img_rgbf *out)
+img_status img_load_file_ex(const char *path, const img_limits *limits, unsigned flags,
+                            img_rgbf *out)
 {
     void *buf;
     size_t len;
     if (out == NULL)
         return IMG_ERR_INVALID_ARG;
-    out->width = 0;
-    out->height = 0;
-    out->rgb = NULL;
+    memset(out, 0, sizeof *out);
     img_status s = img_read_file(path, IMG_FILE_MAX_BYTES, &buf, &len);
     if (s != IMG_OK)
         return s;
-    s = img_decode(buf, len, limits, out);
+    s = img_decode_ex(buf, len, limits, flags, out);
     free(buf);
     return s;
+}
+
+img_status img_load_file(const char *path, const img_limits *limits, img_rgbf *out)
+{
+    return img_load_file_ex(path, limits, 0, out);
 }
 
 img_status img_load_file_gray8(const char *path, const img_limits *limits, int *w, int *h,

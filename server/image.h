@@ -77,16 +77,21 @@ typedef struct {
 /* 16384 x 16384 sides, 64 Mpx, 8 px minimum side. */
 img_limits img_default_limits(void);
 
-/* Decoded image: interleaved RGB float in [0, 1], row-major, width x height
- * x 3 (the layout of cfa_image in core/include/cfa.h). The struct owns rgb;
- * release with img_rgbf_free(). */
+/* Decoded image, interleaved RGB, row-major, width x height x 3 (the layout
+ * of cfa_image in core/include/cfa.h). Exactly one of the two is set:
+ *   rgb   floats in [0, 1] (img_decode(), and 16-bit PNGs always);
+ *   rgb8  bytes, v standing for v / 255 (img_decode_ex() with
+ *         IMG_DECODE_8BIT, for 8-bit sources): a quarter of the memory, and
+ *         the engine widens them to the same floats img_decode() gives.
+ * The struct owns its pixels; release with img_rgbf_free(). */
 typedef struct {
     int width;
     int height;
     float *rgb;
+    uint8_t *rgb8;
 } img_rgbf;
 
-/* Frees im->rgb and zeroes *im. NULL and an already freed image are no-ops. */
+/* Frees the pixels and zeroes *im. NULL and an already freed image are no-ops. */
 void img_rgbf_free(img_rgbf *im);
 
 /* Sniffs the magic bytes and reads the dimensions from the header without
@@ -107,6 +112,15 @@ img_status img_probe(const void *buf, size_t len, img_kind *kind /* OUT */,
 img_status img_decode(const void *buf, size_t len, const img_limits *limits,
                       img_rgbf *out /* OUT */);
 
+/* img_decode() with flags:
+ *   IMG_DECODE_8BIT  keep 8-bit sources (every JPEG, PNGs of up to 8 bits)
+ *                    as bytes in out->rgb8, out->rgb NULL; 16-bit PNGs are
+ *                    still floats in out->rgb. The bytes are exactly the
+ *                    floats of img_decode() times 255. */
+#define IMG_DECODE_8BIT 1u
+img_status img_decode_ex(const void *buf, size_t len, const img_limits *limits,
+                         unsigned flags, img_rgbf *out /* OUT */);
+
 /* Decodes any PNG or JPEG to 8-bit luma (ground-truth masks): gray images
  * as stored (16-bit keeps the high byte), colour as
  * (299 R + 587 G + 114 B) / 1000 rounded. On IMG_OK *px is w * h bytes owned
@@ -124,6 +138,8 @@ img_status img_read_file(const char *path, size_t max_bytes, void **buf /* OUT *
  * img_decode_gray8(). */
 img_status img_load_file(const char *path, const img_limits *limits,
                          img_rgbf *out /* OUT */);
+img_status img_load_file_ex(const char *path, const img_limits *limits, unsigned flags,
+                            img_rgbf *out /* OUT */);
 img_status img_load_file_gray8(const char *path, const img_limits *limits,
                                int *w /* OUT */, int *h /* OUT */,
                                uint8_t **px /* OUT */);

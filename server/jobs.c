@@ -128,7 +128,7 @@ static int src_get(void *user, int i, cfa_image *out)
 {
     src_ctx *s = user;
     img_rgbf *im = &s->held[i];
-    img_status rc = img_load_file(s->imgs[s->order[i]].path, &s->lim, im);
+    img_status rc = img_load_file_ex(s->imgs[s->order[i]].path, &s->lim, IMG_DECODE_8BIT, im);
     if (rc != IMG_OK) {
         snprintf(s->err, sizeof s->err, "image %s: %s", s->imgs[s->order[i]].sha256,
                  img_status_str(rc));
@@ -137,6 +137,7 @@ static int src_get(void *user, int i, cfa_image *out)
     out->width = im->width;
     out->height = im->height;
     out->rgb = im->rgb;
+    out->rgb8 = im->rgb8;
     return 0;
 }
 
@@ -212,14 +213,14 @@ static float *score_images(jobs_t *j, cfa_model *m, src_ctx *s, const int *order
         return NULL;
     for (int k = 0; k < n; k++) {
         img_rgbf im;
-        img_status rc = img_load_file(s->imgs[order[k]].path, &s->lim, &im);
+        img_status rc = img_load_file_ex(s->imgs[order[k]].path, &s->lim, IMG_DECODE_8BIT, &im);
         if (rc != IMG_OK) {
             snprintf(err, errlen, "image %s: %s", s->imgs[order[k]].sha256,
                      img_status_str(rc));
             free(scores);
             return NULL;
         }
-        cfa_image ci = {im.width, im.height, im.rgb};
+        cfa_image ci = {im.width, im.height, im.rgb, im.rgb8};
         cfa_result r;
         memset(&r, 0, sizeof r);
         cfa_status st = cfa_score(j->bb, m, &ci, 1, &r);

@@ -53,7 +53,8 @@ int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, flo
     *len = 0;
     uint8_t *rgb = malloc((size_t)w * (size_t)h * 3);
     int ok = rgb != NULL &&
-             heatmap_render(map, w, h, base != NULL && base->rgb != NULL ? base : NULL, 0.0f,
+             heatmap_render(map, w, h,
+                            base != NULL && (base->rgb != NULL || base->rgb8 != NULL) ? base : NULL, 0.0f,
                             vmax, rgb) == 0 &&
              png_encode_rgb8(rgb, w, h, png, len) == IMG_OK;
     free(rgb);
@@ -160,7 +161,7 @@ store_status render_get(store_t *st, const char *id, const char *name, void **pn
             img_limits lim = img_default_limits();
             lim.min_side = 1;
             lim.max_pixels = (size_t)w * (size_t)h;
-            if (img_decode(in, in_len, &lim, &base) != IMG_OK || base.width != w ||
+            if (img_decode_ex(in, in_len, &lim, IMG_DECODE_8BIT, &base) != IMG_OK || base.width != w ||
                 base.height != h) {
                 fprintf(stderr, "render: %s.input does not decode to %d x %d\n", id, w, h);
                 ss = STORE_ERR_IO;

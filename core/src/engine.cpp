@@ -99,9 +99,21 @@ static at::Tensor resize_bilinear(const at::Tensor &x, int h, int w)
 
 at::Tensor preprocess(const cfa_image &img, const cfa_params &p, c10::Device dev)
 {
-    at::Tensor t = at::from_blob((void *)img.rgb, {img.height, img.width, 3}, at::kFloat)
-                       .permute({2, 0, 1})
-                       .unsqueeze(0);
+    at::Tensor t;
+    if (img.rgb8 != nullptr) {
+        /* bytes: copied to the device as they are (a quarter of the
+         * traffic), then widened there. to() keeps the interleaved strides
+         * and div_ rounds v / 255.0f exactly as the float path's caller did,
+         * so what follows sees the same floats in the same layout. */
+        t = at::from_blob((void *)img.rgb8, {img.height, img.width, 3}, at::kByte)
+                .permute({2, 0, 1})
+                .unsqueeze(0);
+        t = t.to(dev).to(at::kFloat).div_(255.0f);
+    } else {
+        t = at::from_blob((void *)img.rgb, {img.height, img.width, 3}, at::kFloat)
+                .permute({2, 0, 1})
+                .unsqueeze(0);
+    }
     /* On CPU the anti-aliased shrink reads the caller's interleaved pixels
      * through the permuted view and writes a new contiguous tensor: two
      * full-size copies saved (3 ms at 900 x 900), bit-identical to shrinking
@@ -542,7 +554,7 @@ struct ImageGuard {
 
 bool image_ok(const cfa_image &img)
 {
-    return img.rgb && img.width >= 8 && img.height >= 8 && img.width <= 65536 && img.height <= 65536;
+    return (img.rgb != nullptr) != (img.rgb8 != nullptr) && img.width >= 8 && img.height >= 8 && img.width <= 65536 && img.height <= 65536;
 }
 
 /* AdamW with amsgrad, as torch.optim.AdamW(amsgrad=True) computes it. */
@@ -634,7 +646,8 @@ static cfa_status train_one(cfa_backbone *bb, const cfa_params &p, const cfa_ima
                 return cfa_fail(CFA_ERR_IO, "training image " + std::to_string(i) + " could not be read");
             g.held = true;
             if (!image_ok(g.img))
-                return cfa_fail(CFA_ERR_IMAGE, "training image " + std::to_string(i) + " is too small or too large");
+                return cfa_fail(CFA_ERR_IMAGE, "training image " + std::to_string(i) +
+                                                     " is too small or too large, or has not exactly one of rgb and rgb8");
             auto f = backbone_pooled(bb, preprocess(g.img, p, dev));
             for (int l = 0; l < 3; l++)
                 cache[i].p[l] = p.feature_half ? f[l].to(at::kHalf) : f[l];
@@ -902,7 +915,8 @@ extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *
         if (st != CFA_OK)
             return st;
         if (!image_ok(images[i]))
-            return cfa_fail(CFA_ERR_IMAGE, "image " + std::to_string(i) + " is too small (< 8 px) or too large");
+            return cfa_fail(CFA_ERR_IMAGE, "image " + std::to_string(i) +
+                                                 " is too small (< 8 px) or too large, or has not exactly one of rgb and rgb8");
     }
     try {
         c10::InferenceMode guard;

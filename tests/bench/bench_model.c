@@ -163,8 +163,10 @@ static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *i
 {
     cfa_image imgs[256];
     cfa_result res[256];
-    float *copies[256] = {0};
-    size_t bytes = (size_t)img->width * (size_t)img->height * 3 * sizeof(float);
+    void *copies[256] = {0};
+    const void *pixels = img->rgb8 != NULL ? (const void *)img->rgb8 : (const void *)img->rgb;
+    size_t bytes = (size_t)img->width * (size_t)img->height * 3 *
+                   (img->rgb8 != NULL ? 1 : sizeof(float));
     for (int bi = 0; bi < n_batches; bi++) {
         int b = batches[bi];
         /* each image of a batch in its own buffer, as the service's batches
@@ -178,10 +180,12 @@ static int time_scoring(cfa_backbone *bb, const cfa_model *m, const cfa_image *i
                         free(copies[k]);
                     return -1;
                 }
-                memcpy(copies[i], img->rgb, bytes);
+                memcpy(copies[i], pixels, bytes);
             }
             imgs[i] = *img;
-            if (copies[i] != NULL)
+            if (copies[i] != NULL && img->rgb8 != NULL)
+                imgs[i].rgb8 = copies[i];
+            else if (copies[i] != NULL)
                 imgs[i].rgb = copies[i];
         }
         double total = 0;
@@ -359,22 +363,30 @@ int main(int argc, char **argv)
     printf("  backbone %s on %s, loaded in %.2f s, threads %s\n", backbone,
            cfa_backbone_device(bb), load_s, threads > 0 ? "set" : "libtorch default");
 
+    /* decoded as the service decodes an upload: 8-bit sources stay bytes */
     img_rgbf src;
-    img_status ist = img_load_file(img_path, NULL, &src);
+    int resized = 0;
+    img_status ist = img_load_file_ex(img_path, NULL, IMG_DECODE_8BIT, &src);
+    if (ist == IMG_OK && (src.width != size_w || src.height != size_h)) {
+        img_rgbf_free(&src); /* resized below, as floats */
+        ist = img_load_file(img_path, NULL, &src);
+        resized = 1;
+    }
     if (ist != IMG_OK) {
         fprintf(stderr, "bench_model: %s: %s\n", img_path, img_status_str(ist));
         return 1;
     }
     float *px = src.rgb;
-    if (src.width != size_w || src.height != size_h) {
+    if (resized) {
         px = bench_resize_rgb(src.rgb, src.width, src.height, size_w, size_h);
         if (px == NULL)
             return 1;
     }
-    cfa_image img = {size_w, size_h, px};
-    printf("  scoring image %s (%d x %d) as %d x %d; per batch size 1 warm-up call, then at "
-           "least %d timed calls and %.0f s\n",
-           img_path, src.width, src.height, size_w, size_h, iters, min_time);
+    cfa_image img = {size_w, size_h, px, src.rgb8};
+    const char *pixel_kind = src.rgb8 != NULL ? "rgb8" : "float";
+    printf("  scoring image %s (%d x %d) as %d x %d %s pixels; per batch size 1 warm-up call, "
+           "then at least %d timed calls and %.0f s\n",
+           img_path, src.width, src.height, size_w, size_h, pixel_kind, iters, min_time);
     fflush(stdout);
 
     int rc = 0;
@@ -398,9 +410,9 @@ int main(int argc, char **argv)
     printf("  peak RSS %.0f MiB, load average (1 min) at end: %.2f\n", rss, bench_load1());
 
     /* JSON line: the last line of stdout */
-    printf("{\"bench\":\"model\",\"device\":\"%s\",\"image\":[%d,%d],\"iters\":%d,\"min_time_s\":%.1f,"
-           "\"backbone_load_s\":%.3f,\"peak_rss_mib\":%.1f,\"load1\":%.2f,\"settings\":[",
-           cfa_backbone_device(bb), size_w, size_h, iters, min_time, load_s, rss, bench_load1());
+    printf("{\"bench\":\"model\",\"device\":\"%s\",\"image\":[%d,%d],\"pixels\":\"%s\",\"iters\":%d,"
+           "\"min_time_s\":%.1f,\"backbone_load_s\":%.3f,\"peak_rss_mib\":%.1f,\"load1\":%.2f,\"settings\":[",
+           cfa_backbone_device(bb), size_w, size_h, pixel_kind, iters, min_time, load_s, rss, bench_load1());
     for (int si = 0; si < n_settings; si++) {
         setting *s = &settings[si];
         printf("%s{\"name\":\"%s\",\"gamma_c\":%d,\"gamma_d\":%d,\"bank\":%d,\"channels\":%d,"
@@ -415,7 +427,7 @@ int main(int argc, char **argv)
     }
     printf("],\"ok\":%s}\n", rc == 0 ? "true" : "false");
 
-    if (px != src.rgb)
+    if (resized)
         free(px);
     img_rgbf_free(&src);
     cfa_backbone_free(bb);

@@ -39,17 +39,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     img_status ps = img_probe(data, size, &kind, &pw, &ph);
     check(img_status_str(ps) != NULL);
 
-    img_rgbf im;
+    img_rgbf im, im8;
     img_status s = img_decode(data, size, &lim, &im);
+    /* the 8-bit decode agrees with the float one: same status, same size,
+     * bytes whose v / 255.0f are its floats (16-bit PNGs: the floats) */
+    img_status s8 = img_decode_ex(data, size, &lim, IMG_DECODE_8BIT, &im8);
+    check(s8 == s);
     if (s == IMG_OK) {
         check(ps == IMG_OK && im.width == pw && im.height == ph);
         check(im.width <= lim.max_width && im.height <= lim.max_height);
+        check(im.rgb8 == NULL && im8.width == im.width && im8.height == im.height);
+        check((im8.rgb == NULL) != (im8.rgb8 == NULL));
         size_t n = (size_t)im.width * (size_t)im.height * 3;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             check(im.rgb[i] >= 0.0f && im.rgb[i] <= 1.0f);
+            check((im8.rgb8 != NULL ? (float)im8.rgb8[i] / 255.0f : im8.rgb[i]) == im.rgb[i]);
+        }
         img_rgbf_free(&im);
+        img_rgbf_free(&im8);
     } else {
-        check(im.rgb == NULL);
+        check(im.rgb == NULL && im8.rgb == NULL && im8.rgb8 == NULL);
     }
 
     int w, h;

@@ -8,3 +8,6 @@ foreach(_cfa_media_t image heatmap metrics)
   set_tests_properties(unit.${_cfa_media_t} PROPERTIES LABELS unit TIMEOUT 120
                        ENVIRONMENT "CFA_TEST_DATA_DIR=${CFA_TEST_DATA_DIR}")
 endforeach()
+# regression inputs found by the fuzzer
+target_compile_definitions(test_image PRIVATE
+  CFA_IMAGE_CORPUS="${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/image")

@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         /* without a backbone it parses, and scoring with this backbone is refused */
         EXPECT(cfa_model_load(buf, len, NULL, &x) == CFA_OK);
         float px[16 * 16 * 3] = {0};
-        cfa_image img = {16, 16, px};
+        cfa_image img = {16, 16, px, NULL};
         cfa_result r;
         EXPECT(x && cfa_score(bb, x, &img, 1, &r) == CFA_ERR_BACKBONE_MISMATCH);
         cfa_model_free(x);

@@ -119,7 +119,7 @@ int main(int argc, char **argv)
 
     cfa_image imgs[N_TEST];
     for (int i = 0; i < N_TEST; i++)
-        imgs[i] = (cfa_image){W, H, make_image(10 + i, i % 2)};
+        imgs[i] = (cfa_image){W, H, make_image(10 + i, i % 2), NULL};
     float ref[N_TEST], got[N_TEST];
     EXPECT(scores(path, "cpu", art, art_len, imgs, ref) == 0);
     EXPECT(scores(path, "cpu/bf16", art, art_len, imgs, got) == 0);

@@ -55,13 +55,33 @@ static void test_render(void **state)
     float px[18];
     for (int i = 0; i < 18; i++)
         px[i] = i % 2 ? 1.0f : 0.0f;
-    img_rgbf base = {3, 2, px};
+    img_rgbf base = {3, 2, px, NULL};
     assert_int_equal(heatmap_render(map, 3, 2, &base, 1.0f, 3.0f, out), 0);
     for (int k = 0; k < 3; k++) {
         int b = k % 2 ? 255 : 0; /* pixel 0: channels 0, 1, 2 -> 0, 1, 0 */
         assert_int_equal(out[k], (lo[k] + b + 1) / 2);
     }
-    img_rgbf wrong = {2, 3, px};
+    /* the same image as bytes gives the same colours, for every byte value */
+    {
+        float fpx[256 * 3];
+        uint8_t bpx[256 * 3];
+        float ramp[256];
+        uint8_t o_f[256 * 3], o_b[256 * 3];
+        for (int i = 0; i < 256 * 3; i++) {
+            bpx[i] = (uint8_t)((i * 7) % 256);
+            fpx[i] = (float)bpx[i] / 255.0f;
+        }
+        for (int i = 0; i < 256; i++)
+            ramp[i] = (float)i / 255.0f;
+        img_rgbf fb = {16, 16, fpx, NULL}, bb = {16, 16, NULL, bpx};
+        assert_int_equal(heatmap_render(ramp, 16, 16, &fb, 0.0f, 1.0f, o_f), 0);
+        assert_int_equal(heatmap_render(ramp, 16, 16, &bb, 0.0f, 1.0f, o_b), 0);
+        assert_memory_equal(o_f, o_b, sizeof o_f);
+        img_rgbf both = {16, 16, fpx, bpx}, none = {16, 16, NULL, NULL};
+        assert_int_equal(heatmap_render(ramp, 16, 16, &both, 0.0f, 1.0f, o_b), -1);
+        assert_int_equal(heatmap_render(ramp, 16, 16, &none, 0.0f, 1.0f, o_b), -1);
+    }
+    img_rgbf wrong = {2, 3, px, NULL};
     assert_int_equal(heatmap_render(map, 3, 2, &wrong, 1.0f, 3.0f, out), -1);
     assert_int_equal(heatmap_render(NULL, 3, 2, NULL, 1.0f, 3.0f, out), -1);
     assert_int_equal(heatmap_render(map, 0, 2, NULL, 1.0f, 3.0f, out), -1);

@@ -400,6 +400,109 @@ static void test_jpeg(void **state)
 }
 
 /* Every proper prefix of a valid file must be refused, never crash. */
+/* img_decode_ex(IMG_DECODE_8BIT) against img_decode() on the same bytes:
+ * same status and size; 8-bit sources as bytes whose v / 255.0f are the
+ * floats, 16-bit PNGs as the same floats. */
+static void check_8bit_matches(const uint8_t *b, size_t len, int want_bytes)
+{
+    img_rgbf f, e;
+    img_status sf = img_decode(b, len, NULL, &f);
+    img_status se = img_decode_ex(b, len, NULL, IMG_DECODE_8BIT, &e);
+    assert_int_equal(se, sf);
+    if (sf != IMG_OK) {
+        assert_null(e.rgb);
+        assert_null(e.rgb8);
+        return;
+    }
+    assert_null(f.rgb8);
+    assert_int_equal(e.width, f.width);
+    assert_int_equal(e.height, f.height);
+    assert_int_equal(e.rgb8 != NULL, want_bytes);
+    assert_int_equal(e.rgb != NULL, !want_bytes);
+    size_t n = (size_t)f.width * f.height * 3;
+    for (size_t i = 0; i < n; i++) {
+        float v = e.rgb8 != NULL ? (float)e.rgb8[i] / 255.0f : e.rgb[i];
+        assert_true(v == f.rgb[i]);
+    }
+    img_rgbf_free(&e);
+    assert_null(e.rgb8);
+    img_rgbf_free(&f);
+}
+
+static void test_decode_8bit(void **state)
+{
+    (void)state;
+    enum { W = 19, H = 13 };
+    uint8_t px[W * H * 3], g[W * H], cmyk[W * H * 4];
+    uint16_t v16[W * H * 3];
+    size_t len;
+    gradient_rgb8(px, W, H);
+    for (int i = 0; i < W * H; i++) {
+        g[i] = px[3 * i + 1];
+        for (int c = 0; c < 4; c++)
+            cmyk[4 * i + c] = (uint8_t)(px[3 * i + c % 3] ^ (c * 37));
+    }
+    for (int i = 0; i < W * H * 3; i++) {
+        uint16_t v = (uint16_t)(px[i] * 257 + i);
+        v16[i] = (uint16_t)((v >> 8) | (v << 8)); /* PNG is big-endian */
+    }
+    uint8_t *b;
+    int subsamps[] = {TJSAMP_444, TJSAMP_420, TJSAMP_422};
+    for (int k = 0; k < 3; k++) {
+        b = make_jpeg(px, W, H, TJPF_RGB, subsamps[k], &len);
+        check_8bit_matches(b, len, 1);
+        check_8bit_matches(b, len - len / 3, 1); /* truncated: same status */
+        free(b);
+    }
+    b = make_jpeg(g, W, H, TJPF_GRAY, TJSAMP_GRAY, &len);
+    check_8bit_matches(b, len, 1);
+    free(b);
+    b = make_jpeg(cmyk, W, H, TJPF_CMYK, TJSAMP_444, &len);
+    check_8bit_matches(b, len, 1);
+    free(b);
+    for (int interlace = 0; interlace <= 1; interlace++) {
+        b = make_png(W, H, SPNG_COLOR_TYPE_TRUECOLOR, 8, interlace, px, sizeof px, NULL, &len);
+        check_8bit_matches(b, len, 1);
+        free(b);
+    }
+    b = make_png(W, H, SPNG_COLOR_TYPE_GRAYSCALE, 8, 0, g, sizeof g, NULL, &len);
+    check_8bit_matches(b, len, 1);
+    free(b);
+    b = make_png(W, H, SPNG_COLOR_TYPE_TRUECOLOR, 16, 0, v16, sizeof v16, NULL, &len);
+    check_8bit_matches(b, len, 0); /* 16 bits stay floats */
+    free(b);
+    check_8bit_matches((const uint8_t *)"not an image", 12, 1);
+}
+
+/* Found by the fuzzer: a JPEG whose decode hits a fatal error ("Huffman
+ * table 0x08 was not defined") after a warning. TurboJPEG still reports a
+ * warning, and the pixels were never written: it used to be accepted with
+ * whatever the buffer held. */
+static void test_jpeg_fatal_after_warning(void **state)
+{
+    (void)state;
+    void *b;
+    size_t len;
+    img_rgbf im;
+    assert_int_equal(img_read_file(CFA_IMAGE_CORPUS "/jpeg_warning_then_fatal.jpg", 1 << 20, &b, &len),
+                     IMG_OK);
+    for (int flags = 0; flags <= 1; flags++) {
+        img_status s = img_decode_ex(b, len, NULL, flags ? IMG_DECODE_8BIT : 0, &im);
+        assert_true(s == IMG_ERR_CORRUPT || s == IMG_ERR_TRUNCATED);
+        assert_null(im.rgb);
+        assert_null(im.rgb8);
+    }
+    /* the same file with its EOI restored: corrupt, not truncated */
+    uint8_t *c = malloc(len + 2);
+    assert_non_null(c);
+    memcpy(c, b, len);
+    c[len] = 0xff;
+    c[len + 1] = 0xd9;
+    assert_int_equal(img_decode(c, len + 2, NULL, &im), IMG_ERR_CORRUPT);
+    free(c);
+    free(b);
+}
+
 static void check_prefixes(const uint8_t *file, size_t len)
 {
     for (size_t n = 0; n < len; n++) {
@@ -726,6 +829,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_png_16bit),
         cmocka_unit_test(test_png_palette_and_low_depth),
         cmocka_unit_test(test_jpeg),
+        cmocka_unit_test(test_decode_8bit),
+        cmocka_unit_test(test_jpeg_fatal_after_warning),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_limits),

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static float *make_image(int w, int h, int seed)
 {
@@ -17,14 +18,36 @@ static float *make_image(int w, int h, int seed)
 }
 
 static float *train_px[3];
+static uint8_t *train_px8[3];
 static int get(void *user, int i, cfa_image *out)
 {
-    (void)user;
-    out->width = 48, out->height = 40, out->rgb = train_px[i];
+    /* user != NULL: the same training images as bytes */
+    out->width = 48, out->height = 40;
+    if (user != NULL)
+        out->rgb8 = train_px8[i];
+    else
+        out->rgb = train_px[i];
     return 0;
 }
 
-static cfa_model *train(cfa_backbone *bb, int resize, int crop, int seed, int ensemble)
+/* bytes, and the floats an 8-bit decode gives for them (v / 255.0f) */
+static uint8_t *make_bytes(int w, int h, int seed, float **as_float)
+{
+    size_t n = (size_t)w * h * 3;
+    uint8_t *b = malloc(n);
+    float *f = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        b[i] = (uint8_t)((i * 29 + (size_t)seed * 13 + (i / (3 * (size_t)w)) * 7) % 256);
+        f[i] = (float)b[i] / 255.0f;
+    }
+    *as_float = f;
+    return b;
+}
+
+static int same_bytes(const void *a, const void *b, size_t n) { return memcmp(a, b, n) == 0; }
+
+static cfa_model *train_from(cfa_backbone *bb, int resize, int crop, int seed, int ensemble,
+                             void *bytes)
 {
     cfa_params p = cfa_default_params();
     p.resize_h = p.resize_w = resize;
@@ -34,11 +57,16 @@ static cfa_model *train(cfa_backbone *bb, int resize, int crop, int seed, int en
     p.gamma_c = 2;
     p.seed = (uint64_t)seed;
     p.ensemble = ensemble;
-    cfa_image_source src = {3, get, NULL, NULL};
+    cfa_image_source src = {3, get, NULL, bytes};
     cfa_model *m = NULL;
     if (cfa_train(bb, &p, &src, NULL, NULL, NULL, &m) != CFA_OK)
         fprintf(stderr, "train: %s\n", cfa_last_error());
     return m;
+}
+
+static cfa_model *train(cfa_backbone *bb, int resize, int crop, int seed, int ensemble)
+{
+    return train_from(bb, resize, crop, seed, ensemble, NULL);
 }
 
 int main(int argc, char **argv)
@@ -62,7 +90,7 @@ int main(int argc, char **argv)
     int sizes[N][2] = {{40, 30}, {64, 64}, {100, 20}, {33, 47}, {40, 30}, {90, 90}};
     cfa_image imgs[N];
     for (int i = 0; i < N; i++)
-        imgs[i] = (cfa_image){sizes[i][0], sizes[i][1], make_image(sizes[i][0], sizes[i][1], 10 + i)};
+        imgs[i] = (cfa_image){sizes[i][0], sizes[i][1], make_image(sizes[i][0], sizes[i][1], 10 + i), NULL};
     cfa_result multi[N];
     EXPECT(cfa_score_multi(bb, models, imgs, N, multi) == CFA_OK);
     for (int i = 0; i < N; i++) {
@@ -77,6 +105,57 @@ int main(int argc, char **argv)
         cfa_result_clear(&one);
         cfa_result_clear(&multi[i]);
         free((void *)imgs[i].rgb);
+    }
+    /* bytes and their floats give bit-identical results: scoring, shrinking
+     * (90 x 90 and 300 x 200 -> 64) and enlarging (40 x 30 -> 64), alone and
+     * in a batch mixing both kinds; and training */
+    {
+        enum { M = 3 };
+        int bs[M][2] = {{90, 90}, {40, 30}, {300, 200}};
+        float *fl[M];
+        uint8_t *by[M];
+        cfa_image fi[M], bi[M], mixed[M];
+        for (int i = 0; i < M; i++) {
+            by[i] = make_bytes(bs[i][0], bs[i][1], i, &fl[i]);
+            fi[i] = (cfa_image){bs[i][0], bs[i][1], fl[i], NULL};
+            bi[i] = (cfa_image){bs[i][0], bs[i][1], NULL, by[i]};
+            mixed[i] = i % 2 ? fi[i] : bi[i];
+        }
+        cfa_result rf[M], rb[M], rm[M];
+        EXPECT(cfa_score(bb, a, fi, M, rf) == CFA_OK);
+        EXPECT(cfa_score(bb, a, bi, M, rb) == CFA_OK);
+        EXPECT(cfa_score(bb, a, mixed, M, rm) == CFA_OK);
+        for (int i = 0; i < M; i++) {
+            size_t n = (size_t)rf[i].width * rf[i].height * sizeof(float);
+            EXPECT(rb[i].score == rf[i].score && rm[i].score == rf[i].score);
+            EXPECT(same_bytes(rb[i].map, rf[i].map, n) && same_bytes(rm[i].map, rf[i].map, n));
+            cfa_result_clear(&rf[i]);
+            cfa_result_clear(&rb[i]);
+            cfa_result_clear(&rm[i]);
+        }
+        /* both pointers, or neither: refused */
+        cfa_image both = {90, 90, fl[0], by[0]}, none = {90, 90, NULL, NULL};
+        EXPECT(cfa_score(bb, a, &both, 1, rf) == CFA_ERR_IMAGE);
+        EXPECT(cfa_score(bb, a, &none, 1, rf) == CFA_ERR_IMAGE);
+        for (int i = 0; i < M; i++) {
+            free(fl[i]);
+            free(by[i]);
+        }
+        for (int i = 0; i < 3; i++) {
+            free(train_px[i]);
+            train_px8[i] = make_bytes(48, 40, 20 + i, &train_px[i]);
+        }
+        cfa_model *tf = train_from(bb, 64, 48, 5, 0, NULL), *tb = train_from(bb, 64, 48, 5, 0, train_px8);
+        void *sf = NULL, *sb = NULL;
+        size_t lf = 0, lb = 0;
+        EXPECT(tf && tb && cfa_model_save(tf, &sf, &lf) == CFA_OK && cfa_model_save(tb, &sb, &lb) == CFA_OK);
+        EXPECT(lf == lb && lf > 0 && same_bytes(sf, sb, lf));
+        cfa_free(sf);
+        cfa_free(sb);
+        cfa_model_free(tf);
+        cfa_model_free(tb);
+        for (int i = 0; i < 3; i++)
+            free(train_px8[i]);
     }
     /* a model of another backbone anywhere in the batch fails the whole call cleanly */
     const cfa_model *bad[2] = {a, NULL};
