@@ -13,7 +13,7 @@ E = {s: err(d) for s, d in {
  "413": "body over the byte limit, or too many parts in one upload", "415": "unsupported media type",
  "422": "valid but unusable (image corrupt, too small, or over the pixel/side limits read from its header; product without a model; too few images)",
  "500": "internal or storage error (e.g. an inspection's stored files are damaged); the body says which",
- "503": "overloaded or not ready (Retry-After)"}.items()}
+ "503": "overloaded, out of memory (host or GPU), or not ready (Retry-After)"}.items()}
 def resp(code, desc, schema=None, ctype="application/json", headers=None):
     r = {"description": desc}
     if schema is not None: r["content"] = {ctype: {"schema": schema}}

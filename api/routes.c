@@ -868,6 +868,8 @@ static enum MHD_Result h_inspect(hreq *r)
             return reply_error(r, 422, "image_unusable", "%s", pr.error);
         if (pr.status == CFA_ERR_BACKBONE_MISMATCH)
             return reply_error(r, 409, "backbone_mismatch", "%s", pr.error);
+        if (pr.status == CFA_ERR_NOMEM) /* host or device memory: retry later */
+            return reply_error(r, 503, "out_of_memory", "%s", pr.error);
         return reply_error(r, 500, "inference_failed", "%s", pr.error);
     }
     double t_scored = now_ms();

@@ -94,13 +94,14 @@ CFA_API void cfa_set_threads(int n);
  * when the re-exec failed (the program goes on, slower). */
 CFA_API int cfa_blas_fix_cpu(char **argv);
 
-/* Fixes glibc malloc's mmap and trim thresholds (32 MiB, 256 MiB) so that
- * tensors freed after one image are reused for the next instead of being
- * unmapped and faulted in again; without it, whether a process pays ~6,500
- * page faults per 900 x 900 image depends on its allocation history
- * (core/src/malloc_tune.c). Call first thing in main(), before threads.
- * CFA_MALLOC_KEEP=1, or the user's own MALLOC_MMAP_THRESHOLD_ /
- * MALLOC_TRIM_THRESHOLD_, keep glibc's behaviour. */
+/* Fixes glibc malloc's mmap and trim thresholds (32 MiB, 256 MiB) and keeps
+ * every thread on one arena, so that tensors freed after one image are reused
+ * for the next instead of being unmapped and faulted in again; without it,
+ * whether a process pays ~6,500 page faults per 900 x 900 image depends on
+ * its allocation history, and a worker thread's own arena churns through
+ * 64 MiB heaps (core/src/malloc_tune.c). Call first thing in main(), before
+ * threads. CFA_MALLOC_KEEP=1, or the user's own MALLOC_MMAP_THRESHOLD_ /
+ * MALLOC_TRIM_THRESHOLD_ / MALLOC_ARENA_MAX, keep glibc's behaviour. */
 CFA_API void cfa_tune_malloc(void);
 
 /* OpenBLAS's core name ("SkylakeX", "Haswell", "Prescott", ...), or NULL when
