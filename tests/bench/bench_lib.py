@@ -116,6 +116,10 @@ def report(a):
                     key=lambda p: int(p.rsplit("_c", 1)[1].split(".")[0])):
         js = load(p)
         if js:
+            fl = load(os.path.join(a.dir, "http_faults_c%d.json" % js["clients"])) or {}
+            done = js["ok"] + js["status_503"] + js["status_other"] + js["clients"]  # + warm-up
+            if "minor_faults" in fl and done > 0:
+                js["faults_per_request"] = fl["minor_faults"] / done
             https.append(js)
     out = []
     md = []
@@ -179,19 +183,22 @@ def report(a):
                   server.get("images", "?"), server.get("epochs", "?"), setting,
                   server.get("flags", "defaults")), "",
                "| clients | requests 200 / 503 / other | inspections/s | p50 ms | p95 ms | "
-               "p99 ms | max ms | server model ms | server total ms | load at end |",
-               "|---|---|---|---|---|---|---|---|---|---|"]
+               "p99 ms | max ms | server model ms | server total ms | daemon page faults per inspection | load at end |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for h in https:
             l = h["latency_ms"]
+            fpr = h.get("faults_per_request")
             say("  %d client(s): %d ok, %d x 503, %d other; %.3f inspections/s; latency ms "
-                "p50 %.0f p95 %.0f p99 %.0f max %.0f; server model %.0f ms, total %.0f ms"
+                "p50 %.0f p95 %.0f p99 %.0f max %.0f; server model %.0f ms, total %.0f ms%s"
                 % (h["clients"], h["ok"], h["status_503"], h["status_other"],
                    h["throughput_rps"], l["p50"], l["p95"], l["p99"], l["max"],
-                   h["server_ms"]["model"], h["server_ms"]["total"]))
-            md.append("| %d | %d / %d / %d | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |"
+                   h["server_ms"]["model"], h["server_ms"]["total"],
+                   "; %.0f page faults per inspection" % fpr if fpr is not None else ""))
+            md.append("| %d | %d / %d / %d | %.3f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.2f |"
                       % (h["clients"], h["ok"], h["status_503"], h["status_other"],
                          h["throughput_rps"], l["p50"], l["p95"], l["p99"], l["max"],
-                         h["server_ms"]["model"], h["server_ms"]["total"], h.get("load1", -1)))
+                         h["server_ms"]["model"], h["server_ms"]["total"],
+                         "%.0f" % fpr if fpr is not None else "-", h.get("load1", -1)))
         md.append("")
 
         if ips:

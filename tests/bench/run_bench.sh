@@ -199,12 +199,19 @@ if [ "$skip_http" = 0 ]; then
                 key="$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["inspect_key"])' "$out/setup.json")"
                 echo "   trained in $(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["train_wall_s"])' "$out/setup.json") s (wall, through the API)"
                 for c in $clients; do
+                    # the daemon's minor page faults over the run (field 10 of
+                    # /proc/PID/stat): fresh pages per inspection are the
+                    # allocator regressions that cost 5-15 % (malloc_tune.c)
+                    f0="$(awk '{print $10}' "/proc/$spid/stat" 2>/dev/null)"
                     "$bin/bench_http" --url "http://127.0.0.1:$port" --product bench-tile \
                         --key "$key" --image "$jpg" --clients "$c" --requests "$http_requests" \
                         --duration "$http_duration" --warmup 1 --label "clients=$c" \
                         ${http_query:+--query "$http_query"} \
                         | tee "$out/http_c$c.json"
                     [ "${PIPESTATUS[0]}" = 0 ] || { echo "run_bench.sh: bench_http -c $c failed" >&2; status=1; }
+                    f1="$(awk '{print $10}' "/proc/$spid/stat" 2>/dev/null)"
+                    [ -n "$f0" ] && [ -n "$f1" ] &&
+                        printf '{"minor_faults":%d}\n' "$((f1 - f0))" >"$out/http_faults_c$c.json"
                 done
                 for r in $(seq 1 "$pair_rounds"); do
                     echo "== (3) paired round $r of $pair_rounds: in-process, then HTTP"
