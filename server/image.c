@@ -437,33 +437,56 @@ static void cmyk_to_rgb8_in_place(uint8_t *px, size_t n)
     }
 }
 
+/* Reads the header and checks the dimensions; on IMG_OK *tj is open. */
+static img_status jpeg_open(const uint8_t *b, size_t len, const img_limits *lim, tjhandle *tj,
+                            int *w, int *h, int *cmyk)
+{
+    *tj = tjInitDecompress();
+    if (*tj == NULL)
+        return IMG_ERR_NOMEM;
+    img_status s = jpeg_header(*tj, b, len, w, h, cmyk);
+    if (s == IMG_OK)
+        s = check_dims(*w, *h, lim);
+    if (s != IMG_OK) {
+        tjDestroy(*tj);
+        *tj = NULL;
+    }
+    return s;
+}
+
+/* Allocates `bytes` and decodes the image as pf into its last w * h pixels
+ * (the whole buffer when it is just that big); closes tj either way. On
+ * IMG_OK *out is owned by the caller. */
+static img_status jpeg_decode_alloc(tjhandle tj, const uint8_t *b, size_t len, int w, int h,
+                                    int pf, size_t bytes, uint8_t **out)
+{
+    size_t need = (size_t)w * (size_t)h * (size_t)tjPixelSize[pf];
+    uint8_t *buf = bytes >= need ? malloc(bytes) : NULL;
+    img_status s = buf == NULL ? IMG_ERR_NOMEM : jpeg_pixels(tj, b, len, w, h, pf, buf + (bytes - need));
+    tjDestroy(tj);
+    if (s != IMG_OK) {
+        free(buf);
+        return s;
+    }
+    *out = buf;
+    return IMG_OK;
+}
+
 static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limits *lim,
                                    unsigned flags, img_rgbf *out)
 {
     int w = 0, h = 0, cmyk = 0;
-    tjhandle tj = tjInitDecompress();
-    if (tj == NULL)
-        return IMG_ERR_NOMEM;
-    img_status s = jpeg_header(tj, b, len, &w, &h, &cmyk);
-    if (s == IMG_OK)
-        s = check_dims(w, h, lim);
-    if (s != IMG_OK) {
-        tjDestroy(tj);
+    tjhandle tj;
+    img_status s = jpeg_open(b, len, lim, &tj, &w, &h, &cmyk);
+    if (s != IMG_OK)
         return s;
-    }
     size_t n = (size_t)w * (size_t)h;
+    int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
+    uint8_t *px;
     if (flags & IMG_DECODE_8BIT) {
-        uint8_t *px = malloc(n * (cmyk ? 4 : 3));
-        if (px == NULL) {
-            tjDestroy(tj);
-            return IMG_ERR_NOMEM;
-        }
-        s = jpeg_pixels(tj, b, len, w, h, cmyk ? TJPF_CMYK : TJPF_RGB, px);
-        tjDestroy(tj);
-        if (s != IMG_OK) {
-            free(px);
+        s = jpeg_decode_alloc(tj, b, len, w, h, pf, n * (cmyk ? 4 : 3), &px);
+        if (s != IMG_OK)
             return s;
-        }
         if (cmyk)
             cmyk_to_rgb8_in_place(px, n);
         out->width = w;
@@ -471,20 +494,11 @@ static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limit
         out->rgb8 = px;
         return IMG_OK;
     }
-    float *rgb = malloc(n * 3 * sizeof(float));
-    if (rgb == NULL) {
-        tjDestroy(tj);
-        return IMG_ERR_NOMEM;
-    }
-    if (cmyk)
-        s = jpeg_pixels(tj, b, len, w, h, TJPF_CMYK, (uint8_t *)rgb + 8 * n);
-    else
-        s = jpeg_pixels(tj, b, len, w, h, TJPF_RGB, (uint8_t *)rgb + 9 * n);
-    tjDestroy(tj);
-    if (s != IMG_OK) {
-        free(rgb);
+    /* into the tail of the float buffer, widened in place (see above) */
+    s = jpeg_decode_alloc(tj, b, len, w, h, pf, n * 3 * sizeof(float), &px);
+    if (s != IMG_OK)
         return s;
-    }
+    float *rgb = (float *)(void *)px;
     if (cmyk)
         widen_cmyk_in_place(rgb, n);
     else
@@ -577,28 +591,15 @@ static img_status decode_jpeg_gray8(const uint8_t *b, size_t len, const img_limi
                                     int *w, int *h, uint8_t **px)
 {
     int iw = 0, ih = 0, cmyk = 0;
-    tjhandle tj = tjInitDecompress();
-    if (tj == NULL)
-        return IMG_ERR_NOMEM;
-    img_status s = jpeg_header(tj, b, len, &iw, &ih, &cmyk);
-    if (s == IMG_OK)
-        s = check_dims(iw, ih, lim);
-    if (s != IMG_OK) {
-        tjDestroy(tj);
+    tjhandle tj;
+    img_status s = jpeg_open(b, len, lim, &tj, &iw, &ih, &cmyk);
+    if (s != IMG_OK)
         return s;
-    }
     size_t n = (size_t)iw * (size_t)ih;
-    uint8_t *raw = malloc(cmyk ? 4 * n : n);
-    if (raw == NULL) {
-        tjDestroy(tj);
-        return IMG_ERR_NOMEM;
-    }
-    s = jpeg_pixels(tj, b, len, iw, ih, cmyk ? TJPF_CMYK : TJPF_GRAY, raw);
-    tjDestroy(tj);
-    if (s != IMG_OK) {
-        free(raw);
+    uint8_t *raw;
+    s = jpeg_decode_alloc(tj, b, len, iw, ih, cmyk ? TJPF_CMYK : TJPF_GRAY, cmyk ? 4 * n : n, &raw);
+    if (s != IMG_OK)
         return s;
-    }
     if (cmyk) {
         /* Compacted in place: pixel i is read before byte i is written. */
         for (size_t i = 0; i < n; i++) {
