@@ -32,6 +32,12 @@
 #   --http-query Q      appended to the inspect path, e.g. '?store=false'
 #                       (default none: maps and heatmaps stored, as in production)
 #   --threads T         libtorch threads for every process (default: libtorch's)
+#   --device DEV        cpu (default), cuda:N or with a precision (cuda:0/fp16),
+#                       for bench_model and the server
+#   --image-size WxH    the inspected JPEG's size (default 900x900; the paper's
+#                       GPU figure is at 224x224)
+#   --server-flags S    more cfa-server flags, e.g. '--batch 64 --workers 2'
+#   --model-batches L   in-process batch sizes (default 1,4,8)
 #   --train-full        also train 200 images x 30 epochs (paper settings)
 #   --train-setting S   paper (1/1, default) or compressed (8/8, the service
 #                       default) for the training run
@@ -72,6 +78,10 @@ train_setting=paper
 skip_model=0
 skip_http=0
 pair_rounds=0
+device=""
+size=900x900
+server_extra=""
+model_batches=1,4,8
 cmdline="tests/bench/run_bench.sh $*"
 
 while [ $# -gt 0 ]; do
@@ -91,6 +101,10 @@ while [ $# -gt 0 ]; do
     --clients) clients="$2"; shift ;;
     --http-query) http_query="$2"; shift ;;
     --threads) threads="$2"; shift ;;
+    --device) device="$2"; shift ;;
+    --image-size) size="$2"; shift ;;
+    --server-flags) server_extra="$2"; shift ;;
+    --model-batches) model_batches="$2"; shift ;;
     --train-full) train_epochs=30 ;;
     --train-epochs) train_epochs="$2"; shift ;;
     --train-images) train_images="$2"; shift ;;
@@ -119,6 +133,15 @@ paper) tg=1 ;;
 compressed) tg=8 ;;
 *) echo "run_bench.sh: --train-setting must be paper or compressed" >&2; exit 2 ;;
 esac
+case "$size" in
+[1-9]*x[1-9]*) ;;
+*) echo "run_bench.sh: --image-size must be WxH" >&2; exit 2 ;;
+esac
+dev=()
+[ -n "$device" ] && dev=(--device "$device")
+# the server's largest batch (its default 8, or --batch N among --server-flags)
+server_batch="$(printf ' %s ' "$server_extra" | sed -n 's/.* --batch \([0-9][0-9]*\) .*/\1/p')"
+[ -n "$server_batch" ] || server_batch=8
 if [ ! -r "$backbone" ] || [ ! -d "$pdata/train/good" ]; then
     echo "run_bench.sh: SKIP: backbone $backbone or data $pdata missing" >&2
     exit 77
@@ -151,8 +174,8 @@ echo "   results in $out"
 
 # ---------------------------------------------------------------- the image
 src_img="$(ls "$pdata/test/good/"*.png "$pdata/test/good/"*.jpg 2>/dev/null | sort | head -n1)"
-jpg="$out/inspect_900x900.jpg"
-if ! "$bin/bench_jpeg" "$src_img" "$jpg" 900x900 90; then
+jpg="$out/inspect_$size.jpg"
+if ! "$bin/bench_jpeg" "$src_img" "$jpg" "$size" 90; then
     echo "run_bench.sh: could not make the JPEG" >&2
     exit 1
 fi
@@ -160,8 +183,9 @@ fi
 # ---------------------------------------------------------------- (1) model
 if [ "$skip_model" = 0 ]; then
     echo "== (1) in-process model throughput"
-    "$bin/bench_model" --data "$pdata" --image "$jpg" --size 900x900 --train "$ntrain" \
-        --epochs 1 --iters "$iters" --min-time "$min_time" --batches 1,4,8 "${thr[@]}" | tee "$out/model.json"
+    "$bin/bench_model" --data "$pdata" --image "$jpg" --size "$size" --train "$ntrain" \
+        --epochs 1 --iters "$iters" --min-time "$min_time" --batches "$model_batches" "${thr[@]}" "${dev[@]}" \
+        | tee "$out/model.json"
     [ "${PIPESTATUS[0]}" = 0 ] || { echo "run_bench.sh: bench_model failed" >&2; status=1; }
 fi
 
@@ -176,6 +200,8 @@ if [ "$skip_http" = 0 ]; then
         admin_key="bench-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
         server_flags="--listen 127.0.0.1:0 --data-dir $tmp/var --backbone $backbone"
         [ "$threads" -gt 0 ] && server_flags="$server_flags --threads $threads"
+        [ -n "$device" ] && server_flags="$server_flags --device $device"
+        [ -n "$server_extra" ] && server_flags="$server_flags $server_extra"
         CFA_ADMIN_KEY="$admin_key" "$server" $server_flags >"$tmp/stdout" 2>"$tmp/server.log" &
         spid=$!
         port=""
@@ -215,9 +241,9 @@ if [ "$skip_http" = 0 ]; then
                 done
                 for r in $(seq 1 "$pair_rounds"); do
                     echo "== (3) paired round $r of $pair_rounds: in-process, then HTTP"
-                    "$bin/bench_model" --data "$pdata" --image "$jpg" --size 900x900 --train "$ntrain" \
+                    "$bin/bench_model" --data "$pdata" --image "$jpg" --size "$size" --train "$ntrain" \
                         --epochs 1 --iters "$iters" --min-time "$min_time" --batches 1,4 \
-                        --setting "$http_setting=$gc/$gd" --no-minimal "${thr[@]}" \
+                        --setting "$http_setting=$gc/$gd" --no-minimal "${thr[@]}" "${dev[@]}" \
                         >"$out/pair_model_r$r.json" 2>/dev/null ||
                         { echo "run_bench.sh: bench_model (round $r) failed" >&2; status=1; }
                     for c in 1 4; do
@@ -238,8 +264,11 @@ if [ "$skip_http" = 0 ]; then
             for _ in $(seq 1 120); do kill -0 "$spid" 2>/dev/null || break; sleep 0.5; done
             kill -0 "$spid" 2>/dev/null && kill -KILL "$spid" 2>/dev/null
             wait "$spid" 2>/dev/null
-            printf '{"setting":"%s","gamma_c":%d,"gamma_d":%d,"images":%d,"epochs":1,"batch":8,"image_size":"900x900","flags":"--workers 1 --batch 8 (defaults)%s","query":"%s","vmhwm_mib":%s}\n' \
-                "$http_setting" "$gc" "$gd" "$ntrain" "$thr_flag" "$http_query" "${hwm:-null}" >"$out/server.json"
+            printf '{"setting":"%s","gamma_c":%d,"gamma_d":%d,"images":%d,"epochs":1,"batch":%d,"image_size":"%s","flags":"%s%s%s","query":"%s","vmhwm_mib":%s}\n' \
+                "$http_setting" "$gc" "$gd" "$ntrain" "$server_batch" "$size" \
+                "$([ -z "$server_extra" ] && echo '--workers 1 --batch 8 (defaults)')" \
+                "$thr_flag${device:+ --device $device}" "${server_extra:+ $server_extra}" \
+                "$http_query" "${hwm:-null}" >"$out/server.json"
         fi
         rm -rf "$tmp"
     fi
