@@ -1,6 +1,8 @@
 /* config.c - defaults, CFA_* environment variables and flags. */
 #include "config.h"
 
+#include "cfa.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -124,21 +126,9 @@ int cfg_parse_devices(cfg_t *c, const char *s)
             return -1;
         memcpy(c->devices[n], p, len);
         c->devices[n][len] = '\0';
-        /* DEV or DEV/PRECISION: cpu, cuda:N; fp32, fp16 (CUDA only), bf16 */
-        char dev[sizeof c->devices[0]];
-        snprintf(dev, sizeof dev, "%s", c->devices[n]);
-        char *prec = strchr(dev, '/');
-        if (prec != NULL) {
-            *prec++ = '\0';
-            if (strcmp(prec, "fp32") != 0 && strcmp(prec, "bf16") != 0 &&
-                !(strcmp(prec, "fp16") == 0 && strncmp(dev, "cuda:", 5) == 0))
-                return -1;
-        }
-        if (strcmp(dev, "cpu") != 0) {
-            long long idx;
-            if (strncmp(dev, "cuda:", 5) != 0 || to_ll(dev + 5, 0, 63, &idx) != 0)
-                return -1;
-        }
+        /* DEV or DEV/PRECISION, by the engine's own rules (cfa.h) */
+        if (cfa_device_parse(c->devices[n], NULL, 0, NULL) != CFA_OK)
+            return -1;
         n++;
         if (e == NULL)
             break;

@@ -7,7 +7,7 @@ add_library(cfa_daemon_base STATIC
   ${CMAKE_CURRENT_LIST_DIR}/metrics_prom.c)
 target_include_directories(cfa_daemon_base PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_compile_definitions(cfa_daemon_base PRIVATE CFA_VERSION_STRING="${PROJECT_VERSION}")
-target_link_libraries(cfa_daemon_base PUBLIC Threads::Threads)
+target_link_libraries(cfa_daemon_base PUBLIC cfa_core_io Threads::Threads)
 
 if(CFA_WITH_TORCH)
   add_library(cfa_daemon STATIC

@@ -105,9 +105,11 @@ static store_status load_map(store_t *st, const char *id, float **map, int *w, i
     if (len >= MAPDATA_HEAD && memcmp(b, MAPDATA_MAGIC, 8) == 0) {
         memcpy(d, b + MAPDATA_DIMS, sizeof d);
         memcpy(sc, b + MAPDATA_SCALES, sizeof sc);
-        /* sides within the image decoder's limits (16384) */
-        int sane = d[0] > 0 && d[1] > 0 && d[2] >= d[0] && d[3] >= d[1] && d[2] <= 16384 &&
-                   d[3] <= 16384 && d[4] > 0 && d[5] > 0 && d[4] <= 16384 && d[5] <= 16384;
+        /* sides within the image decoder's limits */
+        const img_limits lim = img_default_limits();
+        int sane = d[0] > 0 && d[1] > 0 && d[2] >= d[0] && d[3] >= d[1] && d[2] <= lim.max_width &&
+                   d[3] <= lim.max_height && d[4] > 0 && d[5] > 0 && d[4] <= lim.max_width &&
+                   d[5] <= lim.max_height;
         if (sane && len == MAPDATA_HEAD + (size_t)d[0] * (size_t)d[1] * sizeof(float)) {
             float *full = malloc((size_t)d[4] * (size_t)d[5] * sizeof(float));
             float *mm = malloc((size_t)d[0] * (size_t)d[1] * sizeof(float));

@@ -144,6 +144,15 @@ CFA_API cfa_status cfa_backbone_load(const char *path, const char *device,
 CFA_API void cfa_backbone_free(cfa_backbone *bb);
 /* SHA-256 of the backbone file as 64 lowercase hex characters. */
 CFA_API const char *cfa_backbone_sha256(const cfa_backbone *bb);
+/* Checks a device string, "DEV" or "DEV/PRECISION": DEV is cpu or cuda:N
+ * (N 0..63), PRECISION fp32 (the default), bf16, or fp16 (CUDA only). Puts
+ * DEV in dev (devlen bytes) and the precision in *precision (0 fp32, 1 fp16,
+ * 2 bf16); CFA_ERR_DEVICE with cfa_last_error() saying why otherwise.
+ * Torch-free: the daemon's configuration checks --device with it, and
+ * cfa_backbone_load() parses with it. dev and precision may be NULL. */
+CFA_API cfa_status cfa_device_parse(const char *spec, char *dev, size_t devlen,
+                                    int *precision /* OUT */);
+
 /* Device string the backbone runs on ("cpu", "cuda:0"). */
 CFA_API const char *cfa_backbone_device(const cfa_backbone *bb);
 /* Channels of the three feature maps, probed at load time. */

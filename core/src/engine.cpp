@@ -405,34 +405,18 @@ extern "C" cfa_status cfa_backbone_load(const char *path, const char *device, cf
     *out = nullptr;
     const std::string full_str = device && *device ? device : "cpu";
     CFA_TRY_BEGIN
-    /* "DEV" or "DEV/PRECISION" */
-    std::string dev_str = full_str, prec = "fp32";
-    const size_t slash = full_str.find('/');
-    if (slash != std::string::npos) {
-        dev_str = full_str.substr(0, slash);
-        prec = full_str.substr(slash + 1);
-    }
-    at::ScalarType dtype = at::kFloat;
-    if (prec == "fp16")
-        dtype = at::kHalf;
-    else if (prec == "bf16")
-        dtype = at::kBFloat16;
-    else if (prec != "fp32")
-        return cfa_fail(CFA_ERR_DEVICE, "unknown precision '" + prec + "' (use fp32, fp16 or bf16)");
-    c10::Device dev(c10::kCPU);
-    try {
-        dev = c10::Device(dev_str);
-    } catch (const c10::Error &) {
-        return cfa_fail(CFA_ERR_DEVICE, "unknown device '" + dev_str + "' (use cpu or cuda:N)");
-    }
-    if (dtype == at::kHalf && !dev.is_cuda())
-        return cfa_fail(CFA_ERR_DEVICE, "fp16 needs a CUDA device (libtorch's CPU convolutions "
-                                        "have no float16); use " + dev_str + "/bf16 or fp32");
+    /* "DEV" or "DEV/PRECISION", checked as the daemon's --device is */
+    char dev_buf[64];
+    int prec = 0;
+    cfa_status ps = cfa_device_parse(full_str.c_str(), dev_buf, sizeof dev_buf, &prec);
+    if (ps != CFA_OK)
+        return ps;
+    const std::string dev_str = dev_buf;
+    const at::ScalarType dtype = prec == 1 ? at::kHalf : prec == 2 ? at::kBFloat16 : at::kFloat;
+    const c10::Device dev(dev_str);
     if (dev.is_cuda() && (cfa_cuda_device_count() <= (dev.has_index() ? dev.index() : 0)))
         return cfa_fail(CFA_ERR_DEVICE, "device " + dev_str + " is not available (libtorch CUDA devices: " +
                                             std::to_string(cfa_cuda_device_count()) + ")");
-    if (!dev.is_cpu() && !dev.is_cuda())
-        return cfa_fail(CFA_ERR_DEVICE, "device " + dev_str + " is not supported (use cpu or cuda:N)");
     std::string sha = cfa_sha256_file(path);
     if (sha.empty())
         return cfa_fail(CFA_ERR_IO, std::string("cannot read backbone file ") + path);

@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <new>
@@ -28,6 +29,47 @@ extern "C" const char *cfa_status_str(cfa_status s)
 }
 
 extern "C" const char *cfa_last_error(void) { return g_last_error.c_str(); }
+
+extern "C" cfa_status cfa_device_parse(const char *spec, char *dev, size_t devlen, int *precision)
+{
+    const std::string full = spec && *spec ? spec : "cpu";
+    std::string d = full, prec = "fp32";
+    const size_t slash = full.find('/');
+    if (slash != std::string::npos) {
+        d = full.substr(0, slash);
+        prec = full.substr(slash + 1);
+    }
+    bool cuda = false;
+    if (d != "cpu") {
+        const bool prefix = d.size() > 5 && d.compare(0, 5, "cuda:") == 0;
+        const char *n = prefix ? d.c_str() + 5 : "";
+        char *end = nullptr;
+        long idx = *n >= '0' && *n <= '9' ? strtol(n, &end, 10) : -1;
+        if (idx < 0 || idx > 63 || end == nullptr || *end != '\0')
+            return cfa_fail(CFA_ERR_DEVICE, "unknown device '" + d + "' (use cpu or cuda:N)");
+        cuda = true;
+    }
+    int p;
+    if (prec == "fp32")
+        p = 0;
+    else if (prec == "fp16")
+        p = 1;
+    else if (prec == "bf16")
+        p = 2;
+    else
+        return cfa_fail(CFA_ERR_DEVICE, "unknown precision '" + prec + "' (use fp32, fp16 or bf16)");
+    if (p == 1 && !cuda)
+        return cfa_fail(CFA_ERR_DEVICE, "fp16 needs a CUDA device (libtorch's CPU convolutions "
+                                        "have no float16); use " + d + "/bf16 or fp32");
+    if (dev != nullptr) {
+        if (devlen <= d.size())
+            return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_device_parse: buffer too small");
+        memcpy(dev, d.c_str(), d.size() + 1);
+    }
+    if (precision != nullptr)
+        *precision = p;
+    return CFA_OK;
+}
 
 extern "C" void cfa_free(void *p) { free(p); }
 

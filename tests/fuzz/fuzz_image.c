@@ -3,8 +3,9 @@
  *
  * Invariants checked: no crash or sanitizer report on any input; decoded
  * dimensions within the limits and equal to what img_probe() read; every
- * float in [0, 1]; an 8-bit gray image survives a PNG encode/decode round
- * trip unchanged. */
+ * float in [0, 1]; the 8-bit decode (IMG_DECODE_8BIT) agrees with the float
+ * one (same status and size, bytes whose v / 255.0f are its floats); an 8-bit
+ * gray image survives a PNG encode/decode round trip unchanged. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
