@@ -1,34 +1,35 @@
-# Unit tests of api/ parsers and server/config (label: unit). Torch-free.
+# Unit tests of api/ parsers, server/ops, server/inspect (label: unit). Torch-free.
 add_executable(test_api_parse ${CMAKE_CURRENT_LIST_DIR}/test_api_parse.c)
+target_include_directories(test_api_parse PRIVATE ${PROJECT_SOURCE_DIR}/api)
 target_link_libraries(test_api_parse PRIVATE cfa_api_parse PkgConfig::CMOCKA)
 add_test(NAME unit.api_parse COMMAND test_api_parse)
 set_tests_properties(unit.api_parse PROPERTIES LABELS unit TIMEOUT 60)
 
 add_executable(test_config ${CMAKE_CURRENT_LIST_DIR}/test_config.c)
-target_link_libraries(test_config PRIVATE cfa_daemon_base PkgConfig::CMOCKA)
+target_link_libraries(test_config PRIVATE cfa_ops PkgConfig::CMOCKA)
 add_test(NAME unit.config COMMAND test_config)
 set_tests_properties(unit.config PROPERTIES LABELS unit TIMEOUT 60)
 
 # The inference pool against a fake engine (cfa_* stubs in the test): no
 # torch, so it also runs under CFA_SANITIZE_THREAD.
 add_executable(test_pool ${CMAKE_CURRENT_LIST_DIR}/test_pool.c
-                         ${PROJECT_SOURCE_DIR}/server/pool.c
-                         ${PROJECT_SOURCE_DIR}/server/fresh_thread.c)
-target_include_directories(test_pool PRIVATE ${PROJECT_SOURCE_DIR}/server
-                                             ${PROJECT_SOURCE_DIR}/core/include)
-target_link_libraries(test_pool PRIVATE cfa_daemon_base PkgConfig::CMOCKA Threads::Threads)
+                         ${PROJECT_SOURCE_DIR}/server/inspect/pool.c)
+target_include_directories(test_pool PRIVATE ${PROJECT_SOURCE_DIR}/server/inspect/include
+                                             ${PROJECT_SOURCE_DIR}/server/inspect)
+target_link_libraries(test_pool PRIVATE cfa_ops PkgConfig::CMOCKA Threads::Threads)
 add_test(NAME unit.pool COMMAND test_pool)
 set_tests_properties(unit.pool PROPERTIES LABELS unit TIMEOUT 120)
 
 add_executable(test_metrics_prom ${CMAKE_CURRENT_LIST_DIR}/test_metrics_prom.c)
-target_link_libraries(test_metrics_prom PRIVATE cfa_daemon_base PkgConfig::CMOCKA Threads::Threads)
+target_link_libraries(test_metrics_prom PRIVATE cfa_ops PkgConfig::CMOCKA Threads::Threads)
 add_test(NAME unit.metrics_prom COMMAND test_metrics_prom)
 set_tests_properties(unit.metrics_prom PROPERTIES LABELS unit TIMEOUT 60)
 
 # The heatmap/map render thread against a real store in a temp directory.
 add_executable(test_render ${CMAKE_CURRENT_LIST_DIR}/test_render.c
-                           ${PROJECT_SOURCE_DIR}/server/render.c)
-target_include_directories(test_render PRIVATE ${PROJECT_SOURCE_DIR}/server)
+                           ${PROJECT_SOURCE_DIR}/server/inspect/render.c)
+target_include_directories(test_render PRIVATE ${PROJECT_SOURCE_DIR}/server/inspect/include
+                                               ${PROJECT_SOURCE_DIR}/server/inspect)
 target_link_libraries(test_render PRIVATE cfa_store cfa_media cfa_core_io PkgConfig::CMOCKA Threads::Threads m)
 set_target_properties(test_render PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME unit.render COMMAND test_render)

@@ -18,7 +18,7 @@ import sys
 BANNED = ("sprintf", "vsprintf", "strcpy", "strcat", "gets", "atoi", "atol", "atoll",
           "strtok")
 CALL = re.compile(r"(?<![A-Za-z0-9_.>])(?:std::)?(%s)\s*\(" % "|".join(BANNED))
-DIRS = ("core", "server", "api")
+DIRS = ("core", "server", "api", "cmd")
 SQL_FMT = re.compile(r"\b(?:sqlite3_v?mprintf|sqlite3_v?snprintf)\s*\(|"
                      r"\b\w*printf\s*\([^;]*?\"\s*(?:SELECT|INSERT|UPDATE|DELETE|REPLACE)\b",
                      re.S | re.I)

@@ -9,7 +9,7 @@
 #include "cfa.h"
 #include "heatmap.h"
 #include "image.h"
-#include "metrics.h"
+#include "eval.h"
 
 #include <dirent.h>
 #include <errno.h>

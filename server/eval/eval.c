@@ -1,7 +1,7 @@
 /*
  * metrics.c - exact AUROC and AUPRO with radix-sorted scores.
  */
-#include "metrics.h"
+#include "eval.h"
 
 #include <math.h>
 #include <stdint.h>

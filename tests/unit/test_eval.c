@@ -1,4 +1,4 @@
-/* test_metrics.c - AUROC and AUPRO (server/metrics.c) against hand-computed
+/* test_eval.c - AUROC and AUPRO (server/eval/eval.c) against hand-computed
  * values and brute force. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "heatmap.h"
-#include "metrics.h"
+#include "eval.h"
 
 #define EPS 1e-12
 
