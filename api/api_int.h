@@ -78,4 +78,54 @@ void req_content_type(hreq *r, char *buf, size_t cap);
 
 char *b64_encode(const void *data, size_t len);
 
+/* ---- shared by the resource files (views.c, errors.c) ------------------- */
+
+json_t *time_json(int64_t ms);
+/* text parsed as JSON, or fallback (stolen) when text is NULL or not JSON */
+json_t *json_text_or(const char *text, json_t *fallback);
+json_t *num_or_null(double v); /* null for NaN and infinities */
+json_t *product_json(const store_product_t *p);
+json_t *job_json(const store_job_t *j);
+json_t *model_json(const store_model_t *m);
+json_t *inspection_json(const store_inspection_t *in);
+json_t *key_json(const store_key_t *k);
+/* Reads ?limit (default 100, capped at 1000). Replies 400 and returns -1 on
+ * a bad value. */
+int query_limit(hreq *r, size_t *limit /* OUT */);
+/* Maps a store failure to an error reply. what names the thing ("product"). */
+enum MHD_Result store_fail(hreq *r, store_status ss, const char *what, const char *id);
+int is_image_type(const char *ct); /* image/jpeg, image/png (image/jpg) */
+
+/* ---- handlers (one file per resource; the table is in routes.c) --------- */
+
+enum MHD_Result h_healthz(hreq *r);
+enum MHD_Result h_readyz(hreq *r);
+enum MHD_Result h_metrics(hreq *r);
+enum MHD_Result h_openapi(hreq *r);
+enum MHD_Result h_info(hreq *r);
+enum MHD_Result h_product_create(hreq *r);
+enum MHD_Result h_product_list(hreq *r);
+enum MHD_Result h_product_get(hreq *r);
+enum MHD_Result h_product_patch(hreq *r);
+enum MHD_Result h_product_delete(hreq *r);
+enum MHD_Result h_image_upload(hreq *r);
+enum MHD_Result h_image_list(hreq *r);
+enum MHD_Result h_image_delete(hreq *r);
+enum MHD_Result h_train(hreq *r);
+enum MHD_Result h_job_get(hreq *r);
+enum MHD_Result h_job_list(hreq *r);
+enum MHD_Result h_job_cancel(hreq *r);
+enum MHD_Result h_model_list(hreq *r);
+enum MHD_Result h_model_activate(hreq *r);
+enum MHD_Result h_model_artifact(hreq *r);
+enum MHD_Result h_threshold(hreq *r);
+enum MHD_Result h_inspect(hreq *r);
+enum MHD_Result h_inspection_list(hreq *r);
+enum MHD_Result h_inspection_get(hreq *r);
+enum MHD_Result h_heatmap(hreq *r);
+enum MHD_Result h_map(hreq *r);
+enum MHD_Result h_key_create(hreq *r);
+enum MHD_Result h_key_list(hreq *r);
+enum MHD_Result h_key_delete(hreq *r);
+
 #endif

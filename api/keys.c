@@ -1,0 +1,62 @@
+/* keys.c - /v1/keys (admin): create, list, revoke. */
+#define _GNU_SOURCE
+#include "api_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum MHD_Result h_key_create(hreq *r)
+{
+    int ok;
+    store_role role;
+    json_t *body = req_json(r, &ok);
+    if (!ok)
+        return MHD_YES;
+    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *rs = json_string_value(json_object_get(body, "role"));
+    if (!json_is_object(body) || rs == NULL || store_role_parse(rs, &role) != 0) {
+        json_decref(body);
+        return reply_error(r, 400, "invalid_body",
+                           "body must be {\"name\": \"...\", \"role\": \"inspect\"|\"operate\"|\"admin\"}");
+    }
+    char key[STORE_KEY_MAX];
+    store_key_t k;
+    memset(&k, 0, sizeof k);
+    store_status ss = store_key_create(r->ctx->st, name != NULL ? name : "", role, NULL, key, &k);
+    json_decref(body);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "key", "");
+    json_t *o = key_json(&k);
+    json_object_set_new(o, "key", json_string(key));
+    memset(key, 0, sizeof key);
+    char loc[96];
+    snprintf(loc, sizeof loc, "/v1/keys/%s", k.id);
+    store_key_clear(&k);
+    return reply_json_hdr(r, 201, o, "Location", loc);
+}
+
+enum MHD_Result h_key_list(hreq *r)
+{
+    store_key_t *arr = NULL;
+    size_t n = 0;
+    store_status ss = store_key_list(r->ctx->st, &arr, &n);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "key list", "");
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, key_json(&arr[i]));
+    store_keys_free(arr, n);
+    return reply_json(r, 200, json_pack("{s:o}", "keys", a));
+}
+
+enum MHD_Result h_key_delete(hreq *r)
+{
+    if (!store_valid_id(r->params[0]))
+        return reply_error(r, 404, "not_found", "no such key: %s", r->params[0]);
+    store_status ss = store_key_revoke(r->ctx->st, r->params[0]);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "key", r->params[0]);
+    return reply_empty(r, 204);
+}

@@ -1,0 +1,86 @@
+/* ops.c - health, readiness, Prometheus metrics, the OpenAPI document, info. */
+#define _GNU_SOURCE
+#include "api_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics_prom.h"
+
+#define MAX_UPLOAD_PARTS 256
+
+enum MHD_Result h_healthz(hreq *r)
+{
+    return reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+enum MHD_Result h_readyz(hreq *r)
+{
+    api_ctx *c = r->ctx;
+    if (store_ping(c->st) != STORE_OK)
+        return reply_error(r, 503, "not_ready", "database not reachable");
+    if (c->pool == NULL || !pool_ready(c->pool))
+        return reply_error(r, 503, "not_ready", "inference workers not running");
+    if (c->jobs == NULL || !jobs_alive(c->jobs))
+        return reply_error(r, 503, "not_ready", "training runner not running");
+    return reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+enum MHD_Result h_metrics(hreq *r)
+{
+    api_ctx *c = r->ctx;
+    mp_gauges g;
+    memset(&g, 0, sizeof g);
+    if (c->pool != NULL) {
+        g.n_devices = pool_n_devices(c->pool);
+        for (int i = 0; i < g.n_devices && i < 8; i++) {
+            g.device[i] = pool_device_name(c->pool, i);
+            g.queue_depth[i] = pool_queue_depth(c->pool, i);
+        }
+        g.models_loaded = pool_models_loaded(c->pool);
+        g.inspect_arriving = pool_arriving(c->pool);
+    }
+    if (c->render != NULL)
+        g.render_pending = render_pending(c->render);
+    store_job_counts(c->st, g.jobs);
+    store_image_count_all(c->st, &g.images_stored);
+    size_t len = 0;
+    char *text = mp_render(&g, &len);
+    if (text == NULL)
+        return reply_error(r, 500, "internal_error", "out of memory");
+    return reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+enum MHD_Result h_openapi(hreq *r)
+{
+    return reply_static(r, 200, "application/json; charset=utf-8", api_openapi_json,
+                        api_openapi_json_len);
+}
+
+enum MHD_Result h_info(hreq *r)
+{
+    api_ctx *c = r->ctx;
+    const cfg_t *cfg = c->cfg;
+    json_t *devs = json_array();
+    for (int i = 0; i < cfg->n_devices; i++)
+        json_array_append_new(devs, json_string(cfg->devices[i]));
+    const char *bname = strrchr(cfg->backbone, '/');
+    bname = bname != NULL ? bname + 1 : cfg->backbone;
+    int ch[3] = {0, 0, 0};
+    if (c->pool != NULL)
+        pool_backbone_channels(c->pool, ch);
+    json_t *o = json_pack(
+        "{s:s,s:i,s:{s:s,s:s?,s:[i,i,i]},s:o,s:i,s:i,s:{s:I,s:I,s:i,s:i,s:i,s:I,s:I,s:i,s:i,s:b},s:i}",
+        "version", c->version != NULL ? c->version : "0.1.0", "api_version", 1,
+        "backbone", "name", bname, "sha256", c->pool != NULL ? pool_backbone_sha256(c->pool) : NULL,
+        "channels", ch[0], ch[1], ch[2], "devices", devs, "workers_per_device", cfg->workers,
+        "batch", cfg->batch, "limits", "max_body_bytes", (json_int_t)cfg->max_body_mb * 1048576,
+        "max_pixels", (json_int_t)cfg->max_pixels, "min_side", cfg->min_side, "queue_depth",
+        cfg->queue_depth, "max_connections", cfg->max_connections, "retention",
+        (json_int_t)cfg->retention, "max_images_per_product", (json_int_t)cfg->max_images,
+        "max_images_per_upload", MAX_UPLOAD_PARTS, "request_timeout_s", cfg->request_timeout_s,
+        "tls", cfg->tls_cert[0] != '\0', "schema_version", store_schema_version(c->st));
+    return reply_json(r, 200, o);
+}

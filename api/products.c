@@ -1,0 +1,149 @@
+/* products.c - /v1/products: create, list, get, patch, delete. */
+#define _GNU_SOURCE
+#include "api_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum MHD_Result h_product_create(hreq *r)
+{
+    int ok;
+    char err[256];
+    train_overrides tov;
+    json_t *body = req_json(r, &ok);
+    if (!ok)
+        return MHD_YES;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        return reply_error(r, 400, "invalid_body", "body must be a JSON object with \"id\"");
+    }
+    const char *id = json_string_value(json_object_get(body, "id"));
+    json_t *name = json_object_get(body, "name");
+    json_t *settings = json_object_get(body, "settings");
+    enum MHD_Result ret;
+    if (id == NULL || !parse_product_id_ok(id) || !store_valid_product_id(id)) {
+        ret = reply_error(r, 400, "invalid_product_id",
+                          "\"id\" must be 1-64 characters of [A-Za-z0-9._-]");
+        goto out;
+    }
+    if (name != NULL && !json_is_null(name) && !json_is_string(name)) {
+        ret = reply_error(r, 400, "invalid_body", "\"name\" must be a string");
+        goto out;
+    }
+    if (parse_train_overrides(settings, &tov, err, sizeof err) != 0) {
+        ret = reply_error(r, 400, "invalid_settings", "%s", err);
+        goto out;
+    }
+    char *stext = settings != NULL && json_is_object(settings)
+                      ? json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS)
+                      : NULL;
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    store_status ss = store_product_create(r->ctx->st, id, json_string_value(name), stext, &p);
+    free(stext);
+    if (ss == STORE_ERR_EXISTS) {
+        ret = reply_error(r, 409, "product_exists", "product %s already exists", id);
+        goto out;
+    }
+    if (ss != STORE_OK) {
+        ret = store_fail(r, ss, "product", id);
+        goto out;
+    }
+    char loc[128];
+    snprintf(loc, sizeof loc, "/v1/products/%s", p.id);
+    ret = reply_json_hdr(r, 201, product_json(&p), "Location", loc);
+    store_product_clear(&p);
+out:
+    json_decref(body);
+    return ret;
+}
+
+enum MHD_Result h_product_list(hreq *r)
+{
+    size_t limit, n = 0;
+    store_product_t *arr = NULL;
+    char next[STORE_PRODUCT_ID_MAX] = "";
+    if (query_limit(r, &limit) != 0)
+        return MHD_YES;
+    store_status ss = store_product_list(r->ctx->st, limit, req_query(r, "after"), &arr, &n, next);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product list", "");
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, product_json(&arr[i]));
+    store_products_free(arr, n);
+    return reply_json(r, 200, json_pack("{s:o,s:o}", "products", a, "next",
+                                        next[0] ? json_string(next) : json_null()));
+}
+
+enum MHD_Result h_product_get(hreq *r)
+{
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    enum MHD_Result ret = reply_json(r, 200, product_json(&p));
+    store_product_clear(&p);
+    return ret;
+}
+
+enum MHD_Result h_product_patch(hreq *r)
+{
+    int ok;
+    char err[256];
+    train_overrides tov;
+    json_t *body = req_json(r, &ok);
+    enum MHD_Result ret;
+    if (!ok)
+        return MHD_YES;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        return reply_error(r, 400, "invalid_body", "body must be a JSON object");
+    }
+    json_t *name = json_object_get(body, "name");
+    json_t *settings = json_object_get(body, "settings");
+    if (name != NULL && !json_is_string(name)) {
+        ret = reply_error(r, 400, "invalid_body", "\"name\" must be a string");
+        goto out;
+    }
+    if (settings != NULL && !json_is_object(settings)) {
+        ret = reply_error(r, 400, "invalid_settings", "\"settings\" must be an object");
+        goto out;
+    }
+    if (parse_train_overrides(settings, &tov, err, sizeof err) != 0) {
+        ret = reply_error(r, 400, "invalid_settings", "%s", err);
+        goto out;
+    }
+    char *stext = settings != NULL ? json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    store_status ss = store_product_patch(r->ctx->st, r->params[0], json_string_value(name),
+                                          stext, &p);
+    free(stext);
+    if (ss != STORE_OK) {
+        ret = store_fail(r, ss, "product", r->params[0]);
+        goto out;
+    }
+    ret = reply_json(r, 200, product_json(&p));
+    store_product_clear(&p);
+out:
+    json_decref(body);
+    return ret;
+}
+
+enum MHD_Result h_product_delete(hreq *r)
+{
+    store_status ss = store_product_delete(r->ctx->st, r->params[0]);
+    if (ss == STORE_ERR_CONFLICT)
+        return reply_error(r, 409, "job_active",
+                           "product %s has a queued or running job; cancel it first",
+                           r->params[0]);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    if (r->ctx->pool != NULL)
+        pool_forget(r->ctx->pool, r->params[0]);
+    return reply_empty(r, 204);
+}

@@ -1,0 +1,214 @@
+/* training.c - training and its results: POST /train, /v1/jobs, model
+ * versions (list, activate, artifact) and the threshold. */
+#define _GNU_SOURCE
+#include "api_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum MHD_Result h_train(hreq *r)
+{
+    int ok;
+    char err[256];
+    train_overrides from_product, from_body, merged;
+    json_t *body = req_json(r, &ok);
+    enum MHD_Result ret;
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    if (!ok)
+        return MHD_YES;
+    if (body != NULL && !json_is_object(body)) {
+        json_decref(body);
+        return reply_error(r, 400, "invalid_body", "body must be a JSON object");
+    }
+    if (parse_train_overrides(body, &from_body, err, sizeof err) != 0) {
+        json_decref(body);
+        return reply_error(r, 400, "invalid_params", "%s", err);
+    }
+    json_decref(body);
+    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    json_t *settings = json_loads(p.settings_json, 0, NULL);
+    if (parse_train_overrides(settings, &from_product, err, sizeof err) != 0)
+        memset(&from_product, 0, sizeof from_product);
+    json_decref(settings);
+    int64_t n_images = p.image_count;
+    store_product_clear(&p);
+    if (n_images < 2)
+        return reply_error(r, 422, "not_enough_images",
+                           "product %s has %lld image(s); upload at least 2 good images",
+                           r->params[0], (long long)n_images);
+    train_overrides_merge(&from_product, &from_body, &merged);
+    json_t *pj = json_object();
+    train_overrides_to_json(&merged, pj);
+    char *ptext = json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(pj);
+    store_job_t job;
+    memset(&job, 0, sizeof job);
+    ss = store_job_create(r->ctx->st, r->params[0], ptext, &job);
+    free(ptext);
+    if (ss == STORE_ERR_CONFLICT)
+        return reply_error(r, 409, "job_active",
+                           "product %s already has a queued or running training job",
+                           r->params[0]);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    jobs_notify(r->ctx->jobs);
+    char loc[96];
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
+    ret = reply_json_hdr(r, 202, json_pack("{s:o}", "job", job_json(&job)), "Location", loc);
+    store_job_clear(&job);
+    return ret;
+}
+
+enum MHD_Result h_job_get(hreq *r)
+{
+    store_job_t j;
+    memset(&j, 0, sizeof j);
+    if (!store_valid_id(r->params[0]))
+        return reply_error(r, 404, "not_found", "no such job: %s", r->params[0]);
+    store_status ss = store_job_get(r->ctx->st, r->params[0], &j);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "job", r->params[0]);
+    enum MHD_Result ret = reply_json(r, 200, job_json(&j));
+    store_job_clear(&j);
+    return ret;
+}
+
+enum MHD_Result h_job_list(hreq *r)
+{
+    size_t limit, n = 0;
+    store_job_t *arr = NULL;
+    const char *product = req_query(r, "product");
+    const char *state = req_query(r, "state");
+    store_job_state sf = STORE_JOB_QUEUED;
+    if (query_limit(r, &limit) != 0)
+        return MHD_YES;
+    if (state != NULL && store_job_state_parse(state, &sf) != 0)
+        return reply_error(r, 400, "invalid_state",
+                           "state must be queued, running, succeeded, failed or canceled");
+    if (product != NULL && !parse_product_id_ok(product))
+        return reply_error(r, 400, "invalid_product_id", "invalid product id");
+    store_status ss =
+        store_job_list(r->ctx->st, product, state != NULL ? (int)sf : -1, limit, &arr, &n);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "job list", "");
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, job_json(&arr[i]));
+    store_jobs_free(arr, n);
+    return reply_json(r, 200, json_pack("{s:o}", "jobs", a));
+}
+
+enum MHD_Result h_job_cancel(hreq *r)
+{
+    store_job_t j;
+    memset(&j, 0, sizeof j);
+    if (!store_valid_id(r->params[0]))
+        return reply_error(r, 404, "not_found", "no such job: %s", r->params[0]);
+    store_status ss = store_job_cancel(r->ctx->st, r->params[0], &j);
+    if (ss == STORE_ERR_CONFLICT)
+        return reply_error(r, 409, "job_finished", "job %s has already finished",
+                           r->params[0]);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "job", r->params[0]);
+    jobs_cancel_hint(r->ctx->jobs, j.id);
+    enum MHD_Result ret = reply_json(r, 202, json_pack("{s:o}", "job", job_json(&j)));
+    store_job_clear(&j);
+    return ret;
+}
+
+/* ---- models ------------------------------------------------------------------ */
+
+enum MHD_Result h_model_list(hreq *r)
+{
+    store_model_t *arr = NULL;
+    size_t n = 0;
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    store_product_clear(&p);
+    ss = store_model_list(r->ctx->st, r->params[0], &arr, &n);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, model_json(&arr[i]));
+    store_models_free(arr, n);
+    return reply_json(r, 200, json_pack("{s:o}", "models", a));
+}
+
+enum MHD_Result h_model_activate(hreq *r)
+{
+    long long v;
+    if (parse_int_range(r->params[1], 1, INT64_MAX, &v) != 0)
+        return reply_error(r, 404, "not_found", "no such model version: %s", r->params[1]);
+    store_status ss = store_model_activate(r->ctx->st, r->params[0], (int64_t)v);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "model version", r->params[1]);
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    ss = store_product_get(r->ctx->st, r->params[0], &p);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    enum MHD_Result ret = reply_json(r, 200, product_json(&p));
+    store_product_clear(&p);
+    return ret;
+}
+
+/* Extension: the serialised model (cfa_model_save format), to move models
+ * between replicas or to score with the CLI (`cfa eval --model`). */
+enum MHD_Result h_model_artifact(hreq *r)
+{
+    long long v;
+    store_model_t m;
+    memset(&m, 0, sizeof m);
+    if (parse_int_range(r->params[1], 1, INT64_MAX, &v) != 0)
+        return reply_error(r, 404, "not_found", "no such model version: %s", r->params[1]);
+    store_status ss = store_model_get(r->ctx->st, r->params[0], (int64_t)v, &m);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "model version", r->params[1]);
+    void *blob = m.blob;
+    size_t len = m.blob_len;
+    m.blob = NULL;
+    store_model_clear(&m);
+    return reply_bytes(r, 200, "application/octet-stream", blob, len);
+}
+
+enum MHD_Result h_threshold(hreq *r)
+{
+    int ok;
+    json_t *body = req_json(r, &ok);
+    if (!ok)
+        return MHD_YES;
+    json_t *t = json_object_get(body, "threshold");
+    if (!json_is_number(t) || !isfinite(json_number_value(t))) {
+        json_decref(body);
+        return reply_error(r, 400, "invalid_threshold", "body must be {\"threshold\": <number>}");
+    }
+    double thr = json_number_value(t);
+    json_decref(body);
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    int64_t active = p.active_version;
+    store_product_clear(&p);
+    if (active == 0)
+        return reply_error(r, 422, "no_model", "product %s has no active model", r->params[0]);
+    ss = store_model_set_threshold(r->ctx->st, r->params[0], active, thr);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    ss = store_product_get(r->ctx->st, r->params[0], &p);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "product", r->params[0]);
+    enum MHD_Result ret = reply_json(r, 200, product_json(&p));
+    store_product_clear(&p);
+    return ret;
+}
