@@ -1,22 +1,24 @@
-/* http.c - the libmicrohttpd daemon: request state, body limits, auth,
- * dispatch through the route table, JSON replies and metrics. */
+/* http.c - the libmicrohttpd daemon: request state, body limits, key checks,
+ * dispatch through the route table, JSON replies and metrics. The first
+ * admin key is auth.c's. */
 #define _GNU_SOURCE
 #include "api_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base_alloc.h"
+#include "base_clock.h"
+#include "base_log.h"
 #include "metrics_prom.h"
 #include "pool.h"
 
@@ -30,13 +32,6 @@ struct api_server {
     char *tls_cert, *tls_key; /* PEM text, kept while MHD runs */
     size_t tls_key_len;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- replies -------------------------------------------------------------- */
 
@@ -268,55 +263,6 @@ static void auth_check(hreq *r)
     }
 }
 
-int api_bootstrap_admin(store_t *st, const char *data_dir, char *err, size_t errlen)
-{
-    int64_t n = 0;
-    store_status ss = store_key_count_active(st, &n);
-    if (ss != STORE_OK) {
-        snprintf(err, errlen, "counting keys: %s", store_strerror(ss));
-        return -1;
-    }
-    if (n > 0)
-        return 0;
-    const char *env = getenv("CFA_ADMIN_KEY");
-    char key[STORE_KEY_MAX];
-    if (env != NULL && *env != '\0') {
-        ss = store_key_create(st, "bootstrap admin (CFA_ADMIN_KEY)", STORE_ROLE_ADMIN, env,
-                              key, NULL);
-        if (ss != STORE_OK) {
-            snprintf(err, errlen, "CFA_ADMIN_KEY refused (16-256 printable characters, no spaces): %s",
-                     store_strerror(ss));
-            return -1;
-        }
-        fprintf(stderr, "api: installed the admin key from CFA_ADMIN_KEY\n");
-        return 0;
-    }
-    ss = store_key_create(st, "bootstrap admin", STORE_ROLE_ADMIN, NULL, key, NULL);
-    if (ss != STORE_OK) {
-        snprintf(err, errlen, "creating the admin key: %s", store_strerror(ss));
-        return -1;
-    }
-    char path[2048], tmp[2100];
-    snprintf(path, sizeof path, "%s/admin.key", data_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t kl = strlen(key);
-    int ok = write(fd, key, kl) == (ssize_t)kl && write(fd, "\n", 1) == 1 &&
-             fchmod(fd, 0600) == 0 && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    fprintf(stderr, "api: generated an admin key into %s (mode 0600)\n", path);
-    return 0;
-}
-
 /* ---- MHD callbacks ---------------------------------------------------------- */
 
 static void find_route(hreq *r, const char *url)
@@ -350,12 +296,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
     hreq *r = *con_cls;
     (void)version;
     if (r == NULL) {
-        r = calloc(1, sizeof *r);
-        if (r == NULL)
-            return MHD_NO;
+        r = xcalloc(1, sizeof *r);
         r->con = con;
         r->ctx = s->ctx;
-        r->t0 = now_s();
+        r->t0 = mono_ms() / 1e3; /* seconds, the unit of the metrics */
         r->max_body = (size_t)s->ctx->cfg->max_body_mb * 1024 * 1024;
         snprintf(r->method, sizeof r->method, "%s", method);
         find_route(r, url);
@@ -446,7 +390,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
     if (r->announced) /* never reached the pool (an error, a dropped client) */
         pool_announce(s->ctx->pool, -1);
     mp_request(r->method, r->route != NULL ? r->route->label : "unmatched",
-               r->status != 0 ? r->status : 499, now_s() - r->t0);
+               r->status != 0 ? r->status : 499, mono_ms() / 1e3 - r->t0);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -456,11 +400,12 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
     pthread_mutex_unlock(&s->mu);
 }
 
+/* libmicrohttpd reports failures it handles itself (a refused TLS
+ * handshake, a connection reset, an accept error): worth seeing, never fatal. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    fprintf(stderr, "mhd: ");
-    vfprintf(stderr, fmt, ap);
+    log_writev(LL_WARN, "mhd", fmt, ap);
 }
 
 /* Reads a small PEM file into a NUL-terminated malloc'd string. */
@@ -510,12 +455,8 @@ int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
     const cfg_t *c = ctx->cfg;
-    api_server *s = calloc(1, sizeof *s);
+    api_server *s = xcalloc(1, sizeof *s);
     *out = NULL;
-    if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)c->listen_port);
@@ -584,17 +525,10 @@ void api_quiesce(api_server *s)
 
 int api_drain(api_server *s, int timeout_ms)
 {
-    struct timespec ts;
     int n;
     if (s == NULL)
         return 0;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = wall_deadline(timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (s->in_flight > 0)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)

@@ -5,6 +5,11 @@
  * interrupt training (the job is re-queued at the next start), stop the
  * workers, close the database, exit 0.
  * The only file of server/ that includes api/.
+ *
+ * Every message of the process, the engine's included, goes through the log
+ * (base_log.h) at the level of --log-level. The one exception is the
+ * "listening on HOST:PORT" line on stdout: it is not a log line but the
+ * start-up handshake that supervisors and the tests (daemon_proc.py) wait for.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "api.h"
+#include "base_log.h"
 #include "cfa.h"
 #include "config.h"
 #include "jobs.h"
@@ -27,16 +33,15 @@
 #define CFA_VERSION_STRING "0.1.0"
 #endif
 
-static int log_level = 1;
-
-static void on_cfa_log(int level, const char *msg, void *user)
-{
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    (void)user;
-    if (level < log_level)
-        return;
-    fprintf(stderr, "core %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], msg);
-}
+/* What runs, in start order; stopped in reverse. */
+typedef struct daemon_parts {
+    store_t *st;
+    pool_t *pool;
+    jobs_t *jobs;
+    render_t *render; /* NULL: heatmaps are rendered in the request */
+    api_ctx ctx;      /* outlives srv, as api_start requires        */
+    api_server *srv;
+} daemon_parts;
 
 static int fetch_model(void *user, const char *product, int64_t version, void **buf,
                        size_t *len, char *err, size_t errlen)
@@ -58,27 +63,140 @@ static int fetch_model(void *user, const char *product, int64_t version, void **
     return 0;
 }
 
+/* Defaults, then CFA_* variables, then flags; sets the log level. Returns -1
+ * to start the daemon, else the exit status (0 after --help or --version, 2
+ * on a bad value). */
+static int configure(cfg_t *cfg, int argc, char **argv)
+{
+    char err[1024] = "";
+    cfg_defaults(cfg);
+    if (cfg_from_env(cfg, err, sizeof err) != 0) {
+        log_error("main", "%s", err);
+        return 2;
+    }
+    int rc = cfg_from_args(cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        log_error("main", "%s", err);
+        return 2;
+    }
+    log_set_level(cfg->log_level);
+    return -1;
+}
+
+/* libtorch's own default was 1 thread on these machines (BACKBONE.md): set it
+ * so that inference workers x intra-op threads match the cores */
+static void set_engine_threads(const cfg_t *cfg)
+{
+    int threads = cfg->threads;
+    if (threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long share = cores / ((long)cfg->workers * (cfg->n_devices > 0 ? cfg->n_devices : 1));
+        threads = share > 1 ? (int)share : 1;
+    }
+    cfa_set_threads(threads);
+    const char *blas = cfa_blas_core();
+    log_info("main", "%d intra-op thread(s) per worker, OpenBLAS core %s", threads,
+             blas ? blas : "(not OpenBLAS)");
+}
+
+/* Creates the data directory, sweeps the temp files of interrupted writes,
+ * opens the store, recovers interrupted jobs and installs the first admin
+ * key. NULL on failure (logged). */
+static store_t *open_data(const cfg_t *cfg)
+{
+    char err[1024] = "";
+    if (mkdir(cfg->data_dir, 0750) != 0 && errno != EEXIST) {
+        log_error("main", "cannot create %s: %s", cfg->data_dir, strerror(errno));
+        return NULL;
+    }
+    int swept = 0;
+    if (store_sweep_temp(cfg->data_dir, &swept) != STORE_OK)
+        log_warn("main", "could not sweep temp files in %s", cfg->data_dir);
+    else if (swept > 0)
+        log_warn("main", "removed %d temp file(s) left by an interrupted write", swept);
+    store_t *st = NULL;
+    store_status ss = store_open(cfg->data_dir, NULL, &st);
+    if (ss != STORE_OK) {
+        log_error("main", "opening the store in %s: %s", cfg->data_dir, store_strerror(ss));
+        return NULL;
+    }
+    int touched = 0;
+    ss = store_jobs_recover(st, cfg->requeue_jobs, &touched);
+    if (ss != STORE_OK)
+        log_error("main", "job recovery: %s", store_strerror(ss));
+    else if (touched > 0)
+        log_warn("main", "%d interrupted job(s) %s", touched,
+                 cfg->requeue_jobs ? "re-queued" : "marked failed");
+    if (api_bootstrap_admin(st, cfg->data_dir, err, sizeof err) != 0) {
+        log_error("main", "%s", err);
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* Stops what runs, newest first: the API (connections closed), the render
+ * thread (writes the heatmaps still queued), the job runner, the pool, the
+ * store. Parts never started are NULL and skipped. */
+static void stop_parts(daemon_parts *d)
+{
+    api_stop(d->srv);
+    render_free(d->render);
+    jobs_stop(d->jobs);
+    pool_free(d->pool);
+    store_close(d->st);
+    memset(d, 0, sizeof *d);
+}
+
+/* Starts the pool, the job runner, the render thread and the HTTP API on the
+ * open store d->st. 0, or -1 (logged) with everything stopped. */
+static int start_parts(daemon_parts *d, const cfg_t *cfg)
+{
+    char err[1024] = "";
+    const char *devs[CFG_MAX_DEVICES];
+    for (int i = 0; i < cfg->n_devices; i++)
+        devs[i] = cfg->devices[i];
+    pool_options po = {.backbone_path = cfg->backbone,
+                       .devices = devs,
+                       .n_devices = cfg->n_devices,
+                       .workers_per_device = cfg->workers,
+                       .batch = cfg->batch,
+                       .batch_wait_ms = cfg->batch_wait_ms,
+                       .queue_depth = cfg->queue_depth,
+                       .model_cache = cfg->model_cache};
+    if (pool_create(&po, fetch_model, d->st, &d->pool, err, sizeof err) != 0 ||
+        jobs_start(d->st, cfg, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
+        goto fail;
+    if (render_create(d->st, cfg->render_queue, &d->render) != 0) {
+        d->render = NULL;
+        log_warn("main", "no render thread: heatmaps are rendered in the request");
+    }
+    d->ctx = (api_ctx){.st = d->st,
+                       .pool = d->pool,
+                       .jobs = d->jobs,
+                       .render = d->render,
+                       .cfg = cfg,
+                       .version = CFA_VERSION_STRING};
+    if (api_start(&d->ctx, &d->srv, err, sizeof err) != 0)
+        goto fail;
+    return 0;
+fail:
+    log_error("main", "%s", err);
+    stop_parts(d);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     cfa_blas_fix_cpu(argv);
     cfa_tune_malloc();
     cfg_t cfg;
-    char err[1024] = "";
-    int rc;
-
-    cfg_defaults(&cfg);
-    if (cfg_from_env(&cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "cfa-server: %s\n", err);
-        return 2;
-    }
-    rc = cfg_from_args(&cfg, argc, argv, err, sizeof err);
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "cfa-server: %s\n", err);
-        return 2;
-    }
-    log_level = cfg.log_level;
+    int status = configure(&cfg, argc, argv);
+    if (status >= 0)
+        return status;
+    cfa_log_set(log_engine_sink, NULL);
 
     /* signals are taken by sigwait() in this thread only */
     sigset_t sigs;
@@ -88,112 +206,24 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    cfa_log_set(on_cfa_log, NULL);
-    /* libtorch's own default was 1 thread on these machines (BACKBONE.md): set it
-     * so that inference workers x intra-op threads match the cores */
-    int threads = cfg.threads;
-    if (threads <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        long share = cores / ((long)cfg.workers * (cfg.n_devices > 0 ? cfg.n_devices : 1));
-        threads = share > 1 ? (int)share : 1;
-    }
-    cfa_set_threads(threads);
-    {
-        const char *blas = cfa_blas_core();
-        fprintf(stderr, "cfa-server: %d intra-op thread(s) per worker, OpenBLAS core %s\n", threads,
-                blas ? blas : "(not OpenBLAS)");
-    }
-
-    if (mkdir(cfg.data_dir, 0750) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cfa-server: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
+    set_engine_threads(&cfg);
+    daemon_parts d;
+    memset(&d, 0, sizeof d);
+    if ((d.st = open_data(&cfg)) == NULL || start_parts(&d, &cfg) != 0)
         return 1;
-    }
-    int swept = 0;
-    if (store_sweep_temp(cfg.data_dir, &swept) != STORE_OK)
-        fprintf(stderr, "cfa-server: could not sweep temp files in %s\n", cfg.data_dir);
-    else if (swept > 0)
-        fprintf(stderr, "cfa-server: removed %d temp file(s) left by an interrupted write\n",
-                swept);
-    store_t *st = NULL;
-    store_status ss = store_open(cfg.data_dir, NULL, &st);
-    if (ss != STORE_OK) {
-        fprintf(stderr, "cfa-server: opening the store in %s: %s\n", cfg.data_dir,
-                store_strerror(ss));
-        return 1;
-    }
-    int touched = 0;
-    ss = store_jobs_recover(st, cfg.requeue_jobs, &touched);
-    if (ss != STORE_OK)
-        fprintf(stderr, "cfa-server: job recovery: %s\n", store_strerror(ss));
-    else if (touched > 0)
-        fprintf(stderr, "cfa-server: %d interrupted job(s) %s\n", touched,
-                cfg.requeue_jobs ? "re-queued" : "marked failed");
-    if (api_bootstrap_admin(st, cfg.data_dir, err, sizeof err) != 0) {
-        fprintf(stderr, "cfa-server: %s\n", err);
-        store_close(st);
-        return 1;
-    }
-
-    const char *devs[CFG_MAX_DEVICES];
-    for (int i = 0; i < cfg.n_devices; i++)
-        devs[i] = cfg.devices[i];
-    pool_options po = {.backbone_path = cfg.backbone,
-                       .devices = devs,
-                       .n_devices = cfg.n_devices,
-                       .workers_per_device = cfg.workers,
-                       .batch = cfg.batch,
-                       .batch_wait_ms = cfg.batch_wait_ms,
-                       .queue_depth = cfg.queue_depth,
-                       .model_cache = cfg.model_cache};
-    pool_t *pool = NULL;
-    if (pool_create(&po, fetch_model, st, &pool, err, sizeof err) != 0) {
-        fprintf(stderr, "cfa-server: %s\n", err);
-        store_close(st);
-        return 1;
-    }
-    jobs_t *jobs = NULL;
-    if (jobs_start(st, &cfg, cfg.devices[0], &jobs, err, sizeof err) != 0) {
-        fprintf(stderr, "cfa-server: %s\n", err);
-        pool_free(pool);
-        store_close(st);
-        return 1;
-    }
-
-    render_t *render = NULL;
-    if (render_create(st, cfg.render_queue, &render) != 0)
-        fprintf(stderr, "cfa-server: no render thread: heatmaps are rendered in the request\n");
-    api_ctx ctx = {.st = st,
-                   .pool = pool,
-                   .jobs = jobs,
-                   .render = render,
-                   .cfg = &cfg,
-                   .version = CFA_VERSION_STRING};
-    api_server *srv = NULL;
-    if (api_start(&ctx, &srv, err, sizeof err) != 0) {
-        fprintf(stderr, "cfa-server: %s\n", err);
-        render_free(render);
-        jobs_stop(jobs);
-        pool_free(pool);
-        store_close(st);
-        return 1;
-    }
-    printf("listening on %s:%d\n", cfg.listen_host, api_port(srv));
+    printf("listening on %s:%d\n", cfg.listen_host, api_port(d.srv));
     fflush(stdout);
-    fprintf(stderr, "cfa-server %s: data %s, backbone %s, devices %d x %d worker(s)\n",
-            CFA_VERSION_STRING, cfg.data_dir, cfg.backbone, cfg.n_devices, cfg.workers);
+    log_info("main", "cfa-server %s: data %s, backbone %s, devices %d x %d worker(s)",
+             CFA_VERSION_STRING, cfg.data_dir, cfg.backbone, cfg.n_devices, cfg.workers);
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "cfa-server: %s received, shutting down\n", strsignal(sig));
-    api_quiesce(srv);
-    int left = api_drain(srv, 30000);
+    log_info("main", "%s received, shutting down", strsignal(sig));
+    api_quiesce(d.srv);
+    int left = api_drain(d.srv, 30000);
     if (left > 0)
-        fprintf(stderr, "cfa-server: %d request(s) still in flight after 30 s\n", left);
-    api_stop(srv);
-    render_free(render); /* writes the heatmaps still queued */
-    jobs_stop(jobs);
-    pool_free(pool);
-    store_close(st);
-    fprintf(stderr, "cfa-server: stopped\n");
+        log_warn("main", "%d request(s) still in flight after 30 s", left);
+    stop_parts(&d);
+    log_info("main", "stopped");
     return 0;
 }

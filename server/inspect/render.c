@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base_log.h"
 #include "cfa.h"
 #include "heatmap.h"
 
@@ -82,7 +83,7 @@ int render_now(store_t *st, render_job *j)
              store_inspection_file_write(st, j->id, "mapdata", md, len) == STORE_OK;
     }
     if (!ok)
-        fprintf(stderr, "render: files of inspection %s not stored\n", j->id);
+        log_error("render", "files of inspection %s not stored", j->id);
     free(md);
     job_release(j);
     return ok ? 0 : -1;
@@ -133,7 +134,7 @@ static store_status load_map(store_t *st, const char *id, float **map, int *w, i
         }
     }
     if (ss == STORE_ERR_IO)
-        fprintf(stderr, "render: %s.mapdata is damaged (%zu bytes)\n", id, len);
+        log_error("render", "%s.mapdata is damaged (%zu bytes)", id, len);
     free(data);
     return ss;
 }
@@ -165,7 +166,7 @@ store_status render_get(store_t *st, const char *id, const char *name, void **pn
             lim.max_pixels = (size_t)w * (size_t)h;
             if (img_decode_ex(in, in_len, &lim, IMG_DECODE_8BIT, &base) != IMG_OK || base.width != w ||
                 base.height != h) {
-                fprintf(stderr, "render: %s.input does not decode to %d x %d\n", id, w, h);
+                log_error("render", "%s.input does not decode to %d x %d", id, w, h);
                 ss = STORE_ERR_IO;
             } else if (render_heatmap_png(map, w, h, &base, vmax, png, len) != 0) {
                 ss = STORE_ERR_NOMEM;

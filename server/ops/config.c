@@ -1,6 +1,7 @@
 /* config.c - defaults, CFA_* environment variables and flags. */
 #include "config.h"
 
+#include "base_log.h"
 #include "cfa.h"
 
 #include <ctype.h>
@@ -62,7 +63,7 @@ void cfg_defaults(cfg_t *c)
     c->holdout = 0.1;
     c->target_far = 0.0;
     c->margin = 1.0;
-    c->log_level = 1;
+    c->log_level = LL_INFO;
 }
 
 static int to_ll(const char *s, long long min, long long max, long long *out)
@@ -141,7 +142,7 @@ int cfg_parse_devices(cfg_t *c, const char *s)
 }
 
 /* One table drives flags, environment variables and --help. */
-enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_DBL, K_BANK, K_BOOL };
+enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_DBL, K_BANK, K_BOOL, K_LEVEL };
 
 typedef struct opt_def {
     const char *flag;
@@ -189,7 +190,7 @@ static const opt_def OPTS[] = {
     {"holdout", "CFA_HOLDOUT", K_DBL, OFF(holdout), 0, 0.5, "fraction of good images held out for threshold calibration (0.1)"},
     {"target-far", "CFA_TARGET_FAR", K_DBL, OFF(target_far), 0, 0.5, "target false-alarm rate on held-out images (0 = max score)"},
     {"margin", "CFA_MARGIN", K_DBL, OFF(margin), 0.1, 10, "threshold = quantile of held-out scores x margin (1.0)"},
-    {"log-level", "CFA_LOG_LEVEL", K_INT, OFF(log_level), 0, 3, "0 debug, 1 info, 2 warn, 3 error (1)"},
+    {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
 
@@ -227,6 +228,12 @@ static int apply(cfg_t *c, const opt_def *o, const char *v, char *err, size_t er
         if (to_d(v, o->min, o->max, &d) != 0)
             goto bad;
         *(double *)(base + o->off) = d;
+        return 0;
+    case K_LEVEL:
+        /* the log module's own names, so the flag and the log agree */
+        if ((ll = log_level_parse(v)) < 0)
+            goto bad;
+        *(int *)(base + o->off) = (int)ll;
         return 0;
     case K_BANK:
         if (strcmp(v, "mean") == 0)

@@ -15,7 +15,7 @@ static void clear_env(void)
 {
     const char *vars[] = {"CFA_LISTEN", "CFA_DATA_DIR", "CFA_BACKBONE", "CFA_DEVICE",
                           "CFA_WORKERS", "CFA_CACHE_DIR", "CFA_EPOCHS", "CFA_BANK",
-                          "CFA_MAX_BODY_MB", "CFA_TARGET_FAR"};
+                          "CFA_MAX_BODY_MB", "CFA_TARGET_FAR", "CFA_LOG_LEVEL"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }
@@ -124,6 +124,35 @@ static void test_hardening_flags(void **state)
     assert_int_equal(cfg_from_args(&c, 3, zero, err, sizeof err), -1);
 }
 
+/* --log-level / CFA_LOG_LEVEL take the log's level names or their numbers */
+static void test_log_level(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    clear_env();
+    cfg_defaults(&c);
+    assert_int_equal(c.log_level, 1);
+    setenv("CFA_LOG_LEVEL", "debug", 1);
+    assert_int_equal(cfg_from_env(&c, err, sizeof err), 0);
+    assert_int_equal(c.log_level, 0);
+    char *name[] = {"cfa-server", "--log-level", "warn", NULL};
+    assert_int_equal(cfg_from_args(&c, 3, name, err, sizeof err), 0);
+    assert_int_equal(c.log_level, 2);
+    char *num[] = {"cfa-server", "--log-level=3", NULL};
+    assert_int_equal(cfg_from_args(&c, 2, num, err, sizeof err), 0);
+    assert_int_equal(c.log_level, 3);
+    const char *bad[] = {"4", "verbose", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"cfa-server", "--log-level", (char *)bad[i], NULL};
+        cfg_defaults(&c);
+        assert_int_equal(cfg_from_args(&c, 3, argv, err, sizeof err), -1);
+        assert_non_null(strstr(err, "--log-level"));
+        assert_int_equal(c.log_level, 1);
+    }
+    clear_env();
+}
+
 static void test_help(void **state)
 {
     (void)state;
@@ -146,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_env_then_flags),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_hardening_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,7 +51,7 @@ typedef struct cfg {
     int bank;               /* 0 mean, 1 ema, -1 engine default */
     int64_t seed;
     double holdout, target_far, margin;
-    int log_level;          /* 0 debug .. 3 error */
+    int log_level;          /* LL_DEBUG (0) .. LL_ERROR (3), base_log.h */
 } cfg_t;
 
 void cfg_defaults(cfg_t *c);
