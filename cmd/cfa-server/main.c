@@ -19,6 +19,7 @@
 #include "api.h"
 #include "cfa.h"
 #include "config.h"
+#include "inspect.h"
 #include "jobs.h"
 #include "pool.h"
 #include "store.h"
@@ -162,15 +163,21 @@ int main(int argc, char **argv)
     render_t *render = NULL;
     if (render_create(st, cfg.render_queue, &render) != 0)
         fprintf(stderr, "cfa-server: no render thread: heatmaps are rendered in the request\n");
+    inspect_t *insp = NULL;
+    inspect_options io = {.st = st, .pool = pool, .render = render, .retention = cfg.retention};
+    if (inspect_create(&io, &insp) != 0)
+        snprintf(err, sizeof err, "out of memory");
     api_ctx ctx = {.st = st,
                    .pool = pool,
                    .jobs = jobs,
                    .render = render,
+                   .inspect = insp,
                    .cfg = &cfg,
                    .version = CFA_VERSION_STRING};
     api_server *srv = NULL;
-    if (api_start(&ctx, &srv, err, sizeof err) != 0) {
+    if (insp == NULL || api_start(&ctx, &srv, err, sizeof err) != 0) {
         fprintf(stderr, "cfa-server: %s\n", err);
+        inspect_free(insp);
         render_free(render);
         jobs_stop(jobs);
         pool_free(pool);
@@ -190,6 +197,7 @@ int main(int argc, char **argv)
     if (left > 0)
         fprintf(stderr, "cfa-server: %d request(s) still in flight after 30 s\n", left);
     api_stop(srv);
+    inspect_free(insp);
     render_free(render); /* writes the heatmaps still queued */
     jobs_stop(jobs);
     pool_free(pool);
