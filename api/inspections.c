@@ -80,12 +80,9 @@ enum MHD_Result h_inspect(hreq *r)
     q.limits.min_side = c->cfg->min_side;
     /* announced since its headers came in (http.c): a worker with a batch
      * to fill waits for it while the body arrives and decodes */
-    inspect_result res;
-    memset(&res, 0, sizeof res);
+    inspect_result res = {.status = INSPECT_NOT_READY};
     if (c->inspect != NULL)
         inspect_run(c->inspect, &q, &res);
-    else
-        res.status = INSPECT_NOT_READY;
     if (r->body == NULL) /* the render job took it */
         r->len = r->cap = 0;
     enum MHD_Result ret = res.status == INSPECT_OK ? reply_json(r, 200, inspect_response(&res))
