@@ -92,8 +92,13 @@ json_t *key_json(const store_key_t *k);
 /* Reads ?limit (default 100, capped at 1000). Replies 400 and returns -1 on
  * a bad value. */
 int query_limit(hreq *r, size_t *limit /* OUT */);
-/* Maps a store failure to an error reply. what names the thing ("product"). */
+/* errors.c: failures of the layers below as error replies (one table).
+ * store_fail: what names the thing ("product"). codec_fail: where prefixes
+ * the message ("part 2: "). inspection_fail: an inspection not answered
+ * (not ready, bad image, pool refused, scoring failed). */
 enum MHD_Result store_fail(hreq *r, store_status ss, const char *what, const char *id);
+enum MHD_Result codec_fail(hreq *r, img_status st, const char *where);
+enum MHD_Result inspection_fail(hreq *r, const inspect_result *res);
 int is_image_type(const char *ct); /* image/jpeg, image/png (image/jpg) */
 
 /* ---- handlers (one file per resource; the table is in routes.c) --------- */

@@ -34,8 +34,7 @@ static int check_image(hreq *r, const uint8_t *data, size_t len, int part, uploa
     if (st == IMG_OK)
         st = img_decode(data, len, &lim, &im);
     if (st != IMG_OK) {
-        reply_error(r, img_status_http(st), img_status_code(st), "%s%s", where,
-                    img_status_str(st));
+        codec_fail(r, st, where);
         return -1;
     }
     u->data = data;

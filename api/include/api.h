@@ -2,7 +2,7 @@
  * api.h - the HTTP front end (API v1, docs/API.md) on libmicrohttpd.
  * The only header of api/ that server/main.c includes.
  *
- *     api_ctx ctx = {.st = st, .pool = pool, .jobs = jobs, .cfg = &cfg};
+ *     api_ctx ctx = {.st = st, .pool = pool, .jobs = jobs, .inspect = insp, .cfg = &cfg};
  *     api_bootstrap_admin(st, cfg.data_dir, err, sizeof err);
  *     api_server *srv;
  *     api_start(&ctx, &srv, err, sizeof err);  printf("%d", api_port(srv));
@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "inspect.h"
 #include "jobs.h"
 #include "pool.h"
 #include "render.h"
@@ -28,6 +29,7 @@ typedef struct api_ctx {
     pool_t *pool;     /* may be NULL while the backbone is not loaded: readyz 503 */
     jobs_t *jobs;     /* may be NULL: training requests stay queued            */
     render_t *render; /* may be NULL: heatmaps are rendered in the request     */
+    inspect_t *inspect; /* POST /inspect (over st, pool, render); NULL: 503   */
     const cfg_t *cfg;
     const char *version;
 } api_ctx;

@@ -25,6 +25,7 @@
 #include "base_log.h"
 #include "cfa.h"
 #include "config.h"
+#include "inspect.h"
 #include "jobs.h"
 #include "pool.h"
 #include "store.h"
@@ -39,6 +40,7 @@ typedef struct daemon_parts {
     pool_t *pool;
     jobs_t *jobs;
     render_t *render; /* NULL: heatmaps are rendered in the request */
+    inspect_t *inspect; /* the inspection use case over pool, render, store */
     api_ctx ctx;      /* outlives srv, as api_start requires        */
     api_server *srv;
 } daemon_parts;
@@ -143,6 +145,7 @@ static store_t *open_data(const cfg_t *cfg)
 static void stop_parts(daemon_parts *d)
 {
     api_stop(d->srv);
+    inspect_free(d->inspect);
     render_free(d->render);
     jobs_stop(d->jobs);
     pool_free(d->pool);
@@ -173,10 +176,17 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
         d->render = NULL;
         log_warn("main", "no render thread: heatmaps are rendered in the request");
     }
+    inspect_options io = {.st = d->st, .pool = d->pool, .render = d->render,
+                          .retention = cfg->retention};
+    if (inspect_create(&io, &d->inspect) != 0) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
     d->ctx = (api_ctx){.st = d->st,
                        .pool = d->pool,
                        .jobs = d->jobs,
                        .render = d->render,
+                       .inspect = d->inspect,
                        .cfg = cfg,
                        .version = CFA_VERSION_STRING};
     if (api_start(&d->ctx, &d->srv, err, sizeof err) != 0)

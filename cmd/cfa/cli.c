@@ -2,7 +2,7 @@
  *
  *   cfa train --data DIR --out MODEL [settings]
  *   cfa eval  --data DIR [--model MODEL | settings] [--json]
- *   cfa infer --model MODEL IMAGE [--heatmap OUT.png] [--map OUT.png]
+ *   cfa infer --model MODEL IMAGE [--threshold X] [--heatmap OUT.png] [--map OUT.png]
  *
  * Uses core/ (the engine) and server/'s codecs and metrics, never api/. */
 #define _GNU_SOURCE
@@ -10,6 +10,7 @@
 #include "heatmap.h"
 #include "image.h"
 #include "eval.h"
+#include "inspect.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +35,8 @@ typedef struct {
     const char *heatmap_out;
     const char *map_out;
     const char *image;
+    double threshold;   /* infer: decide OK/NG and find regions, as the daemon */
+    int has_threshold;
     int threads;
     int max_train;
     int infer_batch;
@@ -100,6 +103,18 @@ static float parse_float(const char *flag, const char *v)
     char *end;
     errno = 0;
     float x = strtof(v, &end);
+    if (errno || end == v || *end || !isfinite(x))
+        die("%s: expected a number, got '%s'", flag, v);
+    return x;
+}
+
+/* a double, as the daemon stores thresholds: a float would round the
+ * threshold and could flip a decision at the boundary */
+static double parse_double(const char *flag, const char *v)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
     if (errno || end == v || *end || !isfinite(x))
         die("%s: expected a number, got '%s'", flag, v);
     return x;
@@ -576,6 +591,17 @@ static int cmd_infer(cli_opts *o)
     }
     json_t *j = json_pack("{s:s,s:f,s:f,s:i,s:i,s:f}", "image", o->image, "score", (double)r.score, "map_max",
                           (double)map_max, "width", r.width, "height", r.height, "model_ms", dt * 1000.0);
+    if (o->has_threshold) {
+        /* the daemon's decision and regions (inspect.h), from the same map */
+        heatmap_region *regs = NULL;
+        int n_regs = 0;
+        if (inspect_regions(r.map, r.width, r.height, o->threshold, &regs, &n_regs) != 0)
+            die("region search failed: out of memory");
+        json_object_set_new(j, "threshold", json_real(o->threshold));
+        json_object_set_new(j, "decision", json_string(inspect_decide(r.score, o->threshold)));
+        json_object_set_new(j, "regions", inspect_regions_json(regs, n_regs));
+        free(regs);
+    }
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
     printf("%s\n", s);
     free(s);
@@ -592,7 +618,8 @@ static void usage(FILE *f)
     fputs("usage:\n"
           "  cfa train --data DIR --out MODEL [settings]\n"
           "  cfa eval  --data DIR [--model MODEL | settings [--out MODEL]] [--json] [--infer-batch N]\n"
-          "  cfa infer --model MODEL IMAGE [--heatmap OUT.png] [--map OUT.png]\n"
+          "  cfa infer --model MODEL IMAGE [--threshold X] [--heatmap OUT.png] [--map OUT.png]\n"
+          "            --threshold: also the daemon's decision (NG when score >= X) and regions\n"
           "  cfa info              BLAS kernels and CUDA devices this process uses\n"
           "\n"
           "DIR is an MVTec-layout folder: train/good, test/<type>, ground_truth/<type>/<stem>_mask.png.\n"
@@ -674,6 +701,10 @@ int main(int argc, char **argv)
             o.heatmap_out = NEXT();
         else if (!strcmp(a, "--map"))
             o.map_out = NEXT();
+        else if (!strcmp(a, "--threshold")) {
+            o.threshold = parse_double(a, NEXT());
+            o.has_threshold = 1;
+        }
         else if (!strcmp(a, "--threads"))
             o.threads = (int)parse_long(a, NEXT(), 1, 1024);
         else if (!strcmp(a, "--max-train"))

@@ -18,35 +18,30 @@
  * zTXt chunk can inflate far beyond its size in the file. */
 #define IMG_PNG_CACHE_LIMIT ((size_t)4 << 20)
 
+/* Indexed by value; a value without a row has a NULL code. */
 static const struct {
     const char *code;
-    int http;
     const char *msg;
 } status_info[] = {
-#define IMG_X_INFO(name, code, http, msg) {code, http, msg},
+#define IMG_X_INFO(name, value, code, msg) [value] = {code, msg},
     IMG_STATUS_TABLE(IMG_X_INFO)
 #undef IMG_X_INFO
 };
+_Static_assert(sizeof status_info / sizeof status_info[0] == IMG_STATUS_COUNT,
+               "IMG_STATUS_COUNT must be one past the largest status value");
 
 const char *img_status_str(img_status s)
 {
-    if ((unsigned)s >= IMG_STATUS_COUNT)
+    if ((unsigned)s >= IMG_STATUS_COUNT || status_info[s].msg == NULL)
         return "unknown status";
     return status_info[s].msg;
 }
 
 const char *img_status_code(img_status s)
 {
-    if ((unsigned)s >= IMG_STATUS_COUNT)
+    if ((unsigned)s >= IMG_STATUS_COUNT || status_info[s].code == NULL)
         return "internal_error";
     return status_info[s].code;
-}
-
-int img_status_http(img_status s)
-{
-    if ((unsigned)s >= IMG_STATUS_COUNT)
-        return 500;
-    return status_info[s].http;
 }
 
 img_limits img_default_limits(void)

@@ -5,7 +5,8 @@ Trains and evaluates twice with the same seed (scores must be identical),
 checks the metrics are in [0, 1] and better than chance, evaluates the model
 the first run saved (same scores: the artefact round trip is exact), checks
 `cfa train` writes a loadable model, and runs `cfa infer` (heatmap and map
-PNGs at the image's own resolution). Standard library only."""
+PNGs at the image's own resolution; with --threshold the daemon's decision
+and regions). Standard library only."""
 import json
 import os
 import struct
@@ -79,6 +80,22 @@ with tmpdir as tmp:
     iw, ih, _, _ = png_size(img)
     check(png_size(heat)[:2] == (iw, ih) and png_size(heat)[3] == 2, "heatmap is RGB at the image's size")
     check(png_size(raw)[:3] == (iw, ih, 16), "map is 16-bit at the image's size")
+    # --threshold: the daemon's decision (NG when score >= threshold) and regions
+    score = out["score"]
+    ng = json.loads(run(["infer", "--model", model, img, "--threshold", repr(score * 0.5)]))
+    regs = ng["regions"]
+    check(ng["decision"] == "NG" and abs(ng["threshold"] - score * 0.5) < 1e-6 * score and len(regs) > 0,
+          "infer --threshold below the score: NG with regions")
+    check(all(set(g) == {"x", "y", "width", "height", "area", "score"} and
+              0 <= g["x"] and g["x"] + g["width"] <= iw and 0 <= g["y"] and g["y"] + g["height"] <= ih and
+              0 < g["area"] <= g["width"] * g["height"] and g["score"] >= score * 0.5 for g in regs),
+          "regions lie in the image, at or above the threshold")
+    check(abs(regs[0]["score"] - score) < 1e-4 * score and
+          all(a["score"] >= b["score"] for a, b in zip(regs, regs[1:])),
+          "regions come highest score first, the first holding the map's maximum")
+    ok = json.loads(run(["infer", "--model", model, img, "--threshold", repr(score * 1.01)]))
+    check(ok["decision"] == "OK" and ok["regions"] == [], "infer --threshold above the score: OK, no regions")
+    check("decision" not in out and "regions" not in out, "no decision without --threshold")
     small = os.path.join(tmp, "small.cfa")
     out_t = run(["train", "--data", MINI, "--out", small, "--epochs", "0", "--max-train", "8",
                  "--gamma-c", "4", "--gamma-d", "4", "--threads", "2"])

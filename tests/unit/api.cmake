@@ -10,13 +10,16 @@ target_link_libraries(test_config PRIVATE cfa_ops PkgConfig::CMOCKA)
 add_test(NAME unit.config COMMAND test_config)
 set_tests_properties(unit.config PROPERTIES LABELS unit TIMEOUT 60)
 
-# The inference pool against a fake engine (cfa_* stubs in the test): no
-# torch, so it also runs under CFA_SANITIZE_THREAD.
+# The inference pool against the fake engine (fake_engine.c: engine.cpp's
+# functions; the rest of the engine is the real cfa_core_io): no torch, so
+# it also runs under CFA_SANITIZE_THREAD.
 add_executable(test_pool ${CMAKE_CURRENT_LIST_DIR}/test_pool.c
+                         ${CMAKE_CURRENT_LIST_DIR}/fake_engine.c
                          ${PROJECT_SOURCE_DIR}/server/inspect/pool.c)
 target_include_directories(test_pool PRIVATE ${PROJECT_SOURCE_DIR}/server/inspect/include
                                              ${PROJECT_SOURCE_DIR}/server/inspect)
-target_link_libraries(test_pool PRIVATE cfa_ops PkgConfig::CMOCKA Threads::Threads)
+target_link_libraries(test_pool PRIVATE cfa_ops cfa_core_io PkgConfig::CMOCKA Threads::Threads)
+set_target_properties(test_pool PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME unit.pool COMMAND test_pool)
 set_tests_properties(unit.pool PROPERTIES LABELS unit TIMEOUT 120)
 

@@ -47,7 +47,6 @@ PENDING = {
     "server/store/store.c": {"stderr", "clock", "xalloc", "fsync"},
     "server/train/jobs.c": {"stderr", "clock"},
     "server/inspect/pool.c": {"stderr", "clock"},
-    "api/inspections.c": {"stderr", "clock"},
     "cmd/cfa/cli.c": {"stderr", "clock", "xalloc", "fsync"},
 }
 

@@ -1,5 +1,5 @@
-/* test_pool.c - server/pool.c against a fake engine (the cfa_* functions used
- * by the pool are defined here): batching, grouping by (product, version),
+/* test_pool.c - server/inspect/pool.c against the fake engine
+ * (fake_engine.h): batching, grouping by (product, version),
  * the bounded queue, the model LRU, pool_forget and shutdown. Torch-free, so
  * it also runs under TSan. */
 #include <setjmp.h>
@@ -14,16 +14,8 @@
 
 #include <cmocka.h>
 
+#include "fake_engine.h"
 #include "pool.h"
-
-/* ---- fake engine ------------------------------------------------------- */
-
-struct cfa_backbone { int id; };
-struct cfa_model { int64_t version; char product[72]; };
-
-static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
-static int score_calls, multi_calls, max_batch, max_products, loads, fetches;
-static int score_delay_ms = 5;
 
 static void sleep_ms(int ms)
 {
@@ -31,102 +23,7 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-const char *cfa_status_str(cfa_status s) { return s == CFA_OK ? "ok" : "error"; }
-const char *cfa_last_error(void) { return "fake error"; }
-cfa_status cfa_backbone_load(const char *path, const char *device, cfa_backbone **out)
-{
-    (void)device;
-    if (strcmp(path, "missing") == 0)
-        return CFA_ERR_IO;
-    *out = calloc(1, sizeof **out);
-    return CFA_OK;
-}
-void cfa_backbone_free(cfa_backbone *bb) { free(bb); }
-const char *cfa_backbone_sha256(const cfa_backbone *bb)
-{
-    (void)bb;
-    return "0000000000000000000000000000000000000000000000000000000000000000";
-}
-void cfa_backbone_channels(const cfa_backbone *bb, int out[3])
-{
-    (void)bb;
-    out[0] = 256, out[1] = 512, out[2] = 1024;
-}
-cfa_status cfa_model_load(const void *buf, size_t len, const cfa_backbone *bb, cfa_model **out)
-{
-    (void)bb;
-    cfa_model *m = calloc(1, sizeof *m);
-    if (len < sizeof m->version + 1) {
-        free(m);
-        return CFA_ERR_FORMAT;
-    }
-    memcpy(&m->version, buf, sizeof m->version);
-    snprintf(m->product, sizeof m->product, "%s", (const char *)buf + sizeof m->version);
-    pthread_mutex_lock(&fake_mu);
-    loads++;
-    pthread_mutex_unlock(&fake_mu);
-    *out = m;
-    return CFA_OK;
-}
-void cfa_model_free(cfa_model *m) { free(m); }
-void cfa_result_clear(cfa_result *r)
-{
-    free(r->map);
-    memset(r, 0, sizeof *r);
-}
-/* score = version * 1000 + width + (product[0] == 'b' ? 100000 : 0);
- * an image 7 pixels wide is "unusable": the call fails with CFA_ERR_IMAGE */
-static cfa_status fake_score(const cfa_model *const *models, const cfa_model *one,
-                             const cfa_image *images, int n, cfa_result *out)
-{
-    int products = 0;
-    for (int i = 0; i < n; i++) {
-        const cfa_model *m = models ? models[i] : one;
-        int seen = 0;
-        for (int j = 0; j < i; j++)
-            if (strcmp((models ? models[j] : one)->product, m->product) == 0)
-                seen = 1;
-        products += !seen;
-    }
-    pthread_mutex_lock(&fake_mu);
-    score_calls++;
-    if (n > max_batch)
-        max_batch = n;
-    if (products > max_products)
-        max_products = products;
-    int delay = score_delay_ms;
-    pthread_mutex_unlock(&fake_mu);
-    sleep_ms(delay);
-    for (int i = 0; i < n; i++)
-        if (images[i].width == 7)
-            return CFA_ERR_IMAGE;
-    for (int i = 0; i < n; i++) {
-        const cfa_model *m = models ? models[i] : one;
-        float s = (float)(m->version * 1000 + images[i].width + (m->product[0] == 'b' ? 100000 : 0));
-        out[i].width = images[i].width;
-        out[i].height = images[i].height;
-        out[i].map = malloc(sizeof(float) * (size_t)images[i].width * (size_t)images[i].height);
-        for (int k = 0; k < images[i].width * images[i].height; k++)
-            out[i].map[k] = s;
-        out[i].score = s;
-    }
-    return CFA_OK;
-}
-cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,
-                     cfa_result *out)
-{
-    (void)bb;
-    return fake_score(NULL, m, images, n, out);
-}
-cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *models,
-                           const cfa_image *images, int n, cfa_result *out)
-{
-    (void)bb;
-    pthread_mutex_lock(&fake_mu);
-    multi_calls++;
-    pthread_mutex_unlock(&fake_mu);
-    return fake_score(models, NULL, images, n, out);
-}
+static int fetches; /* fetch calls, under fake_mu */
 
 /* the "store": a model blob is its version and product name */
 static int fetch(void *user, const char *product, int64_t version, void **buf, size_t *len,
@@ -137,11 +34,7 @@ static int fetch(void *user, const char *product, int64_t version, void **buf, s
         snprintf(err, errlen, "no such model");
         return -1;
     }
-    size_t pl = strlen(product) + 1;
-    *len = sizeof version + pl;
-    *buf = malloc(*len);
-    memcpy(*buf, &version, sizeof version);
-    memcpy((char *)*buf + sizeof version, product, pl);
+    *buf = fake_model_blob(product, version, len);
     pthread_mutex_lock(&fake_mu);
     fetches++;
     pthread_mutex_unlock(&fake_mu);
@@ -150,9 +43,9 @@ static int fetch(void *user, const char *product, int64_t version, void **buf, s
 
 static void reset(void)
 {
+    fake_reset();
     pthread_mutex_lock(&fake_mu);
-    score_calls = multi_calls = max_batch = max_products = loads = fetches = 0;
-    score_delay_ms = 5;
+    fetches = 0;
     pthread_mutex_unlock(&fake_mu);
 }
 
@@ -223,7 +116,7 @@ static void set_job(job *j, pool_t *p, const char *product, int64_t version, int
     j->width = width;
 }
 
-/* the fake engine's score for j (see fake_score) */
+/* the fake engine's score for j (fake_engine.h) */
 static float want_score(const job *j)
 {
     return (float)(j->version * 1000 + j->width + (j->product[0] == 'b' ? 100000 : 0));
@@ -252,9 +145,7 @@ static void test_batches_and_groups(void **state)
 {
     (void)state;
     reset();
-    pthread_mutex_lock(&fake_mu);
-    score_delay_ms = 30;
-    pthread_mutex_unlock(&fake_mu);
+    fake_set_delay(30);
     pool_t *p = make(1, 8, 64, 8);
     enum { N = 24 };
     job jobs[N];
@@ -272,8 +163,8 @@ static void test_batches_and_groups(void **state)
         assert_true(jobs[i].score == want);
         assert_true(jobs[i].batch_n >= 1 && jobs[i].batch_n <= 8);
     }
-    assert_true(max_batch > 1);          /* requests waiting together were batched */
-    assert_int_equal(loads, 6);          /* 2 products x 3 versions, each loaded once */
+    assert_true(fake_max_batch > 1);          /* requests waiting together were batched */
+    assert_int_equal(fake_loads, 6);          /* 2 products x 3 versions, each loaded once */
     assert_int_equal(pool_models_loaded(p), 6);
     pool_free(p);
 }
@@ -282,9 +173,7 @@ static void test_queue_full(void **state)
 {
     (void)state;
     reset();
-    pthread_mutex_lock(&fake_mu);
-    score_delay_ms = 200;
-    pthread_mutex_unlock(&fake_mu);
+    fake_set_delay(200);
     pool_t *p = make(1, 1, 2, 2);
     enum { N = 10 };
     job jobs[N];
@@ -357,7 +246,7 @@ static void test_two_devices_and_stop(void **state)
     run_many(jobs, N);
     for (int i = 0; i < N; i++)
         assert_int_equal(jobs[i].st, POOL_OK);
-    assert_int_equal(loads, 2); /* one replica of the model per device */
+    assert_int_equal(fake_loads, 2); /* one replica of the model per device */
     pool_stop(p);
     assert_false(pool_ready(p));
     run_one(&jobs[0]);
@@ -384,10 +273,10 @@ static void test_cross_product_batch(void **state)
         assert_true(jobs[i].score == want_score(&jobs[i]));
         assert_int_equal(jobs[i].batch_n, N);
     }
-    assert_int_equal(multi_calls, 1);
-    assert_int_equal(score_calls, 1);
-    assert_int_equal(max_products, 3);
-    assert_int_equal(loads, 6);
+    assert_int_equal(fake_multi_calls, 1);
+    assert_int_equal(fake_score_calls, 1);
+    assert_int_equal(fake_max_products, 3);
+    assert_int_equal(fake_loads, 6);
     pool_free(p);
 }
 
@@ -426,7 +315,7 @@ static void test_batch_wait(void **state)
         }
         if (!wait)
             assert_int_equal(jobs[0].batch_n, 1); /* nothing else had arrived */
-        assert_int_equal(multi_calls, wait ? 1 : score_calls);
+        assert_int_equal(fake_multi_calls, wait ? 1 : fake_score_calls);
         pool_free(p);
     }
 }
@@ -451,7 +340,7 @@ static void test_wait_only_for_announced(void **state)
         assert_int_equal(jobs[i].batch_n, 1);
         assert_true(jobs[i].queue_ms < 2500);
     }
-    assert_int_equal(multi_calls, N);
+    assert_int_equal(fake_multi_calls, N);
 
     pool_announce(p, 2); /* two requests decoding; the second will fail */
     set_job(&jobs[0], p, "apple", 1, 8);
@@ -504,7 +393,7 @@ static void test_batch_larger_than_cache(void **state)
         assert_int_equal(jobs[i].st, POOL_OK);
         assert_true(jobs[i].score == want_score(&jobs[i]));
     }
-    assert_int_equal(multi_calls, 1);
+    assert_int_equal(fake_multi_calls, 1);
     assert_int_equal(pool_models_loaded(p), N);
     jobs[0].product = "e5";
     run_one(&jobs[0]);

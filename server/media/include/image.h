@@ -7,7 +7,7 @@
  *     img_rgbf im;
  *     img_status s = img_decode(body, body_len, &lim, &im);
  *     if (s != IMG_OK)
- *         reply_error(img_status_http(s), img_status_code(s), img_status_str(s));
+ *         fprintf(stderr, "%s: %s\n", img_status_code(s), img_status_str(s));
  *     ... im.width x im.height, im.rgb interleaved RGB in [0, 1] ...
  *     img_rgbf_free(&im);
  *
@@ -15,9 +15,8 @@
  * any number of threads at once. Input bytes are untrusted: any byte string
  * gives a status, never a crash, and the dimensions are checked against the
  * limits from the header, before any pixel buffer is allocated (a 100 byte
- * file claiming 100000 x 100000 pixels is refused with IMG_ERR_TOO_LARGE,
- * HTTP 422: a decompression bomb is a well-formed body that is unusable;
- * 413 stays reserved for bodies over the byte limit).
+ * file claiming 100000 x 100000 pixels is refused with IMG_ERR_TOO_LARGE).
+ * What a status means to an HTTP client is api/errors.c's business.
  */
 #ifndef CFA_IMAGE_H
 #define CFA_IMAGE_H
@@ -29,33 +28,30 @@
 extern "C" {
 #endif
 
-/* Status codes: name, error code for the JSON body, HTTP status, message.
- * IMG_OK is 0; new codes are only ever appended. */
+/* Status codes: name, value, a stable snake_case name of the status (logs,
+ * tests), message. IMG_OK is 0; values are fixed, new codes are appended. */
 #define IMG_STATUS_TABLE(X)                                                        \
-    X(IMG_OK, "ok", 200, "ok")                                                     \
-    X(IMG_ERR_UNSUPPORTED, "unsupported_media_type", 415,                          \
-      "not a JPEG or PNG image")                                                   \
-    X(IMG_ERR_CORRUPT, "corrupt_image", 422, "image data is corrupt")              \
-    X(IMG_ERR_TRUNCATED, "truncated_image", 422, "image data is truncated")        \
-    X(IMG_ERR_TOO_LARGE, "image_too_large", 422,                                   \
-      "image dimensions exceed the limits")                                        \
-    X(IMG_ERR_TOO_SMALL, "image_too_small", 422, "image is too small")             \
-    X(IMG_ERR_NOMEM, "out_of_memory", 503, "out of memory")                        \
-    X(IMG_ERR_IO, "io_error", 500, "file could not be read")                       \
-    X(IMG_ERR_INVALID_ARG, "invalid_argument", 500, "invalid argument")
+    X(IMG_OK, 0, "ok", "ok")                                                       \
+    X(IMG_ERR_UNSUPPORTED, 1, "unsupported_media_type", "not a JPEG or PNG image") \
+    X(IMG_ERR_CORRUPT, 2, "corrupt_image", "image data is corrupt")                \
+    X(IMG_ERR_TRUNCATED, 3, "truncated_image", "image data is truncated")          \
+    X(IMG_ERR_TOO_LARGE, 4, "image_too_large", "image dimensions exceed the limits") \
+    X(IMG_ERR_TOO_SMALL, 5, "image_too_small", "image is too small")               \
+    X(IMG_ERR_NOMEM, 6, "out_of_memory", "out of memory")                          \
+    X(IMG_ERR_IO, 7, "io_error", "file could not be read")                         \
+    X(IMG_ERR_INVALID_ARG, 8, "invalid_argument", "invalid argument")
 
 typedef enum {
-#define IMG_X_ENUM(name, code, http, msg) name,
+#define IMG_X_ENUM(name, value, code, msg) name = value,
     IMG_STATUS_TABLE(IMG_X_ENUM)
 #undef IMG_X_ENUM
-    IMG_STATUS_COUNT
+    IMG_STATUS_COUNT = 9 /* one past the largest value */
 } img_status;
 
-/* Static strings / numbers for a status; never NULL. Unknown values map to
- * "unknown status" / "internal_error" / 500. */
+/* Static strings for a status; never NULL. Unknown values map to
+ * "unknown status" / "internal_error". */
 const char *img_status_str(img_status s);
 const char *img_status_code(img_status s);
-int img_status_http(img_status s);
 
 typedef enum {
     IMG_KIND_UNKNOWN = 0,

@@ -1,0 +1,30 @@
+/* decide.c - the decision and the regions of a scored image, and the
+ * regions' JSON (inspect.h).
+ * Apart from inspect.c so that the CLI, which links only this, prints what
+ * the daemon answers without pulling in the pool, the store or the render
+ * thread. */
+#include "inspect.h"
+
+const char *inspect_decide(float score, double threshold)
+{
+    /* compared in double, as the threshold is stored: a score equal to the
+     * threshold is NG, a NaN score compares false and is OK */
+    return (double)score >= threshold ? "NG" : "OK";
+}
+
+int inspect_regions(const float *map, int w, int h, double threshold, heatmap_region **out,
+                    int *n)
+{
+    return regions_find(map, w, h, (float)threshold, INSPECT_MAX_REGIONS, out, n);
+}
+
+json_t *inspect_regions_json(const heatmap_region *regs, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:i,s:i,s:i,s:i,s:I,s:f}", "x", regs[i].x, "y",
+                                           regs[i].y, "width", regs[i].width, "height",
+                                           regs[i].height, "area", (json_int_t)regs[i].area,
+                                           "score", (double)regs[i].score));
+    return a;
+}

@@ -1,0 +1,192 @@
+/* inspect.c - one inspection below HTTP (inspect.h): decode, pool, decision,
+ * regions, the render job, the audit row, retention. */
+#define _GNU_SOURCE
+#include "inspect.h"
+
+#include "base_clock.h"
+#include "base_log.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Retention walks the audit table: once every PRUNE_EVERY inspections that
+ * kept files is often enough to hold the files near the limit. */
+#define PRUNE_EVERY 16
+
+struct inspect {
+    inspect_options opt;
+    atomic_long since_prune; /* inspections that kept files, since start */
+};
+
+int inspect_create(const inspect_options *opts, inspect_t **out)
+{
+    inspect_t *in = calloc(1, sizeof *in);
+    *out = in;
+    if (in == NULL)
+        return -1;
+    in->opt = *opts;
+    atomic_init(&in->since_prune, 0);
+    return 0;
+}
+
+void inspect_free(inspect_t *in)
+{
+    free(in);
+}
+
+void inspect_result_clear(inspect_result *res)
+{
+    free(res->regions);
+    free(res->heatmap);
+    free(res->row.regions_json);
+    free(res->row.timings_json);
+    memset(res, 0, sizeof *res);
+}
+
+/* Decodes the body and scores it on the pool. On INSPECT_OK *im holds the
+ * pixels and pr->result the maps; otherwise neither holds anything. */
+static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_req *pr,
+                            inspect_result *res)
+{
+    /* 8-bit sources stay bytes: a quarter of the memory, widened by the
+     * engine to the same floats */
+    res->img = img_decode_ex(*q->body, q->len, &q->limits, IMG_DECODE_8BIT, im);
+    if (res->img != IMG_OK)
+        return INSPECT_ERR_DECODE;
+    res->timings.decode = mono_ms() - q->t_start_ms;
+    memset(pr, 0, sizeof *pr);
+    pr->announced = q->announced != NULL && *q->announced;
+    pr->product = q->product;
+    pr->version = q->version;
+    pr->image.width = im->width;
+    pr->image.height = im->height;
+    pr->image.rgb = im->rgb;
+    pr->image.rgb8 = im->rgb8;
+    res->pool = pool_run(in->opt.pool, pr);
+    if (q->announced != NULL)
+        *q->announced = 0; /* pool_run ended the announcement */
+    res->timings.queue = pr->queue_ms;
+    res->timings.model = pr->model_ms;
+    if (res->pool == POOL_OK)
+        return INSPECT_OK;
+    if (res->pool == POOL_FAILED) {
+        res->engine = pr->status;
+        snprintf(res->error, sizeof res->error, "%s", pr->error);
+    }
+    img_rgbf_free(im);
+    return INSPECT_ERR_POOL;
+}
+
+/* Hands the image as received and the model-geometry map to the render
+ * thread, which stores them after the response; heatmap.png and map.png are
+ * rendered from them on their first GET (render.h), which waits for the
+ * files. A heatmap already encoded for the response goes along. Nothing is
+ * copied: the job takes the body, the map and the PNG. Returns 1 when the
+ * files are stored or queued (has_images). */
+static int hand_off(inspect_t *in, inspect_req *q, cfa_result *r, const char *id, float vmax,
+                    void **png, size_t png_len)
+{
+    render_job job;
+    memset(&job, 0, sizeof job);
+    snprintf(job.id, sizeof job.id, "%s", id);
+    job.input = *q->body;
+    job.input_len = q->len;
+    *q->body = NULL;
+    job.model_map = r->model_map;
+    r->model_map = NULL;
+    job.model_w = r->model_width;
+    job.model_h = r->model_height;
+    job.resize_w = r->resize_width;
+    job.resize_h = r->resize_height;
+    job.width = r->width;
+    job.height = r->height;
+    job.vmax = vmax;
+    job.map_max = r->score; /* cfa.h: the score is the map's maximum */
+    job.heat_png = *png;
+    job.heat_len = png_len;
+    *png = NULL;
+    if (in->opt.render == NULL || render_submit(in->opt.render, &job) != 0)
+        return render_now(in->opt.st, &job) == 0; /* queue full: inline */
+    return 1;
+}
+
+json_t *inspect_timings_json(const inspect_timings *t)
+{
+    return json_pack("{s:f,s:f,s:f,s:f,s:f}", "decode", t->decode, "queue", t->queue, "model",
+                     t->model, "encode", t->encode, "total", t->total);
+}
+
+/* Writes res->row with its regions (stolen) and timings as JSON texts; a
+ * failure is logged: the inspection's answer stands without its row. */
+static void write_row(inspect_t *in, inspect_result *res, json_t *regions)
+{
+    json_t *timings = inspect_timings_json(&res->timings);
+    store_inspection_t *row = &res->row;
+    row->regions_json = json_dumps(regions, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    row->timings_json = json_dumps(timings, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(regions);
+    json_decref(timings);
+    store_status ss = store_inspection_enqueue(in->opt.st, row);
+    if (ss == STORE_ERR_FULL)
+        ss = store_inspection_insert(in->opt.st, row);
+    if (ss != STORE_OK)
+        log_error("inspect", "audit row for %s not written: %s", row->id,
+                  store_strerror(ss));
+    /* the store copied the texts */
+    free(row->regions_json);
+    free(row->timings_json);
+    row->regions_json = row->timings_json = NULL;
+}
+
+inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
+{
+    img_rgbf im;
+    pool_req pr;
+    memset(res, 0, sizeof *res);
+    memset(&im, 0, sizeof im);
+    if (in->opt.pool == NULL)
+        return res->status = INSPECT_NOT_READY;
+    res->status = score(in, q, &im, &pr, res);
+    if (res->status != INSPECT_OK)
+        return res->status;
+    double t_scored = mono_ms();
+    cfa_result *r = &pr.result;
+    store_inspection_t *row = &res->row;
+    snprintf(row->decision, sizeof row->decision, "%s", inspect_decide(r->score, q->threshold));
+    if (inspect_regions(r->map, r->width, r->height, q->threshold, &res->regions,
+                        &res->n_regions) != 0)
+        res->n_regions = 0;
+    json_t *regions = inspect_regions_json(res->regions, res->n_regions);
+    store_time_id(row->id);
+    /* colour scale of the heatmap: half again the threshold, so that the
+     * threshold sits at two thirds of it */
+    float vmax = q->threshold > 0 ? (float)(q->threshold * 1.5) : r->score;
+    void *png = NULL;
+    size_t png_len = 0;
+    if (q->inline_heatmap != NULL &&
+        render_heatmap_png(r->map, r->width, r->height, &im, vmax, &png, &png_len) == 0)
+        res->heatmap = q->inline_heatmap(png, png_len);
+    if (q->keep)
+        row->has_images = hand_off(in, q, r, row->id, vmax, &png, png_len);
+    img_rgbf_free(&im);
+    double t_end = mono_ms();
+    res->timings.encode = t_end - t_scored;
+    res->timings.total = t_end - q->t_request_ms;
+    free(png); /* not handed on (store=false): the response has what it needs */
+
+    snprintf(row->product, sizeof row->product, "%.64s", q->product);
+    row->model_version = q->version;
+    row->score = r->score;
+    row->threshold = q->threshold;
+    row->map_max = r->score; /* cfa.h: the score is the map's maximum */
+    snprintf(row->key_id, sizeof row->key_id, "%.32s", q->key_id != NULL ? q->key_id : "");
+    write_row(in, res, regions);
+    if (row->has_images && in->opt.retention > 0 &&
+        atomic_fetch_add(&in->since_prune, 1) % PRUNE_EVERY == PRUNE_EVERY - 1)
+        store_inspections_prune(in->opt.st, in->opt.retention, NULL);
+    cfa_result_clear(r);
+    return INSPECT_OK;
+}
