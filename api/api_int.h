@@ -9,8 +9,6 @@
 #include "api.h"
 #include "parse.h"
 
-typedef enum { ROLE_NONE = 0, ROLE_INSPECT = 1, ROLE_OPERATE = 2, ROLE_ADMIN = 3 } api_role;
-
 typedef struct hreq hreq;
 typedef enum MHD_Result (*api_handler)(hreq *r);
 
@@ -18,7 +16,7 @@ typedef struct api_route {
     const char *method;
     const char *pattern;  /* "{}" for one path segment                */
     const char *label;    /* route label for metrics                  */
-    api_role role;        /* ROLE_NONE: no key needed                 */
+    store_role role;      /* STORE_ROLE_NONE: no key needed           */
     int body;             /* 0 none expected, 1 JSON, 2 raw/multipart */
     api_handler fn;
     int announce;         /* 1: tell the pool as soon as the headers are
@@ -43,7 +41,7 @@ struct hreq {
     size_t max_body;
     double t0;
     int status;            /* status sent, for metrics               */
-    int role;              /* role of the key presented              */
+    store_role role;       /* role of the key presented              */
     int announced;         /* counted by pool_announce, not yet queued  */
     int deny_status;       /* 401/403/404/405 decided from the headers */
     char deny_code[32];

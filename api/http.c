@@ -224,12 +224,12 @@ static void deny(hreq *r, int status, const char *code, const char *fmt, ...)
  * On refusal records the 401/403 (or 503) for the reply. */
 static void auth_check(hreq *r)
 {
-    api_role need = r->route->role;
-    if (need == ROLE_NONE && !(strcmp(r->route->label, "/metrics") == 0 &&
-                               r->ctx->cfg->protect_metrics))
+    store_role need = r->route->role;
+    if (need == STORE_ROLE_NONE && !(strcmp(r->route->label, "/metrics") == 0 &&
+                                     r->ctx->cfg->protect_metrics))
         return;
-    if (need == ROLE_NONE)
-        need = ROLE_INSPECT;
+    if (need == STORE_ROLE_NONE)
+        need = STORE_ROLE_INSPECT;
     const char *h = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h == NULL) {
         deny(r, 401, "unauthorized", "missing API key: send Authorization: Bearer <key>");
@@ -253,13 +253,14 @@ static void auth_check(hreq *r)
         deny(r, 503, "store_unavailable", "key check failed: %s", store_strerror(ss));
         return;
     }
-    r->role = (int)k.role;
+    r->role = k.role;
     snprintf(r->key_id, sizeof r->key_id, "%s", k.id);
     store_key_clear(&k);
-    if (r->role < (int)need) {
-        static const char *names[] = {"none", "inspect", "operate", "admin"};
-        deny(r, 403, "forbidden", "this needs the %s role; the key has %s", names[need],
-             names[r->role]);
+    /* roles are ordered: a key may do what every lower role may */
+    if (r->role < need) {
+        const char *has = store_role_name(r->role);
+        deny(r, 403, "forbidden", "this needs the %s role; the key has %s",
+             store_role_name(need), has != NULL ? has : "none");
     }
 }
 

@@ -98,7 +98,7 @@ enum MHD_Result h_inspection_list(hreq *r)
     f.decision = req_query(r, "decision");
     f.after = req_query(r, "after");
     const char *since = req_query(r, "since");
-    if (f.product != NULL && !parse_product_id_ok(f.product))
+    if (f.product != NULL && !store_valid_product_id(f.product))
         return reply_error(r, 400, "invalid_product_id", "invalid product id");
     if (f.decision != NULL && strcmp(f.decision, "OK") != 0 && strcmp(f.decision, "NG") != 0)
         return reply_error(r, 400, "invalid_decision", "decision must be OK or NG");

@@ -8,22 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-int parse_product_id_ok(const char *s)
-{
-    size_t n = 0;
-    if (s == NULL)
-        return 0;
-    for (; s[n] != '\0'; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
-            return 0;
-        if (n >= 64)
-            return 0;
-    }
-    return n >= 1 && n <= 64;
-}
 
 int parse_sha256_ok(const char *s)
 {
@@ -66,93 +50,6 @@ int parse_double(const char *s, double *out)
         return -1;
     *out = v;
     return 0;
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant). */
-static long long days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (unsigned)(m + (m > 2 ? -3 : 9)) + 2) / 5 + (unsigned)d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long long)doe - 719468;
-}
-
-int parse_rfc3339(const char *s, double *out)
-{
-    int Y, M, D, h, m, sec;
-    double frac = 0.0;
-    size_t n;
-    const char *p;
-    if (s == NULL)
-        return -1;
-    n = strlen(s);
-    if (n < 20)
-        return -1;
-    if (digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
-        digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) ||
-        s[16] != ':' || digits(s + 17, 2, &sec))
-        return -1;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return -1;
-    p = s + 19;
-    if (*p == '.') {
-        double scale = 0.1;
-        p++;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9') {
-            frac += (*p - '0') * scale;
-            scale /= 10.0;
-            p++;
-        }
-    }
-    long long t = days_from_civil(Y, M, D) * 86400LL + h * 3600 + m * 60 + sec;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        int sign = *p == '-' ? -1 : 1;
-        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) ||
-            oh > 23 || om > 59)
-            return -1;
-        t -= sign * (oh * 3600 + om * 60);
-        p += 6;
-    } else {
-        return -1;
-    }
-    if (*p != '\0')
-        return -1;
-    *out = (double)t + frac;
-    return 0;
-}
-
-void format_rfc3339(double t, char *buf, size_t cap)
-{
-    time_t secs = (time_t)floor(t);
-    int ms = (int)((t - (double)secs) * 1000.0);
-    struct tm tm;
-    if (ms < 0)
-        ms = 0;
-    if (ms > 999)
-        ms = 999;
-    gmtime_r(&secs, &tm);
-    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 /* ---- routing ------------------------------------------------------------- */

@@ -13,9 +13,9 @@
 #include <jansson.h>
 
 /* ---- identifiers -------------------------------------------------------- */
+/* Product ids, RFC 3339 times: store_valid_product_id(), store_time_parse()
+ * and store_time_format() in store.h are the only checks and parsers. */
 
-/* 1 if s (NUL-terminated) is a product id: 1-64 of [A-Za-z0-9._-]. */
-int parse_product_id_ok(const char *s);
 /* 1 if s is 64 lowercase hex characters (image ids, sha256). */
 int parse_sha256_ok(const char *s);
 /* Parses a decimal integer in [min, max] with nothing after it; 0 on success. */
@@ -23,11 +23,6 @@ int parse_int_range(const char *s, long long min, long long max,
                     long long *out /* OUT */);
 /* Parses a finite decimal number; 0 on success. */
 int parse_double(const char *s, double *out /* OUT */);
-/* Parses an RFC 3339 time (2026-01-02T03:04:05Z, fractional seconds and
- * +hh:mm offsets accepted) into Unix seconds; 0 on success. */
-int parse_rfc3339(const char *s, double *out /* OUT */);
-/* Formats Unix seconds as RFC 3339 UTC with milliseconds into buf (>= 32). */
-void format_rfc3339(double t, char *buf, size_t cap);
 
 /* ---- routing ------------------------------------------------------------- */
 

@@ -23,7 +23,7 @@ enum MHD_Result h_product_create(hreq *r)
     json_t *name = json_object_get(body, "name");
     json_t *settings = json_object_get(body, "settings");
     enum MHD_Result ret;
-    if (id == NULL || !parse_product_id_ok(id) || !store_valid_product_id(id)) {
+    if (!store_valid_product_id(id)) {
         ret = reply_error(r, 400, "invalid_product_id",
                           "\"id\" must be 1-64 characters of [A-Za-z0-9._-]");
         goto out;

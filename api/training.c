@@ -90,7 +90,7 @@ enum MHD_Result h_job_list(hreq *r)
     if (state != NULL && store_job_state_parse(state, &sf) != 0)
         return reply_error(r, 400, "invalid_state",
                            "state must be queued, running, succeeded, failed or canceled");
-    if (product != NULL && !parse_product_id_ok(product))
+    if (product != NULL && !store_valid_product_id(product))
         return reply_error(r, 400, "invalid_product_id", "invalid product id");
     store_status ss =
         store_job_list(r->ctx->st, product, state != NULL ? (int)sf : -1, limit, &arr, &n);

@@ -401,8 +401,9 @@ def sec_roles(env):
     # without documentation cannot escape this table)
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "api", "routes.c")
     if os.path.exists(src):
-        table = re.findall(r'\{"(GET|POST|PUT|PATCH|DELETE)", "[^"]*", "([^"]+)", ROLE_(\w+),',
-                           open(src).read())
+        table = re.findall(
+            r'\{"(GET|POST|PUT|PATCH|DELETE)", "[^"]*", "([^"]+)", STORE_ROLE_(\w+),',
+            open(src).read())
         names = {"NONE": None, "INSPECT": "inspect", "OPERATE": "operate", "ADMIN": "admin"}
         mism = []
         for method, label, role in table:

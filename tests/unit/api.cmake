@@ -1,7 +1,8 @@
 # Unit tests of api/ parsers, server/ops, server/inspect (label: unit). Torch-free.
 add_executable(test_api_parse ${CMAKE_CURRENT_LIST_DIR}/test_api_parse.c)
 target_include_directories(test_api_parse PRIVATE ${PROJECT_SOURCE_DIR}/api)
-target_link_libraries(test_api_parse PRIVATE cfa_api_parse PkgConfig::CMOCKA)
+# cfa_store: the API's product-id check is the store's (store_valid_product_id)
+target_link_libraries(test_api_parse PRIVATE cfa_api_parse cfa_store PkgConfig::CMOCKA)
 add_test(NAME unit.api_parse COMMAND test_api_parse)
 set_tests_properties(unit.api_parse PROPERTIES LABELS unit TIMEOUT 60)
 

@@ -1,4 +1,4 @@
-/* test_store.c - unit tests of server/store.c on throw-away data dirs. */
+/* test_store.c - unit tests of server/store/ on throw-away data dirs. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,6 +96,115 @@ static void test_time_format_parse(void **state)
     assert_int_equal(store_time_parse("2026-11-28", &back), -1);
     assert_int_equal(store_time_parse("2026-11-28T12:00:00", &back), -1);
     assert_int_equal(store_time_parse("2026-11-28T12:00:00Zjunk", &back), -1);
+}
+
+/* The cases of api/parse.c's former RFC 3339 parser, which store_time_parse
+ * replaced: store_time_parse is the project's one RFC 3339 parser. */
+static void test_time_parse_api_cases(void **state)
+{
+    (void)state;
+    int64_t t = -1, t2 = -1;
+    char buf[STORE_TIME_LEN];
+    assert_int_equal(store_time_parse("1970-01-01T00:00:00Z", &t), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(store_time_parse("2026-11-28T12:00:00.5Z", &t), 0);
+    assert_string_equal(store_time_format(t, buf), "2026-11-28T12:00:00.500Z");
+    assert_int_equal(store_time_parse("2026-11-28T14:00:00.5+02:00", &t2), 0);
+    assert_int_equal(t, t2);
+    assert_int_equal(store_time_parse("2026-11-28", &t), -1);
+    assert_int_equal(store_time_parse("2026-13-28T12:00:00Z", &t), -1);
+    assert_int_equal(store_time_parse("2026-11-28T12:00:00", &t), -1);
+    assert_int_equal(store_time_parse("2026-11-28T12:00:00Zjunk", &t), -1);
+}
+
+static void test_time_parse_edges(void **state)
+{
+    (void)state;
+    int64_t t = 0, t2 = 0;
+    /* lower-case separators and a space, as RFC 3339 section 5.6 allows */
+    assert_int_equal(store_time_parse("2026-11-28t12:00:00z", &t), 0);
+    assert_int_equal(store_time_parse("2026-11-28 12:00:00Z", &t2), 0);
+    assert_int_equal(t, t2);
+    assert_int_equal(t, 1795867200000LL);
+    /* digits past the millisecond are ignored, not rounded */
+    assert_int_equal(store_time_parse("2026-11-28T12:00:00.123999Z", &t), 0);
+    assert_int_equal(t, 1795867200123LL);
+    assert_int_equal(store_time_parse("2026-11-28T12:00:00-01:30", &t), 0);
+    assert_int_equal(t, 1795867200000LL + 90 * 60 * 1000);
+    /* a leap second is the first instant of the next minute */
+    assert_int_equal(store_time_parse("2026-12-31T23:59:60Z", &t), 0);
+    assert_int_equal(store_time_parse("2027-01-01T00:00:00Z", &t2), 0);
+    assert_int_equal(t, t2);
+    const char *bad[] = {"",
+                         "2026-11-28T12:00:00.Z",
+                         "2026-11-28T12:00:00+0100",
+                         "2026-11-28T12:00:00+24:00",
+                         "2026-11-28T12:00:00+01:60",
+                         "2026-11-28T24:00:00Z",
+                         "2026-11-28T12:60:00Z",
+                         "2026-11-28T12:00:61Z",
+                         "2026-11-00T12:00:00Z",
+                         "2026-11-32T12:00:00Z",
+                         "2026-00-28T12:00:00Z",
+                         "26-11-28T12:00:00Z",
+                         "2026/11/28T12:00:00Z",
+                         "2026-11-28X12:00:00Z",
+                         "+2026-11-28T12:00:00Z",
+                         "2026-11-28T12:00:00Z ",
+                         "2026-1a-28T12:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(store_time_parse(bad[i], &t), -1);
+    assert_int_equal(store_time_parse(NULL, &t), -1);
+    assert_int_equal(store_time_parse("2026-11-28T12:00:00Z", NULL), -1);
+}
+
+/* store_valid_product_id is the one product-id check (the API uses it too):
+ * the cases of api/parse.c's former check, plus what that one missed. */
+static void test_valid_product_id(void **state)
+{
+    (void)state;
+    assert_true(store_valid_product_id("bottle-a"));
+    assert_true(store_valid_product_id("A.b_c-9"));
+    assert_true(store_valid_product_id("x"));
+    assert_true(store_valid_product_id(".a"));
+    char s65[66];
+    memset(s65, 'a', 65);
+    s65[65] = '\0';
+    assert_false(store_valid_product_id(s65));
+    s65[64] = '\0';
+    assert_true(store_valid_product_id(s65));
+    assert_false(store_valid_product_id(""));
+    assert_false(store_valid_product_id("a b"));
+    assert_false(store_valid_product_id("a/b"));
+    assert_false(store_valid_product_id("\xc3\xa9")); /* "é" in UTF-8 */
+    assert_false(store_valid_product_id("caf\xe9"));   /* "café" in Latin-1 */
+    assert_false(store_valid_product_id(NULL));
+    assert_false(store_valid_product_id("."));
+    assert_false(store_valid_product_id(".."));
+}
+
+/* Explicit enum values: they are part of the API, only ever appended. */
+static void test_enum_values(void **state)
+{
+    (void)state;
+    assert_int_equal(STORE_OK, 0);
+    assert_int_equal(STORE_ERR_CANCELED, 11);
+    assert_int_equal(STORE_JOB_CANCELED, STORE_JOB_STATES - 1);
+    assert_int_equal(STORE_ROLE_NONE, 0);
+    assert_null(store_role_name(STORE_ROLE_NONE));
+    assert_string_equal(store_role_name(STORE_ROLE_ADMIN), "admin");
+    for (int s = STORE_OK; s <= STORE_ERR_CANCELED; s++) {
+        assert_string_not_equal(store_strerror((store_status)s), "unknown status");
+        assert_string_not_equal(store_status_code((store_status)s), "unknown");
+    }
+    assert_string_equal(store_status_code((store_status)(STORE_ERR_CANCELED + 1)), "unknown");
+    assert_string_equal(store_status_code(STORE_ERR_VERSION), "schema_too_new");
+    for (int j = 0; j < STORE_JOB_STATES; j++) {
+        store_job_state back;
+        assert_int_equal(store_job_state_parse(store_job_state_name((store_job_state)j), &back), 0);
+        assert_int_equal(back, j);
+    }
+    assert_null(store_job_state_name((store_job_state)STORE_JOB_STATES));
 }
 
 static void test_migrations_fresh_and_reopen(void **state)
@@ -876,6 +985,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_time_format_parse),
+        cmocka_unit_test(test_time_parse_api_cases),
+        cmocka_unit_test(test_time_parse_edges),
+        cmocka_unit_test(test_valid_product_id),
+        cmocka_unit_test(test_enum_values),
         cmocka_unit_test_setup_teardown(test_migrations_fresh_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_product_crud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_put_idempotent, setup, teardown),

@@ -21,7 +21,8 @@
  * Conventions
  * - Every function returning store_status returns STORE_OK (0) on success and
  *   a STORE_ERR_* code otherwise; store_strerror() names the code. On failure
- *   OUT parameters are left zeroed / empty, never half-filled.
+ *   OUT parameters are left zeroed / empty, never half-filled. Enum values are
+ *   explicit and stable; new ones are only appended.
  * - Thread-safety: after store_open() returns, every function may be called
  *   from any thread at the same time on the same store_t, except store_close(),
  *   which must be the last call (no call may be in flight). Internally: one
@@ -41,9 +42,12 @@
  * - Times are int64 milliseconds since the Unix epoch (UTC) in structs;
  *   store_time_format() renders RFC 3339 ("2026-11-28T12:00:00.123Z"),
  *   store_time_parse() reads it back (for the `since` filter). 0 = unset.
+ *   These are the project's one RFC 3339 formatter and parser.
  * - Identifiers that end up in file paths (product ids, image sha256, inspection
  *   ids) are validated against their charset before any path is built, so no
- *   input can escape <data_dir>; invalid ones give STORE_ERR_INVALID.
+ *   input can escape <data_dir>; invalid ones give STORE_ERR_INVALID. The
+ *   store_valid_*() checks are the project's only ones: the API calls them on
+ *   path and query values so that it refuses exactly what the store refuses.
  * - Cursor pagination: list calls take `limit` (0 -> 100, capped at 1000) and
  *   `after` (NULL or "" -> first page) and fill `next` with the cursor of the
  *   following page, or "" on the last page.
@@ -58,26 +62,22 @@
 extern "C" {
 #endif
 
-/* Status codes. New codes are only ever appended. */
-#define STORE_STATUS_TABLE(X)                                                  \
-    X(STORE_OK, "ok")                                                          \
-    X(STORE_ERR_NOT_FOUND, "not found")                                        \
-    X(STORE_ERR_EXISTS, "already exists")                                      \
-    X(STORE_ERR_CONFLICT, "conflicts with the current state")                  \
-    X(STORE_ERR_INVALID, "invalid argument")                                   \
-    X(STORE_ERR_IO, "file input/output error")                                 \
-    X(STORE_ERR_DB, "database error")                                          \
-    X(STORE_ERR_FULL, "disk or database full")                                 \
-    X(STORE_ERR_NOMEM, "out of memory")                                        \
-    X(STORE_ERR_BUSY, "database busy (retries exhausted)")                     \
-    X(STORE_ERR_VERSION, "database schema is newer than this binary")          \
-    X(STORE_ERR_CANCELED, "job cancel was requested")
-
+/* Status codes (SQLite style): every function returning store_status gives
+ * STORE_OK (0) on success. The values are part of the API: new codes are only
+ * ever appended, never renumbered (store_strerror, store_status_code). */
 typedef enum {
-#define STORE_X_ENUM(name, msg) name,
-    STORE_STATUS_TABLE(STORE_X_ENUM)
-#undef STORE_X_ENUM
-    STORE_STATUS_COUNT
+    STORE_OK = 0,               /* success                                    */
+    STORE_ERR_NOT_FOUND = 1,    /* no such row or file                        */
+    STORE_ERR_EXISTS = 2,       /* unique key already taken                   */
+    STORE_ERR_CONFLICT = 3,     /* not allowed in the current state           */
+    STORE_ERR_INVALID = 4,      /* bad argument (id charset, range, NULL)     */
+    STORE_ERR_IO = 5,           /* file system error other than a full disk   */
+    STORE_ERR_DB = 6,           /* SQLite error not mapped to another code    */
+    STORE_ERR_FULL = 7,         /* disk or database full (ENOSPC, SQLITE_FULL)*/
+    STORE_ERR_NOMEM = 8,        /* SQLite ran out of memory                   */
+    STORE_ERR_BUSY = 9,         /* locked by another process past the retries */
+    STORE_ERR_VERSION = 10,     /* database schema newer than this binary     */
+    STORE_ERR_CANCELED = 11     /* the job's cancel was requested             */
 } store_status;
 
 /* A static string for a status (never NULL). */
@@ -108,11 +108,13 @@ int64_t store_now_ms(void);
  * ms == 0 gives "". Returns out. Thread-safe. */
 char *store_time_format(int64_t ms, char out[STORE_TIME_LEN]);
 /* Parses RFC 3339 ("2026-11-28T12:00:00Z", fractional seconds and +hh:mm
- * offsets accepted) into ms. Returns 0 on success, -1 if malformed. */
+ * offsets accepted; digits past milliseconds are ignored) into ms. Returns 0
+ * on success, -1 if malformed (also for out-of-range fields such as month 13
+ * or offset +24:00). Thread-safe. */
 int store_time_parse(const char *s, int64_t *ms /* OUT */);
 
 /* 1 if s is a valid product id (1-64 of [A-Za-z0-9._-], not "." or ".."),
- * else 0. */
+ * else 0. ASCII only whatever the locale (a product id names a directory). */
 int store_valid_product_id(const char *s);
 /* 1 if s is 64 lowercase hex chars, else 0. */
 int store_valid_sha256(const char *s);
@@ -260,13 +262,15 @@ store_status store_image_path(store_t *st, const char *product, const char *sha2
 
 /* ------------------------------------------------------------------- jobs */
 
+/* Stored as text ("queued", ...); the numbers index store_job_counts(). */
 typedef enum {
-    STORE_JOB_QUEUED = 0,
-    STORE_JOB_RUNNING,
-    STORE_JOB_SUCCEEDED,
-    STORE_JOB_FAILED,
-    STORE_JOB_CANCELED
+    STORE_JOB_QUEUED = 0,       /* waiting for the job runner                 */
+    STORE_JOB_RUNNING = 1,      /* claimed by the runner (store_job_claim)    */
+    STORE_JOB_SUCCEEDED = 2,    /* ended with a model                         */
+    STORE_JOB_FAILED = 3,       /* ended with an error                        */
+    STORE_JOB_CANCELED = 4      /* ended on request                           */
 } store_job_state;
+#define STORE_JOB_STATES 5      /* number of store_job_state values          */
 
 /* "queued", "running", ... ; NULL for an out-of-range value. */
 const char *store_job_state_name(store_job_state s);
@@ -333,7 +337,7 @@ store_status store_job_cancel(store_t *st, const char *id,
  * job runner starts. */
 store_status store_jobs_recover(store_t *st, int requeue, int *n /* OUT, may be NULL */);
 /* Number of jobs per state (index = store_job_state), for /metrics. */
-store_status store_job_counts(store_t *st, int64_t counts[5] /* OUT */);
+store_status store_job_counts(store_t *st, int64_t counts[STORE_JOB_STATES] /* OUT */);
 
 /* ----------------------------------------------------------------- models */
 
@@ -455,14 +459,20 @@ store_status store_inspections_prune(store_t *st, int64_t keep, int64_t *removed
 
 /* --------------------------------------------------------------- api keys */
 
+/* Roles of API keys, ordered: a key may do what its role and every lower
+ * one may. Stored as text ("inspect", ...). The API's route table uses the
+ * same values (STORE_ROLE_NONE: the route needs no key). */
 typedef enum {
-    STORE_ROLE_INSPECT = 1,
-    STORE_ROLE_OPERATE = 2,
-    STORE_ROLE_ADMIN = 3
+    STORE_ROLE_NONE = 0,        /* no key / no key needed; never stored       */
+    STORE_ROLE_INSPECT = 1,     /* inspect, read results                      */
+    STORE_ROLE_OPERATE = 2,     /* manage products, images, training          */
+    STORE_ROLE_ADMIN = 3        /* manage API keys                            */
 } store_role;
 
-const char *store_role_name(store_role r); /* "inspect", ... or NULL */
-int store_role_parse(const char *name, store_role *r /* OUT */); /* 0 / -1 */
+/* "inspect", "operate", "admin"; NULL for STORE_ROLE_NONE or out of range. */
+const char *store_role_name(store_role r);
+/* 0 and *r set for "inspect", "operate" or "admin", else -1. */
+int store_role_parse(const char *name, store_role *r /* OUT */);
 
 typedef struct {
     char id[STORE_ID_LEN];

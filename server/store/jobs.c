@@ -1,0 +1,462 @@
+/*
+ * jobs.c - the jobs table: training jobs, at most one queued or running per
+ * product (checked here and by a partial unique index), claimed by the job
+ * runner, and recovered at start-up after a crash.
+ */
+#include "store_int.h"
+
+#include <math.h>
+
+static const char *const job_state_names[STORE_JOB_STATES] = {
+    [STORE_JOB_QUEUED] = "queued",       [STORE_JOB_RUNNING] = "running",
+    [STORE_JOB_SUCCEEDED] = "succeeded", [STORE_JOB_FAILED] = "failed",
+    [STORE_JOB_CANCELED] = "canceled",
+};
+
+const char *store_job_state_name(store_job_state s)
+{
+    if ((unsigned)s >= STORE_JOB_STATES)
+        return NULL;
+    return job_state_names[s];
+}
+
+int store_job_state_parse(const char *name, store_job_state *s)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i < STORE_JOB_STATES; i++) {
+        if (strcmp(name, job_state_names[i]) == 0) {
+            if (s)
+                *s = (store_job_state)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int store_job_active_w(store_t *st, const char *product)
+{
+    static const char SQL[] =
+        "SELECT 1 FROM jobs WHERE product = ?1 AND state IN ('queued','running')";
+    return db_exists_w(st, SQL, product);
+}
+
+#define JOB_COLS                                                                     \
+    "id, product, state, params_json, phase, epoch, epochs, loss, fraction, "        \
+    "model_version, error, cancel_requested, created_at, started_at, finished_at"
+
+static void job_from_row(sqlite3_stmt *s, store_job_t *j)
+{
+    memset(j, 0, sizeof *j);
+    db_col_copy(s, 0, j->id, sizeof j->id);
+    db_col_copy(s, 1, j->product, sizeof j->product);
+    store_job_state_parse((const char *)sqlite3_column_text(s, 2), &j->state);
+    j->params_json = db_col_dup(s, 3, "{}");
+    j->phase = db_col_dup(s, 4, "");
+    j->epoch = sqlite3_column_int(s, 5);
+    j->epochs = sqlite3_column_int(s, 6);
+    j->loss = db_col_real_or_nan(s, 7);
+    j->fraction = sqlite3_column_double(s, 8);
+    j->model_version = sqlite3_column_int64(s, 9);
+    j->error = db_col_dup(s, 10, NULL);
+    j->cancel_requested = sqlite3_column_int(s, 11);
+    j->created_at = sqlite3_column_int64(s, 12);
+    j->started_at = sqlite3_column_int64(s, 13);
+    j->finished_at = sqlite3_column_int64(s, 14);
+}
+
+void store_job_clear(store_job_t *j)
+{
+    if (!j)
+        return;
+    free(j->params_json);
+    free(j->phase);
+    free(j->error);
+    memset(j, 0, sizeof *j);
+}
+
+void store_jobs_free(store_job_t *arr, size_t n)
+{
+    if (!arr)
+        return;
+    for (size_t i = 0; i < n; i++)
+        store_job_clear(&arr[i]);
+    free(arr);
+}
+
+/* Reads a job on the given connection (a reader, or the writer inside a
+ * transaction so the caller sees its own change). */
+static store_status job_get_on(conn_t *c, const char *id, store_job_t *out)
+{
+    static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
+    sqlite3_stmt *s = db_prep(c, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    int rc = db_step(s);
+    store_status r;
+    if (rc == SQLITE_ROW) {
+        job_from_row(s, out);
+        r = STORE_OK;
+    } else {
+        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
+    }
+    db_done(s);
+    return r;
+}
+
+store_status store_job_get(store_t *st, const char *id, store_job_t *out)
+{
+    if (!out)
+        return STORE_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (!store_valid_id(id))
+        return STORE_ERR_INVALID;
+    conn_t *c = db_racquire(st);
+    store_status r = job_get_on(c, id, out);
+    db_rrelease(st, c);
+    return r;
+}
+
+/* The INSERT of store_job_create, inside its transaction, after the checks. */
+static store_status job_insert_w(store_t *st, const char *id, const char *product,
+                                 const char *params_json)
+{
+    static const char SQL[] = "INSERT INTO jobs(id, product, state, params_json, created_at) "
+                              "VALUES (?1, ?2, 'queued', ?3, ?4)";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, product, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, params_json ? params_json : "{}", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, store_now_ms());
+    store_status r = db_run(&st->w, s);
+    /* the partial unique index: another process made an active job first */
+    return r == STORE_ERR_EXISTS ? STORE_ERR_CONFLICT : r;
+}
+
+store_status store_job_create(store_t *st, const char *product, const char *params_json,
+                              store_job_t *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!store_valid_product_id(product))
+        return STORE_ERR_INVALID;
+    char id[STORE_ID_LEN];
+    if (store_random_id(id) != 0)
+        return STORE_ERR_IO;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    int e = store_product_exists_w(st, product);
+    if (e <= 0) {
+        db_wrollback(st);
+        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    }
+    e = store_job_active_w(st, product);
+    if (e != 0) {
+        db_wrollback(st);
+        return e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
+    }
+    r = job_insert_w(st, id, product, params_json);
+    if (r == STORE_OK && out)
+        r = job_get_on(&st->w, id, out);
+    r = db_wend(st, r);
+    if (r != STORE_OK && out)
+        store_job_clear(out);
+    return r;
+}
+
+store_status store_job_list(store_t *st, const char *product, int state_filter, size_t limit,
+                            store_job_t **out, size_t *n)
+{
+    static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE "
+                              "(?1 IS NULL OR product = ?1) AND (?2 IS NULL OR state = ?2) "
+                              "ORDER BY created_at DESC, rowid DESC LIMIT ?3";
+    if (!out || !n)
+        return STORE_ERR_INVALID;
+    *out = NULL;
+    *n = 0;
+    if (product && !store_valid_product_id(product))
+        return STORE_ERR_INVALID;
+    const char *state = NULL;
+    if (state_filter >= 0) {
+        state = store_job_state_name((store_job_state)state_filter);
+        if (!state)
+            return STORE_ERR_INVALID;
+    }
+    limit = db_list_limit(limit);
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, SQL);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        db_bind_text_or_null(s, 1, product);
+        db_bind_text_or_null(s, 2, state);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
+        store_job_t *arr = xcalloc(limit, sizeof *arr);
+        size_t k = 0;
+        int rc;
+        while ((rc = db_step(s)) == SQLITE_ROW)
+            job_from_row(s, &arr[k++]);
+        if (rc != SQLITE_DONE) {
+            r = db_map_rc(c->db, rc);
+            store_jobs_free(arr, k);
+        } else {
+            *out = arr;
+            *n = k;
+            r = STORE_OK;
+        }
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
+}
+
+/* Id of the oldest queued job into id (inside a write transaction). */
+static store_status job_oldest_queued_w(store_t *st, char id[STORE_ID_LEN])
+{
+    static const char SQL[] =
+        "SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    int rc = db_step(s);
+    store_status r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        db_col_copy(s, 0, id, STORE_ID_LEN);
+    else
+        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
+    db_done(s);
+    return r;
+}
+
+store_status store_job_claim(store_t *st, store_job_t *out)
+{
+    static const char SQL_RUN[] = "UPDATE jobs SET state = 'running', started_at = ?2, "
+                                  "finished_at = NULL WHERE id = ?1 AND state = 'queued'";
+    if (!out)
+        return STORE_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    char id[STORE_ID_LEN] = "";
+    r = job_oldest_queued_w(st, id);
+    if (r == STORE_OK) {
+        sqlite3_stmt *s = db_prep(&st->w, SQL_RUN);
+        if (!s) {
+            r = STORE_ERR_DB;
+        } else {
+            sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(s, 2, store_now_ms());
+            r = db_run(&st->w, s);
+        }
+    }
+    if (r == STORE_OK)
+        r = job_get_on(&st->w, id, out);
+    r = db_wend(st, r);
+    if (r != STORE_OK)
+        store_job_clear(out);
+    return r;
+}
+
+/* STORE_ERR_NOT_FOUND if the job does not exist, else STORE_ERR_CONFLICT:
+ * the explanation when a state-guarded UPDATE changed nothing. */
+static store_status job_missing_or_conflict(store_t *st, const char *id)
+{
+    static const char SQL[] = "SELECT 1 FROM jobs WHERE id = ?1";
+    int e = db_exists_w(st, SQL, id);
+    return e == 0 ? STORE_ERR_NOT_FOUND : e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
+}
+
+store_status store_job_progress(store_t *st, const char *id, const char *phase, int epoch,
+                                int epochs, double loss, double fraction, int *cancel_requested)
+{
+    static const char SQL[] = "UPDATE jobs SET phase = coalesce(?2, phase), epoch = ?3, "
+                              "epochs = ?4, loss = ?5, fraction = ?6 "
+                              "WHERE id = ?1 AND state = 'running' RETURNING cancel_requested";
+    if (cancel_requested)
+        *cancel_requested = 0;
+    if (!store_valid_id(id))
+        return STORE_ERR_INVALID;
+    if (!isfinite(fraction))
+        fraction = 0;
+    fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s) {
+        db_wrollback(st);
+        return STORE_ERR_DB;
+    }
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text_or_null(s, 2, phase);
+    sqlite3_bind_int(s, 3, epoch);
+    sqlite3_bind_int(s, 4, epochs);
+    db_bind_real_or_null(s, 5, loss);
+    sqlite3_bind_double(s, 6, fraction);
+    int rc = db_step(s);
+    if (rc == SQLITE_ROW) {
+        if (cancel_requested)
+            *cancel_requested = sqlite3_column_int(s, 0);
+        rc = db_step(s); /* finish the statement */
+        r = rc == SQLITE_DONE ? STORE_OK : db_map_rc(st->w.db, rc);
+        db_done(s);
+    } else {
+        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
+        db_done(s);
+        if (r == STORE_ERR_NOT_FOUND)
+            r = job_missing_or_conflict(st, id);
+    }
+    return db_wend(st, r);
+}
+
+store_status store_job_finish_w(store_t *st, const char *id, store_job_state state,
+                                const char *error, int64_t model_version)
+{
+    static const char SQL[] =
+        "UPDATE jobs SET state = ?2, error = ?3, model_version = ?4, finished_at = ?5, "
+        "fraction = CASE WHEN ?2 = 'succeeded' THEN 1 ELSE fraction END "
+        "WHERE id = ?1 AND state IN ('queued','running')";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, store_job_state_name(state), -1, SQLITE_STATIC);
+    db_bind_text_or_null(s, 3, error);
+    if (model_version > 0)
+        sqlite3_bind_int64(s, 4, model_version);
+    else
+        sqlite3_bind_null(s, 4);
+    sqlite3_bind_int64(s, 5, store_now_ms());
+    store_status r = db_run(&st->w, s);
+    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
+        r = job_missing_or_conflict(st, id);
+    return r;
+}
+
+store_status store_job_finish(store_t *st, const char *id, store_job_state state,
+                              const char *error, int64_t model_version)
+{
+    if (!store_valid_id(id))
+        return STORE_ERR_INVALID;
+    if (state != STORE_JOB_SUCCEEDED && state != STORE_JOB_FAILED &&
+        state != STORE_JOB_CANCELED)
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = store_job_finish_w(st, id, state, error, model_version);
+    return db_wend(st, r);
+}
+
+/* A queued job ends canceled at once; a running one is only flagged (its
+ * runner ends it). Inside a write transaction. */
+static store_status job_cancel_w(store_t *st, const char *id)
+{
+    static const char SQL_Q[] = "UPDATE jobs SET state = 'canceled', cancel_requested = 1, "
+                                "finished_at = ?2 WHERE id = ?1 AND state = 'queued'";
+    static const char SQL_R[] = "UPDATE jobs SET cancel_requested = 1 "
+                                "WHERE id = ?1 AND state = 'running'";
+    sqlite3_stmt *s = db_prep(&st->w, SQL_Q);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, store_now_ms());
+    store_status r = db_run(&st->w, s);
+    if (r != STORE_OK || sqlite3_changes(st->w.db) > 0)
+        return r;
+    s = db_prep(&st->w, SQL_R);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    r = db_run(&st->w, s);
+    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
+        r = job_missing_or_conflict(st, id);
+    return r;
+}
+
+store_status store_job_cancel(store_t *st, const char *id, store_job_t *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!store_valid_id(id))
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = job_cancel_w(st, id);
+    if (r == STORE_OK && out)
+        r = job_get_on(&st->w, id, out);
+    r = db_wend(st, r);
+    if (r != STORE_OK && out)
+        store_job_clear(out);
+    return r;
+}
+
+/* Runs one recovery UPDATE (?1 = now when the SQL has it) and adds the rows
+ * it changed to *total. */
+static store_status recover_step(store_t *st, const char *sql, int bind_now, int *total)
+{
+    sqlite3_stmt *s = db_prep(&st->w, sql);
+    if (!s)
+        return STORE_ERR_DB;
+    if (bind_now)
+        sqlite3_bind_int64(s, 1, store_now_ms());
+    store_status r = db_run(&st->w, s);
+    *total += sqlite3_changes(st->w.db);
+    return r;
+}
+
+store_status store_jobs_recover(store_t *st, int requeue, int *n)
+{
+    static const char SQL_CANCELED[] =
+        "UPDATE jobs SET state = 'canceled', finished_at = ?1 "
+        "WHERE state = 'running' AND cancel_requested = 1";
+    static const char SQL_REQUEUE[] =
+        "UPDATE jobs SET state = 'queued', started_at = NULL, phase = '', epoch = 0, "
+        "loss = NULL, fraction = 0 WHERE state = 'running'";
+    static const char SQL_FAIL[] =
+        "UPDATE jobs SET state = 'failed', error = 'interrupted by restart', "
+        "finished_at = ?1 WHERE state = 'running'";
+    if (n)
+        *n = 0;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    int total = 0;
+    /* cancels first: a job whose cancel was asked for is not run again */
+    r = recover_step(st, SQL_CANCELED, 1, &total);
+    if (r == STORE_OK)
+        r = recover_step(st, requeue ? SQL_REQUEUE : SQL_FAIL, !requeue, &total);
+    r = db_wend(st, r);
+    if (r == STORE_OK && n)
+        *n = total;
+    return r;
+}
+
+store_status store_job_counts(store_t *st, int64_t counts[STORE_JOB_STATES])
+{
+    static const char SQL[] = "SELECT state, count(*) FROM jobs GROUP BY state";
+    if (!counts)
+        return STORE_ERR_INVALID;
+    for (int i = 0; i < STORE_JOB_STATES; i++)
+        counts[i] = 0;
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, SQL);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        int rc;
+        while ((rc = db_step(s)) == SQLITE_ROW) {
+            store_job_state js;
+            if (store_job_state_parse((const char *)sqlite3_column_text(s, 0), &js) == 0)
+                counts[js] = sqlite3_column_int64(s, 1);
+        }
+        r = rc == SQLITE_DONE ? STORE_OK : db_map_rc(c->db, rc);
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
+}

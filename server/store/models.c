@@ -1,0 +1,305 @@
+/*
+ * models.c - the models table: serialised models (blobs) numbered 1, 2, ...
+ * per product, at most one of them active (products.active_version). A model
+ * made by a training job is inserted in the same transaction that finishes
+ * the job, so a job never succeeds without its model or the other way round.
+ */
+#include "store_int.h"
+
+#include <math.h>
+
+void store_model_clear(store_model_t *m)
+{
+    if (!m)
+        return;
+    free(m->figures_json);
+    free(m->blob);
+    memset(m, 0, sizeof *m);
+}
+
+void store_models_free(store_model_t *arr, size_t n)
+{
+    if (!arr)
+        return;
+    for (size_t i = 0; i < n; i++)
+        store_model_clear(&arr[i]);
+    free(arr);
+}
+
+#define MODEL_COLS                                                                 \
+    "m.product, m.version, m.created_at, m.job_id, m.threshold, m.backbone_sha256, " \
+    "m.figures_json, coalesce(p.active_version = m.version, 0)"
+
+static void model_from_row(sqlite3_stmt *s, store_model_t *m)
+{
+    memset(m, 0, sizeof *m);
+    db_col_copy(s, 0, m->product, sizeof m->product);
+    m->version = sqlite3_column_int64(s, 1);
+    m->created_at = sqlite3_column_int64(s, 2);
+    db_col_copy(s, 3, m->job_id, sizeof m->job_id);
+    m->threshold = sqlite3_column_double(s, 4);
+    db_col_copy(s, 5, m->backbone_sha256, sizeof m->backbone_sha256);
+    m->figures_json = db_col_dup(s, 6, "{}");
+    m->active = sqlite3_column_int(s, 7) != 0;
+}
+
+/* Makes version the product's active model (inside a write transaction). */
+static store_status product_set_active_w(store_t *st, const char *product, int64_t version,
+                                         int64_t now)
+{
+    static const char SQL[] =
+        "UPDATE products SET active_version = ?2, updated_at = ?3 WHERE id = ?1";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, version);
+    sqlite3_bind_int64(s, 3, now);
+    return db_run(&st->w, s);
+}
+
+/* ---------------------------------------------------------------- insert */
+
+static int model_new_valid(const store_model_new *m)
+{
+    return m && store_valid_product_id(m->product) && m->blob && m->blob_len > 0 &&
+           isfinite(m->threshold) && (!m->job_id || store_valid_id(m->job_id)) &&
+           (!m->backbone_sha256 || !*m->backbone_sha256 ||
+            store_valid_sha256(m->backbone_sha256)) &&
+           m->blob_len <= (size_t)INT32_MAX; /* sqlite3_column_bytes() is an int */
+}
+
+/* The job that made the model must be of the same product, running, and
+ * not asked to cancel (then nothing is written: STORE_ERR_CANCELED). */
+static store_status model_job_check_w(store_t *st, const store_model_new *m)
+{
+    static const char SQL[] = "SELECT product, state, cancel_requested FROM jobs WHERE id = ?1";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, m->job_id, -1, SQLITE_TRANSIENT);
+    int rc = db_step(s);
+    store_status r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        const char *prod = (const char *)sqlite3_column_text(s, 0);
+        const char *state = (const char *)sqlite3_column_text(s, 1);
+        if (!prod || strcmp(prod, m->product) != 0)
+            r = STORE_ERR_INVALID;
+        else if (sqlite3_column_int(s, 2))
+            r = STORE_ERR_CANCELED;
+        else if (!state || strcmp(state, "running") != 0)
+            r = STORE_ERR_CONFLICT;
+    } else {
+        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
+    }
+    db_done(s);
+    return r;
+}
+
+/* The product's next version (max + 1) into *v. */
+static store_status model_next_version_w(store_t *st, const char *product, int64_t *v)
+{
+    static const char SQL[] =
+        "SELECT coalesce(max(version), 0) + 1 FROM models WHERE product = ?1";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+    int rc = db_step(s);
+    store_status r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int64(s, 0);
+    else
+        r = db_map_rc(st->w.db, rc);
+    db_done(s);
+    return r;
+}
+
+static store_status model_row_insert_w(store_t *st, const store_model_new *m, int64_t v,
+                                       int64_t now)
+{
+    static const char SQL[] =
+        "INSERT INTO models(product, version, created_at, job_id, threshold, backbone_sha256, "
+        "blob, figures_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return STORE_ERR_DB;
+    sqlite3_bind_text(s, 1, m->product, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, v);
+    sqlite3_bind_int64(s, 3, now);
+    db_bind_text_or_null(s, 4, m->job_id);
+    sqlite3_bind_double(s, 5, m->threshold);
+    db_bind_text_or_null(s, 6, (m->backbone_sha256 && *m->backbone_sha256)
+                                   ? m->backbone_sha256 : NULL);
+    /* static: the blob outlives the statement, which is reset before return */
+    sqlite3_bind_blob64(s, 7, m->blob, (sqlite3_uint64)m->blob_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, m->figures_json ? m->figures_json : "{}", -1, SQLITE_TRANSIENT);
+    return db_run(&st->w, s);
+}
+
+/* Every step of store_model_insert inside its one write transaction. */
+static store_status model_insert_w(store_t *st, const store_model_new *m, int64_t *v)
+{
+    int e = store_product_exists_w(st, m->product);
+    if (e <= 0)
+        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    store_status r = m->job_id ? model_job_check_w(st, m) : STORE_OK;
+    if (r == STORE_OK)
+        r = model_next_version_w(st, m->product, v);
+    int64_t now = store_now_ms();
+    if (r == STORE_OK)
+        r = model_row_insert_w(st, m, *v, now);
+    if (r == STORE_OK && m->activate)
+        r = product_set_active_w(st, m->product, *v, now);
+    if (r == STORE_OK && m->job_id)
+        r = store_job_finish_w(st, m->job_id, STORE_JOB_SUCCEEDED, NULL, *v);
+    return r;
+}
+
+store_status store_model_insert(store_t *st, const store_model_new *m, int64_t *version)
+{
+    if (version)
+        *version = 0;
+    if (!model_new_valid(m))
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    int64_t v = 0;
+    r = db_wend(st, model_insert_w(st, m, &v));
+    if (r == STORE_OK && version)
+        *version = v;
+    return r;
+}
+
+/* ----------------------------------------------------------------- reads */
+
+store_status store_model_get(store_t *st, const char *product, int64_t version,
+                             store_model_t *out)
+{
+    static const char SQL[] =
+        "SELECT " MODEL_COLS ", m.blob FROM models m JOIN products p ON p.id = m.product "
+        "WHERE m.product = ?1 AND m.version = "
+        "CASE WHEN ?2 > 0 THEN ?2 ELSE p.active_version END";
+    if (!out)
+        return STORE_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (!store_valid_product_id(product) || version < 0)
+        return STORE_ERR_INVALID;
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, SQL);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, version);
+        int rc = db_step(s);
+        if (rc == SQLITE_ROW) {
+            model_from_row(s, out);
+            const void *b = sqlite3_column_blob(s, 8);
+            int bl = sqlite3_column_bytes(s, 8);
+            out->blob = xmalloc((size_t)bl);
+            if (bl > 0)
+                memcpy(out->blob, b, (size_t)bl);
+            out->blob_len = (size_t)bl;
+            r = STORE_OK;
+        } else {
+            r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
+        }
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
+}
+
+store_status store_model_list(store_t *st, const char *product, store_model_t **out, size_t *n)
+{
+    static const char SQL[] = "SELECT " MODEL_COLS " FROM models m JOIN products p ON "
+                              "p.id = m.product WHERE m.product = ?1 ORDER BY m.version DESC";
+    if (!out || !n)
+        return STORE_ERR_INVALID;
+    *out = NULL;
+    *n = 0;
+    if (!store_valid_product_id(product))
+        return STORE_ERR_INVALID;
+    int pe = store_product_exists_r(st, product);
+    if (pe <= 0)
+        return pe == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, SQL);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+        size_t cap = 16, k = 0;
+        store_model_t *arr = xcalloc(cap, sizeof *arr);
+        int rc;
+        while ((rc = db_step(s)) == SQLITE_ROW) {
+            if (k == cap) {
+                cap *= 2;
+                arr = xrealloc(arr, cap * sizeof *arr);
+            }
+            model_from_row(s, &arr[k++]);
+        }
+        if (rc != SQLITE_DONE) {
+            r = db_map_rc(c->db, rc);
+            store_models_free(arr, k);
+        } else {
+            *out = arr;
+            *n = k;
+            r = STORE_OK;
+        }
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
+}
+
+/* ---------------------------------------------------------------- updates */
+
+store_status store_model_activate(store_t *st, const char *product, int64_t version)
+{
+    static const char SQL_HAS[] = "SELECT 1 FROM models WHERE product = ?1 AND version = ?2";
+    if (!store_valid_product_id(product) || version <= 0)
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = db_prep(&st->w, SQL_HAS);
+    if (!s) {
+        db_wrollback(st);
+        return STORE_ERR_DB;
+    }
+    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, version);
+    int rc = db_step(s);
+    r = rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND
+                                                        : db_map_rc(st->w.db, rc);
+    db_done(s);
+    if (r == STORE_OK)
+        r = product_set_active_w(st, product, version, store_now_ms());
+    return db_wend(st, r);
+}
+
+store_status store_model_set_threshold(store_t *st, const char *product, int64_t version,
+                                       double threshold)
+{
+    static const char SQL[] =
+        "UPDATE models SET threshold = ?3 WHERE product = ?1 AND version = "
+        "CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT active_version FROM products WHERE id = ?1) END";
+    if (!store_valid_product_id(product) || version < 0 || !isfinite(threshold))
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s) {
+        db_wrollback(st);
+        return STORE_ERR_DB;
+    }
+    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, version);
+    sqlite3_bind_double(s, 3, threshold);
+    r = db_run(&st->w, s);
+    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
+        r = STORE_ERR_NOT_FOUND;
+    return db_wend(st, r);
+}

@@ -1,0 +1,227 @@
+/*
+ * products.c - the products table. A product owns its images (rows and the
+ * files under <data_dir>/images/<id>/), models and jobs; deleting it removes
+ * them all except its inspections, which stay as the audit trail.
+ */
+#include "store_int.h"
+
+#include <math.h>
+
+static const char SQL_PRODUCT_EXISTS[] = "SELECT 1 FROM products WHERE id = ?1";
+
+int store_product_exists_w(store_t *st, const char *id)
+{
+    return db_exists_w(st, SQL_PRODUCT_EXISTS, id);
+}
+
+int store_product_exists_r(store_t *st, const char *id)
+{
+    return db_exists_r(st, SQL_PRODUCT_EXISTS, id);
+}
+
+/* threshold: of the active model; image_count: live, so it is never stale */
+#define PRODUCT_COLS                                                                   \
+    "p.id, p.name, p.settings_json, p.active_version, p.created_at, p.updated_at, "    \
+    "(SELECT m.threshold FROM models m WHERE m.product = p.id AND "                    \
+    "m.version = p.active_version), "                                                  \
+    "(SELECT count(*) FROM images i WHERE i.product = p.id)"
+
+static void product_from_row(sqlite3_stmt *s, store_product_t *p)
+{
+    memset(p, 0, sizeof *p);
+    db_col_copy(s, 0, p->id, sizeof p->id);
+    p->name = db_col_dup(s, 1, "");
+    p->settings_json = db_col_dup(s, 2, "{}");
+    p->active_version = sqlite3_column_int64(s, 3);
+    p->created_at = sqlite3_column_int64(s, 4);
+    p->updated_at = sqlite3_column_int64(s, 5);
+    p->has_threshold = sqlite3_column_type(s, 6) != SQLITE_NULL;
+    p->threshold = p->has_threshold ? sqlite3_column_double(s, 6) : NAN;
+    p->image_count = sqlite3_column_int64(s, 7);
+}
+
+void store_product_clear(store_product_t *p)
+{
+    if (!p)
+        return;
+    free(p->name);
+    free(p->settings_json);
+    memset(p, 0, sizeof *p);
+}
+
+void store_products_free(store_product_t *arr, size_t n)
+{
+    if (!arr)
+        return;
+    for (size_t i = 0; i < n; i++)
+        store_product_clear(&arr[i]);
+    free(arr);
+}
+
+store_status store_product_get(store_t *st, const char *id, store_product_t *out)
+{
+    static const char SQL[] = "SELECT " PRODUCT_COLS " FROM products p WHERE p.id = ?1";
+    if (!out)
+        return STORE_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (!store_valid_product_id(id))
+        return STORE_ERR_INVALID;
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, SQL);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+        int rc = db_step(s);
+        if (rc == SQLITE_ROW) {
+            product_from_row(s, out);
+            r = STORE_OK;
+        } else {
+            r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
+        }
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
+}
+
+store_status store_product_create(store_t *st, const char *id, const char *name,
+                                  const char *settings_json, store_product_t *out)
+{
+    static const char SQL[] = "INSERT INTO products(id, name, settings_json, active_version, "
+                              "created_at, updated_at) VALUES (?1, ?2, ?3, NULL, ?4, ?4)";
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!store_valid_product_id(id))
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s) {
+        db_wrollback(st);
+        return STORE_ERR_DB;
+    }
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, name ? name : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, settings_json ? settings_json : "{}", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, store_now_ms());
+    r = db_run(&st->w, s);
+    r = db_wend(st, r);
+    if (r == STORE_OK && out)
+        r = store_product_get(st, id, out);
+    return r;
+}
+
+store_status store_product_list(store_t *st, size_t limit, const char *after,
+                                store_product_t **out, size_t *n,
+                                char next[STORE_PRODUCT_ID_MAX])
+{
+    static const char SQL[] = "SELECT " PRODUCT_COLS " FROM products p WHERE p.id > ?1 "
+                              "ORDER BY p.id LIMIT ?2";
+    if (!out || !n)
+        return STORE_ERR_INVALID;
+    *out = NULL;
+    *n = 0;
+    if (next)
+        next[0] = '\0';
+    if (after && *after && !store_valid_product_id(after))
+        return STORE_ERR_INVALID;
+    limit = db_list_limit(limit);
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, SQL);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        sqlite3_bind_text(s, 1, after ? after : "", -1, SQLITE_TRANSIENT);
+        /* one row more than asked tells whether a next page exists */
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)limit + 1);
+        store_product_t *arr = xcalloc(limit + 1, sizeof *arr);
+        size_t k = 0;
+        int rc;
+        while ((rc = db_step(s)) == SQLITE_ROW)
+            product_from_row(s, &arr[k++]);
+        if (rc != SQLITE_DONE) {
+            r = db_map_rc(c->db, rc);
+            store_products_free(arr, k);
+        } else {
+            if (k > limit) {
+                store_product_clear(&arr[limit]);
+                k = limit;
+                if (next)
+                    copy_str(next, STORE_PRODUCT_ID_MAX, arr[k - 1].id);
+            }
+            *out = arr;
+            *n = k;
+            r = STORE_OK;
+        }
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
+}
+
+store_status store_product_patch(store_t *st, const char *id, const char *name,
+                                 const char *settings_json, store_product_t *out)
+{
+    static const char SQL[] = "UPDATE products SET name = coalesce(?2, name), "
+                              "settings_json = coalesce(?3, settings_json), updated_at = ?4 "
+                              "WHERE id = ?1";
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!store_valid_product_id(id))
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s) {
+        db_wrollback(st);
+        return STORE_ERR_DB;
+    }
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text_or_null(s, 2, name);
+    db_bind_text_or_null(s, 3, settings_json);
+    sqlite3_bind_int64(s, 4, store_now_ms());
+    r = db_run(&st->w, s);
+    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
+        r = STORE_ERR_NOT_FOUND;
+    r = db_wend(st, r);
+    if (r == STORE_OK && out)
+        r = store_product_get(st, id, out);
+    return r;
+}
+
+store_status store_product_delete(store_t *st, const char *id)
+{
+    static const char SQL[] = "DELETE FROM products WHERE id = ?1";
+    if (!store_valid_product_id(id))
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    int e = store_product_exists_w(st, id);
+    if (e <= 0) {
+        db_wrollback(st);
+        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    }
+    e = store_job_active_w(st, id);
+    if (e != 0) {
+        db_wrollback(st);
+        return e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
+    }
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s) {
+        db_wrollback(st);
+        return STORE_ERR_DB;
+    }
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    r = db_run(&st->w, s);
+    r = db_wend(st, r);
+    if (r == STORE_OK) {
+        /* Rows are gone (cascade); now the files. The id was validated, so
+         * the path stays inside <data_dir>/images. */
+        char path[STORE_PATH_MAX];
+        snprintf(path, sizeof path, "%s/images/%s", st->dir, id);
+        fs_rm_tree(path);
+    }
+    return r;
+}

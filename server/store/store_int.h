@@ -1,0 +1,238 @@
+/*
+ * store_int.h - private to server/store: the store handle, the SQL plumbing
+ * every table file uses, and the few helpers they share. Nothing outside
+ * server/store includes this (only include/store.h is public).
+ *
+ * Files of server/store
+ *   db.c                status strings, last error, statement cache,
+ *                       transactions, reader pool, busy retries
+ *   open.c              store_open/close: directories, connections, pragmas,
+ *                       migrations
+ *   ids.c               clock, RFC 3339, identifier checks, random ids
+ *   files.c             durable file writes, trees, the temp-file sweep
+ *   products.c images.c models.c jobs.c keys.c
+ *                       one table each
+ *   inspections.c       the inspections table and its write queue (flusher)
+ *   inspection_files.c  map/heatmap files of inspections on disk
+ *
+ * Concurrency design: one read-write connection, used only while holding
+ * st->wmu, so in-process writers are serialised and never see SQLITE_BUSY from
+ * each other; write transactions start with BEGIN IMMEDIATE (the write lock is
+ * taken up front, so no deadlocking read->write upgrade) and are retried on
+ * SQLITE_BUSY for other processes (the CLI). Reads go through a small pool of
+ * read-only connections, which WAL lets run next to the writer. Every
+ * connection caches its prepared statements (keyed by the SQL string's
+ * address) and statements are reset right after use so no reader keeps a
+ * snapshot open and blocks checkpoints.
+ *
+ * Naming: db_* is the SQL plumbing (db.c), fs_* the file primitives
+ * (files.c); other private functions shared between files start with store_
+ * like the API but are declared only here.
+ */
+#ifndef CFA_STORE_INT_H
+#define CFA_STORE_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Generated from migrations/NNN_name.sql at build time (CMakeLists.txt). */
+struct store_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+extern const struct store_migration store_migrations[];
+extern const int store_migrations_count;
+
+#define STMT_CACHE 64     /* distinct SQL texts per connection; the store has
+                             a fixed set of queries, so overflowing is a bug */
+#define BLOB_LOCKS 16     /* stripes of the per-sha256 image file locks      */
+#define QUEUE_MAX 10000   /* queued inspections before enqueue says FULL     */
+#define QUEUE_BATCH 256   /* queued rows that wake the flusher early          */
+#define BUSY_RETRIES 50   /* 10 ms retries of SQLITE_BUSY past busy_timeout   */
+#define STORE_PATH_MAX 4096
+
+/* One SQLite connection and its statement cache. */
+typedef struct {
+    sqlite3 *db;
+    const char *keys[STMT_CACHE];  /* SQL text addresses            */
+    sqlite3_stmt *stmts[STMT_CACHE];
+    int n;
+    int in_use;                    /* reader pool: taken by a thread */
+} conn_t;
+
+struct store {
+    char *dir;                     /* data dir, no trailing '/'      */
+    int busy_ms;
+
+    conn_t w;                      /* the writer; only under wmu     */
+    pthread_mutex_t wmu;
+
+    conn_t *r;                     /* read-only pool of nr           */
+    int nr;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+
+    pthread_mutex_t blob_mu[BLOB_LOCKS];
+
+    /* Asynchronous inspection inserts (inspections.c). */
+    int async;
+    int flush_ms;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    store_inspection_t *q;
+    size_t qn, qcap;
+    int qstop;
+    pthread_mutex_t flush_mu;      /* one flush (take + insert) at a time */
+    pthread_t flusher;
+    int flusher_started;
+};
+
+/* ---- memory: the store's own, until server/base's are adopted ----------
+ * Out of memory aborts: the daemon cannot serve without it, and callers need
+ * no NULL path. Static so they cannot clash with another library's xmalloc;
+ * switching to server/base's copies replaces this block with its #include. */
+static inline void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fputs("store: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static inline void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (!p) {
+        fputs("store: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static inline void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) {
+        fputs("store: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static inline char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+/* Copies src (NULL = "") into dst[cap], truncating; always NUL-terminated. */
+static inline void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* ---- errors (db.c) ------------------------------------------------------ */
+
+/* Records the detail store_last_error() returns on this thread. */
+void store_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- SQL plumbing (db.c) ------------------------------------------------ */
+
+/* Maps a SQLite result code to a status, recording the detail. */
+store_status db_map_rc(sqlite3 *db, int rc);
+/* A cached prepared statement (reset, bindings cleared). sql must have
+ * static storage: its address is the cache key. NULL on error. */
+sqlite3_stmt *db_prep(conn_t *c, const char *sql);
+/* Steps a statement, retrying SQLITE_BUSY (beyond busy_timeout). */
+int db_step(sqlite3_stmt *s);
+/* Resets a statement after use so it holds no snapshot or locks. */
+void db_done(sqlite3_stmt *s);
+/* Steps a statement that returns no rows, maps the result, resets it. */
+store_status db_run(conn_t *c, sqlite3_stmt *s);
+/* sqlite3_exec without results, recording the error. */
+int db_exec(sqlite3 *db, const char *sql);
+/* db_exec retrying SQLITE_BUSY beyond the busy timeout. */
+int db_exec_retry(sqlite3 *db, const char *sql);
+/* Finalizes the cached statements and closes the connection. */
+void db_conn_close(conn_t *c);
+
+/* Write transaction: takes the writer mutex and BEGIN IMMEDIATE; on failure
+ * the mutex is released again. */
+store_status db_wbegin(store_t *st);
+/* Rolls back and releases the writer (for early exits). */
+void db_wrollback(store_t *st);
+/* Ends a write transaction: commits if s is STORE_OK, else rolls back.
+ * Returns the outcome (a failed COMMIT replaces STORE_OK). */
+store_status db_wend(store_t *st, store_status s);
+
+/* Takes a read connection from the pool (waits while all are busy). */
+conn_t *db_racquire(store_t *st);
+void db_rrelease(store_t *st, conn_t *c);
+
+void db_bind_text_or_null(sqlite3_stmt *s, int i, const char *v);
+/* NULL for NAN / inf. */
+void db_bind_real_or_null(sqlite3_stmt *s, int i, double v);
+/* Column text as a new heap string; SQL NULL gives a copy of dflt (NULL if
+ * dflt is NULL). */
+char *db_col_dup(sqlite3_stmt *s, int i, const char *dflt);
+void db_col_copy(sqlite3_stmt *s, int i, char *dst, size_t cap);
+double db_col_real_or_nan(sqlite3_stmt *s, int i);
+
+/* 1 if the single-parameter query returns a row, 0 if not, -1 on error.
+ * _w runs on the writer (inside a write transaction), _r on a reader. */
+int db_exists_w(store_t *st, const char *sql, const char *arg);
+int db_exists_r(store_t *st, const char *sql, const char *arg);
+/* Runs a "SELECT count(*)" with an optional text parameter on a reader. */
+store_status db_count(store_t *st, const char *sql, const char *arg,
+                      int64_t *n /* OUT */);
+/* A list call's limit: 0 -> STORE_LIST_DEFAULT, capped at STORE_LIST_MAX. */
+size_t db_list_limit(size_t limit);
+
+/* ---- files (files.c) ---------------------------------------------------- */
+
+/* mkdir -p with mode for the directories it creates; 0 or -1 (errno). */
+int fs_mkdir_p(const char *path, mode_t mode);
+/* Writes data to final_path durably: temp file in dir (created if missing),
+ * fsync, rename over the final name, fsync dir. STORE_ERR_FULL on ENOSPC. */
+store_status fs_write_durable(const char *dir, const char *final_path,
+                              const void *data, size_t len);
+/* Removes path and everything below it, not following links. */
+void fs_rm_tree(const char *path);
+
+/* ---- ids (ids.c) -------------------------------------------------------- */
+
+/* n bytes from getrandom() (or /dev/urandom); 0 or -1. */
+int store_random_bytes(void *buf, size_t n);
+
+/* ---- shared between table files ---------------------------------------- */
+
+/* Existence checks, 1 / 0 / -1 on error like db_exists_*. products.c */
+int store_product_exists_w(store_t *st, const char *id);
+int store_product_exists_r(store_t *st, const char *id);
+/* 1 if product has a queued or running job. jobs.c; in a write transaction. */
+int store_job_active_w(store_t *st, const char *product);
+/* store_job_finish's UPDATE inside the caller's write transaction (so
+ * store_model_insert finishes the job atomically with the insert). jobs.c */
+store_status store_job_finish_w(store_t *st, const char *id, store_job_state state,
+                                const char *error, int64_t model_version);
+/* Starts / stops the inspection flusher thread (inspections.c). start
+ * returns 0, or -1 if no thread could be made (inserts stay synchronous).
+ * stop also writes what is still queued. */
+int store_queue_start(store_t *st);
+void store_queue_stop(store_t *st);
+
+#endif /* CFA_STORE_INT_H */
