@@ -104,7 +104,7 @@ sqlite3_stmt *db_prep(conn_t *c, const char *sql)
     }
     if (c->n >= STMT_CACHE) {
         /* The store has a fixed set of queries: raise STMT_CACHE. */
-        fprintf(stderr, "store: statement cache full\n");
+        log_error("store", "statement cache full");
         abort();
     }
     c->keys[c->n] = sql;

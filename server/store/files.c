@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "store_int.h"
 
+#include "base_file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -33,68 +35,15 @@ int fs_mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* A full disk is reported as such (507 in the API), anything else as I/O. */
 static store_status errno_status(int e)
 {
     return e == ENOSPC ? STORE_ERR_FULL : STORE_ERR_IO;
 }
 
-/* Writes all of data, retrying short writes and EINTR; 0 or an errno. */
-static int write_all(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t k = write(fd, p, len);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += k;
-        len -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Creates tmp exclusively and makes data durable in it. On failure tmp is
- * gone again. */
-static store_status write_temp(const char *tmp, const void *data, size_t len)
-{
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        store_set_error("open %s: %s", tmp, strerror(errno));
-        return STORE_ERR_IO;
-    }
-    int e = write_all(fd, data, len);
-    const char *what = "write";
-    if (e == 0 && fsync(fd) != 0) {
-        e = errno;
-        what = "fsync";
-    }
-    if (e != 0) {
-        store_set_error("%s %s: %s", what, tmp, strerror(e));
-        close(fd);
-        unlink(tmp);
-        return errno_status(e);
-    }
-    if (close(fd) != 0) {
-        store_set_error("close %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        return STORE_ERR_IO;
-    }
-    return STORE_OK;
-}
-
+/* server/base's durable write (temp, fsync, rename, fsync of the directory)
+ * after creating the directory; 0640: files of the data directory are not
+ * for other users. */
 store_status fs_write_durable(const char *dir, const char *final_path, const void *data,
                               size_t len)
 {
@@ -103,26 +52,11 @@ store_status fs_write_durable(const char *dir, const char *final_path, const voi
         store_set_error("mkdir %s: %s", dir, strerror(e));
         return errno_status(e);
     }
-    /* the random suffix keeps concurrent writers of one name apart; the
-     * ".tmp-" marks it for store_sweep_temp() after a crash */
-    char tmp[STORE_PATH_MAX + 32];
-    char rnd[STORE_ID_LEN];
-    if (store_random_id(rnd) != 0)
-        return STORE_ERR_IO;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%.16s", final_path, rnd) >= (int)sizeof tmp)
-        return STORE_ERR_INVALID;
-    store_status r = write_temp(tmp, data, len);
-    if (r != STORE_OK)
-        return r;
-    if (rename(tmp, final_path) != 0) {
-        store_set_error("rename %s: %s", final_path, strerror(errno));
-        unlink(tmp);
-        return STORE_ERR_IO;
-    }
-    /* the rename itself is durable only once the directory is */
-    if (fsync_dir(dir) != 0) {
-        store_set_error("fsync dir %s: %s", dir, strerror(errno));
-        return STORE_ERR_IO;
+    char err[512];
+    if (file_write_durable(final_path, data, len, 0640, err, sizeof err) != 0) {
+        int e = errno;
+        store_set_error("%s", err);
+        return errno_status(e);
     }
     return STORE_OK;
 }

@@ -12,15 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base_clock.h"
 #include "sha256.h"
 
 /* ------------------------------------------------------------------ time */
 
 int64_t store_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return wall_ms();
 }
 
 char *store_time_format(int64_t ms, char out[STORE_TIME_LEN])

@@ -187,8 +187,7 @@ static store_status insert_one_by_one(store_t *st, store_inspection_t *batch, si
         if (ri == STORE_OK) {
             store_inspection_clear(&batch[i]);
         } else if (ri == STORE_ERR_EXISTS || ri == STORE_ERR_INVALID) {
-            fprintf(stderr, "store: dropping inspection %s: %s\n", batch[i].id,
-                    store_last_error());
+            log_warn("store", "dropping inspection %s: %s", batch[i].id, store_last_error());
             store_inspection_clear(&batch[i]);
         } else {
             batch[(*keep)++] = batch[i];
@@ -253,8 +252,8 @@ static void *flusher_main(void *arg)
         pthread_mutex_unlock(&st->qmu);
         store_status r = store_inspections_flush(st);
         if (r != STORE_OK) {
-            fprintf(stderr, "store: inspection flush failed: %s (%s)\n", store_strerror(r),
-                    store_last_error());
+            log_error("store", "inspection flush failed: %s (%s)", store_strerror(r),
+                      store_last_error());
             usleep(100000);
         }
         pthread_mutex_lock(&st->qmu);
@@ -284,7 +283,7 @@ void store_queue_stop(store_t *st)
     if (st->w.db && st->qn > 0)
         store_inspections_flush(st);
     if (st->qn > 0)
-        fprintf(stderr, "store: %zu queued inspections could not be written\n", st->qn);
+        log_error("store", "%zu queued inspections could not be written", st->qn);
     for (size_t i = 0; i < st->qn; i++)
         store_inspection_clear(&st->q[i]);
     free(st->q);

@@ -97,47 +97,11 @@ struct store {
     int flusher_started;
 };
 
-/* ---- memory: the store's own, until server/base's are adopted ----------
- * Out of memory aborts: the daemon cannot serve without it, and callers need
- * no NULL path. Static so they cannot clash with another library's xmalloc;
- * switching to server/base's copies replaces this block with its #include. */
-static inline void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fputs("store: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static inline void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) {
-        fputs("store: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static inline void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p) {
-        fputs("store: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static inline char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
+/* ---- memory -------------------------------------------------------------
+ * Out of memory aborts (server/base's xmalloc family): the daemon cannot serve
+ * without it, and callers need no NULL path. */
+#include "base_alloc.h"
+#include "base_log.h"
 
 /* Copies src (NULL = "") into dst[cap], truncating; always NUL-terminated. */
 static inline void copy_str(char *dst, size_t cap, const char *src)
