@@ -6,6 +6,7 @@
 
 #include <ATen/Parallel.h>
 #include <torch/csrc/api/include/torch/cuda.h>
+#include <torch/script.h>
 
 using namespace cfa;
 
@@ -72,7 +73,7 @@ std::vector<at::Tensor> cfa::backbone_pooled(cfa_backbone *bb, const at::Tensor 
     /* reduced precision runs the backbone only; its features are widened
      * to float32 below, so descriptor, distances and scores stay float32 */
     std::vector<c10::IValue> in{bb->dtype == at::kFloat ? x : x.to(bb->dtype)};
-    c10::IValue out = bb->module.forward(in);
+    c10::IValue out = bb->module->forward(in);
     if (!out.isTuple())
         throw std::runtime_error("backbone forward() must return a tuple of three tensors");
     auto elems = out.toTuple()->elements();
@@ -114,7 +115,7 @@ extern "C" int cfa_cuda_device_count(void)
 
 /* Casts floating parameters and buffers only: jit's Module::to(dtype)
  * would also convert integer buffers (the channel order index). */
-static void cast_floating(torch::jit::script::Module &module, at::ScalarType dtype)
+static void cast_floating(torch::jit::Module &module, at::ScalarType dtype)
 {
     for (const auto &t : module.named_parameters(true))
         if (t.value.is_floating_point())
@@ -147,14 +148,14 @@ static cfa_status probe_channels(cfa_backbone *bb)
 static cfa_status load_module(cfa_backbone *bb, const char *path)
 {
     try {
-        bb->module = torch::jit::load(path, bb->device);
+        bb->module = std::make_unique<torch::jit::Module>(torch::jit::load(path, bb->device));
     } catch (const c10::Error &e) {
         return cfa_fail(CFA_ERR_BACKBONE, std::string("cannot load TorchScript backbone ") + path + ": " +
                                               e.what_without_backtrace());
     }
-    bb->module.eval();
+    bb->module->eval();
     if (bb->dtype != at::kFloat)
-        cast_floating(bb->module, bb->dtype);
+        cast_floating(*bb->module, bb->dtype);
     return CFA_OK;
 }
 

@@ -19,14 +19,23 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
-#include <torch/script.h>
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+/* TorchScript (torch/script.h) stays in backbone.cpp: the other stages
+ * need only ATen, and their compile time is mostly the headers they load
+ * (core/CMakeLists.txt). */
+namespace torch {
+namespace jit {
+struct Module;
+}
+} // namespace torch
+
 struct cfa_backbone {
-    torch::jit::script::Module module;
+    std::unique_ptr<torch::jit::Module> module; /* created and freed in backbone.cpp */
     c10::Device device{c10::kCPU};
     std::string sha256;
     std::string device_str;
