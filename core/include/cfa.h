@@ -47,6 +47,20 @@ extern "C" {
 #define CFA_API
 #endif
 
+/* The engine's version, the project's (project(VERSION) in the top-level
+ * CMakeLists.txt; core/CMakeLists.txt refuses to configure when the two
+ * disagree). CFA_VERSION_NUMBER is major * 10000 + minor * 100 + patch. */
+#define CFA_VERSION_MAJOR 0
+#define CFA_VERSION_MINOR 1
+#define CFA_VERSION_PATCH 0
+#define CFA_VERSION_STRING "0.1.0"
+#define CFA_VERSION_NUMBER (CFA_VERSION_MAJOR * 10000 + CFA_VERSION_MINOR * 100 + CFA_VERSION_PATCH)
+
+/* The version of the engine linked, which can differ from the CFA_VERSION_*
+ * a program was compiled against: "0.1.0", and 100 for 0.1.0. */
+CFA_API const char *cfa_version(void);
+CFA_API int cfa_version_number(void);
+
 /* Status codes. New codes are only ever appended. */
 #define CFA_STATUS_TABLE(X)                                                   \
     X(CFA_OK, "ok")                                                           \

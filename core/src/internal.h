@@ -1,6 +1,7 @@
-/* internal.h - what core/'s translation units share. Torch-free on purpose:
- * model_io.cpp and status.cpp compile without libtorch headers (fast builds,
- * and the model-artefact fuzz harness links without libtorch). */
+/* internal.h - what all of core/'s translation units share. Torch-free on
+ * purpose: model_io.cpp, params.cpp, geometry.cpp and status.cpp compile
+ * without libtorch headers (fast builds, and the model-artefact fuzz harness
+ * links without libtorch). The libtorch stages share engine.h. */
 #ifndef CFA_INTERNAL_H
 #define CFA_INTERNAL_H
 
@@ -12,7 +13,7 @@
 #include <vector>
 
 /* Device-side tensors of a model (descriptor weights, bank); defined in
- * engine.cpp, where libtorch is. */
+ * engine.h, where libtorch is. */
 struct cfa_model_tensors;
 
 struct cfa_model {
@@ -38,15 +39,20 @@ struct cfa_model {
 cfa_status cfa_fail(cfa_status s, const std::string &msg);
 void cfa_clear_error();
 void cfa_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* hash of a file's contents as 64 hex chars; "" on I/O error */
+std::string cfa_sha256_file(const char *path);
 
-/* params validation shared by training and artefact parsing; returns "" if
- * valid, else the reason. */
+/* params.cpp: params validation shared by training and artefact parsing;
+ * returns "" if valid, else the reason. */
 std::string cfa_params_check(const cfa_params &p);
+
+/* geometry.cpp: top-left corner of the centre crop in the resize frame
+ * (0, 0 without a crop). */
+namespace cfa {
+void crop_offsets(const cfa_params &p, int *oy, int *ox);
+}
 
 /* model_io.cpp: parse without touching libtorch (no tensors attached). */
 cfa_status cfa_model_parse(const void *buf, size_t len, cfa_model **out);
-
-/* status.cpp: hash of a file's contents as 64 hex chars; "" on I/O error. */
-std::string cfa_sha256_file(const char *path);
 
 #endif

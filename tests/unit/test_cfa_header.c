@@ -25,6 +25,20 @@ int main(void)
         failed++, fprintf(stderr, "missing backbone loaded\n");
     if (cfa_backbone_load("/nonexistent/backbone.pt", "tpu:7", &bb) != CFA_ERR_DEVICE)
         failed++, fprintf(stderr, "bad device not refused\n");
-    printf("%d passed, %d failed\n", 7 - failed, failed);
+    /* the version: header and library agree, the number is the string's */
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", CFA_VERSION_MAJOR, CFA_VERSION_MINOR, CFA_VERSION_PATCH);
+    if (strcmp(v, CFA_VERSION_STRING) != 0 || strcmp(cfa_version(), CFA_VERSION_STRING) != 0)
+        failed++, fprintf(stderr, "version string: header %s, library %s\n", CFA_VERSION_STRING, cfa_version());
+    if (cfa_version_number() != CFA_VERSION_NUMBER ||
+        CFA_VERSION_NUMBER != CFA_VERSION_MAJOR * 10000 + CFA_VERSION_MINOR * 100 + CFA_VERSION_PATCH)
+        failed++, fprintf(stderr, "version number %d\n", cfa_version_number());
+    int checks = 9;
+#ifdef CFA_TEST_PROJECT_VERSION /* the build's project(VERSION), from core.cmake */
+    checks++;
+    if (strcmp(cfa_version(), CFA_TEST_PROJECT_VERSION) != 0)
+        failed++, fprintf(stderr, "version %s, project %s\n", cfa_version(), CFA_TEST_PROJECT_VERSION);
+#endif
+    printf("%d passed, %d failed\n", checks - failed, failed);
     return failed != 0;
 }
