@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include "pool.h"
 
+#include "base_alloc.h"
+#include "base_clock.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,12 +70,6 @@ struct pool {
     int channels[3];
 };
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void cache_evict_product(pool_t *p, worker *w, const char *product)
 {
@@ -250,19 +247,15 @@ static void *worker_main(void *arg)
     pool_t *p = w->pool;
     device_q *d = &p->dev[w->device];
     int B = p->opt.batch;
-    waiter **batch = calloc((size_t)B, sizeof *batch);
-    pool_req **reqs = calloc((size_t)B, sizeof *reqs);
-    const cfa_model **models = calloc((size_t)B, sizeof *models);
-    cfa_image *imgs = calloc((size_t)B, sizeof *imgs);
-    cfa_result *res = calloc((size_t)B, sizeof *res);
-    int *idx = calloc((size_t)B, sizeof *idx);
-    cfa_status *st = calloc((size_t)B, sizeof *st);
-    char(*err)[256] = calloc((size_t)B, sizeof *err);
-    if (batch == NULL || reqs == NULL || models == NULL || imgs == NULL || res == NULL ||
-        idx == NULL || st == NULL || err == NULL) {
-        fprintf(stderr, "pool: out of memory\n");
-        abort();
-    }
+    /* a worker without its batch buffers cannot serve: xcalloc aborts */
+    waiter **batch = xcalloc((size_t)B, sizeof *batch);
+    pool_req **reqs = xcalloc((size_t)B, sizeof *reqs);
+    const cfa_model **models = xcalloc((size_t)B, sizeof *models);
+    cfa_image *imgs = xcalloc((size_t)B, sizeof *imgs);
+    cfa_result *res = xcalloc((size_t)B, sizeof *res);
+    int *idx = xcalloc((size_t)B, sizeof *idx);
+    cfa_status *st = xcalloc((size_t)B, sizeof *st);
+    char(*err)[256] = xcalloc((size_t)B, sizeof *err);
     for (;;) {
         int n = 0;
         pthread_mutex_lock(&p->mu);
@@ -290,18 +283,14 @@ static void *worker_main(void *arg)
             }
             if (n >= B || p->stopping || p->opt.batch_wait_ms <= 0 || p->arriving <= 0)
                 break;
-            double left = deadline - now_ms();
+            double left = deadline - mono_ms();
             if (left <= 0)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            long long ns = (long long)ts.tv_nsec + (long long)(left * 1e6);
-            ts.tv_sec += (time_t)(ns / 1000000000LL);
-            ts.tv_nsec = (long)(ns % 1000000000LL);
+            struct timespec ts = wall_deadline(left);
             pthread_cond_timedwait(&d->cv, &p->mu, &ts);
         }
         pthread_mutex_unlock(&p->mu);
-        double t_take = now_ms();
+        double t_take = mono_ms();
         for (int i = 0; i < n; i++) {
             reqs[i] = batch[i]->req;
             reqs[i]->queue_ms = t_take - batch[i]->t_enqueue;
@@ -311,7 +300,7 @@ static void *worker_main(void *arg)
         worker_sync_forget(w);
         w->batch_tick = w->tick;
         score_batch(w, reqs, n, models, imgs, res, idx, st, err);
-        double dt = now_ms() - t_take;
+        double dt = mono_ms() - t_take;
         for (int i = 0; i < n; i++) {
             pool_req *r = reqs[i];
             r->status = st[i];
@@ -431,7 +420,7 @@ pool_status pool_run(pool_t *p, pool_req *r)
         mp_queue_rejected();
         return POOL_BUSY;
     }
-    wt.t_enqueue = now_ms();
+    wt.t_enqueue = mono_ms();
     if (d->tail != NULL)
         d->tail->next = &wt;
     else
