@@ -167,7 +167,7 @@ enum MHD_Result h_image_list(hreq *r)
     const char *after = req_query(r, "after");
     if (query_limit(r, &limit) != 0)
         return MHD_YES;
-    if (after != NULL && !parse_sha256_ok(after))
+    if (after != NULL && !store_valid_sha256(after))
         return reply_error(r, 400, "invalid_cursor", "after must be an image id");
     store_status ss = store_image_list(r->ctx->st, r->params[0], limit, after, &arr, &n, next);
     if (ss != STORE_OK)
@@ -186,7 +186,7 @@ enum MHD_Result h_image_list(hreq *r)
 
 enum MHD_Result h_image_delete(hreq *r)
 {
-    if (!parse_sha256_ok(r->params[1]))
+    if (!store_valid_sha256(r->params[1]))
         return reply_error(r, 404, "not_found", "no such image: %s", r->params[1]);
     store_status ss = store_image_delete(r->ctx->st, r->params[0], r->params[1]);
     if (ss != STORE_OK)

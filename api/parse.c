@@ -9,21 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int parse_sha256_ok(const char *s)
-{
-    size_t n = 0;
-    if (s == NULL)
-        return 0;
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return 0;
-        if (n >= 64)
-            return 0;
-    }
-    return n == 64;
-}
-
 int parse_int_range(const char *s, long long min, long long max, long long *out)
 {
     char *end = NULL;

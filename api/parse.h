@@ -13,11 +13,10 @@
 #include <jansson.h>
 
 /* ---- identifiers -------------------------------------------------------- */
-/* Product ids, RFC 3339 times: store_valid_product_id(), store_time_parse()
- * and store_time_format() in store.h are the only checks and parsers. */
+/* Product ids, image ids, RFC 3339 times: store_valid_product_id(),
+ * store_valid_sha256(), store_time_parse() and store_time_format() in store.h
+ * are the only checks and parsers. */
 
-/* 1 if s is 64 lowercase hex characters (image ids, sha256). */
-int parse_sha256_ok(const char *s);
 /* Parses a decimal integer in [min, max] with nothing after it; 0 on success. */
 int parse_int_range(const char *s, long long min, long long max,
                     long long *out /* OUT */);

@@ -61,24 +61,25 @@ extern "C" {
 CFA_API const char *cfa_version(void);
 CFA_API int cfa_version_number(void);
 
-/* Status codes. New codes are only ever appended. */
+/* Status codes, with their values written out: a value never changes and
+ * new codes are only ever appended (programs and logs keep the numbers). */
 #define CFA_STATUS_TABLE(X)                                                   \
-    X(CFA_OK, "ok")                                                           \
-    X(CFA_ERR_INVALID_ARG, "invalid argument")                                \
-    X(CFA_ERR_NOMEM, "out of memory")                                         \
-    X(CFA_ERR_IO, "input/output error")                                       \
-    X(CFA_ERR_BACKBONE, "backbone could not be loaded or run")                \
-    X(CFA_ERR_FORMAT, "malformed model artefact")                             \
-    X(CFA_ERR_CHECKSUM, "model artefact checksum mismatch")                   \
-    X(CFA_ERR_VERSION, "unsupported model artefact version")                  \
-    X(CFA_ERR_BACKBONE_MISMATCH, "model was trained with another backbone")   \
-    X(CFA_ERR_CANCELED, "operation canceled")                                 \
-    X(CFA_ERR_DEVICE, "device not available")                                 \
-    X(CFA_ERR_IMAGE, "image unusable (too small or too large)")               \
-    X(CFA_ERR_INTERNAL, "internal error")
+    X(CFA_OK, 0, "ok")                                                        \
+    X(CFA_ERR_INVALID_ARG, 1, "invalid argument")                             \
+    X(CFA_ERR_NOMEM, 2, "out of memory")                                      \
+    X(CFA_ERR_IO, 3, "input/output error")                                    \
+    X(CFA_ERR_BACKBONE, 4, "backbone could not be loaded or run")             \
+    X(CFA_ERR_FORMAT, 5, "malformed model artefact")                          \
+    X(CFA_ERR_CHECKSUM, 6, "model artefact checksum mismatch")                \
+    X(CFA_ERR_VERSION, 7, "unsupported model artefact version")               \
+    X(CFA_ERR_BACKBONE_MISMATCH, 8, "model was trained with another backbone")\
+    X(CFA_ERR_CANCELED, 9, "operation canceled")                              \
+    X(CFA_ERR_DEVICE, 10, "device not available")                             \
+    X(CFA_ERR_IMAGE, 11, "image unusable (too small or too large)")           \
+    X(CFA_ERR_INTERNAL, 12, "internal error")
 
 typedef enum {
-#define CFA_X_ENUM(name, msg) name,
+#define CFA_X_ENUM(name, value, msg) name = value,
     CFA_STATUS_TABLE(CFA_X_ENUM)
 #undef CFA_X_ENUM
     CFA_STATUS_COUNT

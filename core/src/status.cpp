@@ -21,7 +21,7 @@ extern "C" int cfa_version_number(void) { return CFA_VERSION_NUMBER; }
 extern "C" const char *cfa_status_str(cfa_status s)
 {
     switch (s) {
-#define CFA_X_CASE(name, msg) \
+#define CFA_X_CASE(name, value, msg) \
     case name:                \
         return msg;
         CFA_STATUS_TABLE(CFA_X_CASE)

@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
     }
     check_product_id(s);
-    if (parse_sha256_ok(s) && strlen(s) != 64)
+    if (store_valid_sha256(s) && strlen(s) != 64)
         abort();
     if (parse_int_range(s, 1, 1000, &v) == 0 && (v < 1 || v > 1000))
         abort();

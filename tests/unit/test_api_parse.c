@@ -48,10 +48,10 @@ static void test_product_ids(void **state)
 static void test_sha256_ids(void **state)
 {
     (void)state;
-    assert_true(parse_sha256_ok("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
-    assert_false(parse_sha256_ok("E3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
-    assert_false(parse_sha256_ok("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"));
-    assert_false(parse_sha256_ok("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555"));
+    assert_true(store_valid_sha256("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_false(store_valid_sha256("E3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_false(store_valid_sha256("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"));
+    assert_false(store_valid_sha256("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555"));
 }
 
 static void test_numbers(void **state)
