@@ -87,8 +87,8 @@ static int configure(cfg_t *cfg, int argc, char **argv)
     return -1;
 }
 
-/* libtorch's own default was 1 thread on these machines (BACKBONE.md): set it
- * so that inference workers x intra-op threads match the cores */
+/* libtorch's own default was 1 intra-op thread on these machines: set it so
+ * that inference workers x intra-op threads match the cores */
 static void set_engine_threads(const cfg_t *cfg)
 {
     int threads = cfg->threads;
