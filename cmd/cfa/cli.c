@@ -10,6 +10,7 @@
 #include "heatmap.h"
 #include "image.h"
 #include "eval.h"
+#include "settings.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,7 +40,8 @@ typedef struct {
     int infer_batch;
     int json;
     int quiet;
-    cfa_params p;
+    settings_t s; /* the settings flags over the paper's defaults (settings.def) */
+    cfa_params p; /* what they make, or a loaded model's                      */
 } cli_opts;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -93,34 +95,6 @@ static long parse_long(const char *flag, const char *v, long lo, long hi)
     if (errno || end == v || *end || x < lo || x > hi)
         die("%s: expected an integer in %ld..%ld, got '%s'", flag, lo, hi, v);
     return x;
-}
-
-static float parse_float(const char *flag, const char *v)
-{
-    char *end;
-    errno = 0;
-    float x = strtof(v, &end);
-    if (errno || end == v || *end || !isfinite(x))
-        die("%s: expected a number, got '%s'", flag, v);
-    return x;
-}
-
-/* "H" or "HxW" */
-static void parse_size(const char *flag, const char *v, int *h, int *w)
-{
-    const char *x = strchr(v, 'x');
-    if (!x) {
-        *h = *w = (int)parse_long(flag, v, 0, 4096);
-        return;
-    }
-    char buf[32];
-    size_t n = (size_t)(x - v);
-    if (n >= sizeof buf)
-        die("%s: malformed size '%s'", flag, v);
-    memcpy(buf, v, n);
-    buf[n] = 0;
-    *h = (int)parse_long(flag, buf, 0, 4096);
-    *w = (int)parse_long(flag, x + 1, 0, 4096);
 }
 
 static int is_image_name(const char *n)
@@ -318,17 +292,12 @@ static void save_model(const cfa_model *m, const char *path)
     cfa_free(buf);
 }
 
+/* A model's parameters, named and typed as the settings table has them. */
 static json_t *settings_json(const cfa_params *p)
 {
-    return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:i,s:i,s:f,s:f,s:f,s:I,s:b,s:b}",
-                     "resize_h", p->resize_h, "resize_w", p->resize_w, "crop_h", p->crop_h, "crop_w",
-                     p->crop_w, "gamma_c", p->gamma_c, "gamma_d", p->gamma_d, "bank",
-                     p->bank == CFA_BANK_EMA ? "ema" : "mean", "ema_beta", (double)p->ema_beta,
-                     "kmeans_iters", p->kmeans_iters, "K", p->K, "J", p->J, "r", (double)p->r, "alpha",
-                     (double)p->alpha, "loss_scale", (double)p->loss_scale, "epochs", p->epochs,
-                     "batch_size", p->batch_size, "lr", (double)p->lr, "weight_decay",
-                     (double)p->weight_decay, "blur_sigma", (double)p->blur_sigma, "seed",
-                     (json_int_t)p->seed, "feature_half", p->feature_half, "ensemble", p->ensemble);
+    settings_t s;
+    settings_from_params(p, &s);
+    return settings_to_json(&s, SW_ENGINE);
 }
 
 /* ---- eval ---- */
@@ -603,22 +572,20 @@ static void usage(FILE *f)
           "  --threads N         libtorch intra-op threads (default: all cores)\n"
           "  --max-train N       train on the first N images of train/good (name order)\n"
           "  --quiet             no progress on stderr\n"
-          "settings (the paper's values are the defaults):\n"
-          "  --resize H[xW]      resize before cropping (256)\n"
-          "  --crop H[xW]        centre crop, 0 = none (224)\n"
-          "  --gamma-c N         bank size = patches / N (1)\n"
-          "  --gamma-d N         descriptor channels = 1792 / N (1)\n"
-          "  --bank mean|ema     memory bank: per-position mean + k-means, or Algorithm 1 (mean)\n"
-          "  --ema-beta X        Algorithm 1's EMA factor (0.9)\n"
-          "  --kmeans-iters N    (30)\n"
-          "  --K N, --J N        nearest / hard-negative neighbours (3, 3)\n"
-          "  --r X, --alpha X    radius (1e-5), repulsion margin (0.1)\n"
-          "  --epochs N          (30)   --batch N (4)   --lr X (1e-3)   --wd X (5e-4)\n"
-          "  --sigma X           Gaussian blur of the map (4)\n"
-          "  --seed N            (1024)\n"
-          "  --feature-half      cache training features in float16\n"
-          "  --ensemble          CFA++: add a resize-only partner model, average the maps\n",
+          "settings (the paper's values are the defaults):\n",
           f);
+    settings_cli_usage(f);
+}
+
+/* Dies on an argument no command takes, naming a settings flag 1-2 edits
+ * away ("--gama-c": did you mean --gamma-c?). */
+static void unknown_argument(const char *a)
+{
+    const char *near = strncmp(a, "--", 2) == 0 ? settings_suggest(a + 2, SETTINGS_NAMES_CLI, 0)
+                                                : NULL;
+    if (near != NULL)
+        die("unknown argument '%s' (did you mean --%s?)", a, near);
+    die("unknown argument '%s' (see cfa --help)", a);
 }
 
 int main(int argc, char **argv)
@@ -657,8 +624,15 @@ int main(int argc, char **argv)
                      getenv("HOME") ? getenv("HOME") : ".");
         o.backbone = default_bb;
     }
+    settings_defaults(&o.s, SETTINGS_PAPER);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
+        char serr[256];
+        int sr = settings_cli_arg(&o.s, argc, argv, &i, serr, sizeof serr);
+        if (sr < 0)
+            die("%s", serr);
+        if (sr > 0)
+            continue;
 #define NEXT() (i + 1 < argc ? argv[++i] : (die("%s needs a value", a), (const char *)NULL))
         if (!strcmp(a, "--data"))
             o.data = NEXT();
@@ -684,56 +658,16 @@ int main(int argc, char **argv)
             o.json = 1;
         else if (!strcmp(a, "--quiet"))
             o.quiet = 1;
-        else if (!strcmp(a, "--resize"))
-            parse_size(a, NEXT(), &o.p.resize_h, &o.p.resize_w);
-        else if (!strcmp(a, "--crop"))
-            parse_size(a, NEXT(), &o.p.crop_h, &o.p.crop_w);
-        else if (!strcmp(a, "--gamma-c"))
-            o.p.gamma_c = (int)parse_long(a, NEXT(), 1, 1024);
-        else if (!strcmp(a, "--gamma-d"))
-            o.p.gamma_d = (int)parse_long(a, NEXT(), 1, 1024);
-        else if (!strcmp(a, "--bank")) {
-            const char *v = NEXT();
-            if (!strcmp(v, "mean"))
-                o.p.bank = CFA_BANK_MEAN;
-            else if (!strcmp(v, "ema"))
-                o.p.bank = CFA_BANK_EMA;
-            else
-                die("--bank: expected mean or ema, got '%s'", v);
-        } else if (!strcmp(a, "--ema-beta"))
-            o.p.ema_beta = parse_float(a, NEXT());
-        else if (!strcmp(a, "--kmeans-iters"))
-            o.p.kmeans_iters = (int)parse_long(a, NEXT(), 0, 10000);
-        else if (!strcmp(a, "--K"))
-            o.p.K = (int)parse_long(a, NEXT(), 1, 64);
-        else if (!strcmp(a, "--J"))
-            o.p.J = (int)parse_long(a, NEXT(), 0, 64);
-        else if (!strcmp(a, "--r"))
-            o.p.r = parse_float(a, NEXT());
-        else if (!strcmp(a, "--alpha"))
-            o.p.alpha = parse_float(a, NEXT());
-        else if (!strcmp(a, "--epochs"))
-            o.p.epochs = (int)parse_long(a, NEXT(), 0, 100000);
-        else if (!strcmp(a, "--batch"))
-            o.p.batch_size = (int)parse_long(a, NEXT(), 1, 1024);
-        else if (!strcmp(a, "--lr"))
-            o.p.lr = parse_float(a, NEXT());
-        else if (!strcmp(a, "--wd"))
-            o.p.weight_decay = parse_float(a, NEXT());
-        else if (!strcmp(a, "--sigma"))
-            o.p.blur_sigma = parse_float(a, NEXT());
-        else if (!strcmp(a, "--seed"))
-            o.p.seed = (uint64_t)parse_long(a, NEXT(), 0, LONG_MAX);
-        else if (!strcmp(a, "--feature-half"))
-            o.p.feature_half = 1;
-        else if (!strcmp(a, "--ensemble"))
-            o.p.ensemble = 1;
         else if (a[0] != '-' && !o.image && !strcmp(cmd, "infer"))
             o.image = a;
         else
-            die("unknown argument '%s' (see cfa --help)", a);
+            unknown_argument(a);
 #undef NEXT
     }
+    char serr[256];
+    if (settings_check(&o.s, serr, sizeof serr) != 0)
+        die("%s", serr);
+    settings_apply(&o.s, &o.p, NULL);
     cfa_set_threads(o.threads);
     if (!strcmp(cmd, "train"))
         return cmd_train(&o);
