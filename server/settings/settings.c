@@ -389,7 +389,7 @@ int settings_from_json(const json_t *obj, unsigned need, settings_t *out, char *
         err[0] = '\0';
     if (obj != NULL && !json_is_null(obj)) {
         if (!json_is_object(obj)) {
-            snprintf(err, errlen, "settings must be a JSON object");
+            snprintf(err, errlen, "not a JSON object");
             return -1;
         }
         json_object_foreach((json_t *)obj, key, x) {

@@ -161,8 +161,8 @@ static void test_json_errors(void **state)
         {"{\"lr\": 0}", "\"lr\" must be a number in [1e-08, 10]"},
         {"{\"seed\": -1}", "\"seed\" must be an integer in [0, 9223372036854775807]"},
         {"{\"resize_h\": 64, \"crop_h\": 128}", "\"crop_h\" (128) must not exceed \"resize_h\" (64)"},
-        {"[1]", "settings must be a JSON object"},
-        {"3", "settings must be a JSON object"},
+        {"[1]", "not a JSON object"},
+        {"3", "not a JSON object"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";

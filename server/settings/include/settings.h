@@ -20,7 +20,7 @@
  * Error messages name the key (or flag) and the allowed values, e.g.
  *     unknown key "gama_c" (did you mean "gamma_c"?)
  *     "gamma_c" must be an integer in [1, 64], got 100
- * Pure and thread-safe; no allocation except the json_t results.
+ * Pure and thread-safe; allocates only what it returns (json_t, text).
  */
 #ifndef CFA_SETTINGS_H
 #define CFA_SETTINGS_H
