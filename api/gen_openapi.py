@@ -1,9 +1,26 @@
 #!/usr/bin/python3
 """Writes api/openapi.json (the OpenAPI 3 document of API v1, served at
 GET /v1/openapi.json and compiled into the binary). Edit here, then run:
-    python3 api/gen_openapi.py > api/openapi.json
+    cmake --build build --target openapi_json
+which is
+    build/api/gen_settings_schema S.json
+    python3 api/gen_openapi.py --settings S.json --out api/openapi.json
+The training settings' schemas (TrainingSettings, TrainRequest) are not
+written here: they come from the settings table (server/settings/include/
+settings.def) through gen_settings_schema. --check FILE compares instead of
+printing (lint.openapi: the committed file must be what this writes).
 Standard library only."""
+import argparse
 import json
+import sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--settings", required=True, help="output of gen_settings_schema")
+ap.add_argument("--out", metavar="FILE", help="write here instead of to stdout")
+ap.add_argument("--check", metavar="FILE", help="exit 1 unless FILE is what would be written")
+args = ap.parse_args()
+with open(args.settings) as f:
+    settings = json.load(f)
 ref = lambda n: {"$ref": "#/components/schemas/" + n}
 def err(desc): return {"description": desc, "content": {"application/json": {"schema": ref("Error")}}}
 E = {s: err(d) for s, d in {
@@ -34,22 +51,8 @@ obj = lambda props, req=None, **kw: dict({"type": "object", "properties": props}
 listof = lambda key, item, cursor=False: obj(dict({key: {"type": "array", "items": item}}, **({"next": {"type": "string", "nullable": True, "description": "cursor of the next page; null on the last"}} if cursor else {})), [key] + (["next"] if cursor else []))
 num = {"type": "number"}; integer = {"type": "integer"}; string = {"type": "string"}
 ts = {"type": "string", "format": "date-time", "nullable": True}
-schemas = {
+schemas = dict(settings, **{
  "Error": obj({"error": obj({"code": {"type": "string", "description": "snake_case reason"}, "message": string}, ["code", "message"])}, ["error"]),
- "TrainingSettings": obj({
-   "epochs": {"type": "integer", "minimum": 0, "maximum": 1000},
-   "gamma_c": {"type": "integer", "minimum": 1, "maximum": 64, "description": "memory bank compression: centres = patches / gamma_c (server default 8, see --gamma-c; the paper: 1)"},
-   "gamma_d": {"type": "integer", "minimum": 1, "maximum": 64, "description": "descriptor channel compression: channels = 1792 / gamma_d (server default 8, see --gamma-d; the paper: 1)"},
-   "seed": {"type": "integer", "minimum": 0},
-   "resize_h": integer, "resize_w": integer, "crop_h": integer, "crop_w": integer,
-   "bank": {"type": "string", "enum": ["mean", "ema"]},
-   "batch_size": integer, "lr": num, "blur_sigma": num,
-   "holdout": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "fraction of good images held out to calibrate the threshold (default 0.1; at least 2 when there are >= 10 images)"},
-   "target_far": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "target false-alarm rate on the held-out images; 0 = their maximum score"},
-   "margin": {"type": "number", "minimum": 0.1, "maximum": 10, "description": "threshold = quantile x margin"},
-   "activate": {"type": "boolean", "description": "activate the new version when training succeeds (default true)"},
-   "ensemble": {"type": "boolean", "description": "CFA++: also train a resize-only partner model and average the maps (needs a crop)"}},
-   description="Job parameters override product settings, which override the server defaults."),
  "ProductCreate": obj({"id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "name": string, "settings": ref("TrainingSettings")}, ["id"]),
  "ProductPatch": obj({"name": string, "settings": ref("TrainingSettings")}),
  "Product": obj({"id": string, "name": string, "settings": ref("TrainingSettings"),
@@ -59,7 +62,7 @@ schemas = {
    "created": {"type": "boolean", "description": "false when the same bytes were already stored"},
    "bytes": integer, "format": {"type": "string", "enum": ["jpg", "png"]}, "created_at": ts}, ["id", "width", "height"]),
  "Job": obj({"id": string, "product": string, "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
-   "params": ref("TrainingSettings"),
+   "params": ref("TrainRequest"),
    "progress": obj({"phase": {"type": "string", "nullable": True, "description": "features, bank, epochs, calibration, done"}, "epoch": integer, "epochs": integer,
                     "loss": {"type": "number", "nullable": True}, "fraction": num}),
    "model_version": {"type": "integer", "nullable": True}, "error": {"type": "string", "nullable": True},
@@ -83,7 +86,7 @@ schemas = {
  "KeyCreate": obj({"name": string, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]}}, ["role"]),
  "Key": obj({"id": string, "name": string, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]},
    "created_at": ts, "revoked_at": ts, "key": {"type": "string", "description": "the secret; only in the creation response"}}, ["id", "name", "role", "created_at"]),
-}
+})
 params = {
  "ProductId": {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}},
  "ImageId": {"name": "image_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
@@ -118,7 +121,7 @@ paths = {
  "/v1/products/{id}/images/{image_id}": {
    "delete": op("Remove an image from the training set", "operate", {"204": {"description": "removed"}, **errs("401", "403", "404")}, [P("ProductId"), P("ImageId")], tags=["images"])},
  "/v1/products/{id}/train": {
-   "post": op("Start training a new model version", "operate", {**resp("202", "job queued", obj({"job": ref("Job")}, ["job"]), headers=loc), **errs("400", "401", "403", "404", "409", "415", "422")}, [P("ProductId")], jbody(ref("TrainingSettings"), False), tags=["training"])},
+   "post": op("Start training a new model version", "operate", {**resp("202", "job queued", obj({"job": ref("Job")}, ["job"]), headers=loc), **errs("400", "401", "403", "404", "409", "415", "422")}, [P("ProductId")], jbody(ref("TrainRequest"), False), tags=["training"])},
  "/v1/jobs": {"get": op("List jobs, newest first", "operate", {**resp("200", "jobs", listof("jobs", ref("Job"))), **errs("400", "401", "403")},
    [{"name": "product", "in": "query", "schema": string}, {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]}}, P("Limit")], tags=["training"])},
  "/v1/jobs/{job_id}": {"get": op("One job", "operate", {**resp("200", "the job", ref("Job")), **errs("401", "403", "404")}, [P("JobId")], tags=["training"])},
@@ -151,4 +154,14 @@ doc = {"openapi": "3.0.3",
  "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"}},
    "schemas": schemas, "parameters": params,
    "responses": {"E" + k: v for k, v in E.items()}}}
-print(json.dumps(doc, indent=1))
+text = json.dumps(doc, indent=1) + "\n"
+if args.check:
+    with open(args.check) as f:
+        if json.load(f) != doc:
+            sys.exit("%s differs from what api/gen_openapi.py and the settings table write; "
+                     "regenerate it: cmake --build build --target openapi_json" % args.check)
+elif args.out:
+    with open(args.out, "w") as f:
+        f.write(text)
+else:
+    sys.stdout.write(text)

@@ -1,7 +1,7 @@
 /*
  * parse.h - parsers for outside input that needs no I/O: path routing,
- * identifiers, query values, multipart/form-data bodies and JSON request
- * bodies. Everything here is pure and thread-safe; every function accepts
+ * identifiers, query values and multipart/form-data bodies (JSON request
+ * bodies' training settings: server/settings/settings.h). Everything here is pure and thread-safe; every function accepts
  * arbitrary bytes (the fuzz harnesses in tests/fuzz/ call them directly).
  */
 #ifndef CFA_API_PARSE_H
@@ -9,8 +9,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <jansson.h>
 
 /* ---- identifiers -------------------------------------------------------- */
 /* Product ids, image ids, RFC 3339 times: store_valid_product_id(),
@@ -59,38 +57,5 @@ typedef enum {
  * whose data point into body. */
 mp_status mp_parse(const uint8_t *body, size_t len, const char *boundary,
                    mp_part *parts, int max_parts, int *n_parts /* OUT */);
-
-/* ---- JSON request bodies ------------------------------------------------- */
-
-/* Training overrides accepted in POST /train bodies and product settings.
- * A field is set when its has_ flag is 1. */
-typedef struct train_overrides {
-    int has_epochs, epochs;
-    int has_gamma_c, gamma_c;
-    int has_gamma_d, gamma_d;
-    int has_seed; uint64_t seed;
-    int has_resize_h, resize_h, has_resize_w, resize_w;
-    int has_crop_h, crop_h, has_crop_w, crop_w;
-    int has_bank, bank;             /* 0 mean, 1 ema */
-    int has_batch_size, batch_size;
-    int has_lr; double lr;
-    int has_blur_sigma; double blur_sigma;
-    int has_holdout; double holdout;  /* fraction of good images held out */
-    int has_target_far; double target_far;
-    int has_margin; double margin;
-    int has_activate, activate;
-    int has_ensemble, ensemble;       /* CFA++: crop + resize-only partner */
-} train_overrides;
-
-/* Reads overrides from a JSON object (NULL = empty). Unknown keys are
- * ignored. On a bad value returns -1 and writes a message into err. */
-int parse_train_overrides(const json_t *obj, train_overrides *out /* OUT */,
-                          char *err, size_t errlen);
-/* Writes the set fields of o into obj (an object). */
-void train_overrides_to_json(const train_overrides *o, json_t *obj);
-/* Fields set in top override those of base (result in out). */
-void train_overrides_merge(const train_overrides *base,
-                           const train_overrides *top,
-                           train_overrides *out /* OUT */);
 
 #endif

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "api_int.h"
 
+#include "settings.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,7 @@ enum MHD_Result h_product_create(hreq *r)
 {
     int ok;
     char err[256];
-    train_overrides tov;
+    settings_t set;
     json_t *body = req_json(r, &ok);
     if (!ok)
         return MHD_YES;
@@ -32,13 +34,13 @@ enum MHD_Result h_product_create(hreq *r)
         ret = reply_error(r, 400, "invalid_body", "\"name\" must be a string");
         goto out;
     }
-    if (parse_train_overrides(settings, &tov, err, sizeof err) != 0) {
-        ret = reply_error(r, 400, "invalid_settings", "%s", err);
+    if (settings_from_json(settings, SW_PRODUCT, &set, err, sizeof err) != 0) {
+        ret = reply_error(r, 400, "invalid_settings", "settings: %s", err);
         goto out;
     }
-    char *stext = settings != NULL && json_is_object(settings)
-                      ? json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS)
-                      : NULL;
+    /* stored as the table writes them (a JSON null or absent: none) */
+    char *stext = settings != NULL && json_is_object(settings) ? settings_dumps(&set, SW_PRODUCT)
+                                                               : NULL;
     store_product_t p;
     memset(&p, 0, sizeof p);
     store_status ss = store_product_create(r->ctx->st, id, json_string_value(name), stext, &p);
@@ -94,7 +96,7 @@ enum MHD_Result h_product_patch(hreq *r)
 {
     int ok;
     char err[256];
-    train_overrides tov;
+    settings_t set;
     json_t *body = req_json(r, &ok);
     enum MHD_Result ret;
     if (!ok)
@@ -113,11 +115,12 @@ enum MHD_Result h_product_patch(hreq *r)
         ret = reply_error(r, 400, "invalid_settings", "\"settings\" must be an object");
         goto out;
     }
-    if (parse_train_overrides(settings, &tov, err, sizeof err) != 0) {
-        ret = reply_error(r, 400, "invalid_settings", "%s", err);
+    if (settings_from_json(settings, SW_PRODUCT, &set, err, sizeof err) != 0) {
+        ret = reply_error(r, 400, "invalid_settings", "settings: %s", err);
         goto out;
     }
-    char *stext = settings != NULL ? json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    /* the new settings replace the old ones whole */
+    char *stext = settings != NULL ? settings_dumps(&set, SW_PRODUCT) : NULL;
     store_product_t p;
     memset(&p, 0, sizeof p);
     store_status ss = store_product_patch(r->ctx->st, r->params[0], json_string_value(name),

@@ -3,16 +3,30 @@
 #define _GNU_SOURCE
 #include "api_int.h"
 
+#include "base_log.h"
+
+#include "settings.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A product's stored settings. Keys now unknown (typos stored by versions
+ * that did not check) are skipped and logged, not refused: see
+ * settings_from_stored() for why. */
+static void product_settings(const store_product_t *p, settings_t *out)
+{
+    char warn[256];
+    if (settings_from_stored(p->settings_json, SW_PRODUCT, out, warn, sizeof warn) > 0)
+        log_warn("api", "product %s: stored settings ignored: %s", p->id, warn);
+}
+
 enum MHD_Result h_train(hreq *r)
 {
     int ok;
     char err[256];
-    train_overrides from_product, from_body, merged;
+    settings_t from_product, from_body, job_settings;
     json_t *body = req_json(r, &ok);
     enum MHD_Result ret;
     store_product_t p;
@@ -23,29 +37,27 @@ enum MHD_Result h_train(hreq *r)
         json_decref(body);
         return reply_error(r, 400, "invalid_body", "body must be a JSON object");
     }
-    if (parse_train_overrides(body, &from_body, err, sizeof err) != 0) {
-        json_decref(body);
-        return reply_error(r, 400, "invalid_params", "%s", err);
-    }
+    int bad = settings_from_json(body, SW_BODY, &from_body, err, sizeof err);
     json_decref(body);
+    if (bad)
+        return reply_error(r, 400, "invalid_params", "%s", err);
     store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
-    json_t *settings = json_loads(p.settings_json, 0, NULL);
-    if (parse_train_overrides(settings, &from_product, err, sizeof err) != 0)
-        memset(&from_product, 0, sizeof from_product);
-    json_decref(settings);
+    product_settings(&p, &from_product);
     int64_t n_images = p.image_count;
     store_product_clear(&p);
     if (n_images < 2)
         return reply_error(r, 422, "not_enough_images",
                            "product %s has %lld image(s); upload at least 2 good images",
                            r->params[0], (long long)n_images);
-    train_overrides_merge(&from_product, &from_body, &merged);
-    json_t *pj = json_object();
-    train_overrides_to_json(&merged, pj);
-    char *ptext = json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(pj);
+    settings_resolve(&r->ctx->cfg->train, &from_product, &from_body, &job_settings);
+    if (settings_check(&job_settings, err, sizeof err) != 0)
+        return reply_error(r, 400, "invalid_params",
+                           "over the product's settings and the server's defaults: %s", err);
+    /* the job keeps the settings it resolved to: what it trains with is in
+     * its params, whatever the daemon's flags are when it runs */
+    char *ptext = settings_dumps(&job_settings, SW_BODY);
     store_job_t job;
     memset(&job, 0, sizeof job);
     ss = store_job_create(r->ctx->st, r->params[0], ptext, &job);

@@ -4,12 +4,13 @@
 #   tests/sanitize.sh [asan|tsan|asan-daemon|all]     (default: asan)
 #
 #   asan         ASan+UBSan build of the torch-free pieces (store, media, api
-#                parsers, config, pool against a fake engine, metrics) in
+#                parsers, config, training settings and steps, pool against a
+#                fake engine, metrics) in
 #                build-asan-lite/; runs the unit, lint and fuzz-replay tests
 #                (labels unit|fuzz|lint). About 3-4 min on 2 cores.
 #   tsan         TSan build of the same pieces in build-tsan-lite/; runs the
-#                threaded unit tests (pool, store, metrics, render, inspect, base).
-#                About 2-3 min.
+#                threaded unit tests (pool, store, metrics, render, inspect, base)
+#                and the training settings and steps. About 2-3 min.
 #   asan-daemon  ASan+UBSan build of the whole daemon and the CLI with libtorch
 #                in build-asan/ and every integration test against them (ctest -L
 #                integration: the API end to end, the CLI end to end, every
@@ -37,9 +38,10 @@ run_asan() {
 }
 run_tsan() {
   cmake -S . -B build-tsan-lite -DCFA_SANITIZE_THREAD=ON -DCFA_WITH_TORCH=OFF >/dev/null
-  cmake --build build-tsan-lite -j "$JOBS" --target test_pool test_store test_metrics_prom test_render test_inspect test_base
+  cmake --build build-tsan-lite -j "$JOBS" --target test_pool test_store test_metrics_prom test_render \
+        test_inspect test_base test_settings test_train_steps
   ctest --test-dir build-tsan-lite --output-on-failure -j "$JOBS" \
-        -R '^unit\.(pool|store|metrics_prom|render|inspect|base)$'
+        -R '^unit\.(pool|store|metrics_prom|render|inspect|base|settings|train_steps)$'
 }
 run_asan_daemon() {
   # libtorch is not instrumented and keeps caches for the process lifetime:

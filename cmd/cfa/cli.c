@@ -10,7 +10,12 @@
 #include "heatmap.h"
 #include "image.h"
 #include "eval.h"
+#include "base_alloc.h"
+#include "base_clock.h"
+#include "base_file.h"
+#include "base_log.h"
 #include "inspect.h"
+#include "settings.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,7 +47,8 @@ typedef struct {
     int infer_batch;
     int json;
     int quiet;
-    cfa_params p;
+    settings_t s; /* the settings flags over the paper's defaults (settings.def) */
+    cfa_params p; /* what they make, or a loaded model's                      */
 } cli_opts;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -59,25 +65,7 @@ static void die(const char *fmt, ...)
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        die("out of memory (%zu bytes)", n);
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = xmalloc(n);
-    memcpy(d, s, n);
-    return d;
+    return mono_ms() / 1e3;
 }
 
 static char *path_join(const char *a, const char *b)
@@ -98,16 +86,6 @@ static long parse_long(const char *flag, const char *v, long lo, long hi)
     return x;
 }
 
-static float parse_float(const char *flag, const char *v)
-{
-    char *end;
-    errno = 0;
-    float x = strtof(v, &end);
-    if (errno || end == v || *end || !isfinite(x))
-        die("%s: expected a number, got '%s'", flag, v);
-    return x;
-}
-
 /* a double, as the daemon stores thresholds: a float would round the
  * threshold and could flip a decision at the boundary */
 static double parse_double(const char *flag, const char *v)
@@ -118,24 +96,6 @@ static double parse_double(const char *flag, const char *v)
     if (errno || end == v || *end || !isfinite(x))
         die("%s: expected a number, got '%s'", flag, v);
     return x;
-}
-
-/* "H" or "HxW" */
-static void parse_size(const char *flag, const char *v, int *h, int *w)
-{
-    const char *x = strchr(v, 'x');
-    if (!x) {
-        *h = *w = (int)parse_long(flag, v, 0, 4096);
-        return;
-    }
-    char buf[32];
-    size_t n = (size_t)(x - v);
-    if (n >= sizeof buf)
-        die("%s: malformed size '%s'", flag, v);
-    memcpy(buf, v, n);
-    buf[n] = 0;
-    *h = (int)parse_long(flag, buf, 0, 4096);
-    *w = (int)parse_long(flag, x + 1, 0, 4096);
 }
 
 static int is_image_name(const char *n)
@@ -200,7 +160,7 @@ static int src_get(void *user, int i, cfa_image *out)
     file_source *fs = user;
     img_status s = img_load_file_ex(fs->paths[i], NULL, IMG_DECODE_8BIT, &fs->held[i]);
     if (s != IMG_OK) {
-        fprintf(stderr, "cfa: %s: %s\n", fs->paths[i], img_status_str(s));
+        log_error("cli", "%s: %s", fs->paths[i], img_status_str(s));
         return -1;
     }
     out->width = fs->held[i].width;
@@ -225,9 +185,10 @@ static void on_progress(const cfa_progress *p, void *user)
         return;
     if (p->phase != last_phase || p->epoch != last_epoch || !strcmp(p->phase, "done")) {
         if (!strcmp(p->phase, "epochs"))
-            fprintf(stderr, "  epoch %d/%d loss %.5f (%.1f s)\n", p->epoch, p->epochs, p->loss, p->epoch_seconds);
+            log_info("cli", "epoch %d/%d loss %.5f (%.1f s)", p->epoch, p->epochs, p->loss,
+                     p->epoch_seconds);
         else if (!strcmp(p->phase, "bank"))
-            fprintf(stderr, "  features done (%.1f s), building memory bank\n", p->feature_seconds);
+            log_info("cli", "features done (%.1f s), building memory bank", p->feature_seconds);
         last_phase = p->phase;
         last_epoch = p->epoch;
     }
@@ -275,7 +236,7 @@ static cfa_model *train_split(cfa_backbone *bb, const cli_opts *o, train_stats *
         fs.paths[i] = path_join(dir, names[i]);
     cfa_image_source src = {n, src_get, src_release, &fs};
     if (!o->quiet)
-        fprintf(stderr, "training on %d of %d images in %s, %d epochs\n", n, total, dir, o->p.epochs);
+        log_info("cli", "training on %d of %d images in %s, %d epochs", n, total, dir, o->p.epochs);
     split_rec rec = {o, 0, 0};
     double t0 = now_s();
     cfa_model *m = NULL;
@@ -319,31 +280,20 @@ static void save_model(const cfa_model *m, const char *path)
 {
     void *buf = NULL;
     size_t len = 0;
+    char err[512];
     if (cfa_model_save(m, &buf, &len) != CFA_OK)
         die("cannot serialise model: %s", cfa_last_error());
-    size_t n = strlen(path) + 16;
-    char *tmp = xmalloc(n);
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f || fwrite(buf, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0)
-        die("cannot write %s: %s", tmp, strerror(errno));
-    if (rename(tmp, path) != 0)
-        die("cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    free(tmp);
+    if (file_write_durable(path, buf, len, 0644, err, sizeof err) != 0)
+        die("cannot write %s: %s", path, err);
     cfa_free(buf);
 }
 
+/* A model's parameters, named and typed as the settings table has them. */
 static json_t *settings_json(const cfa_params *p)
 {
-    return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:i,s:i,s:f,s:f,s:f,s:I,s:b,s:b}",
-                     "resize_h", p->resize_h, "resize_w", p->resize_w, "crop_h", p->crop_h, "crop_w",
-                     p->crop_w, "gamma_c", p->gamma_c, "gamma_d", p->gamma_d, "bank",
-                     p->bank == CFA_BANK_EMA ? "ema" : "mean", "ema_beta", (double)p->ema_beta,
-                     "kmeans_iters", p->kmeans_iters, "K", p->K, "J", p->J, "r", (double)p->r, "alpha",
-                     (double)p->alpha, "loss_scale", (double)p->loss_scale, "epochs", p->epochs,
-                     "batch_size", p->batch_size, "lr", (double)p->lr, "weight_decay",
-                     (double)p->weight_decay, "blur_sigma", (double)p->blur_sigma, "seed",
-                     (json_int_t)p->seed, "feature_half", p->feature_half, "ensemble", p->ensemble);
+    settings_t s;
+    settings_from_params(p, &s);
+    return settings_to_json(&s, SW_ENGINE);
 }
 
 /* ---- eval ---- */
@@ -630,28 +580,27 @@ static void usage(FILE *f)
           "  --threads N         libtorch intra-op threads (default: all cores)\n"
           "  --max-train N       train on the first N images of train/good (name order)\n"
           "  --quiet             no progress on stderr\n"
-          "settings (the paper's values are the defaults):\n"
-          "  --resize H[xW]      resize before cropping (256)\n"
-          "  --crop H[xW]        centre crop, 0 = none (224)\n"
-          "  --gamma-c N         bank size = patches / N (1)\n"
-          "  --gamma-d N         descriptor channels = 1792 / N (1)\n"
-          "  --bank mean|ema     memory bank: per-position mean + k-means, or Algorithm 1 (mean)\n"
-          "  --ema-beta X        Algorithm 1's EMA factor (0.9)\n"
-          "  --kmeans-iters N    (30)\n"
-          "  --K N, --J N        nearest / hard-negative neighbours (3, 3)\n"
-          "  --r X, --alpha X    radius (1e-5), repulsion margin (0.1)\n"
-          "  --epochs N          (30)   --batch N (4)   --lr X (1e-3)   --wd X (5e-4)\n"
-          "  --sigma X           Gaussian blur of the map (4)\n"
-          "  --seed N            (1024)\n"
-          "  --feature-half      cache training features in float16\n"
-          "  --ensemble          CFA++: add a resize-only partner model, average the maps\n",
+          "settings (the paper's values are the defaults):\n",
           f);
+    settings_cli_usage(f);
+}
+
+/* Dies on an argument no command takes, naming a settings flag 1-2 edits
+ * away ("--gama-c": did you mean --gamma-c?). */
+static void unknown_argument(const char *a)
+{
+    const char *near = strncmp(a, "--", 2) == 0 ? settings_suggest(a + 2, SETTINGS_NAMES_CLI, 0)
+                                                : NULL;
+    if (near != NULL)
+        die("unknown argument '%s' (did you mean --%s?)", a, near);
+    die("unknown argument '%s' (see cfa --help)", a);
 }
 
 int main(int argc, char **argv)
 {
     cfa_blas_fix_cpu(argv);
     cfa_tune_malloc();
+    cfa_log_set(log_engine_sink, NULL); /* the engine's messages as the CLI's */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -684,8 +633,15 @@ int main(int argc, char **argv)
                      getenv("HOME") ? getenv("HOME") : ".");
         o.backbone = default_bb;
     }
+    settings_defaults(&o.s, SETTINGS_PAPER);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
+        char serr[256];
+        int sr = settings_cli_arg(&o.s, argc, argv, &i, serr, sizeof serr);
+        if (sr < 0)
+            die("%s", serr);
+        if (sr > 0)
+            continue;
 #define NEXT() (i + 1 < argc ? argv[++i] : (die("%s needs a value", a), (const char *)NULL))
         if (!strcmp(a, "--data"))
             o.data = NEXT();
@@ -713,58 +669,20 @@ int main(int argc, char **argv)
             o.infer_batch = (int)parse_long(a, NEXT(), 1, 256);
         else if (!strcmp(a, "--json"))
             o.json = 1;
-        else if (!strcmp(a, "--quiet"))
+        else if (!strcmp(a, "--quiet")) {
             o.quiet = 1;
-        else if (!strcmp(a, "--resize"))
-            parse_size(a, NEXT(), &o.p.resize_h, &o.p.resize_w);
-        else if (!strcmp(a, "--crop"))
-            parse_size(a, NEXT(), &o.p.crop_h, &o.p.crop_w);
-        else if (!strcmp(a, "--gamma-c"))
-            o.p.gamma_c = (int)parse_long(a, NEXT(), 1, 1024);
-        else if (!strcmp(a, "--gamma-d"))
-            o.p.gamma_d = (int)parse_long(a, NEXT(), 1, 1024);
-        else if (!strcmp(a, "--bank")) {
-            const char *v = NEXT();
-            if (!strcmp(v, "mean"))
-                o.p.bank = CFA_BANK_MEAN;
-            else if (!strcmp(v, "ema"))
-                o.p.bank = CFA_BANK_EMA;
-            else
-                die("--bank: expected mean or ema, got '%s'", v);
-        } else if (!strcmp(a, "--ema-beta"))
-            o.p.ema_beta = parse_float(a, NEXT());
-        else if (!strcmp(a, "--kmeans-iters"))
-            o.p.kmeans_iters = (int)parse_long(a, NEXT(), 0, 10000);
-        else if (!strcmp(a, "--K"))
-            o.p.K = (int)parse_long(a, NEXT(), 1, 64);
-        else if (!strcmp(a, "--J"))
-            o.p.J = (int)parse_long(a, NEXT(), 0, 64);
-        else if (!strcmp(a, "--r"))
-            o.p.r = parse_float(a, NEXT());
-        else if (!strcmp(a, "--alpha"))
-            o.p.alpha = parse_float(a, NEXT());
-        else if (!strcmp(a, "--epochs"))
-            o.p.epochs = (int)parse_long(a, NEXT(), 0, 100000);
-        else if (!strcmp(a, "--batch"))
-            o.p.batch_size = (int)parse_long(a, NEXT(), 1, 1024);
-        else if (!strcmp(a, "--lr"))
-            o.p.lr = parse_float(a, NEXT());
-        else if (!strcmp(a, "--wd"))
-            o.p.weight_decay = parse_float(a, NEXT());
-        else if (!strcmp(a, "--sigma"))
-            o.p.blur_sigma = parse_float(a, NEXT());
-        else if (!strcmp(a, "--seed"))
-            o.p.seed = (uint64_t)parse_long(a, NEXT(), 0, LONG_MAX);
-        else if (!strcmp(a, "--feature-half"))
-            o.p.feature_half = 1;
-        else if (!strcmp(a, "--ensemble"))
-            o.p.ensemble = 1;
+            log_set_level(LL_WARN); /* progress is info; warnings still show */
+        }
         else if (a[0] != '-' && !o.image && !strcmp(cmd, "infer"))
             o.image = a;
         else
-            die("unknown argument '%s' (see cfa --help)", a);
+            unknown_argument(a);
 #undef NEXT
     }
+    char serr[256];
+    if (settings_check(&o.s, serr, sizeof serr) != 0)
+        die("%s", serr);
+    settings_apply(&o.s, &o.p, NULL);
     cfa_set_threads(o.threads);
     if (!strcmp(cmd, "train"))
         return cmd_train(&o);

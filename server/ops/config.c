@@ -45,24 +45,8 @@ void cfg_defaults(cfg_t *c)
     c->request_timeout_s = 60;
     c->protect_metrics = 0;
     c->requeue_jobs = 1;
-    /* -1: the engine's default (cfa_default_params) */
-    c->epochs = -1;
-    /* the service's default bank compression, chosen from the gamma sweep on
-     * magnetic_tile (docs/BENCHMARKS.md): gamma_c = gamma_d = 8 (392 centres x
-     * 224 channels) cost 0.10 point of pixel AUROC against the paper's 1/1 and
-     * score 4.3x, train 13x faster. The CLI keeps the paper's 1/1. */
-    c->gamma_c = 8;
-    c->gamma_d = 8;
-    c->batch_size = -1;
-    c->resize_h = -1;
-    c->resize_w = -1;
-    c->crop_h = -1;
-    c->crop_w = -1;
-    c->bank = -1;
-    c->seed = -1;
-    c->holdout = 0.1;
-    c->target_far = 0.0;
-    c->margin = 1.0;
+    /* the training defaults and why they differ from the paper's: settings.def */
+    settings_defaults(&c->train, SETTINGS_DAEMON);
     c->log_level = LL_INFO;
 }
 
@@ -75,20 +59,6 @@ static int to_ll(const char *s, long long min, long long max, long long *out)
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int to_d(const char *s, double min, double max, double *out)
-{
-    char *end = NULL;
-    double v;
-    if (s == NULL || *s == '\0')
-        return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || *end != '\0' || !(v >= min && v <= max))
         return -1;
     *out = v;
     return 0;
@@ -141,8 +111,9 @@ int cfg_parse_devices(cfg_t *c, const char *s)
     return 0;
 }
 
-/* One table drives flags, environment variables and --help. */
-enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_DBL, K_BANK, K_BOOL, K_LEVEL };
+/* One table drives flags, environment variables and --help; the training
+ * flags follow it from the settings table (settings.def). */
+enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_BOOL, K_LEVEL };
 
 typedef struct opt_def {
     const char *flag;
@@ -177,19 +148,6 @@ static const opt_def OPTS[] = {
     {"request-timeout", "CFA_REQUEST_TIMEOUT", K_INT, OFF(request_timeout_s), 1, 3600, "idle connection timeout in s (default 60)"},
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
-    {"epochs", "CFA_EPOCHS", K_INT, OFF(epochs), 0, 1000, "training default: epochs (engine default)"},
-    {"gamma-c", "CFA_GAMMA_C", K_INT, OFF(gamma_c), 1, 64, "training default: bank compression gamma_c, centres = patches / N (default 8; the paper: 1)"},
-    {"gamma-d", "CFA_GAMMA_D", K_INT, OFF(gamma_d), 1, 64, "training default: channel compression gamma_d, channels = 1792 / N (default 8; the paper: 1)"},
-    {"batch-size", "CFA_BATCH_SIZE", K_INT, OFF(batch_size), 1, 256, "training default: batch size (engine default)"},
-    {"resize-h", "CFA_RESIZE_H", K_INT, OFF(resize_h), 16, 2048, "training default: resize height (engine default)"},
-    {"resize-w", "CFA_RESIZE_W", K_INT, OFF(resize_w), 16, 2048, "training default: resize width (engine default)"},
-    {"crop-h", "CFA_CROP_H", K_INT, OFF(crop_h), 0, 2048, "training default: centre-crop height, 0 = none (engine default)"},
-    {"crop-w", "CFA_CROP_W", K_INT, OFF(crop_w), 0, 2048, "training default: centre-crop width, 0 = none (engine default)"},
-    {"bank", "CFA_BANK", K_BANK, OFF(bank), 0, 0, "training default: memory bank method mean|ema (engine default)"},
-    {"seed", "CFA_SEED", K_I64, OFF(seed), 0, 9.2e18, "training default: seed (engine default)"},
-    {"holdout", "CFA_HOLDOUT", K_DBL, OFF(holdout), 0, 0.5, "fraction of good images held out for threshold calibration (0.1)"},
-    {"target-far", "CFA_TARGET_FAR", K_DBL, OFF(target_far), 0, 0.5, "target false-alarm rate on held-out images (0 = max score)"},
-    {"margin", "CFA_MARGIN", K_DBL, OFF(margin), 0.1, 10, "threshold = quantile of held-out scores x margin (1.0)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
@@ -198,7 +156,6 @@ static int apply(cfg_t *c, const opt_def *o, const char *v, char *err, size_t er
 {
     char *base = (char *)c;
     long long ll;
-    double d;
     switch (o->kind) {
     case K_LISTEN:
         if (cfg_parse_listen(c, v) != 0)
@@ -224,28 +181,26 @@ static int apply(cfg_t *c, const opt_def *o, const char *v, char *err, size_t er
             goto bad;
         *(int64_t *)(base + o->off) = (int64_t)ll;
         return 0;
-    case K_DBL:
-        if (to_d(v, o->min, o->max, &d) != 0)
-            goto bad;
-        *(double *)(base + o->off) = d;
-        return 0;
     case K_LEVEL:
         /* the log module's own names, so the flag and the log agree */
         if ((ll = log_level_parse(v)) < 0)
             goto bad;
         *(int *)(base + o->off) = (int)ll;
         return 0;
-    case K_BANK:
-        if (strcmp(v, "mean") == 0)
-            c->bank = 0;
-        else if (strcmp(v, "ema") == 0)
-            c->bank = 1;
-        else
-            goto bad;
-        return 0;
     }
 bad:
     snprintf(err, errlen, "invalid value for --%s / %s: \"%s\"", o->flag, o->env, v);
+    return -1;
+}
+
+/* A training flag (settings.def) from a flag or its variable. */
+static int apply_setting(cfg_t *c, setting_id id, const char *v, char *err, size_t errlen)
+{
+    char env[48], why[160];
+    if (settings_set_text(&c->train, id, v, why, sizeof why) == 0)
+        return 0;
+    settings_env_name(id, env, sizeof env);
+    snprintf(err, errlen, "invalid value for --%s / %s: %s", settings_table[id].flag, env, why);
     return -1;
 }
 
@@ -256,38 +211,100 @@ int cfg_from_env(cfg_t *c, char *err, size_t errlen)
         if (v != NULL && *v != '\0' && apply(c, &OPTS[i], v, err, errlen) != 0)
             return -1;
     }
+    for (int id = 0; id < SETTING_COUNT; id++) {
+        char env[48];
+        if (settings_table[id].flag == NULL)
+            continue;
+        settings_env_name((setting_id)id, env, sizeof env);
+        const char *v = getenv(env);
+        if (v != NULL && *v != '\0' && apply_setting(c, (setting_id)id, v, err, errlen) != 0)
+            return -1;
+    }
     return 0;
+}
+
+/* The --help line of a training flag: its doc, default and range. */
+static void usage_setting(FILE *f, setting_id id)
+{
+    const setting_def *d = &settings_table[id];
+    char left[64], env[48], dv[32], pv[32], range[64], paper[64] = "";
+    snprintf(left, sizeof left, "--%s=V", d->flag);
+    settings_env_name(id, env, sizeof env);
+    settings_format(id, d->daemon, dv, sizeof dv);
+    settings_format(id, d->paper, pv, sizeof pv);
+    settings_describe(id, range, sizeof range);
+    if (strcmp(dv, pv) != 0)
+        snprintf(paper, sizeof paper, "; the paper: %s", pv);
+    fprintf(f, "  %-22s %-20s training default: %s (%s%s; %s)\n", left, env, d->doc, dv, paper,
+            range);
 }
 
 void cfg_usage(FILE *f, const char *argv0)
 {
     fprintf(f, "usage: %s [options]\n\nCFA anomaly inspection HTTP daemon (API v1).\n"
                "Every option can also be set by the environment variable shown;\n"
-               "flags win over the environment.\n\n", argv0);
+               "flags win over the environment. Training defaults apply where a\n"
+               "product's settings and the POST /train body say nothing.\n\n", argv0);
     for (size_t i = 0; i < N_OPTS; i++) {
         char left[64];
         snprintf(left, sizeof left, "--%s=V", OPTS[i].flag);
         fprintf(f, "  %-22s %-20s %s\n", left, OPTS[i].env, OPTS[i].help);
     }
+    for (int id = 0; id < SETTING_COUNT; id++)
+        if (settings_table[id].flag != NULL)
+            usage_setting(f, (setting_id)id);
     fprintf(f, "  %-22s %-20s %s\n", "", "CFA_ADMIN_KEY",
             "admin key installed on first start (else one is generated into <data dir>/admin.key)");
     fprintf(f, "  %-22s %-20s %s\n", "--help", "", "this text");
     fprintf(f, "  %-22s %-20s %s\n", "--version", "", "print the version");
 }
 
+#define VAL_OPT 1000     /* getopt value of OPTS[i]: VAL_OPT + i            */
+#define VAL_SETTING 2000 /* of a training flag: VAL_SETTING + setting_id */
+
+/* getopt_long's table: OPTS, the training flags, --help, --version. */
+static void long_options(struct option *lo)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < N_OPTS; i++)
+        lo[n++] = (struct option){OPTS[i].flag, required_argument, NULL, VAL_OPT + (int)i};
+    for (int id = 0; id < SETTING_COUNT; id++)
+        if (settings_table[id].flag != NULL)
+            lo[n++] = (struct option){settings_table[id].flag, required_argument, NULL,
+                                      VAL_SETTING + id};
+    lo[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n++] = (struct option){"version", no_argument, NULL, 'V'};
+    lo[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* "unknown option", with the nearest flag when one is 1-2 edits away (a
+ * GNU abbreviation that fits two flags lands here too). */
+static void unknown_option(const struct option *lo, const char *arg, char *err, size_t errlen)
+{
+    char name[64];
+    const char *best = NULL;
+    int best_d = 3;
+    size_t n = strcspn(arg + strspn(arg, "-"), "=");
+    snprintf(name, sizeof name, "%.*s", (int)n, arg + strspn(arg, "-"));
+    for (; lo->name != NULL; lo++) {
+        int d = settings_distance(name, lo->name);
+        if (d < best_d && d < (int)strlen(name)) {
+            best = lo->name;
+            best_d = d;
+        }
+    }
+    if (best != NULL && best_d == 0)
+        snprintf(err, errlen, "option \"%s\" needs a value (see --help)", arg);
+    else if (best != NULL)
+        snprintf(err, errlen, "unknown option \"%s\" (did you mean --%s?)", arg, best);
+    else
+        snprintf(err, errlen, "unknown or incomplete option \"%s\" (see --help)", arg);
+}
+
 int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
 {
-    struct option lo[N_OPTS + 3];
-    size_t i;
-    for (i = 0; i < N_OPTS; i++) {
-        lo[i].name = OPTS[i].flag;
-        lo[i].has_arg = required_argument;
-        lo[i].flag = NULL;
-        lo[i].val = 1000 + (int)i;
-    }
-    lo[i++] = (struct option){"help", no_argument, NULL, 'h'};
-    lo[i++] = (struct option){"version", no_argument, NULL, 'V'};
-    lo[i] = (struct option){NULL, 0, NULL, 0};
+    struct option lo[N_OPTS + SETTING_COUNT + 3];
+    long_options(lo);
     optind = 1;
     opterr = 0;
     for (;;) {
@@ -302,13 +319,17 @@ int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
             printf("cfa-server %s\n", CFA_VERSION_STRING);
             return 1;
         }
-        if (ch >= 1000 && ch < 1000 + (int)N_OPTS) {
-            if (apply(c, &OPTS[ch - 1000], optarg, err, errlen) != 0)
+        if (ch >= VAL_OPT && ch < VAL_OPT + (int)N_OPTS) {
+            if (apply(c, &OPTS[ch - VAL_OPT], optarg, err, errlen) != 0)
                 return -1;
             continue;
         }
-        snprintf(err, errlen, "unknown or incomplete option \"%s\" (see --help)",
-                 optind - 1 < argc ? argv[optind - 1] : "?");
+        if (ch >= VAL_SETTING && ch < VAL_SETTING + SETTING_COUNT) {
+            if (apply_setting(c, (setting_id)(ch - VAL_SETTING), optarg, err, errlen) != 0)
+                return -1;
+            continue;
+        }
+        unknown_option(lo, optind - 1 < argc ? argv[optind - 1] : "?", err, errlen);
         return -1;
     }
     if (optind < argc) {
@@ -319,9 +340,9 @@ int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
         snprintf(err, errlen, "--tls-cert and --tls-key go together");
         return -1;
     }
-    if ((c->resize_h > 0 && c->crop_h > c->resize_h) ||
-        (c->resize_w > 0 && c->crop_w > c->resize_w)) {
-        snprintf(err, errlen, "crop must not exceed resize");
+    char why[160];
+    if (settings_check(&c->train, why, sizeof why) != 0) {
+        snprintf(err, errlen, "training defaults: %s", why);
         return -1;
     }
     return 0;

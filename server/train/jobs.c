@@ -1,11 +1,22 @@
-/* jobs.c - the training job runner (see jobs.h for the rules it follows). */
+/* jobs.c - the training job runner (see jobs.h for the rules it follows).
+ *
+ * One job is a job_run taken through steps: resolve its settings, split the
+ * images, train, calibrate the threshold, record the model. Each step
+ * returns STEP_OK, STEP_FAILED (with run->err) or STEP_CANCELED, and the
+ * first that is not OK decides how the job ends (finish). The pure parts of
+ * split and calibrate are in calib.c. */
 #define _GNU_SOURCE
 #include "jobs.h"
 
+#include "base_clock.h"
+#include "base_log.h"
+
+#include "calib.h"
 #include "fresh_thread.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +27,7 @@
 #include "cfa.h"
 #include "image.h"
 #include "metrics_prom.h"
+#include "settings.h"
 
 struct jobs {
     store_t *st;
@@ -31,87 +43,18 @@ struct jobs {
     volatile int cancel;      /* polled by cfa_train */
 };
 
-typedef struct train_cfg {
-    cfa_params p;
-    double holdout, target_far, margin;
-    int activate;
-} train_cfg;
-
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return mono_ms() / 1e3;
 }
 
-static void get_int(json_t *o, const char *k, int *v)
+static int stopping(jobs_t *j)
 {
-    json_t *x = json_object_get(o, k);
-    if (json_is_integer(x))
-        *v = (int)json_integer_value(x);
-}
-
-static void get_dbl(json_t *o, const char *k, double *v)
-{
-    json_t *x = json_object_get(o, k);
-    if (json_is_number(x))
-        *v = json_number_value(x);
-}
-
-/* Server defaults, then params_json (the API stores product settings merged
- * with the request body there). */
-static void resolve(const cfg_t *c, const char *params_json, train_cfg *t)
-{
-    cfa_params p = cfa_default_params();
-#define SET_IF(field) \
-    if (c->field >= 0)  \
-        p.field = c->field;
-    SET_IF(epochs) SET_IF(gamma_c) SET_IF(gamma_d) SET_IF(batch_size) SET_IF(resize_h)
-    SET_IF(resize_w) SET_IF(crop_h) SET_IF(crop_w)
-#undef SET_IF
-    if (c->bank >= 0)
-        p.bank = c->bank ? CFA_BANK_EMA : CFA_BANK_MEAN;
-    if (c->seed >= 0)
-        p.seed = (uint64_t)c->seed;
-    t->holdout = c->holdout;
-    t->target_far = c->target_far;
-    t->margin = c->margin;
-    t->activate = 1;
-    json_t *o = params_json != NULL ? json_loads(params_json, 0, NULL) : NULL;
-    if (json_is_object(o)) {
-        double d;
-        get_int(o, "epochs", &p.epochs);
-        get_int(o, "gamma_c", &p.gamma_c);
-        get_int(o, "gamma_d", &p.gamma_d);
-        get_int(o, "batch_size", &p.batch_size);
-        get_int(o, "resize_h", &p.resize_h);
-        get_int(o, "resize_w", &p.resize_w);
-        get_int(o, "crop_h", &p.crop_h);
-        get_int(o, "crop_w", &p.crop_w);
-        json_t *s = json_object_get(o, "seed");
-        if (json_is_integer(s))
-            p.seed = (uint64_t)json_integer_value(s);
-        const char *b = json_string_value(json_object_get(o, "bank"));
-        if (b != NULL)
-            p.bank = strcmp(b, "ema") == 0 ? CFA_BANK_EMA : CFA_BANK_MEAN;
-        d = p.lr;
-        get_dbl(o, "lr", &d);
-        p.lr = (float)d;
-        d = p.blur_sigma;
-        get_dbl(o, "blur_sigma", &d);
-        p.blur_sigma = (float)d;
-        get_dbl(o, "holdout", &t->holdout);
-        get_dbl(o, "target_far", &t->target_far);
-        get_dbl(o, "margin", &t->margin);
-        json_t *en = json_object_get(o, "ensemble");
-        if (json_is_boolean(en))
-            p.ensemble = json_is_true(en);
-        json_t *a = json_object_get(o, "activate");
-        if (json_is_boolean(a))
-            t->activate = json_is_true(a);
-    }
-    json_decref(o);
-    t->p = p;
+    int s;
+    pthread_mutex_lock(&j->mu);
+    s = j->stopping;
+    pthread_mutex_unlock(&j->mu);
+    return s;
 }
 
 /* ---- image source over stored files ------------------------------------ */
@@ -179,246 +122,255 @@ static void on_progress(const cfa_progress *pr, void *user)
         c->j->cancel = 1;
 }
 
-/* ---- one job ------------------------------------------------------------ */
+/* ---- one job: its state and its steps ------------------------------------ */
 
-static uint64_t splitmix(uint64_t *x)
+typedef enum { STEP_OK, STEP_FAILED, STEP_CANCELED } step_result;
+
+typedef struct job_run {
+    jobs_t *j;
+    const store_job_t *job;
+    double t0;
+    settings_t set;        /* resolved: the daemon's defaults < the job's params */
+    cfa_params p;          /* what the engine trains with                    */
+    settings_job opt;      /* holdout, target_far, margin, activate          */
+    store_image_t *imgs;   /* the product's images, sha256 order             */
+    size_t n_imgs;
+    int *order;            /* the seeded shuffle: order[0..n_hold) held out  */
+    int n_hold, n_train;
+    src_ctx sc;
+    prog_ctx pc;
+    cfa_model *model;
+    const char *cal_kind;  /* "holdout", or "train" when nothing is held out */
+    int n_cal;
+    calib_result cal;
+    int64_t version;
+    char err[512];
+} job_run;
+
+static step_result fail(job_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static step_result fail(job_run *r, const char *fmt, ...)
 {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+    return STEP_FAILED;
 }
 
-static int cmp_float(const void *a, const void *b)
+/* The job's settings: its params over the daemon's defaults. POST /train
+ * stores params already resolved (settings_resolve: daemon < product <
+ * body); a job queued by an older version holds only the keys it was given,
+ * and the daemon's defaults fill in the rest, as they did then. */
+static void step_resolve(job_run *r)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    settings_t params;
+    char warn[256];
+    if (settings_from_stored(r->job->params_json, SW_BODY, &params, warn, sizeof warn) > 0)
+        log_warn("jobs", "%s: params ignored: %s", r->job->id, warn);
+    settings_resolve(&r->j->cfg->train, NULL, &params, &r->set);
+    r->p = cfa_default_params();
+    settings_apply(&r->set, &r->p, &r->opt);
 }
 
-static int stopping(jobs_t *j)
+/* Lists the images and shuffles them into held-out and training ones. */
+static step_result step_split(job_run *r)
 {
-    int s;
-    pthread_mutex_lock(&j->mu);
-    s = j->stopping;
-    pthread_mutex_unlock(&j->mu);
-    return s;
+    const cfg_t *cfg = r->j->cfg;
+    store_status ss = store_image_list_all(r->j->st, r->job->product, &r->imgs, &r->n_imgs);
+    if (ss != STORE_OK)
+        return fail(r, "listing images: %s", store_strerror(ss));
+    if (r->n_imgs < 2)
+        return fail(r, "the product has %zu image(s); at least 2 are needed", r->n_imgs);
+    int n = (int)r->n_imgs;
+    r->n_hold = calib_holdout_count(n, r->opt.holdout);
+    r->n_train = n - r->n_hold;
+    r->order = malloc(sizeof *r->order * (size_t)n);
+    r->sc.held = calloc((size_t)n, sizeof *r->sc.held);
+    if (r->order == NULL || r->sc.held == NULL)
+        return fail(r, "out of memory");
+    /* over the sha256-ordered list: the same images and seed, the same split */
+    calib_shuffle(r->order, n, r->p.seed);
+    r->sc.imgs = r->imgs;
+    r->sc.order = r->order + r->n_hold;
+    r->sc.lim = img_default_limits();
+    r->sc.lim.max_pixels = (size_t)cfg->max_pixels;
+    r->sc.lim.min_side = cfg->min_side;
+    return STEP_OK;
 }
 
-/* Scores images order[0..n) with m; returns the scores (malloc'd) or NULL. */
-static float *score_images(jobs_t *j, cfa_model *m, src_ctx *s, const int *order, int n,
-                           char *err, size_t errlen)
+static step_result step_train(job_run *r)
+{
+    cfa_image_source src = {r->n_train, src_get, src_release, &r->sc};
+    r->pc = (prog_ctx){r->j, r->job->id, 0, -1, "", 0, 0};
+    store_job_progress(r->j->st, r->job->id, "features", 0, r->p.epochs, NAN, 0.0, NULL);
+    cfa_status st =
+        cfa_train(r->j->bb, &r->p, &src, on_progress, &r->pc, &r->j->cancel, &r->model);
+    if (st == CFA_ERR_CANCELED)
+        return STEP_CANCELED;
+    if (st != CFA_OK)
+        return fail(r, "training failed: %s: %s%s%s", cfa_status_str(st), cfa_last_error(),
+                    r->sc.err[0] ? "; " : "", r->sc.err);
+    return STEP_OK;
+}
+
+/* Scores images order[0..n) with the new model; the scores (malloc'd), or
+ * NULL with r->err set. Stops early on cancel (the caller checks). */
+static float *score_images(job_run *r, const int *order, int n)
 {
     float *scores = calloc((size_t)(n > 0 ? n : 1), sizeof *scores);
-    if (scores == NULL)
+    if (scores == NULL) {
+        fail(r, "out of memory");
         return NULL;
-    for (int k = 0; k < n; k++) {
+    }
+    for (int k = 0; k < n && !r->j->cancel; k++) {
         img_rgbf im;
-        img_status rc = img_load_file_ex(s->imgs[order[k]].path, &s->lim, IMG_DECODE_8BIT, &im);
+        const store_image_t *si = &r->imgs[order[k]];
+        img_status rc = img_load_file_ex(si->path, &r->sc.lim, IMG_DECODE_8BIT, &im);
         if (rc != IMG_OK) {
-            snprintf(err, errlen, "image %s: %s", s->imgs[order[k]].sha256,
-                     img_status_str(rc));
+            fail(r, "image %s: %s", si->sha256, img_status_str(rc));
             free(scores);
             return NULL;
         }
         cfa_image ci = {im.width, im.height, im.rgb, im.rgb8};
-        cfa_result r;
-        memset(&r, 0, sizeof r);
-        cfa_status st = cfa_score(j->bb, m, &ci, 1, &r);
+        cfa_result res;
+        memset(&res, 0, sizeof res);
+        cfa_status st = cfa_score(r->j->bb, r->model, &ci, 1, &res);
         img_rgbf_free(&im);
         if (st != CFA_OK) {
-            snprintf(err, errlen, "calibration: %s", cfa_last_error());
+            fail(r, "calibration: %s", cfa_last_error());
             free(scores);
             return NULL;
         }
-        scores[k] = r.score;
-        cfa_result_clear(&r);
-        if (j->cancel)
-            break;
+        scores[k] = res.score;
+        cfa_result_clear(&res);
     }
     return scores;
 }
 
-static void run_job(jobs_t *j, store_job_t *job)
+/* Scores the held-out images (or, with none, the training images) and
+ * derives the threshold from them (calib_threshold). */
+static step_result step_calibrate(job_run *r)
 {
-    train_cfg tc;
-    store_image_t *imgs = NULL;
-    size_t n_imgs = 0;
-    src_ctx sc;
-    char err[512] = "";
-    cfa_model *model = NULL;
-    float *scores = NULL;
-    int *order = NULL;
-    double t0 = now_s();
-    const char *final_state = "failed";
-
-    memset(&sc, 0, sizeof sc);
-    resolve(j->cfg, job->params_json, &tc);
-    fprintf(stderr, "jobs: %s (%s) started: epochs %d gamma_c %d gamma_d %d\n", job->id,
-            job->product, tc.p.epochs, tc.p.gamma_c, tc.p.gamma_d);
-    store_status ss = store_image_list_all(j->st, job->product, &imgs, &n_imgs);
-    if (ss != STORE_OK) {
-        snprintf(err, sizeof err, "listing images: %s", store_strerror(ss));
-        goto fail;
+    r->n_cal = r->n_hold > 0 ? r->n_hold : (int)r->n_imgs;
+    r->cal_kind = r->n_hold > 0 ? "holdout" : "train";
+    store_job_progress(r->j->st, r->job->id, "calibration", r->p.epochs, r->p.epochs,
+                       cfa_model_train_loss(r->model), 0.96, NULL);
+    float *scores = score_images(r, r->order, r->n_cal);
+    if (r->j->cancel) {
+        free(scores);
+        return STEP_CANCELED;
     }
-    if (n_imgs < 2) {
-        snprintf(err, sizeof err, "the product has %zu image(s); at least 2 are needed",
-                 n_imgs);
-        goto fail;
-    }
-    int n = (int)n_imgs;
-    int n_hold = (int)floor(tc.holdout * n);
-    if (tc.holdout > 0) {
-        if (n >= 10 && n_hold < 2)
-            n_hold = 2;
-        if (n >= 3 && n_hold < 1)
-            n_hold = 1;
-    }
-    if (n_hold > n - 1)
-        n_hold = n - 1;
-    order = malloc(sizeof *order * (size_t)n);
-    sc.held = calloc((size_t)n, sizeof *sc.held);
-    if (order == NULL || sc.held == NULL) {
-        snprintf(err, sizeof err, "out of memory");
-        goto fail;
-    }
-    /* seeded shuffle over the sha256-ordered list: reproducible split */
-    uint64_t rng = tc.p.seed ^ 0x5eedULL;
-    for (int i = 0; i < n; i++)
-        order[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int k = (int)(splitmix(&rng) % (uint64_t)(i + 1));
-        int t = order[i];
-        order[i] = order[k];
-        order[k] = t;
-    }
-    int n_train = n - n_hold;
-    sc.imgs = imgs;
-    sc.order = order + n_hold; /* the first n_hold are held out */
-    sc.lim = img_default_limits();
-    sc.lim.max_pixels = (size_t)j->cfg->max_pixels;
-    sc.lim.min_side = j->cfg->min_side;
-
-    cfa_image_source src = {n_train, src_get, src_release, &sc};
-    prog_ctx pc = {j, job->id, 0, -1, "", 0, 0};
-    store_job_progress(j->st, job->id, "features", 0, tc.p.epochs, NAN, 0.0, NULL);
-    cfa_status st = cfa_train(j->bb, &tc.p, &src, on_progress, &pc, &j->cancel, &model);
-    if (st == CFA_ERR_CANCELED)
-        goto canceled;
-    if (st != CFA_OK) {
-        snprintf(err, sizeof err, "training failed: %s: %s%s%s", cfa_status_str(st),
-                 cfa_last_error(), sc.err[0] ? "; " : "", sc.err);
-        goto fail;
-    }
-    /* calibration */
-    int *cal = order;
-    int n_cal = n_hold;
-    const char *cal_kind = "holdout";
-    if (n_cal == 0) {
-        cal = order;
-        n_cal = n;
-        cal_kind = "train";
-    }
-    store_job_progress(j->st, job->id, "calibration", tc.p.epochs, tc.p.epochs,
-                       cfa_model_train_loss(model), 0.96, NULL);
-    scores = score_images(j, model, &sc, cal, n_cal, err, sizeof err);
-    if (j->cancel)
-        goto canceled;
     if (scores == NULL)
-        goto fail;
-    qsort(scores, (size_t)n_cal, sizeof *scores, cmp_float);
-    int k = (int)ceil((1.0 - tc.target_far) * n_cal) - 1;
-    if (k < 0)
-        k = 0;
-    if (k > n_cal - 1)
-        k = n_cal - 1;
-    /* a float-valued threshold: scores are floats, and JSON's 9 significant
-     * digits then carry both exactly, so clients see the same comparison */
-    double thr = (double)nextafterf((float)((double)scores[k] * tc.margin), INFINITY);
-    double mean = 0;
-    for (int i = 0; i < n_cal; i++)
-        mean += scores[i];
-    mean /= n_cal;
+        return STEP_FAILED;
+    int rc = calib_threshold(scores, r->n_cal, r->opt.target_far, r->opt.margin, &r->cal);
+    free(scores);
+    if (rc != 0)
+        return fail(r, "calibration: the model scored NaN on %d of %d images (%s)",
+                    r->cal.n_nan, r->n_cal, r->cal_kind);
+    return STEP_OK;
+}
 
+/* The model's figures (GET .../models): what it was trained and calibrated
+ * on, and with which settings. */
+static char *figures_json(const job_run *r)
+{
+    json_t *fig = json_object();
+    json_object_set_new(fig, "train_loss", json_real(cfa_model_train_loss(r->model)));
+    json_object_set_new(fig, "bank_size", json_integer(cfa_model_bank_size(r->model)));
+    json_object_set_new(fig, "channels", json_integer(cfa_model_channels(r->model)));
+    json_object_set_new(fig, "train_images", json_integer(r->n_train));
+    json_object_set_new(fig, "holdout_images", json_integer(r->n_hold));
+    json_object_set_new(fig, "calibration", json_string(r->cal_kind));
+    json_object_set_new(fig, "calibration_max", json_real(r->cal.max));
+    json_object_set_new(fig, "calibration_mean", json_real(r->cal.mean));
+    json_object_set_new(fig, "target_far", json_real(r->opt.target_far));
+    json_object_set_new(fig, "margin", json_real(r->opt.margin));
+    json_object_set_new(fig, "feature_seconds", json_real(r->pc.feature_s));
+    json_object_set_new(fig, "epoch_seconds", json_real(r->pc.epoch_s));
+    json_object_set_new(fig, "total_seconds", json_real(now_s() - r->t0));
+    /* the settings that shape the model and that the API can set */
+    json_object_set_new(fig, "params", settings_to_json(&r->set, SW_BODY | SW_ENGINE));
+    char *text = json_dumps(fig, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(fig);
+    return text;
+}
+
+/* Stores the model with its threshold and figures; this also ends the job
+ * 'succeeded' and, with activate, makes it the product's active version. */
+static step_result step_record(job_run *r)
+{
     void *blob = NULL;
     size_t blob_len = 0;
-    st = cfa_model_save(model, &blob, &blob_len);
-    if (st != CFA_OK) {
-        snprintf(err, sizeof err, "saving the model: %s", cfa_last_error());
-        goto fail;
-    }
-    json_t *fig = json_object();
-    json_object_set_new(fig, "train_loss", json_real(cfa_model_train_loss(model)));
-    json_object_set_new(fig, "bank_size", json_integer(cfa_model_bank_size(model)));
-    json_object_set_new(fig, "channels", json_integer(cfa_model_channels(model)));
-    json_object_set_new(fig, "train_images", json_integer(n_train));
-    json_object_set_new(fig, "holdout_images", json_integer(n_hold));
-    json_object_set_new(fig, "calibration", json_string(cal_kind));
-    json_object_set_new(fig, "calibration_max", json_real(scores[n_cal - 1]));
-    json_object_set_new(fig, "calibration_mean", json_real(mean));
-    json_object_set_new(fig, "target_far", json_real(tc.target_far));
-    json_object_set_new(fig, "margin", json_real(tc.margin));
-    json_object_set_new(fig, "feature_seconds", json_real(pc.feature_s));
-    json_object_set_new(fig, "epoch_seconds", json_real(pc.epoch_s));
-    json_object_set_new(fig, "total_seconds", json_real(now_s() - t0));
-    json_t *pj = json_object();
-    json_object_set_new(pj, "epochs", json_integer(tc.p.epochs));
-    json_object_set_new(pj, "gamma_c", json_integer(tc.p.gamma_c));
-    json_object_set_new(pj, "gamma_d", json_integer(tc.p.gamma_d));
-    json_object_set_new(pj, "resize_h", json_integer(tc.p.resize_h));
-    json_object_set_new(pj, "resize_w", json_integer(tc.p.resize_w));
-    json_object_set_new(pj, "crop_h", json_integer(tc.p.crop_h));
-    json_object_set_new(pj, "crop_w", json_integer(tc.p.crop_w));
-    json_object_set_new(pj, "bank", json_string(tc.p.bank == CFA_BANK_EMA ? "ema" : "mean"));
-    json_object_set_new(pj, "batch_size", json_integer(tc.p.batch_size));
-    json_object_set_new(pj, "seed", json_integer((json_int_t)tc.p.seed));
-    json_object_set_new(pj, "ensemble", json_boolean(tc.p.ensemble));
-    json_object_set_new(fig, "params", pj);
-    char *fig_s = json_dumps(fig, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    json_decref(fig);
-
-    store_model_new mn = {job->product, job->id, blob, blob_len, thr,
-                          cfa_backbone_sha256(j->bb), fig_s, tc.activate};
-    int64_t version = 0;
-    ss = store_model_insert(j->st, &mn, &version);
+    if (cfa_model_save(r->model, &blob, &blob_len) != CFA_OK)
+        return fail(r, "saving the model: %s", cfa_last_error());
+    char *fig = figures_json(r);
+    store_model_new mn = {r->job->product, r->job->id, blob, blob_len, r->cal.threshold,
+                          cfa_backbone_sha256(r->j->bb), fig, r->opt.activate};
+    store_status ss = store_model_insert(r->j->st, &mn, &r->version);
     cfa_free(blob);
-    free(fig_s);
+    free(fig);
     if (ss == STORE_ERR_CANCELED)
-        goto canceled;
-    if (ss != STORE_OK) {
-        snprintf(err, sizeof err, "storing the model: %s", store_strerror(ss));
-        goto fail;
-    }
-    final_state = "succeeded";
-    fprintf(stderr, "jobs: %s (%s) succeeded: version %lld threshold %.6g (%s of %d)\n",
-            job->id, job->product, (long long)version, thr, cal_kind, n_cal);
-    goto out;
+        return STEP_CANCELED;
+    if (ss != STORE_OK)
+        return fail(r, "storing the model: %s", store_strerror(ss));
+    return STEP_OK;
+}
 
-canceled:
-    if (stopping(j)) {
+/* Ends the job by the outcome of its steps. */
+static void finish(job_run *r, step_result s)
+{
+    const char *id = r->job->id;
+    const char *state = "succeeded";
+    if (s == STEP_OK) {
+        log_info("jobs", "%s (%s) succeeded: version %lld threshold %.6g (%s of %d)", id,
+                r->job->product, (long long)r->version, r->cal.threshold, r->cal_kind, r->n_cal);
+    } else if (s == STEP_CANCELED && stopping(r->j)) {
         /* left 'running' on purpose: store_jobs_recover() decides at next start */
-        final_state = "interrupted";
-        fprintf(stderr, "jobs: %s interrupted by shutdown\n", job->id);
-        goto out;
+        log_info("jobs", "%s interrupted by shutdown", id);
+        return;
+    } else if (s == STEP_CANCELED) {
+        state = "canceled";
+        store_job_finish(r->j->st, id, STORE_JOB_CANCELED, "canceled on request", 0);
+        log_info("jobs", "%s canceled", id);
+    } else {
+        state = "failed";
+        store_job_finish(r->j->st, id, STORE_JOB_FAILED, r->err, 0);
+        log_warn("jobs", "%s failed: %s", id, r->err);
     }
-    final_state = "canceled";
-    store_job_finish(j->st, job->id, STORE_JOB_CANCELED, "canceled on request", 0);
-    fprintf(stderr, "jobs: %s canceled\n", job->id);
-    goto out;
-fail:
-    store_job_finish(j->st, job->id, STORE_JOB_FAILED, err, 0);
-    fprintf(stderr, "jobs: %s failed: %s\n", job->id, err);
-out:
-    if (strcmp(final_state, "interrupted") != 0)
-        mp_training_done(final_state, now_s() - t0);
-    cfa_model_free(model);
-    free(scores);
-    free(order);
-    if (sc.held != NULL) {
-        for (size_t i = 0; i < n_imgs; i++)
-            img_rgbf_free(&sc.held[i]);
-        free(sc.held);
+    mp_training_done(state, now_s() - r->t0);
+}
+
+static void run_free(job_run *r)
+{
+    cfa_model_free(r->model);
+    free(r->order);
+    if (r->sc.held != NULL) {
+        for (size_t i = 0; i < r->n_imgs; i++)
+            img_rgbf_free(&r->sc.held[i]);
+        free(r->sc.held);
     }
-    store_images_free(imgs, n_imgs);
+    store_images_free(r->imgs, r->n_imgs);
+}
+
+static void run_job(jobs_t *j, store_job_t *job)
+{
+    job_run r;
+    memset(&r, 0, sizeof r);
+    r.j = j;
+    r.job = job;
+    r.t0 = now_s();
+    step_resolve(&r);
+    log_info("jobs", "%s (%s) started: epochs %d gamma_c %d gamma_d %d", job->id,
+            job->product, r.p.epochs, r.p.gamma_c, r.p.gamma_d);
+    step_result s = step_split(&r);
+    if (s == STEP_OK)
+        s = step_train(&r);
+    if (s == STEP_OK)
+        s = step_calibrate(&r);
+    if (s == STEP_OK)
+        s = step_record(&r);
+    finish(&r, s);
+    run_free(&r);
 }
 
 typedef struct job_call {
@@ -459,13 +411,11 @@ static void *runner_main(void *arg)
             continue;
         }
         if (ss != STORE_ERR_NOT_FOUND)
-            fprintf(stderr, "jobs: claim: %s\n", store_strerror(ss));
+            log_error("jobs", "claim: %s", store_strerror(ss));
         /* nothing queued: sleep until notified, at most 1 s */
         pthread_mutex_lock(&j->mu);
         if (!j->wake && !j->stopping) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            struct timespec ts = wall_deadline(1000);
             pthread_cond_timedwait(&j->cv, &j->mu, &ts);
         }
         j->wake = 0;

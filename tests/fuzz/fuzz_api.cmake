@@ -4,7 +4,7 @@ if(COMMAND cfa_add_fuzzer)
   cfa_add_fuzzer(fuzz_multipart SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_multipart.c
                  LIBS cfa_api_parse CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/multipart)
   cfa_add_fuzzer(fuzz_json_body SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_json_body.c
-                 LIBS cfa_api_parse CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/json_body)
+                 LIBS cfa_settings CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/json_body)
   # fuzz_path also covers the store's id check and time parser the API calls
   cfa_add_fuzzer(fuzz_path SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_path.c
                  LIBS cfa_api_parse cfa_store CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/path)

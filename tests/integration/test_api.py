@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -88,6 +89,16 @@ def expect_error(resp, status, what, code=None):
         ok = js["error"]["code"] == code
     return check(ok, "%s -> %d %s (got %d %s)" % (what, status, code or "", st,
                                                   json.dumps(js)[:160] if js else ""))
+
+
+def expect_named(resp, status, code, what, *words):
+    """An error reply whose message names what went wrong (all of words)."""
+    st, js, _, _ = resp
+    err = js.get("error", {}) if isinstance(js, dict) else {}
+    msg = err.get("message", "")
+    return check(st == status and err.get("code") == code and all(w in msg for w in words),
+                 "%s -> %d %s naming %s (got %d %r)" % (what, status, code, " ".join(words), st,
+                                                         msg or js))
 
 
 # ------------------------------------------------------------------- helpers
@@ -209,6 +220,14 @@ def main():
     st, js, _, _ = anon.req("GET", "/v1/openapi.json")
     check(st == 200 and js.get("openapi", "").startswith("3.") and "/v1/products/{id}/inspect"
           in js.get("paths", {}), "GET /v1/openapi.json is OpenAPI 3 with the inspect path")
+    schemas = js.get("components", {}).get("schemas", {})
+    ts, tr = schemas.get("TrainingSettings", {}), schemas.get("TrainRequest", {})
+    gc = ts.get("properties", {}).get("gamma_c", {})
+    check(ts.get("additionalProperties") is False and tr.get("additionalProperties") is False
+          and (gc.get("minimum"), gc.get("maximum"), gc.get("default")) == (1, 64, 8)
+          and "activate" in tr.get("properties", {}) and "ema_beta" not in tr.get("properties", {}),
+          "served schemas of the settings come from the table: no other keys, gamma_c 1..64, "
+          "server default 8")
     api_md = [("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("get", "/v1/info"),
               ("post", "/v1/products"), ("get", "/v1/products"), ("get", "/v1/products/{id}"),
               ("patch", "/v1/products/{id}"), ("delete", "/v1/products/{id}"),
@@ -271,6 +290,30 @@ def main():
     expect_error(op.req("POST", "/v1/products", {"id": "x", "settings": {"epochs": -1}}), 400,
                  "invalid settings")
     expect_error(insp.req("GET", "/v1/products/nope"), 404, "unknown product")
+    # product settings are read by the settings table: a misspelt key or a
+    # value out of range is a 400 naming it (it used to be stored, 201)
+    for settings, words in (({"epoch": 2}, ['"epoch"', 'did you mean "epochs"']),
+                            ({"gama_c": 8}, ['"gama_c"', 'did you mean "gamma_c"']),
+                            ({"epochs": 2, "gama_c": 8}, ['"gama_c"']),
+                            ({"gamma_c": 100}, ['"gamma_c"', "[1, 64]", "100"]),
+                            ({"bank": "median"}, ['"bank"', "mean, ema"]),
+                            ({"holdout": "0.1"}, ['"holdout"', "a number in [0, 0.5]"]),
+                            ({"ema_beta": 0.5}, ['"ema_beta"']),
+                            ({"resize_h": 64, "crop_h": 128}, ['"crop_h" (128)', '"resize_h" (64)'])):
+        expect_named(op.req("POST", "/v1/products", {"id": "typo", "settings": settings}), 400,
+                     "invalid_settings", "POST /v1/products settings %s" % json.dumps(settings),
+                     *words)
+    st, _, _, _ = op.req("GET", "/v1/products/typo")
+    check(st == 404, "no product stored by a refused create")
+    expect_named(op.req("PATCH", "/v1/products/tile-a", {"settings": {"gama_d": 4}}), 400,
+                 "invalid_settings", "PATCH settings with a typo", '"gama_d"', '"gamma_d"')
+    expect_named(op.req("PATCH", "/v1/products/tile-a", {"settings": {"gamma_d": 0}}), 400,
+                 "invalid_settings", "PATCH settings out of range", '"gamma_d"', "[1, 64]")
+    st, js, _, _ = op.req("GET", "/v1/products/tile-a")
+    check(js["settings"] == {"gamma_c": 4}, "a refused PATCH changes nothing")
+    st, js, _, _ = op.req("POST", "/v1/products", {"id": "norm", "settings": {"margin": 2, "epochs": None}})
+    check(st == 201 and js["settings"] == {"margin": 2.0}, "settings stored as the table writes them")
+    op.req("DELETE", "/v1/products/norm")
     st, js, _, _ = op.req("PATCH", "/v1/products/tile-a", {"name": "Magnetic tile A"})
     check(st == 200 and js["name"] == "Magnetic tile A" and js["settings"] == {"gamma_c": 4},
           "PATCH /v1/products/{id}")
@@ -336,6 +379,18 @@ def main():
     print("== training", flush=True)
     expect_error(op.req("POST", "/v1/products/tile-a/train", {"epochs": "many"}), 400,
                  "bad training params")
+    # a misspelt key of a train body is a 400 too: {"epoch": 2} used to train
+    # 30 epochs and, with activate defaulting to true, replace the active model
+    for body, words in (({"epoch": 2}, ['"epoch"', 'did you mean "epochs"']),
+                        ({"activte": False}, ['"activte"', 'did you mean "activate"']),
+                        ({"holdout": 0.9}, ['"holdout"', "[0, 0.5]"]),
+                        ({"activate": "no"}, ['"activate"', "true or false"]),
+                        ({"resize_h": 128}, ["server's defaults", '"crop_h" (224)',
+                                             '"resize_h" (128)'])):
+        expect_named(op.req("POST", "/v1/products/tile-a/train", body), 400, "invalid_params",
+                     "POST train %s" % json.dumps(body), *words)
+    st, js, _, _ = op.req("GET", "/v1/jobs?product=tile-a")
+    check(st == 200 and js["jobs"] == [], "no job queued by a refused train body")
     st, js, _, hdrs = op.req("POST", "/v1/products/tile-a/train", TRAIN)
     check(st == 202 and js["job"]["state"] in ("queued", "running")
           and hdrs.get("location") == "/v1/jobs/" + js["job"]["id"], "POST train 202 + Location")
@@ -351,6 +406,11 @@ def main():
           "job succeeded with model_version 1 (%.0f s)" % (time.time() - t_train))
     check(job["progress"]["epochs"] == EPOCHS and job["started_at"] and job["finished_at"],
           "job progress and times")
+    params = job.get("params", {})
+    check(set(params) == set(tr.get("properties", {})) and params["epochs"] == EPOCHS
+          and params["gamma_c"] == 4 and params["gamma_d"] == 4 and params["holdout"] == 0.1
+          and params["activate"] is True and params["bank"] == "mean",
+          "job params: every key, resolved (daemon < product < body): %s" % params)
     expect_error(op.req("POST", "/v1/jobs/%s/cancel" % job1), 409, "cancel a finished job",
                  "job_finished")
     st, js, _, _ = op.req("GET", "/v1/jobs?product=tile-a&state=succeeded")
@@ -360,6 +420,10 @@ def main():
     check(st == 200 and len(js["models"]) == 1 and js["models"][0]["active"]
           and js["models"][0]["job_id"] == job1 and js["models"][0]["threshold"] > 0,
           "GET models: version 1 active with a calibrated threshold")
+    fig = js["models"][0]["figures"]
+    check(fig["params"]["gamma_c"] == 4 and fig["params"]["epochs"] == EPOCHS
+          and fig["holdout_images"] == 4 and fig["train_images"] == 36
+          and fig["calibration"] == "holdout", "figures: params, 4 of 40 held out")
     st, prod, _, _ = insp.req("GET", "/v1/products/tile-a")
     threshold = prod["threshold"]
     check(prod["active_version"] == 1 and threshold > 0, "product names active version 1")
@@ -517,6 +581,13 @@ def main():
     rc = d.stop()
     check(rc == 0, "SIGTERM while training: clean exit 0 (got %s)" % rc)
     check(time.time() - t_stop < 60, "shutdown took %.1f s" % (time.time() - t_stop))
+    # a database written by an older version, which stored settings as given:
+    # a key now unknown is ignored (and logged) when training, not refused
+    con = sqlite3.connect(os.path.join(data_dir, "cfa.db"))
+    con.execute("UPDATE products SET settings_json = ? WHERE id = 'tile-a'",
+                ('{"gamma_c": 4, "gama_d": 2}',))
+    con.commit()
+    con.close()
     d = Daemon(a.server, data_dir, a.backbone, log_path).start()
     admin, op, insp = (Client(d.port, c.key) for c in (admin, op, insp))
     st, js, _, _ = op.req("GET", "/v1/jobs/" + job4)
@@ -542,6 +613,11 @@ def main():
     print("== concurrent inspections while training and activating", flush=True)
     st, js, _, _ = op.req("POST", "/v1/products/tile-a/train", dict(TRAIN, activate=True))
     job3 = js["job"]["id"]
+    with open(log_path) as f:
+        logged = f.read()
+    check(st == 202 and "gama_d" not in js["job"]["params"] and js["job"]["params"]["gamma_c"] == 4
+          and 'stored settings ignored: unknown key "gama_d"' in logged,
+          "old stored settings: the unknown key is ignored and logged, the rest applies")
     stop = threading.Event()
     errors, versions, counts = [], set(), [0]
     lock = threading.Lock()
@@ -598,7 +674,7 @@ def main():
 
     print("== overload: queue depth 1", flush=True)
     d = Daemon(a.server, data_dir, a.backbone, log_path,
-               extra=["--queue-depth", "1", "--batch", "1"]).start()
+               extra=["--queue-depth", "1", "--batch", "1", "--gamma-d", "2", "--margin", "1.5"]).start()
     outcomes = []
 
     def one(i):
@@ -618,8 +694,36 @@ def main():
     if busy:
         expect_error(busy[0], 503, "queue full", "overloaded")
         check(busy[0][3].get("retry-after") == "1", "503 carries Retry-After")
+    # precedence through the real daemon: its flags < the product's settings < the body
+    op = Client(d.port, op.key)
+    st, js, _, _ = op.req("POST", "/v1/products/tile-a/train", {"epochs": 3, "margin": 1.25})
+    p = js["job"]["params"] if st == 202 else {}
+    check(st == 202 and p["gamma_d"] == 2 and p["gamma_c"] == 4 and p["epochs"] == 3
+          and p["margin"] == 1.25 and p["holdout"] == 0.1,
+          "job params: --gamma-d 2 (daemon), gamma_c 4 (product), epochs 3 and margin 1.25 (body)")
+    if st == 202:
+        op.req("POST", "/v1/jobs/%s/cancel" % js["job"]["id"])
+        wait_job(op, js["job"]["id"], timeout=300)
     rc = d.stop()
     check(rc == 0, "final SIGTERM: clean exit 0")
+
+    print("== daemon training flags", flush=True)
+    env = dict(os.environ)
+    for args, extra_env, words in (
+            (["--gama-c", "4"], {}, ['"--gama-c"', "did you mean --gamma-c?"]),
+            (["--gamma-c", "100"], {}, ["--gamma-c / CFA_GAMMA_C", "[1, 64]", '"100"']),
+            (["--bank", "median"], {}, ["--bank", "one of mean, ema"]),
+            (["--resize-h", "64"], {}, ['"crop_h" (224)', '"resize_h" (64)']),
+            ([], {"CFA_HOLDOUT": "0.9"}, ["--holdout / CFA_HOLDOUT", "[0, 0.5]"])):
+        p = subprocess.run([a.server, "--data-dir", os.path.join(tmp, "never")] + args,
+                           env=dict(env, **extra_env), capture_output=True, text=True, timeout=60)
+        check(p.returncode == 2 and all(w in p.stderr for w in words),
+              "cfa-server %s %s exits 2 naming %s (%d: %s)" % (extra_env or "", " ".join(args),
+                                                               words, p.returncode, p.stderr.strip()))
+    p = subprocess.run([a.server, "--help"], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0 and "--gamma-c=V" in p.stdout and "CFA_GAMMA_C" in p.stdout
+          and "(8; the paper: 1; an integer in [1, 64])" in p.stdout,
+          "cfa-server --help lists the training flags with the service's defaults")
 
     print("== first start without CFA_ADMIN_KEY", flush=True)
     dir2 = os.path.join(tmp, "var2")

@@ -6,7 +6,8 @@ checks the metrics are in [0, 1] and better than chance, evaluates the model
 the first run saved (same scores: the artefact round trip is exact), checks
 `cfa train` writes a loadable model, and runs `cfa infer` (heatmap and map
 PNGs at the image's own resolution; with --threshold the daemon's decision
-and regions). Standard library only."""
+and regions). Misspelt or out-of-range settings flags are refused naming the
+flag. Standard library only."""
 import json
 import os
 import struct
@@ -47,6 +48,31 @@ def png_size(path):
     return w, h, depth, ctype
 
 
+def refused(args, *words):
+    """cfa ARGS exits 1, before loading anything, with a message naming words."""
+    p = subprocess.run([CFA, args[0], "--backbone", BACKBONE] + args[1:], capture_output=True, text=True)
+    check(p.returncode == 1 and all(w in p.stderr for w in words),
+          "cfa %s is refused naming %s: %s" % (" ".join(args), " ".join(words), p.stderr.strip()))
+
+
+# settings flags come from the settings table: a misspelt flag or a value out
+# of its range is an error naming it (ranges are the service's: gamma 1..64)
+refused(["train", "--data", MINI, "--out", "/nonexistent/x", "--gama-c", "4"],
+        "'--gama-c'", "did you mean --gamma-c?")
+refused(["eval", "--data", MINI, "--epoch", "2"], "'--epoch'", "did you mean --epochs?")
+refused(["eval", "--data", MINI, "--gamma-c", "100"], "--gamma-c", "[1, 64]", '"100"')
+refused(["eval", "--data", MINI, "--gamma-d", "0"], "--gamma-d", "[1, 64]")
+refused(["eval", "--data", MINI, "--epochs", "1001"], "--epochs", "[0, 1000]")
+refused(["eval", "--data", MINI, "--bank", "median"], "--bank", "one of mean, ema")
+refused(["eval", "--data", MINI, "--lr", "fast"], "--lr", "a number in")
+refused(["eval", "--data", MINI, "--resize", "300x"], "--resize")
+refused(["eval", "--data", MINI, "--resize", "64"], '"crop_h" (224)', '"resize_h" (64)')
+refused(["eval", "--data", MINI, "--gamma-c"], "--gamma-c needs a value")
+refused(["eval", "--data", MINI, "--holdout", "0.2"], "'--holdout'")  # a daemon-only setting
+h = subprocess.run([CFA, "--help"], capture_output=True, text=True)
+check(h.returncode == 0 and "--gamma-c N" in h.stdout and "(default 1; an integer in [1, 64])" in h.stdout
+      and "--resize H[xW]" in h.stdout, "cfa --help lists the settings with the paper's defaults")
+
 tmpdir = tempfile.TemporaryDirectory()
 model = os.path.join(tmpdir.name, "mini.cfa")
 # train in-process, evaluate, and keep the model it trained (--out)
@@ -59,6 +85,9 @@ for key in ("image_auroc", "pixel_auroc", "aupro"):
     check(a[key] > 0.5, "%s = %.4f is better than chance" % (key, a[key]))
 check(a["n_train"] == 40 and a["n_test"] == 20, "40 training and 20 test images")
 check(a["settings"]["epochs"] == 2 and a["settings"]["gamma_c"] == 4, "settings echoed")
+check(a["settings"]["bank"] == "mean" and a["settings"]["resize_h"] == 256 and a["settings"]["K"] == 3
+      and a["settings"]["loss_scale"] == 1000 and len(a["settings"]) == 22,
+      "the paper's values where no flag is given, every parameter echoed")
 
 b = eval_json(SETTINGS)
 check([s["score"] for s in a["scores"]] == [s["score"] for s in b["scores"]],

@@ -44,15 +44,20 @@ from banned_calls import blank  # noqa: E402  (one literal/comment blanker)
 # Owned by other helpers during the redesign (ISSUE: two xmalloc, five clocks,
 # two durable writes, bare fprintf). Remove a rule once its file is switched.
 PENDING = {
-    "server/train/jobs.c": {"stderr", "clock"},
-    "cmd/cfa/cli.c": {"stderr", "clock", "xalloc", "fsync"},
 }
 
 # Usage text goes to the terminal of whoever mistyped a flag, before (and
 # instead of) starting anything: not a log message.
 ALLOWED = {
     ("cmd/cfa/cli.c", "usage", "stderr"),
+    # the CLI's own error for whoever ran the command, then exit 1: a
+    # command-line tool answers in words, not in log lines
+    ("cmd/cfa/cli.c", "die", "stderr"),
     ("server/ops/config.c", "cfg_usage", "stderr"),
+    # a build-time generator (the OpenAPI settings schema), not the daemon:
+    # its errors go to the build log
+    ("api/gen_settings_schema.c", "merge", "stderr"),
+    ("api/gen_settings_schema.c", "main", "stderr"),
 }
 
 ALL_DIRS = ("core", "server", "api", "cmd")

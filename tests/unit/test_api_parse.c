@@ -184,46 +184,6 @@ static void test_multipart_errors(void **state)
                      MP_ERR_SYNTAX);
 }
 
-static void test_train_overrides(void **state)
-{
-    (void)state;
-    train_overrides a, b, m;
-    char err[128];
-    json_t *j = json_loads("{\"epochs\": 5, \"gamma_c\": 4, \"bank\": \"ema\", \"activate\": false,"
-                           " \"target_far\": 0.01, \"unknown\": 1}", 0, NULL);
-    assert_int_equal(parse_train_overrides(j, &a, err, sizeof err), 0);
-    json_decref(j);
-    assert_true(a.has_epochs && a.epochs == 5);
-    assert_true(a.has_bank && a.bank == 1);
-    assert_true(a.has_activate && a.activate == 0);
-    assert_false(a.has_gamma_d);
-    j = json_loads("{\"epochs\": 7, \"gamma_d\": 2}", 0, NULL);
-    assert_int_equal(parse_train_overrides(j, &b, err, sizeof err), 0);
-    json_decref(j);
-    train_overrides_merge(&a, &b, &m);
-    assert_int_equal(m.epochs, 7);
-    assert_int_equal(m.gamma_c, 4);
-    assert_int_equal(m.gamma_d, 2);
-    json_t *out = json_object();
-    train_overrides_to_json(&m, out);
-    assert_int_equal(json_integer_value(json_object_get(out, "epochs")), 7);
-    assert_string_equal(json_string_value(json_object_get(out, "bank")), "ema");
-    assert_true(json_is_false(json_object_get(out, "activate")));
-    assert_null(json_object_get(out, "seed"));
-    json_decref(out);
-    assert_int_equal(parse_train_overrides(NULL, &a, err, sizeof err), 0);
-    const char *bad[] = {"{\"epochs\": -1}", "{\"epochs\": 1.5}", "{\"epochs\": \"3\"}",
-                         "{\"gamma_c\": 0}", "{\"bank\": \"median\"}", "{\"activate\": 1}",
-                         "{\"target_far\": 2}", "{\"resize_h\": 64, \"crop_h\": 128}", "[1]"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
-        assert_non_null(j);
-        assert_int_equal(parse_train_overrides(j, &a, err, sizeof err), -1);
-        assert_true(strlen(err) > 0);
-        json_decref(j);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,7 +191,7 @@ int main(void)
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_routes),          cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_multipart_two_parts), cmocka_unit_test(test_multipart_lf_only),
-        cmocka_unit_test(test_multipart_errors), cmocka_unit_test(test_train_overrides),
+        cmocka_unit_test(test_multipart_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,9 @@
  *     if (cfg_from_env(&c, err, sizeof err) || cfg_from_args(&c, argc, argv, err, sizeof err) ...)
  *
  * cfg_from_args returns 1 when --help or --version was handled (print and
- * exit 0), -1 on a bad value (message in err), 0 otherwise.
+ * exit 0), -1 on a bad value or an unknown flag (message in err), 0
+ * otherwise. The training flags (--epochs, --gamma-c, ...) and their
+ * variables come from the settings table (settings.def).
  * Thread-safety: fill once at start-up, read-only afterwards.
  */
 #ifndef CFA_CONFIG_H
@@ -16,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "settings.h"
 
 #define CFG_MAX_DEVICES 8
 #define CFG_PATH_MAX 1024
@@ -45,12 +49,10 @@ typedef struct cfg {
     int request_timeout_s;  /* idle connection timeout                    */
     int protect_metrics;    /* 1: /metrics needs an inspect key           */
     int requeue_jobs;       /* on start-up: running jobs -> queued (1) or failed (0) */
-    /* training defaults (job params > product settings > these > the
-     * engine's cfa_default_params()); -1 = not set here */
-    int epochs, gamma_c, gamma_d, batch_size, resize_h, resize_w, crop_h, crop_w;
-    int bank;               /* 0 mean, 1 ema, -1 engine default */
-    int64_t seed;
-    double holdout, target_far, margin;
+    /* the daemon's training defaults: settings.def's DAEMON column, then
+     * CFA_* and flags; every setting set (settings_resolve puts product
+     * settings and the POST /train body over them) */
+    settings_t train;
     int log_level;          /* LL_DEBUG (0) .. LL_ERROR (3), base_log.h */
 } cfg_t;
 

@@ -2,18 +2,27 @@
  * jobs.h - the training job runner: one thread that claims queued jobs from
  * the store and trains them one at a time with its own backbone replica.
  *
- * A job's parameters are resolved as: job params (POST /train body) over the
- * product's settings over the server defaults (config). A fraction of the
- * good images (holdout, default 0.1; at least 2 when there are >= 10
- * images, at least 1 when there are >= 3, none below that) is held out of
- * training, chosen by a seeded shuffle, and scored with the new model to
- * calibrate the threshold:
+ * A job's settings are its params: POST /train resolves them once with
+ * settings_resolve() (the daemon's defaults < the product's settings < the
+ * request body; settings.h) and stores the result; the runner reads them back
+ * over the daemon's defaults (cfg->train), which fill in what a job queued
+ * by an older version left out.
+ *
+ * A job runs as steps (jobs.c): split, train, calibrate, record.
+ * Split: a fraction of the good images (holdout, default 0.1: floor(holdout
+ * x n), at least 2 when there are >= 10 images, at least 1 when >= 3, none
+ * below 3) is held out of training, chosen by a seeded shuffle of the
+ * sha256-ordered list (calib_holdout_count, calib_shuffle in calib.h).
+ * Calibrate: the new model scores the held-out images, and
  *     s = the held-out scores sorted ascending, m = |s|
  *     q = s[ceil((1 - target_far) * m) - 1]   (target_far 0 -> max score)
  *     threshold = next float above q * margin (margin default 1.0)
- * so at most target_far of the held-out images score >= threshold. With no
- * held-out image the training images are scored instead (documented in the
- * model's figures as "calibration": "train").
+ * so at most target_far of the held-out images score >= threshold
+ * (calib_threshold). With no held-out image the training images are scored
+ * instead (documented in the model's figures as "calibration": "train"); a
+ * NaN score fails the job.
+ * Record: the model, its threshold and figures are stored, and with
+ * activate (default true) it becomes the product's active version.
  *
  * Cancel: POST /cancel sets the store's cancel flag; the runner sees it at
  * the next progress report (and at once through jobs_cancel_hint) and ends
@@ -22,7 +31,7 @@
  * database; store_jobs_recover() at the next start re-queues it (default) or
  * fails it (--requeue-jobs=0).
  *
- * Thread-safety: jobs_notify, jobs_cancel_hint and jobs_current may be called
+ * Thread-safety: jobs_notify, jobs_cancel_hint and jobs_alive may be called
  * from any thread; jobs_start and jobs_stop once.
  */
 #ifndef CFA_JOBS_H
