@@ -301,6 +301,24 @@ static void unknown_option(const struct option *lo, const char *arg, char *err, 
         snprintf(err, errlen, "unknown or incomplete option \"%s\" (see --help)", arg);
 }
 
+/* getopt_long takes any unambiguous prefix ("--epoch" for --epochs): a
+ * typo would then set a flag the operator did not name. 1 (with a message)
+ * when the option just read was not written in full. */
+static int abbreviated(const char *name, int argc, char **argv, char *err, size_t errlen)
+{
+    /* a value given as a separate word was read after its option */
+    int at = (optarg != NULL && optind >= 2 && optind - 1 < argc && optarg == argv[optind - 1])
+                 ? optind - 2 : optind - 1;
+    if (at < 1 || at >= argc)
+        return 0;
+    const char *text = argv[at] + strspn(argv[at], "-");
+    size_t n = strcspn(text, "=");
+    if (n == strlen(name) && strncmp(text, name, n) == 0)
+        return 0;
+    snprintf(err, errlen, "unknown option \"--%.*s\" (did you mean --%s?)", (int)n, text, name);
+    return 1;
+}
+
 int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
 {
     struct option lo[N_OPTS + SETTING_COUNT + 3];
@@ -308,9 +326,14 @@ int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
     optind = 1;
     opterr = 0;
     for (;;) {
-        int ch = getopt_long(argc, argv, "hV", lo, NULL);
+        int li = -1;
+        /* "+": stop at the first non-option (refused below) instead of
+         * permuting, so argv[optind - 1] is what was just read */
+        int ch = getopt_long(argc, argv, "+hV", lo, &li);
         if (ch == -1)
             break;
+        if (li >= 0 && abbreviated(lo[li].name, argc, argv, err, errlen))
+            return -1;
         if (ch == 'h') {
             cfg_usage(stdout, argv[0]);
             return 1;

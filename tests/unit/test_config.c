@@ -181,6 +181,9 @@ static void test_training_flags(void **state)
         {"--bank", "median", "one of mean, ema"}, {"--seed", "-1", "got \"-1\""},
         {"--epochs", "1001", "[0, 1000]"},      {"--gama-c", "4", "did you mean --gamma-c?"},
         {"--epoch-count", "4", "(see --help)"}, {"--resize-h", "64", "\"crop_h\" (224)"},
+        /* a GNU abbreviation is a typo too: getopt_long alone would take it */
+        {"--epoch", "2", "did you mean --epochs?"}, {"--data", "/tmp", "did you mean --data-dir?"},
+        {"--gamma-c=", "4", "got \"\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv[] = {"cfa-server", (char *)bad[i].flag, (char *)bad[i].value, NULL};
