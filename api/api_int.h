@@ -90,6 +90,19 @@ json_t *key_json(const store_key_t *k);
 /* Reads ?limit (default 100, capped at 1000). Replies 400 and returns -1 on
  * a bad value. */
 int query_limit(hreq *r, size_t *limit /* OUT */);
+/* The JSON body, which must be an object (or absent when may_be_empty). When
+ * it is not, replies 400 (malformed, or invalid_body with the message
+ * not_object) and returns NULL with *ok = 0. */
+json_t *req_json_object(hreq *r, int may_be_empty, const char *not_object, int *ok);
+/* The product the path names (params[0]) into *p, which the caller clears;
+ * when it cannot be read, replies as store_fail does, sets *ret and returns
+ * -1. One lookup for every handler under /v1/products/{id}. */
+int path_product(hreq *r, store_product_t *p, enum MHD_Result *ret /* OUT */);
+/* Replies 200 with the product the path names, as the store has it now. */
+enum MHD_Result reply_path_product(hreq *r);
+/* Replies 200 with {name: items}, and "next" (the cursor, or null at the
+ * end) when next is not NULL: the one shape of every list. items is stolen. */
+enum MHD_Result reply_list(hreq *r, const char *name, json_t *items, const char *next);
 /* errors.c: failures of the layers below as error replies (one table).
  * store_fail: what names the thing ("product"). codec_fail: where prefixes
  * the message ("part 2: "). inspection_fail: an inspection not answered

@@ -60,10 +60,8 @@ enum MHD_Result h_image_upload(hreq *r)
     int n = 0;
     enum MHD_Result ret;
     store_product_t p;
-    memset(&p, 0, sizeof p);
-    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
+    if (path_product(r, &p, &ret) != 0)
+        return ret;
     int64_t have = p.image_count;
     store_product_clear(&p);
     req_content_type(r, ct, sizeof ct);
@@ -141,7 +139,7 @@ enum MHD_Result h_image_upload(hreq *r)
         store_image_t im;
         int created = 0;
         memset(&im, 0, sizeof im);
-        ss = store_image_put(r->ctx->st, r->params[0], ups[i].data, ups[i].len, ups[i].w,
+        store_status ss = store_image_put(r->ctx->st, r->params[0], ups[i].data, ups[i].len, ups[i].w,
                              ups[i].h, ups[i].ext, &im, &created);
         if (ss != STORE_OK) {
             json_decref(arr);
@@ -180,8 +178,7 @@ enum MHD_Result h_image_list(hreq *r)
                                            arr[i].ext, "created_at",
                                            time_json(arr[i].created_at)));
     store_images_free(arr, n);
-    return reply_json(r, 200, json_pack("{s:o,s:o}", "images", a, "next",
-                                        next[0] ? json_string(next) : json_null()));
+    return reply_list(r, "images", a, next);
 }
 
 enum MHD_Result h_image_delete(hreq *r)

@@ -41,10 +41,9 @@ enum MHD_Result h_inspect(hreq *r)
         return reply_error(r, 400, "invalid_query", "heatmap must be inline or url");
 
     store_product_t p;
-    memset(&p, 0, sizeof p);
-    store_status ss = store_product_get(c->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
+    enum MHD_Result ret;
+    if (path_product(r, &p, &ret) != 0)
+        return ret;
     /* the version is fixed here: an activation after this point does not
      * change what this request is scored with */
     inspect_req q = {.product = r->params[0],
@@ -79,8 +78,8 @@ enum MHD_Result h_inspect(hreq *r)
         inspect_run(c->inspect, &q, &res);
     if (r->body == NULL) /* the render job took it */
         r->len = r->cap = 0;
-    enum MHD_Result ret = res.status == INSPECT_OK ? reply_json(r, 200, inspect_response(&res))
-                                                   : inspection_fail(r, &res);
+    ret = res.status == INSPECT_OK ? reply_json(r, 200, inspect_response(&res))
+                                   : inspection_fail(r, &res);
     inspect_result_clear(&res);
     return ret;
 }
@@ -113,8 +112,7 @@ enum MHD_Result h_inspection_list(hreq *r)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, inspection_json(&arr[i]));
     store_inspections_free(arr, n);
-    return reply_json(r, 200, json_pack("{s:o,s:o}", "inspections", a, "next",
-                                        next[0] ? json_string(next) : json_null()));
+    return reply_list(r, "inspections", a, next);
 }
 
 enum MHD_Result h_inspection_get(hreq *r)

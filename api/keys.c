@@ -48,7 +48,7 @@ enum MHD_Result h_key_list(hreq *r)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, key_json(&arr[i]));
     store_keys_free(arr, n);
-    return reply_json(r, 200, json_pack("{s:o}", "keys", a));
+    return reply_list(r, "keys", a, NULL);
 }
 
 enum MHD_Result h_key_delete(hreq *r)

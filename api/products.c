@@ -14,13 +14,9 @@ enum MHD_Result h_product_create(hreq *r)
     int ok;
     char err[256];
     settings_t set;
-    json_t *body = req_json(r, &ok);
+    json_t *body = req_json_object(r, 0, "body must be a JSON object with \"id\"", &ok);
     if (!ok)
         return MHD_YES;
-    if (!json_is_object(body)) {
-        json_decref(body);
-        return reply_error(r, 400, "invalid_body", "body must be a JSON object with \"id\"");
-    }
     const char *id = json_string_value(json_object_get(body, "id"));
     json_t *name = json_object_get(body, "name");
     json_t *settings = json_object_get(body, "settings");
@@ -76,20 +72,12 @@ enum MHD_Result h_product_list(hreq *r)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, product_json(&arr[i]));
     store_products_free(arr, n);
-    return reply_json(r, 200, json_pack("{s:o,s:o}", "products", a, "next",
-                                        next[0] ? json_string(next) : json_null()));
+    return reply_list(r, "products", a, next);
 }
 
 enum MHD_Result h_product_get(hreq *r)
 {
-    store_product_t p;
-    memset(&p, 0, sizeof p);
-    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
-    enum MHD_Result ret = reply_json(r, 200, product_json(&p));
-    store_product_clear(&p);
-    return ret;
+    return reply_path_product(r);
 }
 
 enum MHD_Result h_product_patch(hreq *r)
@@ -97,14 +85,10 @@ enum MHD_Result h_product_patch(hreq *r)
     int ok;
     char err[256];
     settings_t set;
-    json_t *body = req_json(r, &ok);
+    json_t *body = req_json_object(r, 0, "body must be a JSON object", &ok);
     enum MHD_Result ret;
     if (!ok)
         return MHD_YES;
-    if (!json_is_object(body)) {
-        json_decref(body);
-        return reply_error(r, 400, "invalid_body", "body must be a JSON object");
-    }
     json_t *name = json_object_get(body, "name");
     json_t *settings = json_object_get(body, "settings");
     if (name != NULL && !json_is_string(name)) {

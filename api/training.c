@@ -27,23 +27,17 @@ enum MHD_Result h_train(hreq *r)
     int ok;
     char err[256];
     settings_t from_product, from_body, job_settings;
-    json_t *body = req_json(r, &ok);
+    json_t *body = req_json_object(r, 1, "body must be a JSON object", &ok);
     enum MHD_Result ret;
     store_product_t p;
-    memset(&p, 0, sizeof p);
     if (!ok)
         return MHD_YES;
-    if (body != NULL && !json_is_object(body)) {
-        json_decref(body);
-        return reply_error(r, 400, "invalid_body", "body must be a JSON object");
-    }
     int bad = settings_from_json(body, SW_BODY, &from_body, err, sizeof err);
     json_decref(body);
     if (bad)
         return reply_error(r, 400, "invalid_params", "%s", err);
-    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
+    if (path_product(r, &p, &ret) != 0)
+        return ret;
     product_settings(&p, &from_product);
     int64_t n_images = p.image_count;
     store_product_clear(&p);
@@ -60,7 +54,7 @@ enum MHD_Result h_train(hreq *r)
     char *ptext = settings_dumps(&job_settings, SW_BODY);
     store_job_t job;
     memset(&job, 0, sizeof job);
-    ss = store_job_create(r->ctx->st, r->params[0], ptext, &job);
+    store_status ss = store_job_create(r->ctx->st, r->params[0], ptext, &job);
     free(ptext);
     if (ss == STORE_ERR_CONFLICT)
         return reply_error(r, 409, "job_active",
@@ -112,7 +106,7 @@ enum MHD_Result h_job_list(hreq *r)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, job_json(&arr[i]));
     store_jobs_free(arr, n);
-    return reply_json(r, 200, json_pack("{s:o}", "jobs", a));
+    return reply_list(r, "jobs", a, NULL);
 }
 
 enum MHD_Result h_job_cancel(hreq *r)
@@ -140,19 +134,18 @@ enum MHD_Result h_model_list(hreq *r)
     store_model_t *arr = NULL;
     size_t n = 0;
     store_product_t p;
-    memset(&p, 0, sizeof p);
-    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
+    enum MHD_Result ret;
+    if (path_product(r, &p, &ret) != 0)
+        return ret;
     store_product_clear(&p);
-    ss = store_model_list(r->ctx->st, r->params[0], &arr, &n);
+    store_status ss = store_model_list(r->ctx->st, r->params[0], &arr, &n);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, model_json(&arr[i]));
     store_models_free(arr, n);
-    return reply_json(r, 200, json_pack("{s:o}", "models", a));
+    return reply_list(r, "models", a, NULL);
 }
 
 enum MHD_Result h_model_activate(hreq *r)
@@ -163,14 +156,7 @@ enum MHD_Result h_model_activate(hreq *r)
     store_status ss = store_model_activate(r->ctx->st, r->params[0], (int64_t)v);
     if (ss != STORE_OK)
         return store_fail(r, ss, "model version", r->params[1]);
-    store_product_t p;
-    memset(&p, 0, sizeof p);
-    ss = store_product_get(r->ctx->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
-    enum MHD_Result ret = reply_json(r, 200, product_json(&p));
-    store_product_clear(&p);
-    return ret;
+    return reply_path_product(r);
 }
 
 /* Extension: the serialised model (cfa_model_save format), to move models
@@ -206,21 +192,15 @@ enum MHD_Result h_threshold(hreq *r)
     double thr = json_number_value(t);
     json_decref(body);
     store_product_t p;
-    memset(&p, 0, sizeof p);
-    store_status ss = store_product_get(r->ctx->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
+    enum MHD_Result ret;
+    if (path_product(r, &p, &ret) != 0)
+        return ret;
     int64_t active = p.active_version;
     store_product_clear(&p);
     if (active == 0)
         return reply_error(r, 422, "no_model", "product %s has no active model", r->params[0]);
-    ss = store_model_set_threshold(r->ctx->st, r->params[0], active, thr);
+    store_status ss = store_model_set_threshold(r->ctx->st, r->params[0], active, thr);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
-    ss = store_product_get(r->ctx->st, r->params[0], &p);
-    if (ss != STORE_OK)
-        return store_fail(r, ss, "product", r->params[0]);
-    enum MHD_Result ret = reply_json(r, 200, product_json(&p));
-    store_product_clear(&p);
-    return ret;
+    return reply_path_product(r);
 }

@@ -1,5 +1,6 @@
 /* views.c - JSON views of the store's records (what the API returns for a
- * product, job, model, inspection, key) and the shared query readers. */
+ * product, job, model, inspection, key), the shared query and body readers,
+ * and the replies several handlers end with. */
 #define _GNU_SOURCE
 #include "api_int.h"
 
@@ -136,4 +137,44 @@ int query_limit(hreq *r, size_t *limit)
     }
     *limit = v > STORE_LIST_MAX ? STORE_LIST_MAX : (size_t)v;
     return 0;
+}
+
+json_t *req_json_object(hreq *r, int may_be_empty, const char *not_object, int *ok)
+{
+    json_t *body = req_json(r, ok);
+    if (!*ok || json_is_object(body) || (may_be_empty && body == NULL))
+        return body;
+    json_decref(body);
+    *ok = 0;
+    reply_error(r, 400, "invalid_body", "%s", not_object);
+    return NULL;
+}
+
+int path_product(hreq *r, store_product_t *p, enum MHD_Result *ret)
+{
+    memset(p, 0, sizeof *p);
+    store_status ss = store_product_get(r->ctx->st, r->params[0], p);
+    if (ss == STORE_OK)
+        return 0;
+    *ret = store_fail(r, ss, "product", r->params[0]);
+    return -1;
+}
+
+enum MHD_Result reply_path_product(hreq *r)
+{
+    store_product_t p;
+    enum MHD_Result ret;
+    if (path_product(r, &p, &ret) != 0)
+        return ret;
+    ret = reply_json(r, 200, product_json(&p));
+    store_product_clear(&p);
+    return ret;
+}
+
+enum MHD_Result reply_list(hreq *r, const char *name, json_t *items, const char *next)
+{
+    json_t *o = json_pack("{s:o}", name, items);
+    if (next != NULL)
+        json_object_set_new(o, "next", next[0] ? json_string(next) : json_null());
+    return reply_json(r, 200, o);
 }

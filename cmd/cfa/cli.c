@@ -497,6 +497,15 @@ static void write_file(const char *path, const void *buf, size_t len)
         die("cannot write %s: %s", path, strerror(errno));
 }
 
+/* Writes and frees the PNG an encoder has just made (est its status). */
+static void write_png(const char *path, img_status est, void *png, size_t len)
+{
+    if (est != IMG_OK)
+        die("PNG encoding failed");
+    write_file(path, png, len);
+    free(png);
+}
+
 static int cmd_infer(cli_opts *o)
 {
     if (!o->model_in || !o->image)
@@ -517,27 +526,21 @@ static int cmd_infer(cli_opts *o)
     float map_max = 0;
     for (size_t i = 0; i < npx; i++)
         map_max = r.map[i] > map_max ? r.map[i] : map_max;
+    void *png = NULL;
+    size_t len = 0;
     if (o->heatmap_out) {
         uint8_t *rgb = xmalloc(npx * 3);
         heatmap_render(r.map, r.width, r.height, &img, 0.0f, map_max, rgb);
-        void *png = NULL;
-        size_t len = 0;
-        if (png_encode_rgb8(rgb, r.width, r.height, &png, &len) != IMG_OK)
-            die("PNG encoding failed");
-        write_file(o->heatmap_out, png, len);
-        free(png);
+        img_status est = png_encode_rgb8(rgb, r.width, r.height, &png, &len);
         free(rgb);
+        write_png(o->heatmap_out, est, png, len);
     }
     if (o->map_out) {
         uint16_t *px = xmalloc(npx * sizeof(uint16_t));
         heatmap_map16(r.map, npx, map_max, px);
-        void *png = NULL;
-        size_t len = 0;
-        if (png_encode_gray16(px, r.width, r.height, &png, &len) != IMG_OK)
-            die("PNG encoding failed");
-        write_file(o->map_out, png, len);
-        free(png);
+        img_status est = png_encode_gray16(px, r.width, r.height, &png, &len);
         free(px);
+        write_png(o->map_out, est, png, len);
     }
     json_t *j = json_pack("{s:s,s:f,s:f,s:i,s:i,s:f}", "image", o->image, "score", (double)r.score, "map_max",
                           (double)map_max, "width", r.width, "height", r.height, "model_ms", dt * 1000.0);

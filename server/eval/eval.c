@@ -26,58 +26,40 @@ static uint32_t float_key(float f)
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-/* LSD radix sort, 8 bits a pass; passes where every key has the same digit
- * are skipped. tmp: n entries of scratch. */
-static void radix_sort_u32(uint32_t *a, uint32_t *tmp, size_t n)
-{
-    uint32_t *src = a, *dst = tmp;
-    for (int shift = 0; shift < 32; shift += 8) {
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 0xff]++;
-        if (n == 0 || count[(src[0] >> shift) & 0xff] == n)
-            continue;
-        size_t pos = 0;
-        for (int d = 0; d < 256; d++) {
-            size_t c = count[d];
-            count[d] = pos;
-            pos += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 0xff]++] = src[i];
-        uint32_t *t = src;
-        src = dst;
-        dst = t;
+/* LSD radix sort, 8 bits a pass over key bits [LO, HI); passes where every key
+ * has the same digit are skipped. tmp: n entries of scratch. One macro body
+ * serves both element widths, so the two sorts cannot drift apart while each
+ * keeps its own element type in the hot loops. */
+#define DEFINE_RADIX_SORT(NAME, T, LO, HI)                                     \
+    static void NAME(T *a, T *tmp, size_t n)                                   \
+    {                                                                          \
+        T *src = a, *dst = tmp;                                                \
+        for (int shift = (LO); shift < (HI); shift += 8) {                     \
+            size_t count[256] = {0};                                           \
+            for (size_t i = 0; i < n; i++)                                     \
+                count[(src[i] >> shift) & 0xff]++;                             \
+            if (n == 0 || count[(src[0] >> shift) & 0xff] == n)                \
+                continue;                                                      \
+            size_t pos = 0;                                                    \
+            for (int d = 0; d < 256; d++) {                                    \
+                size_t c = count[d];                                           \
+                count[d] = pos;                                                \
+                pos += c;                                                      \
+            }                                                                  \
+            for (size_t i = 0; i < n; i++)                                     \
+                dst[count[(src[i] >> shift) & 0xff]++] = src[i];               \
+            T *t = src;                                                        \
+            src = dst;                                                         \
+            dst = t;                                                           \
+        }                                                                      \
+        if (src != a)                                                          \
+            memcpy(a, src, n * sizeof *a);                                     \
     }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-}
 
+DEFINE_RADIX_SORT(radix_sort_u32, uint32_t, 0, 32)
 /* Sorts by the upper 32 bits only (the key); the lower half is payload. */
-static void radix_sort_u64_hi(uint64_t *a, uint64_t *tmp, size_t n)
-{
-    uint64_t *src = a, *dst = tmp;
-    for (int shift = 32; shift < 64; shift += 8) {
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 0xff]++;
-        if (n == 0 || count[(src[0] >> shift) & 0xff] == n)
-            continue;
-        size_t pos = 0;
-        for (int d = 0; d < 256; d++) {
-            size_t c = count[d];
-            count[d] = pos;
-            pos += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 0xff]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-}
+DEFINE_RADIX_SORT(radix_sort_u64_hi, uint64_t, 32, 64)
+#undef DEFINE_RADIX_SORT
 
 /* ------------------------------------------------------------------------ */
 /* AUROC */

@@ -366,6 +366,36 @@ static void widen_cmyk_in_place(float *rgb, size_t n)
     }
 }
 
+/* Decodes the image as fmt into a new buffer of `bytes` (>= want), the pixels
+ * at its end so a caller can widen them in place towards the front; a decoded
+ * size other than `want` is corrupt. Frees ctx on every path. */
+static img_status png_decode_pixels(spng_ctx *ctx, int fmt, size_t want, size_t bytes, void **out)
+{
+    size_t need = 0;
+    int e = spng_decoded_image_size(ctx, fmt, &need);
+    if (e != 0 || need != want) {
+        spng_ctx_free(ctx);
+        return e != 0 ? spng_to_status(e) : IMG_ERR_CORRUPT;
+    }
+    uint8_t *buf = malloc(bytes);
+    if (buf == NULL) {
+        spng_ctx_free(ctx);
+        return IMG_ERR_NOMEM;
+    }
+    /* flags 0: tRNS and gAMA are ignored; callers drop alpha. */
+    e = spng_decode_image(ctx, buf + (bytes - need), need, fmt, 0);
+    /* Read on to IEND: a file cut after its pixel data is still truncated. */
+    if (e == 0)
+        e = spng_decode_chunks(ctx);
+    spng_ctx_free(ctx);
+    if (e != 0) {
+        free(buf);
+        return spng_to_status(e);
+    }
+    *out = buf;
+    return IMG_OK;
+}
+
 static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits *lim,
                                   unsigned flags, img_rgbf *out)
 {
@@ -379,29 +409,12 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
     int wide = ihdr.bit_depth == 16;
     int keep8 = !wide && (flags & IMG_DECODE_8BIT);
     int fmt = wide ? SPNG_FMT_RGBA16 : SPNG_FMT_RGB8;
-    size_t need = 0;
-    int e = spng_decoded_image_size(ctx, fmt, &need);
-    if (e != 0 || need != n * (wide ? 8 : 3)) {
-        spng_ctx_free(ctx);
-        return e != 0 ? spng_to_status(e) : IMG_ERR_CORRUPT;
-    }
-    size_t bytes = keep8 ? need : n * 3 * sizeof(float);
-    float *rgb = malloc(bytes);
-    if (rgb == NULL) {
-        spng_ctx_free(ctx);
-        return IMG_ERR_NOMEM;
-    }
-    uint8_t *raw = (uint8_t *)rgb + (bytes - need);
-    /* flags 0: tRNS and gAMA are ignored, alpha is dropped below. */
-    e = spng_decode_image(ctx, raw, need, fmt, 0);
-    /* Read on to IEND: a file cut after its pixel data is still truncated. */
-    if (e == 0)
-        e = spng_decode_chunks(ctx);
-    spng_ctx_free(ctx);
-    if (e != 0) {
-        free(rgb);
-        return spng_to_status(e);
-    }
+    size_t want = n * (wide ? 8 : 3);
+    void *buf;
+    s = png_decode_pixels(ctx, fmt, want, keep8 ? want : n * 3 * sizeof(float), &buf);
+    if (s != IMG_OK)
+        return s;
+    float *rgb = buf;
     out->width = (int)ihdr.width;
     out->height = (int)ihdr.height;
     if (keep8) {
@@ -530,6 +543,14 @@ img_status img_decode(const void *buf, size_t len, const img_limits *limits, img
     return img_decode_ex(buf, len, limits, 0, out);
 }
 
+/* Gives back the tail of a buffer compacted to n bytes; a failed realloc
+ * only wastes that tail, so the larger block is kept. */
+static uint8_t *shrink(uint8_t *p, size_t n)
+{
+    uint8_t *q = realloc(p, n);
+    return q != NULL ? q : p;
+}
+
 static img_status decode_png_gray8(const uint8_t *b, size_t len, const img_limits *lim,
                                    int *w, int *h, uint8_t **px)
 {
@@ -544,26 +565,12 @@ static img_status decode_png_gray8(const uint8_t *b, size_t len, const img_limit
      * goes through RGBA8 (16-bit samples keep their high byte). */
     int direct = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE && ihdr.bit_depth <= 8;
     int fmt = direct ? SPNG_FMT_G8 : SPNG_FMT_RGBA8;
-    size_t need = 0;
-    int e = spng_decoded_image_size(ctx, fmt, &need);
-    if (e != 0 || need != n * (direct ? 1 : 4)) {
-        spng_ctx_free(ctx);
-        return e != 0 ? spng_to_status(e) : IMG_ERR_CORRUPT;
-    }
-    uint8_t *raw = malloc(need);
-    if (raw == NULL) {
-        spng_ctx_free(ctx);
-        return IMG_ERR_NOMEM;
-    }
-    e = spng_decode_image(ctx, raw, need, fmt, 0);
-    /* Read on to IEND: a file cut after its pixel data is still truncated. */
-    if (e == 0)
-        e = spng_decode_chunks(ctx);
-    spng_ctx_free(ctx);
-    if (e != 0) {
-        free(raw);
-        return spng_to_status(e);
-    }
+    size_t want = n * (direct ? 1 : 4);
+    void *buf;
+    s = png_decode_pixels(ctx, fmt, want, want, &buf);
+    if (s != IMG_OK)
+        return s;
+    uint8_t *raw = buf;
     if (!direct) {
         int gray = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE ||
                    ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA;
@@ -572,9 +579,7 @@ static img_status decode_png_gray8(const uint8_t *b, size_t len, const img_limit
             const uint8_t *p = raw + 4 * i;
             raw[i] = gray ? p[0] : luma(p[0], p[1], p[2]);
         }
-        uint8_t *shrunk = realloc(raw, n);
-        if (shrunk != NULL)
-            raw = shrunk;
+        raw = shrink(raw, n);
     }
     *w = (int)ihdr.width;
     *h = (int)ihdr.height;
@@ -602,9 +607,7 @@ static img_status decode_jpeg_gray8(const uint8_t *b, size_t len, const img_limi
             cmyk_to_rgb(raw + 4 * i, c);
             raw[i] = luma(c[0], c[1], c[2]);
         }
-        uint8_t *shrunk = realloc(raw, n);
-        if (shrunk != NULL)
-            raw = shrunk;
+        raw = shrink(raw, n);
     }
     *w = iw;
     *h = ih;
