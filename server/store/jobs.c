@@ -45,8 +45,10 @@ int store_job_active_w(store_t *st, const char *product)
     "id, product, state, params_json, phase, epoch, epochs, loss, fraction, "        \
     "model_version, error, cancel_requested, created_at, started_at, finished_at"
 
-static void job_from_row(sqlite3_stmt *s, store_job_t *j)
+static void job_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
+    (void)ctx;
+    store_job_t *j = elem;
     memset(j, 0, sizeof *j);
     db_col_copy(s, 0, j->id, sizeof j->id);
     db_col_copy(s, 1, j->product, sizeof j->product);
@@ -65,23 +67,27 @@ static void job_from_row(sqlite3_stmt *s, store_job_t *j)
     j->finished_at = sqlite3_column_int64(s, 14);
 }
 
-void store_job_clear(store_job_t *j)
+static void job_clear(void *elem)
 {
-    if (!j)
-        return;
+    store_job_t *j = elem;
     free(j->params_json);
     free(j->phase);
     free(j->error);
     memset(j, 0, sizeof *j);
 }
 
+/* Job lists are not paged: no cursor key. */
+static const db_rowtype JOB_ROWS = {sizeof(store_job_t), job_from_row, job_clear, 0, 0};
+
+void store_job_clear(store_job_t *j)
+{
+    if (j)
+        job_clear(j);
+}
+
 void store_jobs_free(store_job_t *arr, size_t n)
 {
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_job_clear(&arr[i]);
-    free(arr);
+    db_free_rows(&JOB_ROWS, arr, n);
 }
 
 /* Reads a job on the given connection (a reader, or the writer inside a
@@ -89,20 +95,8 @@ void store_jobs_free(store_job_t *arr, size_t n)
 static store_status job_get_on(conn_t *c, const char *id, store_job_t *out)
 {
     static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
-    sqlite3_stmt *s = db_prep(c, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    int rc = db_step(s);
-    store_status r;
-    if (rc == SQLITE_ROW) {
-        job_from_row(s, out);
-        r = STORE_OK;
-    } else {
-        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
-    }
-    db_done(s);
-    return r;
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    return db_get_on(c, &q, &JOB_ROWS, out);
 }
 
 store_status store_job_get(store_t *st, const char *id, store_job_t *out)
@@ -187,29 +181,11 @@ store_status store_job_list(store_t *st, const char *product, int state_filter, 
             return STORE_ERR_INVALID;
     }
     limit = db_list_limit(limit);
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        db_bind_text_or_null(s, 1, product);
-        db_bind_text_or_null(s, 2, state);
-        sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
-        store_job_t *arr = xcalloc(limit, sizeof *arr);
-        size_t k = 0;
-        int rc;
-        while ((rc = db_step(s)) == SQLITE_ROW)
-            job_from_row(s, &arr[k++]);
-        if (rc != SQLITE_DONE) {
-            r = db_map_rc(c->db, rc);
-            store_jobs_free(arr, k);
-        } else {
-            *out = arr;
-            *n = k;
-            r = STORE_OK;
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
+    /* LIMIT without a cursor: the newest jobs, no further pages */
+    db_query q = {SQL, {DB_TEXT(product), DB_TEXT(state), DB_INT(limit)}, NULL, 0};
+    void *arr = NULL;
+    store_status r = db_list(st, &q, &JOB_ROWS, &arr, n, NULL);
+    *out = arr;
     return r;
 }
 
@@ -283,14 +259,10 @@ store_status store_job_progress(store_t *st, const char *id, const char *phase, 
     if (!isfinite(fraction))
         fraction = 0;
     fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
+    if (!s)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     db_bind_text_or_null(s, 2, phase);
     sqlite3_bind_int(s, 3, epoch);

@@ -36,23 +36,6 @@ int store_role_parse(const char *name, store_role *r)
     return -1;
 }
 
-void store_key_clear(store_key_t *k)
-{
-    if (!k)
-        return;
-    free(k->name);
-    memset(k, 0, sizeof *k);
-}
-
-void store_keys_free(store_key_t *arr, size_t n)
-{
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_key_clear(&arr[i]);
-    free(arr);
-}
-
 /* 16-256 printable ASCII characters, no spaces. */
 static int valid_key_text(const char *k)
 {
@@ -102,14 +85,37 @@ static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 
 #define KEY_COLS "id, name, role, created_at, revoked_at"
 
-static void key_from_row(sqlite3_stmt *s, store_key_t *k)
+static void key_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
+    (void)ctx;
+    store_key_t *k = elem;
     memset(k, 0, sizeof *k);
     db_col_copy(s, 0, k->id, sizeof k->id);
     k->name = db_col_dup(s, 1, "");
     store_role_parse((const char *)sqlite3_column_text(s, 2), &k->role);
     k->created_at = sqlite3_column_int64(s, 3);
     k->revoked_at = sqlite3_column_int64(s, 4);
+}
+
+static void key_clear(void *elem)
+{
+    store_key_t *k = elem;
+    free(k->name);
+    memset(k, 0, sizeof *k);
+}
+
+/* Key lists are not paged: no cursor key. */
+static const db_rowtype KEY_ROWS = {sizeof(store_key_t), key_from_row, key_clear, 0, 0};
+
+void store_key_clear(store_key_t *k)
+{
+    if (k)
+        key_clear(k);
+}
+
+void store_keys_free(store_key_t *arr, size_t n)
+{
+    db_free_rows(&KEY_ROWS, arr, n);
 }
 
 /* ---------------------------------------------------------------- create */
@@ -145,14 +151,10 @@ static store_status key_row_insert(store_t *st, const key_row *k)
 {
     static const char SQL[] = "INSERT INTO api_keys(id, name, role, salt, hash, lookup, "
                               "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
+    if (!s)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
     sqlite3_bind_text(s, 1, k->id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, k->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 3, store_role_name(k->role), -1, SQLITE_STATIC);
@@ -235,7 +237,7 @@ store_status store_key_verify(store_t *st, const char *presented, store_key_t *o
         while ((rc = db_step(s)) == SQLITE_ROW) {
             if (key_row_matches(s, presented)) {
                 if (out)
-                    key_from_row(s, out);
+                    key_from_row(s, out, NULL);
                 r = STORE_OK;
                 break;
             }
@@ -255,31 +257,10 @@ store_status store_key_list(store_t *st, store_key_t **out, size_t *n)
         return STORE_ERR_INVALID;
     *out = NULL;
     *n = 0;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        size_t cap = 16, k = 0;
-        store_key_t *arr = xcalloc(cap, sizeof *arr);
-        int rc;
-        while ((rc = db_step(s)) == SQLITE_ROW) {
-            if (k == cap) {
-                cap *= 2;
-                arr = xrealloc(arr, cap * sizeof *arr);
-            }
-            key_from_row(s, &arr[k++]);
-        }
-        if (rc != SQLITE_DONE) {
-            r = db_map_rc(c->db, rc);
-            store_keys_free(arr, k);
-        } else {
-            *out = arr;
-            *n = k;
-            r = STORE_OK;
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
+    db_query q = {.sql = SQL}; /* no parameters */
+    void *arr = NULL;
+    store_status r = db_list(st, &q, &KEY_ROWS, &arr, n, NULL);
+    *out = arr;
     return r;
 }
 
@@ -291,14 +272,10 @@ store_status store_key_revoke(store_t *st, const char *id)
         "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
     if (!store_valid_id(id))
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
+    if (!s)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, store_now_ms());
     r = db_run(&st->w, s);

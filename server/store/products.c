@@ -26,8 +26,10 @@ int store_product_exists_r(store_t *st, const char *id)
     "m.version = p.active_version), "                                                  \
     "(SELECT count(*) FROM images i WHERE i.product = p.id)"
 
-static void product_from_row(sqlite3_stmt *s, store_product_t *p)
+static void product_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
+    (void)ctx;
+    store_product_t *p = elem;
     memset(p, 0, sizeof *p);
     db_col_copy(s, 0, p->id, sizeof p->id);
     p->name = db_col_dup(s, 1, "");
@@ -40,22 +42,35 @@ static void product_from_row(sqlite3_stmt *s, store_product_t *p)
     p->image_count = sqlite3_column_int64(s, 7);
 }
 
-void store_product_clear(store_product_t *p)
+static void product_clear(void *elem)
 {
-    if (!p)
-        return;
+    store_product_t *p = elem;
     free(p->name);
     free(p->settings_json);
     memset(p, 0, sizeof *p);
 }
 
+static const db_rowtype PRODUCT_ROWS = {sizeof(store_product_t), product_from_row,
+                                        product_clear, offsetof(store_product_t, id),
+                                        STORE_PRODUCT_ID_MAX};
+
+void store_product_clear(store_product_t *p)
+{
+    if (p)
+        product_clear(p);
+}
+
 void store_products_free(store_product_t *arr, size_t n)
 {
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_product_clear(&arr[i]);
-    free(arr);
+    db_free_rows(&PRODUCT_ROWS, arr, n);
+}
+
+store_status store_product_check_r(store_t *st, const char *id)
+{
+    if (!store_valid_product_id(id))
+        return STORE_ERR_INVALID;
+    int e = store_product_exists_r(st, id);
+    return e > 0 ? STORE_OK : e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
 }
 
 store_status store_product_get(store_t *st, const char *id, store_product_t *out)
@@ -66,22 +81,8 @@ store_status store_product_get(store_t *st, const char *id, store_product_t *out
     memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        int rc = db_step(s);
-        if (rc == SQLITE_ROW) {
-            product_from_row(s, out);
-            r = STORE_OK;
-        } else {
-            r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    return db_get(st, &q, &PRODUCT_ROWS, out);
 }
 
 store_status store_product_create(store_t *st, const char *id, const char *name,
@@ -93,14 +94,10 @@ store_status store_product_create(store_t *st, const char *id, const char *name,
         memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
+    if (!s)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, name ? name : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 3, settings_json ? settings_json : "{}", -1, SQLITE_TRANSIENT);
@@ -127,35 +124,10 @@ store_status store_product_list(store_t *st, size_t limit, const char *after,
     if (after && *after && !store_valid_product_id(after))
         return STORE_ERR_INVALID;
     limit = db_list_limit(limit);
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, after ? after : "", -1, SQLITE_TRANSIENT);
-        /* one row more than asked tells whether a next page exists */
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)limit + 1);
-        store_product_t *arr = xcalloc(limit + 1, sizeof *arr);
-        size_t k = 0;
-        int rc;
-        while ((rc = db_step(s)) == SQLITE_ROW)
-            product_from_row(s, &arr[k++]);
-        if (rc != SQLITE_DONE) {
-            r = db_map_rc(c->db, rc);
-            store_products_free(arr, k);
-        } else {
-            if (k > limit) {
-                store_product_clear(&arr[limit]);
-                k = limit;
-                if (next)
-                    copy_str(next, STORE_PRODUCT_ID_MAX, arr[k - 1].id);
-            }
-            *out = arr;
-            *n = k;
-            r = STORE_OK;
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
+    db_query q = {SQL, {DB_TEXT(after ? after : ""), DB_INT(limit + 1)}, NULL, limit};
+    void *arr = NULL;
+    store_status r = db_list(st, &q, &PRODUCT_ROWS, &arr, n, next);
+    *out = arr;
     return r;
 }
 
@@ -169,14 +141,10 @@ store_status store_product_patch(store_t *st, const char *id, const char *name,
         memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
+    if (!s)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     db_bind_text_or_null(s, 2, name);
     db_bind_text_or_null(s, 3, settings_json);

@@ -166,6 +166,61 @@ store_status db_count(store_t *st, const char *sql, const char *arg,
 /* A list call's limit: 0 -> STORE_LIST_DEFAULT, capped at STORE_LIST_MAX. */
 size_t db_list_limit(size_t limit);
 
+/* ---- row reads (db.c) ---------------------------------------------------
+ * Every table reads rows the same way (prepare, bind, step, convert, reset);
+ * these helpers hold that loop once, so a table file only says which SQL,
+ * which parameters and how one row becomes one struct. */
+
+/* How rows become a table's struct. */
+typedef struct {
+    size_t size;                                    /* sizeof the struct     */
+    void (*from_row)(sqlite3_stmt *s, void *elem, void *ctx);
+    void (*clear)(void *elem);                      /* frees what it owns    */
+    size_t key_off;  /* offsetof the char[] field a list's next cursor is    */
+    size_t key_cap;  /* ... and its size                                     */
+} db_rowtype;
+
+/* One bound parameter: text (NULL text binds SQL NULL) or an integer. */
+typedef struct {
+    enum { DB_ARG_END, DB_ARG_TEXT, DB_ARG_INT } kind;
+    const char *text;
+    int64_t i;
+} db_arg;
+#define DB_TEXT(v) ((db_arg){DB_ARG_TEXT, (v), 0})
+#define DB_INT(v) ((db_arg){DB_ARG_INT, NULL, (int64_t)(v)})
+#define DB_NULL DB_TEXT(NULL)
+#define DB_ARGS_MAX 5
+
+/* A read: the SQL (static storage: its address keys the statement cache),
+ * its parameters ?1, ?2, ... in order (ended by the first DB_ARG_END), the
+ * context handed to from_row, and for a paged list its page size: the SQL
+ * then asks for page + 1 rows, the extra one only tells a next page exists. */
+typedef struct {
+    const char *sql;
+    db_arg args[DB_ARGS_MAX];
+    void *ctx;
+    size_t page;                                    /* 0: not paged          */
+} db_query;
+
+/* The first row of q on connection c into out (t->from_row);
+ * STORE_ERR_NOT_FOUND when there is none. */
+store_status db_get_on(conn_t *c, const db_query *q, const db_rowtype *t, void *out);
+/* db_get_on on a reader from the pool. */
+store_status db_get(store_t *st, const db_query *q, const db_rowtype *t, void *out);
+/* All rows of q on a reader, as a new array (never NULL on success) into
+ * *arr and its length into *n. Paged (q->page > 0): at most page rows, and
+ * next (t->key_cap bytes, may be NULL) receives the last row's key when a
+ * next page exists. On failure nothing is handed over. */
+store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void **arr,
+                     size_t *n, char *next);
+/* Clears n elements of arr with t->clear and frees arr (NULL is fine): the
+ * body of every store_*s_free. */
+void db_free_rows(const db_rowtype *t, void *arr, size_t n);
+
+/* Begins a write transaction and prepares sql on the writer. NULL on
+ * failure, with *r the status and the writer released again. */
+sqlite3_stmt *db_wbegin_prep(store_t *st, const char *sql, store_status *r);
+
 /* ---- files (files.c) ---------------------------------------------------- */
 
 /* mkdir -p with mode for the directories it creates; 0 or -1 (errno). */
@@ -187,6 +242,9 @@ int store_random_bytes(void *buf, size_t n);
 /* Existence checks, 1 / 0 / -1 on error like db_exists_*. products.c */
 int store_product_exists_w(store_t *st, const char *id);
 int store_product_exists_r(store_t *st, const char *id);
+/* The check of a call about one product: STORE_ERR_INVALID for a bad id,
+ * STORE_ERR_NOT_FOUND for an unknown one, STORE_ERR_DB if it cannot tell. */
+store_status store_product_check_r(store_t *st, const char *id);
 /* 1 if product has a queued or running job. jobs.c; in a write transaction. */
 int store_job_active_w(store_t *st, const char *product);
 /* store_job_finish's UPDATE inside the caller's write transaction (so
