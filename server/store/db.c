@@ -352,6 +352,8 @@ static void bind_args(sqlite3_stmt *s, const db_arg *a)
     for (int i = 0; i < DB_ARGS_MAX && a[i].kind != DB_ARG_END; i++) {
         if (a[i].kind == DB_ARG_INT)
             sqlite3_bind_int64(s, i + 1, a[i].i);
+        else if (a[i].kind == DB_ARG_REAL)
+            sqlite3_bind_double(s, i + 1, a[i].d);
         else
             db_bind_text_or_null(s, i + 1, a[i].text);
     }
@@ -365,8 +367,10 @@ store_status db_get_on(conn_t *c, const db_query *q, const db_rowtype *t, void *
     bind_args(s, q->args);
     int rc = db_step(s);
     store_status r = STORE_OK;
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, t->size);
         t->from_row(s, out, q->ctx);
+    }
     else
         r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
     db_done(s);
@@ -402,6 +406,7 @@ static store_status collect(conn_t *c, sqlite3_stmt *s, const db_query *q,
             cap *= 2;
             a = xrealloc(a, cap * t->size);
         }
+        memset(a + k * t->size, 0, t->size); /* xrealloc'd space is not */
         t->from_row(s, a + k++ * t->size, q->ctx);
     }
     if (rc != SQLITE_DONE) {
@@ -426,7 +431,7 @@ static void cut_page(const db_rowtype *t, size_t page, char *a, size_t *n, char 
         copy_str(next, t->key_cap, a + (page - 1) * t->size + t->key_off);
 }
 
-store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void **arr,
+store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void *out,
                      size_t *n, char *next)
 {
     conn_t *c = db_racquire(st);
@@ -439,7 +444,9 @@ store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void *
         r = collect(c, s, q, t, &a, &k);
         if (r == STORE_OK) {
             cut_page(t, q->page, a, &k, next);
-            *arr = a;
+            /* out is a T **; object pointers share one representation on
+             * every platform the daemon builds for */
+            memcpy(out, &a, sizeof a);
             *n = k;
         }
         db_done(s);
@@ -459,4 +466,24 @@ sqlite3_stmt *db_wbegin_prep(store_t *st, const char *sql, store_status *r)
         *r = STORE_ERR_DB;
     }
     return s;
+}
+
+store_status db_wrun(store_t *st, const db_query *q)
+{
+    sqlite3_stmt *s = db_prep(&st->w, q->sql);
+    if (!s)
+        return STORE_ERR_DB;
+    bind_args(s, q->args);
+    return db_run(&st->w, s);
+}
+
+store_status db_write(store_t *st, const db_query *q, int must_change)
+{
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = db_wrun(st, q);
+    if (r == STORE_OK && must_change && sqlite3_changes(st->w.db) == 0)
+        r = STORE_ERR_NOT_FOUND;
+    return db_wend(st, r);
 }

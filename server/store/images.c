@@ -64,7 +64,6 @@ typedef struct {
 static void image_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
     store_image_t *im = elem;
-    memset(im, 0, sizeof *im);
     db_col_copy(s, 0, im->sha256, sizeof im->sha256);
     db_col_copy(s, 1, im->ext, sizeof im->ext);
     im->width = sqlite3_column_int(s, 2);
@@ -232,10 +231,7 @@ store_status store_image_list(store_t *st, const char *product, size_t limit,
     limit = db_list_limit(limit);
     db_query q = {SQL, {DB_TEXT(product), DB_TEXT(after ? after : ""), DB_INT(limit + 1)},
                   NULL, limit};
-    void *arr = NULL;
-    r = db_list(st, &q, &IMAGE_ROWS, &arr, n, next);
-    *out = arr;
-    return r;
+    return db_list(st, &q, &IMAGE_ROWS, out, n, next);
 }
 
 store_status store_image_list_all(store_t *st, const char *product, store_image_t **out,
@@ -252,10 +248,7 @@ store_status store_image_list_all(store_t *st, const char *product, store_image_
         return r;
     image_path_ctx pc = {st, product};
     db_query q = {SQL, {DB_TEXT(product)}, &pc, 0};
-    void *arr = NULL;
-    r = db_list(st, &q, &IMAGE_ROWS, &arr, n, NULL);
-    *out = arr;
-    return r;
+    return db_list(st, &q, &IMAGE_ROWS, out, n, NULL);
 }
 
 /* Deletes the row inside a write transaction; ext receives the file's
@@ -279,12 +272,8 @@ static store_status image_row_delete(store_t *st, const char *product, const cha
     db_done(s);
     if (r != STORE_OK)
         return r;
-    s = db_prep(&st->w, SQL_DEL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, sha256, -1, SQLITE_TRANSIENT);
-    return db_run(&st->w, s);
+    db_query q = {SQL_DEL, {DB_TEXT(product), DB_TEXT(sha256)}, NULL, 0};
+    return db_wrun(st, &q);
 }
 
 store_status store_image_delete(store_t *st, const char *product, const char *sha256)

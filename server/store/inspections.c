@@ -23,7 +23,6 @@ static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
     (void)ctx;
     store_inspection_t *r = elem;
-    memset(r, 0, sizeof *r);
     db_col_copy(s, 0, r->id, sizeof r->id);
     db_col_copy(s, 1, r->product, sizeof r->product);
     r->model_version = sqlite3_column_int64(s, 2);
@@ -50,16 +49,8 @@ static const db_rowtype INSPECTION_ROWS = {sizeof(store_inspection_t), inspectio
                                            inspection_clear, offsetof(store_inspection_t, id),
                                            STORE_ID_LEN};
 
-void store_inspection_clear(store_inspection_t *r)
-{
-    if (r)
-        inspection_clear(r);
-}
-
-void store_inspections_free(store_inspection_t *arr, size_t n)
-{
-    db_free_rows(&INSPECTION_ROWS, arr, n);
-}
+DB_DEFINE_CLEAR_FREE(store_inspection_t, store_inspection_clear, store_inspections_free,
+                     INSPECTION_ROWS)
 
 static store_status inspection_check(const store_inspection_t *in)
 {
@@ -357,8 +348,5 @@ store_status store_inspection_list(store_t *st, const store_inspection_filter *f
                    DB_TEXT((flt.after && *flt.after) ? flt.after : NULL),
                    flt.since > 0 ? DB_INT(flt.since) : DB_NULL, DB_INT(limit + 1)},
                   NULL, limit};
-    void *arr = NULL;
-    store_status r = db_list(st, &q, &INSPECTION_ROWS, &arr, n, next);
-    *out = arr;
-    return r;
+    return db_list(st, &q, &INSPECTION_ROWS, out, n, next);
 }

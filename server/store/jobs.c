@@ -49,7 +49,6 @@ static void job_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
     (void)ctx;
     store_job_t *j = elem;
-    memset(j, 0, sizeof *j);
     db_col_copy(s, 0, j->id, sizeof j->id);
     db_col_copy(s, 1, j->product, sizeof j->product);
     store_job_state_parse((const char *)sqlite3_column_text(s, 2), &j->state);
@@ -79,16 +78,7 @@ static void job_clear(void *elem)
 /* Job lists are not paged: no cursor key. */
 static const db_rowtype JOB_ROWS = {sizeof(store_job_t), job_from_row, job_clear, 0, 0};
 
-void store_job_clear(store_job_t *j)
-{
-    if (j)
-        job_clear(j);
-}
-
-void store_jobs_free(store_job_t *arr, size_t n)
-{
-    db_free_rows(&JOB_ROWS, arr, n);
-}
+DB_DEFINE_CLEAR_FREE(store_job_t, store_job_clear, store_jobs_free, JOB_ROWS)
 
 /* Reads a job on the given connection (a reader, or the writer inside a
  * transaction so the caller sees its own change). */
@@ -118,14 +108,9 @@ static store_status job_insert_w(store_t *st, const char *id, const char *produc
 {
     static const char SQL[] = "INSERT INTO jobs(id, product, state, params_json, created_at) "
                               "VALUES (?1, ?2, 'queued', ?3, ?4)";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, params_json ? params_json : "{}", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 4, store_now_ms());
-    store_status r = db_run(&st->w, s);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(product), DB_TEXT(params_json ? params_json : "{}"),
+                        DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_wrun(st, &q);
     /* the partial unique index: another process made an active job first */
     return r == STORE_ERR_EXISTS ? STORE_ERR_CONFLICT : r;
 }
@@ -183,10 +168,7 @@ store_status store_job_list(store_t *st, const char *product, int state_filter, 
     limit = db_list_limit(limit);
     /* LIMIT without a cursor: the newest jobs, no further pages */
     db_query q = {SQL, {DB_TEXT(product), DB_TEXT(state), DB_INT(limit)}, NULL, 0};
-    void *arr = NULL;
-    store_status r = db_list(st, &q, &JOB_ROWS, &arr, n, NULL);
-    *out = arr;
-    return r;
+    return db_list(st, &q, &JOB_ROWS, out, n, NULL);
 }
 
 /* Id of the oldest queued job into id (inside a write transaction). */
@@ -292,18 +274,10 @@ store_status store_job_finish_w(store_t *st, const char *id, store_job_state sta
         "UPDATE jobs SET state = ?2, error = ?3, model_version = ?4, finished_at = ?5, "
         "fraction = CASE WHEN ?2 = 'succeeded' THEN 1 ELSE fraction END "
         "WHERE id = ?1 AND state IN ('queued','running')";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, store_job_state_name(state), -1, SQLITE_STATIC);
-    db_bind_text_or_null(s, 3, error);
-    if (model_version > 0)
-        sqlite3_bind_int64(s, 4, model_version);
-    else
-        sqlite3_bind_null(s, 4);
-    sqlite3_bind_int64(s, 5, store_now_ms());
-    store_status r = db_run(&st->w, s);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(store_job_state_name(state)), DB_TEXT(error),
+                        model_version > 0 ? DB_INT(model_version) : DB_NULL,
+                        DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_wrun(st, &q);
     if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
         r = job_missing_or_conflict(st, id);
     return r;
@@ -332,19 +306,12 @@ static store_status job_cancel_w(store_t *st, const char *id)
                                 "finished_at = ?2 WHERE id = ?1 AND state = 'queued'";
     static const char SQL_R[] = "UPDATE jobs SET cancel_requested = 1 "
                                 "WHERE id = ?1 AND state = 'running'";
-    sqlite3_stmt *s = db_prep(&st->w, SQL_Q);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, store_now_ms());
-    store_status r = db_run(&st->w, s);
+    db_query q = {SQL_Q, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_wrun(st, &q);
     if (r != STORE_OK || sqlite3_changes(st->w.db) > 0)
         return r;
-    s = db_prep(&st->w, SQL_R);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    r = db_run(&st->w, s);
+    db_query qr = {SQL_R, {DB_TEXT(id)}, NULL, 0};
+    r = db_wrun(st, &qr);
     if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
         r = job_missing_or_conflict(st, id);
     return r;
@@ -372,12 +339,10 @@ store_status store_job_cancel(store_t *st, const char *id, store_job_t *out)
  * it changed to *total. */
 static store_status recover_step(store_t *st, const char *sql, int bind_now, int *total)
 {
-    sqlite3_stmt *s = db_prep(&st->w, sql);
-    if (!s)
-        return STORE_ERR_DB;
+    db_query q = {.sql = sql};
     if (bind_now)
-        sqlite3_bind_int64(s, 1, store_now_ms());
-    store_status r = db_run(&st->w, s);
+        q.args[0] = DB_INT(store_now_ms());
+    store_status r = db_wrun(st, &q);
     *total += sqlite3_changes(st->w.db);
     return r;
 }

@@ -89,7 +89,6 @@ static void key_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
     (void)ctx;
     store_key_t *k = elem;
-    memset(k, 0, sizeof *k);
     db_col_copy(s, 0, k->id, sizeof k->id);
     k->name = db_col_dup(s, 1, "");
     store_role_parse((const char *)sqlite3_column_text(s, 2), &k->role);
@@ -107,16 +106,7 @@ static void key_clear(void *elem)
 /* Key lists are not paged: no cursor key. */
 static const db_rowtype KEY_ROWS = {sizeof(store_key_t), key_from_row, key_clear, 0, 0};
 
-void store_key_clear(store_key_t *k)
-{
-    if (k)
-        key_clear(k);
-}
-
-void store_keys_free(store_key_t *arr, size_t n)
-{
-    db_free_rows(&KEY_ROWS, arr, n);
-}
+DB_DEFINE_CLEAR_FREE(store_key_t, store_key_clear, store_keys_free, KEY_ROWS)
 
 /* ---------------------------------------------------------------- create */
 
@@ -258,10 +248,7 @@ store_status store_key_list(store_t *st, store_key_t **out, size_t *n)
     *out = NULL;
     *n = 0;
     db_query q = {.sql = SQL}; /* no parameters */
-    void *arr = NULL;
-    store_status r = db_list(st, &q, &KEY_ROWS, &arr, n, NULL);
-    *out = arr;
-    return r;
+    return db_list(st, &q, &KEY_ROWS, out, n, NULL);
 }
 
 /* ---------------------------------------------------------------- revoke */
@@ -272,16 +259,8 @@ store_status store_key_revoke(store_t *st, const char *id)
         "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
     if (!store_valid_id(id))
         return STORE_ERR_INVALID;
-    store_status r;
-    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
-    if (!s)
-        return r;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, store_now_ms());
-    r = db_run(&st->w, s);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
-    return db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
+    return db_write(st, &q, 1);
 }
 
 store_status store_key_count_active(store_t *st, int64_t *n)

@@ -16,7 +16,6 @@ static void model_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
     (void)ctx;
     store_model_t *m = elem;
-    memset(m, 0, sizeof *m);
     db_col_copy(s, 0, m->product, sizeof m->product);
     m->version = sqlite3_column_int64(s, 1);
     m->created_at = sqlite3_column_int64(s, 2);
@@ -53,16 +52,7 @@ static const db_rowtype MODEL_ROWS = {sizeof(store_model_t), model_from_row, mod
 static const db_rowtype MODEL_BLOB_ROWS = {sizeof(store_model_t), model_blob_from_row,
                                            model_clear, 0, 0};
 
-void store_model_clear(store_model_t *m)
-{
-    if (m)
-        model_clear(m);
-}
-
-void store_models_free(store_model_t *arr, size_t n)
-{
-    db_free_rows(&MODEL_ROWS, arr, n);
-}
+DB_DEFINE_CLEAR_FREE(store_model_t, store_model_clear, store_models_free, MODEL_ROWS)
 
 /* Makes version the product's active model (inside a write transaction). */
 static store_status product_set_active_w(store_t *st, const char *product, int64_t version,
@@ -70,13 +60,8 @@ static store_status product_set_active_w(store_t *st, const char *product, int64
 {
     static const char SQL[] =
         "UPDATE products SET active_version = ?2, updated_at = ?3 WHERE id = ?1";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, version);
-    sqlite3_bind_int64(s, 3, now);
-    return db_run(&st->w, s);
+    db_query q = {SQL, {DB_TEXT(product), DB_INT(version), DB_INT(now)}, NULL, 0};
+    return db_wrun(st, &q);
 }
 
 /* ---------------------------------------------------------------- insert */
@@ -223,10 +208,7 @@ store_status store_model_list(store_t *st, const char *product, store_model_t **
     if (r != STORE_OK)
         return r;
     db_query q = {SQL, {DB_TEXT(product)}, NULL, 0};
-    void *arr = NULL;
-    r = db_list(st, &q, &MODEL_ROWS, &arr, n, NULL);
-    *out = arr;
-    return r;
+    return db_list(st, &q, &MODEL_ROWS, out, n, NULL);
 }
 
 /* ---------------------------------------------------------------- updates */
@@ -259,15 +241,6 @@ store_status store_model_set_threshold(store_t *st, const char *product, int64_t
         "CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT active_version FROM products WHERE id = ?1) END";
     if (!store_valid_product_id(product) || version < 0 || !isfinite(threshold))
         return STORE_ERR_INVALID;
-    store_status r;
-    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
-    if (!s)
-        return r;
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, version);
-    sqlite3_bind_double(s, 3, threshold);
-    r = db_run(&st->w, s);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
-    return db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(product), DB_INT(version), DB_REAL(threshold)}, NULL, 0};
+    return db_write(st, &q, 1);
 }

@@ -30,7 +30,6 @@ static void product_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
     (void)ctx;
     store_product_t *p = elem;
-    memset(p, 0, sizeof *p);
     db_col_copy(s, 0, p->id, sizeof p->id);
     p->name = db_col_dup(s, 1, "");
     p->settings_json = db_col_dup(s, 2, "{}");
@@ -54,16 +53,7 @@ static const db_rowtype PRODUCT_ROWS = {sizeof(store_product_t), product_from_ro
                                         product_clear, offsetof(store_product_t, id),
                                         STORE_PRODUCT_ID_MAX};
 
-void store_product_clear(store_product_t *p)
-{
-    if (p)
-        product_clear(p);
-}
-
-void store_products_free(store_product_t *arr, size_t n)
-{
-    db_free_rows(&PRODUCT_ROWS, arr, n);
-}
+DB_DEFINE_CLEAR_FREE(store_product_t, store_product_clear, store_products_free, PRODUCT_ROWS)
 
 store_status store_product_check_r(store_t *st, const char *id)
 {
@@ -94,16 +84,10 @@ store_status store_product_create(store_t *st, const char *id, const char *name,
         memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    store_status r;
-    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
-    if (!s)
-        return r;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, name ? name : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, settings_json ? settings_json : "{}", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 4, store_now_ms());
-    r = db_run(&st->w, s);
-    r = db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(name ? name : ""),
+                        DB_TEXT(settings_json ? settings_json : "{}"), DB_INT(store_now_ms())},
+                  NULL, 0};
+    store_status r = db_write(st, &q, 0);
     if (r == STORE_OK && out)
         r = store_product_get(st, id, out);
     return r;
@@ -125,10 +109,7 @@ store_status store_product_list(store_t *st, size_t limit, const char *after,
         return STORE_ERR_INVALID;
     limit = db_list_limit(limit);
     db_query q = {SQL, {DB_TEXT(after ? after : ""), DB_INT(limit + 1)}, NULL, limit};
-    void *arr = NULL;
-    store_status r = db_list(st, &q, &PRODUCT_ROWS, &arr, n, next);
-    *out = arr;
-    return r;
+    return db_list(st, &q, &PRODUCT_ROWS, out, n, next);
 }
 
 store_status store_product_patch(store_t *st, const char *id, const char *name,
@@ -141,18 +122,9 @@ store_status store_product_patch(store_t *st, const char *id, const char *name,
         memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    store_status r;
-    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
-    if (!s)
-        return r;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    db_bind_text_or_null(s, 2, name);
-    db_bind_text_or_null(s, 3, settings_json);
-    sqlite3_bind_int64(s, 4, store_now_ms());
-    r = db_run(&st->w, s);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
-    r = db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(name), DB_TEXT(settings_json),
+                        DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_write(st, &q, 1);
     if (r == STORE_OK && out)
         r = store_product_get(st, id, out);
     return r;
@@ -176,14 +148,8 @@ store_status store_product_delete(store_t *st, const char *id)
         db_wrollback(st);
         return e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
     }
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    r = db_run(&st->w, s);
-    r = db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    r = db_wend(st, db_wrun(st, &q));
     if (r == STORE_OK) {
         /* Rows are gone (cascade); now the files. The id was validated, so
          * the path stays inside <data_dir>/images. */

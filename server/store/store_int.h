@@ -174,20 +174,23 @@ size_t db_list_limit(size_t limit);
 /* How rows become a table's struct. */
 typedef struct {
     size_t size;                                    /* sizeof the struct     */
+    /* fills one zeroed element from the current row */
     void (*from_row)(sqlite3_stmt *s, void *elem, void *ctx);
     void (*clear)(void *elem);                      /* frees what it owns    */
     size_t key_off;  /* offsetof the char[] field a list's next cursor is    */
     size_t key_cap;  /* ... and its size                                     */
 } db_rowtype;
 
-/* One bound parameter: text (NULL text binds SQL NULL) or an integer. */
+/* One bound parameter: text (NULL text binds SQL NULL), integer or real. */
 typedef struct {
-    enum { DB_ARG_END, DB_ARG_TEXT, DB_ARG_INT } kind;
+    enum { DB_ARG_END, DB_ARG_TEXT, DB_ARG_INT, DB_ARG_REAL } kind;
     const char *text;
     int64_t i;
+    double d;
 } db_arg;
-#define DB_TEXT(v) ((db_arg){DB_ARG_TEXT, (v), 0})
-#define DB_INT(v) ((db_arg){DB_ARG_INT, NULL, (int64_t)(v)})
+#define DB_TEXT(v) ((db_arg){DB_ARG_TEXT, (v), 0, 0})
+#define DB_INT(v) ((db_arg){DB_ARG_INT, NULL, (int64_t)(v), 0})
+#define DB_REAL(v) ((db_arg){DB_ARG_REAL, NULL, 0, (v)})
 #define DB_NULL DB_TEXT(NULL)
 #define DB_ARGS_MAX 5
 
@@ -208,14 +211,31 @@ store_status db_get_on(conn_t *c, const db_query *q, const db_rowtype *t, void *
 /* db_get_on on a reader from the pool. */
 store_status db_get(store_t *st, const db_query *q, const db_rowtype *t, void *out);
 /* All rows of q on a reader, as a new array (never NULL on success) into
- * *arr and its length into *n. Paged (q->page > 0): at most page rows, and
- * next (t->key_cap bytes, may be NULL) receives the last row's key when a
- * next page exists. On failure nothing is handed over. */
-store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void **arr,
+ * the caller's T *array, whose address is out, and its length into *n.
+ * Paged (q->page > 0): at most page rows, and next (t->key_cap bytes, may be
+ * NULL) receives the last row's key when a next page exists. On failure
+ * nothing is handed over. */
+store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void *out,
                      size_t *n, char *next);
 /* Clears n elements of arr with t->clear and frees arr (NULL is fine): the
  * body of every store_*s_free. */
 void db_free_rows(const db_rowtype *t, void *arr, size_t n);
+/* Defines a table's public store_X_clear (NULL is fine) and store_Xs_free
+ * from its db_rowtype, which every table's pair only forwarded to. */
+#define DB_DEFINE_CLEAR_FREE(T, clear_fn, free_fn, rows)                     \
+    void clear_fn(T *x)                                                      \
+    {                                                                        \
+        if (x)                                                               \
+            (rows).clear(x);                                                 \
+    }                                                                        \
+    void free_fn(T *arr, size_t n) { db_free_rows(&(rows), arr, n); }
+
+/* Binds q's parameters to its SQL on the writer and runs it (a statement
+ * without rows), inside the caller's write transaction. */
+store_status db_wrun(store_t *st, const db_query *q);
+/* db_wrun in a write transaction of its own. With must_change, changing no
+ * row is STORE_ERR_NOT_FOUND (an UPDATE of a missing row). */
+store_status db_write(store_t *st, const db_query *q, int must_change);
 
 /* Begins a write transaction and prepares sql on the writer. NULL on
  * failure, with *r the status and the writer released again. */
