@@ -354,8 +354,10 @@ static void bind_args(sqlite3_stmt *s, const db_arg *a)
             sqlite3_bind_int64(s, i + 1, a[i].i);
         else if (a[i].kind == DB_ARG_REAL)
             sqlite3_bind_double(s, i + 1, a[i].d);
+        else if (a[i].kind == DB_ARG_BLOB)
+            sqlite3_bind_blob64(s, i + 1, a[i].p, (sqlite3_uint64)a[i].i, SQLITE_TRANSIENT);
         else
-            db_bind_text_or_null(s, i + 1, a[i].text);
+            db_bind_text_or_null(s, i + 1, a[i].p);
     }
 }
 
@@ -383,6 +385,34 @@ store_status db_get(store_t *st, const db_query *q, const db_rowtype *t, void *o
     store_status r = db_get_on(c, q, t, out);
     db_rrelease(st, c);
     return r;
+}
+
+int db_list_reset(void *out, size_t *n, char *next)
+{
+    if (!out || !n)
+        return 0;
+    void *none = NULL;
+    memcpy(out, &none, sizeof none); /* *out = NULL, see db_list */
+    *n = 0;
+    if (next)
+        next[0] = '\0';
+    return 1;
+}
+
+/* db_get_text_w's row: the text of column 0, cut to the size in ctx. */
+static void text_from_row(sqlite3_stmt *s, void *elem, void *ctx)
+{
+    db_col_copy(s, 0, elem, *(const size_t *)ctx);
+}
+
+static void no_clear(void *elem) { (void)elem; }
+
+store_status db_get_text_w(store_t *st, const db_query *q, char *dst, size_t cap)
+{
+    const db_rowtype t = {cap, text_from_row, no_clear, 0, 0};
+    db_query qc = *q;
+    qc.ctx = &cap;
+    return db_get_on(&st->w, &qc, &t, dst);
 }
 
 void db_free_rows(const db_rowtype *t, void *arr, size_t n)

@@ -134,18 +134,13 @@ static store_status image_row_insert(store_t *st, const image_new *im, int64_t n
 {
     static const char SQL[] = "INSERT OR IGNORE INTO images(product, sha256, ext, width, "
                               "height, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    store_status r;
-    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
-    if (!s)
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
         return r;
-    sqlite3_bind_text(s, 1, im->product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, im->sha, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, im->ext, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(s, 4, im->width);
-    sqlite3_bind_int(s, 5, im->height);
-    sqlite3_bind_int64(s, 6, (sqlite3_int64)im->len);
-    sqlite3_bind_int64(s, 7, now);
-    r = db_run(&st->w, s);
+    db_query q = {SQL, {DB_TEXT(im->product), DB_TEXT(im->sha), DB_TEXT(im->ext),
+                        DB_INT(im->width), DB_INT(im->height), DB_INT(im->len), DB_INT(now)},
+                  NULL, 0};
+    r = db_wrun(st, &q);
     *changed = sqlite3_changes(st->w.db) > 0;
     return db_wend(st, r);
 }
@@ -217,12 +212,8 @@ store_status store_image_list(store_t *st, const char *product, size_t limit,
 {
     static const char SQL[] = "SELECT " IMAGE_COLS " FROM images WHERE product = ?1 AND "
                               "sha256 > ?2 ORDER BY sha256 LIMIT ?3";
-    if (!out || !n)
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (next)
-        next[0] = '\0';
     if (after && *after && !store_valid_sha256(after))
         return STORE_ERR_INVALID;
     store_status r = store_product_check_r(st, product);
@@ -239,10 +230,8 @@ store_status store_image_list_all(store_t *st, const char *product, store_image_
 {
     static const char SQL[] =
         "SELECT " IMAGE_COLS " FROM images WHERE product = ?1 ORDER BY created_at, sha256";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
     store_status r = store_product_check_r(st, product);
     if (r != STORE_OK)
         return r;
@@ -258,21 +247,11 @@ static store_status image_row_delete(store_t *st, const char *product, const cha
 {
     static const char SQL_EXT[] = "SELECT ext FROM images WHERE product = ?1 AND sha256 = ?2";
     static const char SQL_DEL[] = "DELETE FROM images WHERE product = ?1 AND sha256 = ?2";
-    sqlite3_stmt *s = db_prep(&st->w, SQL_EXT);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, sha256, -1, SQLITE_TRANSIENT);
-    int rc = db_step(s);
-    store_status r = STORE_OK;
-    if (rc == SQLITE_ROW)
-        db_col_copy(s, 0, ext, STORE_EXT_MAX);
-    else
-        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
-    db_done(s);
+    db_query q = {SQL_EXT, {DB_TEXT(product), DB_TEXT(sha256)}, NULL, 0};
+    store_status r = db_get_text_w(st, &q, ext, STORE_EXT_MAX);
     if (r != STORE_OK)
         return r;
-    db_query q = {SQL_DEL, {DB_TEXT(product), DB_TEXT(sha256)}, NULL, 0};
+    q.sql = SQL_DEL; /* same parameters */
     return db_wrun(st, &q);
 }
 

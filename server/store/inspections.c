@@ -42,7 +42,6 @@ static void inspection_clear(void *elem)
     store_inspection_t *r = elem;
     free(r->regions_json);
     free(r->timings_json);
-    memset(r, 0, sizeof *r);
 }
 
 static const db_rowtype INSPECTION_ROWS = {sizeof(store_inspection_t), inspection_from_row,
@@ -328,12 +327,8 @@ static int inspection_filter_valid(const store_inspection_filter *f)
 store_status store_inspection_list(store_t *st, const store_inspection_filter *f,
                                    store_inspection_t **out, size_t *n, char next[STORE_ID_LEN])
 {
-    if (!out || !n)
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (next)
-        next[0] = '\0';
     store_inspection_filter flt;
     memset(&flt, 0, sizeof flt);
     if (f)

@@ -34,11 +34,15 @@ int store_job_state_parse(const char *name, store_job_state *s)
     return -1;
 }
 
-int store_job_active_w(store_t *st, const char *product)
+store_status store_product_idle_w(store_t *st, const char *product)
 {
     static const char SQL[] =
         "SELECT 1 FROM jobs WHERE product = ?1 AND state IN ('queued','running')";
-    return db_exists_w(st, SQL, product);
+    int e = store_product_exists_w(st, product);
+    if (e <= 0)
+        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    e = db_exists_w(st, SQL, product);
+    return e == 0 ? STORE_OK : e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
 }
 
 #define JOB_COLS                                                                     \
@@ -72,7 +76,6 @@ static void job_clear(void *elem)
     free(j->params_json);
     free(j->phase);
     free(j->error);
-    memset(j, 0, sizeof *j);
 }
 
 /* Job lists are not paged: no cursor key. */
@@ -87,6 +90,20 @@ static store_status job_get_on(conn_t *c, const char *id, store_job_t *out)
     static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
     db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
     return db_get_on(c, &q, &JOB_ROWS, out);
+}
+
+/* Ends a write transaction that changed job id, first reading the job back
+ * into out (may be NULL) on the writer so it shows the change; out is left
+ * empty on failure. */
+static store_status job_wend_get(store_t *st, store_status r, const char *id,
+                                 store_job_t *out)
+{
+    if (r == STORE_OK && out)
+        r = job_get_on(&st->w, id, out);
+    r = db_wend(st, r);
+    if (r != STORE_OK && out)
+        store_job_clear(out);
+    return r;
 }
 
 store_status store_job_get(store_t *st, const char *id, store_job_t *out)
@@ -128,23 +145,10 @@ store_status store_job_create(store_t *st, const char *product, const char *para
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    int e = store_product_exists_w(st, product);
-    if (e <= 0) {
-        db_wrollback(st);
-        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
-    }
-    e = store_job_active_w(st, product);
-    if (e != 0) {
-        db_wrollback(st);
-        return e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
-    }
-    r = job_insert_w(st, id, product, params_json);
-    if (r == STORE_OK && out)
-        r = job_get_on(&st->w, id, out);
-    r = db_wend(st, r);
-    if (r != STORE_OK && out)
-        store_job_clear(out);
-    return r;
+    r = store_product_idle_w(st, product);
+    if (r == STORE_OK)
+        r = job_insert_w(st, id, product, params_json);
+    return job_wend_get(st, r, id, out);
 }
 
 store_status store_job_list(store_t *st, const char *product, int state_filter, size_t limit,
@@ -153,10 +157,8 @@ store_status store_job_list(store_t *st, const char *product, int state_filter, 
     static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE "
                               "(?1 IS NULL OR product = ?1) AND (?2 IS NULL OR state = ?2) "
                               "ORDER BY created_at DESC, rowid DESC LIMIT ?3";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
     if (product && !store_valid_product_id(product))
         return STORE_ERR_INVALID;
     const char *state = NULL;
@@ -176,17 +178,8 @@ static store_status job_oldest_queued_w(store_t *st, char id[STORE_ID_LEN])
 {
     static const char SQL[] =
         "SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    int rc = db_step(s);
-    store_status r = STORE_OK;
-    if (rc == SQLITE_ROW)
-        db_col_copy(s, 0, id, STORE_ID_LEN);
-    else
-        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
-    db_done(s);
-    return r;
+    db_query q = {.sql = SQL}; /* no parameters */
+    return db_get_text_w(st, &q, id, STORE_ID_LEN);
 }
 
 store_status store_job_claim(store_t *st, store_job_t *out)
@@ -201,22 +194,10 @@ store_status store_job_claim(store_t *st, store_job_t *out)
         return r;
     char id[STORE_ID_LEN] = "";
     r = job_oldest_queued_w(st, id);
-    if (r == STORE_OK) {
-        sqlite3_stmt *s = db_prep(&st->w, SQL_RUN);
-        if (!s) {
-            r = STORE_ERR_DB;
-        } else {
-            sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(s, 2, store_now_ms());
-            r = db_run(&st->w, s);
-        }
-    }
+    db_query q = {SQL_RUN, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
     if (r == STORE_OK)
-        r = job_get_on(&st->w, id, out);
-    r = db_wend(st, r);
-    if (r != STORE_OK)
-        store_job_clear(out);
-    return r;
+        r = db_wrun(st, &q);
+    return job_wend_get(st, r, id, out);
 }
 
 /* STORE_ERR_NOT_FOUND if the job does not exist, else STORE_ERR_CONFLICT:
@@ -326,13 +307,7 @@ store_status store_job_cancel(store_t *st, const char *id, store_job_t *out)
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    r = job_cancel_w(st, id);
-    if (r == STORE_OK && out)
-        r = job_get_on(&st->w, id, out);
-    r = db_wend(st, r);
-    if (r != STORE_OK && out)
-        store_job_clear(out);
-    return r;
+    return job_wend_get(st, job_cancel_w(st, id), id, out);
 }
 
 /* Runs one recovery UPDATE (?1 = now when the SQL has it) and adds the rows

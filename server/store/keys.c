@@ -100,7 +100,6 @@ static void key_clear(void *elem)
 {
     store_key_t *k = elem;
     free(k->name);
-    memset(k, 0, sizeof *k);
 }
 
 /* Key lists are not paged: no cursor key. */
@@ -141,19 +140,12 @@ static store_status key_row_insert(store_t *st, const key_row *k)
 {
     static const char SQL[] = "INSERT INTO api_keys(id, name, role, salt, hash, lookup, "
                               "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    store_status r;
-    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
-    if (!s)
-        return r;
-    sqlite3_bind_text(s, 1, k->id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, k->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, store_role_name(k->role), -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, k->salt, sizeof k->salt, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, 5, k->hash, sizeof k->hash, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 6, k->lookup, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 7, k->created_at);
-    r = db_run(&st->w, s);
-    return db_wend(st, r);
+    db_query q = {SQL,
+                  {DB_TEXT(k->id), DB_TEXT(k->name), DB_TEXT(store_role_name(k->role)),
+                   DB_BLOB(k->salt, sizeof k->salt), DB_BLOB(k->hash, sizeof k->hash),
+                   DB_TEXT(k->lookup), DB_INT(k->created_at)},
+                  NULL, 0};
+    return db_write(st, &q, 0);
 }
 
 store_status store_key_create(store_t *st, const char *name, store_role role, const char *key,
@@ -243,10 +235,8 @@ store_status store_key_verify(store_t *st, const char *presented, store_key_t *o
 store_status store_key_list(store_t *st, store_key_t **out, size_t *n)
 {
     static const char SQL[] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
     db_query q = {.sql = SQL}; /* no parameters */
     return db_list(st, &q, &KEY_ROWS, out, n, NULL);
 }

@@ -44,7 +44,6 @@ static void model_clear(void *elem)
     store_model_t *m = elem;
     free(m->figures_json);
     free(m->blob);
-    memset(m, 0, sizeof *m);
 }
 
 /* Models are not paged: no cursor key. */
@@ -200,10 +199,8 @@ store_status store_model_list(store_t *st, const char *product, store_model_t **
 {
     static const char SQL[] = "SELECT " MODEL_COLS " FROM models m JOIN products p ON "
                               "p.id = m.product WHERE m.product = ?1 ORDER BY m.version DESC";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
     store_status r = store_product_check_r(st, product);
     if (r != STORE_OK)
         return r;

@@ -46,7 +46,6 @@ static void product_clear(void *elem)
     store_product_t *p = elem;
     free(p->name);
     free(p->settings_json);
-    memset(p, 0, sizeof *p);
 }
 
 static const db_rowtype PRODUCT_ROWS = {sizeof(store_product_t), product_from_row,
@@ -99,12 +98,8 @@ store_status store_product_list(store_t *st, size_t limit, const char *after,
 {
     static const char SQL[] = "SELECT " PRODUCT_COLS " FROM products p WHERE p.id > ?1 "
                               "ORDER BY p.id LIMIT ?2";
-    if (!out || !n)
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (next)
-        next[0] = '\0';
     if (after && *after && !store_valid_product_id(after))
         return STORE_ERR_INVALID;
     limit = db_list_limit(limit);
@@ -138,18 +133,11 @@ store_status store_product_delete(store_t *st, const char *id)
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    int e = store_product_exists_w(st, id);
-    if (e <= 0) {
-        db_wrollback(st);
-        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
-    }
-    e = store_job_active_w(st, id);
-    if (e != 0) {
-        db_wrollback(st);
-        return e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
-    }
+    r = store_product_idle_w(st, id);
     db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
-    r = db_wend(st, db_wrun(st, &q));
+    if (r == STORE_OK)
+        r = db_wrun(st, &q);
+    r = db_wend(st, r);
     if (r == STORE_OK) {
         /* Rows are gone (cascade); now the files. The id was validated, so
          * the path stays inside <data_dir>/images. */

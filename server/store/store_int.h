@@ -181,18 +181,20 @@ typedef struct {
     size_t key_cap;  /* ... and its size                                     */
 } db_rowtype;
 
-/* One bound parameter: text (NULL text binds SQL NULL), integer or real. */
+/* One bound parameter: text (NULL text binds SQL NULL), integer, real or
+ * blob (copied when bound, like text). */
 typedef struct {
-    enum { DB_ARG_END, DB_ARG_TEXT, DB_ARG_INT, DB_ARG_REAL } kind;
-    const char *text;
-    int64_t i;
+    enum { DB_ARG_END, DB_ARG_TEXT, DB_ARG_INT, DB_ARG_REAL, DB_ARG_BLOB } kind;
+    const void *p;   /* text or blob */
+    int64_t i;       /* integer, or the blob's length */
     double d;
 } db_arg;
 #define DB_TEXT(v) ((db_arg){DB_ARG_TEXT, (v), 0, 0})
 #define DB_INT(v) ((db_arg){DB_ARG_INT, NULL, (int64_t)(v), 0})
 #define DB_REAL(v) ((db_arg){DB_ARG_REAL, NULL, 0, (v)})
+#define DB_BLOB(v, len) ((db_arg){DB_ARG_BLOB, (v), (int64_t)(len), 0})
 #define DB_NULL DB_TEXT(NULL)
-#define DB_ARGS_MAX 5
+#define DB_ARGS_MAX 8
 
 /* A read: the SQL (static storage: its address keys the statement cache),
  * its parameters ?1, ?2, ... in order (ended by the first DB_ARG_END), the
@@ -217,18 +219,28 @@ store_status db_get(store_t *st, const db_query *q, const db_rowtype *t, void *o
  * nothing is handed over. */
 store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void *out,
                      size_t *n, char *next);
+/* Empties a list call's outputs first (out is the address of its T *array;
+ * next may be NULL), so every failure leaves them empty. 0 when out or n is
+ * NULL, which the call answers with STORE_ERR_INVALID. */
+int db_list_reset(void *out, size_t *n, char *next);
 /* Clears n elements of arr with t->clear and frees arr (NULL is fine): the
  * body of every store_*s_free. */
 void db_free_rows(const db_rowtype *t, void *arr, size_t n);
-/* Defines a table's public store_X_clear (NULL is fine) and store_Xs_free
- * from its db_rowtype, which every table's pair only forwarded to. */
+/* Defines a table's public store_X_clear (NULL is fine; the struct is zeroed
+ * after t->clear freed what it owns) and store_Xs_free from its db_rowtype,
+ * which every table's pair only forwarded to. */
 #define DB_DEFINE_CLEAR_FREE(T, clear_fn, free_fn, rows)                     \
     void clear_fn(T *x)                                                      \
     {                                                                        \
-        if (x)                                                               \
-            (rows).clear(x);                                                 \
+        if (!x)                                                              \
+            return;                                                          \
+        (rows).clear(x);                                                     \
+        memset(x, 0, sizeof *x);                                             \
     }                                                                        \
     void free_fn(T *arr, size_t n) { db_free_rows(&(rows), arr, n); }
+/* Column 0 of q's first row on the writer into dst[cap];
+ * STORE_ERR_NOT_FOUND when there is no row. */
+store_status db_get_text_w(store_t *st, const db_query *q, char *dst, size_t cap);
 
 /* Binds q's parameters to its SQL on the writer and runs it (a statement
  * without rows), inside the caller's write transaction. */
@@ -265,8 +277,10 @@ int store_product_exists_r(store_t *st, const char *id);
 /* The check of a call about one product: STORE_ERR_INVALID for a bad id,
  * STORE_ERR_NOT_FOUND for an unknown one, STORE_ERR_DB if it cannot tell. */
 store_status store_product_check_r(store_t *st, const char *id);
-/* 1 if product has a queued or running job. jobs.c; in a write transaction. */
-int store_job_active_w(store_t *st, const char *product);
+/* Whether product may get a job or be deleted, in a write transaction:
+ * STORE_OK, STORE_ERR_NOT_FOUND (no such product), STORE_ERR_CONFLICT (it
+ * has a queued or running job) or STORE_ERR_DB. jobs.c */
+store_status store_product_idle_w(store_t *st, const char *product);
 /* store_job_finish's UPDATE inside the caller's write transaction (so
  * store_model_insert finishes the job atomically with the insert). jobs.c */
 store_status store_job_finish_w(store_t *st, const char *id, store_job_state state,
