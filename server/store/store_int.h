@@ -166,10 +166,10 @@ store_status db_count(store_t *st, const char *sql, const char *arg,
 /* A list call's limit: 0 -> STORE_LIST_DEFAULT, capped at STORE_LIST_MAX. */
 size_t db_list_limit(size_t limit);
 
-/* ---- row reads (db.c) ---------------------------------------------------
- * Every table reads rows the same way (prepare, bind, step, convert, reset);
- * these helpers hold that loop once, so a table file only says which SQL,
- * which parameters and how one row becomes one struct. */
+/* ---- statements as data (db.c) ------------------------------------------
+ * Every table reads rows and runs writes the same way (prepare, bind, step,
+ * convert, reset); these helpers hold that code once, so a table file only
+ * says which SQL, which parameters and how one row becomes one struct. */
 
 /* How rows become a table's struct. */
 typedef struct {
@@ -196,7 +196,7 @@ typedef struct {
 #define DB_NULL DB_TEXT(NULL)
 #define DB_ARGS_MAX 8
 
-/* A read: the SQL (static storage: its address keys the statement cache),
+/* A statement: the SQL (static storage: its address keys the statement cache),
  * its parameters ?1, ?2, ... in order (ended by the first DB_ARG_END), the
  * context handed to from_row, and for a paged list its page size: the SQL
  * then asks for page + 1 rows, the extra one only tells a next page exists. */
