@@ -344,3 +344,176 @@ size_t db_list_limit(size_t limit)
         return STORE_LIST_DEFAULT;
     return limit > STORE_LIST_MAX ? STORE_LIST_MAX : limit;
 }
+
+/* ------------------------------------------------------------- row reads */
+
+static void bind_args(sqlite3_stmt *s, const db_arg *a)
+{
+    for (int i = 0; i < DB_ARGS_MAX && a[i].kind != DB_ARG_END; i++) {
+        if (a[i].kind == DB_ARG_INT)
+            sqlite3_bind_int64(s, i + 1, a[i].i);
+        else if (a[i].kind == DB_ARG_REAL)
+            sqlite3_bind_double(s, i + 1, a[i].d);
+        else if (a[i].kind == DB_ARG_BLOB)
+            sqlite3_bind_blob64(s, i + 1, a[i].p, (sqlite3_uint64)a[i].i, SQLITE_TRANSIENT);
+        else
+            db_bind_text_or_null(s, i + 1, a[i].p);
+    }
+}
+
+store_status db_get_on(conn_t *c, const db_query *q, const db_rowtype *t, void *out)
+{
+    sqlite3_stmt *s = db_prep(c, q->sql);
+    if (!s)
+        return STORE_ERR_DB;
+    bind_args(s, q->args);
+    int rc = db_step(s);
+    store_status r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, t->size);
+        t->from_row(s, out, q->ctx);
+    }
+    else
+        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
+    db_done(s);
+    return r;
+}
+
+store_status db_get(store_t *st, const db_query *q, const db_rowtype *t, void *out)
+{
+    conn_t *c = db_racquire(st);
+    store_status r = db_get_on(c, q, t, out);
+    db_rrelease(st, c);
+    return r;
+}
+
+int db_list_reset(void *out, size_t *n, char *next)
+{
+    if (!out || !n)
+        return 0;
+    void *none = NULL;
+    memcpy(out, &none, sizeof none); /* *out = NULL, see db_list */
+    *n = 0;
+    if (next)
+        next[0] = '\0';
+    return 1;
+}
+
+/* db_get_text_w's row: the text of column 0, cut to the size in ctx. */
+static void text_from_row(sqlite3_stmt *s, void *elem, void *ctx)
+{
+    db_col_copy(s, 0, elem, *(const size_t *)ctx);
+}
+
+static void no_clear(void *elem) { (void)elem; }
+
+store_status db_get_text_w(store_t *st, const db_query *q, char *dst, size_t cap)
+{
+    const db_rowtype t = {cap, text_from_row, no_clear, 0, 0};
+    db_query qc = *q;
+    qc.ctx = &cap;
+    return db_get_on(&st->w, &qc, &t, dst);
+}
+
+void db_free_rows(const db_rowtype *t, void *arr, size_t n)
+{
+    if (!arr)
+        return;
+    for (size_t i = 0; i < n; i++)
+        t->clear((char *)arr + i * t->size);
+    free(arr);
+}
+
+/* Steps s to its end, each row into the next element of a doubling array. */
+static store_status collect(conn_t *c, sqlite3_stmt *s, const db_query *q,
+                            const db_rowtype *t, char **arr, size_t *n)
+{
+    size_t cap = 16, k = 0;
+    char *a = xcalloc(cap, t->size);
+    int rc;
+    while ((rc = db_step(s)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap *= 2;
+            a = xrealloc(a, cap * t->size);
+        }
+        memset(a + k * t->size, 0, t->size); /* xrealloc'd space is not */
+        t->from_row(s, a + k++ * t->size, q->ctx);
+    }
+    if (rc != SQLITE_DONE) {
+        db_free_rows(t, a, k);
+        return db_map_rc(c->db, rc);
+    }
+    *arr = a;
+    *n = k;
+    return STORE_OK;
+}
+
+/* Drops a page's extra row; its presence means a next page starts after
+ * the last row kept, whose key becomes the cursor. */
+static void cut_page(const db_rowtype *t, size_t page, char *a, size_t *n, char *next)
+{
+    if (page == 0 || *n <= page)
+        return;
+    for (size_t i = page; i < *n; i++)
+        t->clear(a + i * t->size);
+    *n = page;
+    if (next)
+        copy_str(next, t->key_cap, a + (page - 1) * t->size + t->key_off);
+}
+
+store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void *out,
+                     size_t *n, char *next)
+{
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, q->sql);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        bind_args(s, q->args);
+        char *a = NULL;
+        size_t k = 0;
+        r = collect(c, s, q, t, &a, &k);
+        if (r == STORE_OK) {
+            cut_page(t, q->page, a, &k, next);
+            /* out is a T **; object pointers share one representation on
+             * every platform the daemon builds for */
+            memcpy(out, &a, sizeof a);
+            *n = k;
+        }
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
+}
+
+sqlite3_stmt *db_wbegin_prep(store_t *st, const char *sql, store_status *r)
+{
+    *r = db_wbegin(st);
+    if (*r != STORE_OK)
+        return NULL;
+    sqlite3_stmt *s = db_prep(&st->w, sql);
+    if (!s) {
+        db_wrollback(st);
+        *r = STORE_ERR_DB;
+    }
+    return s;
+}
+
+store_status db_wrun(store_t *st, const db_query *q)
+{
+    sqlite3_stmt *s = db_prep(&st->w, q->sql);
+    if (!s)
+        return STORE_ERR_DB;
+    bind_args(s, q->args);
+    return db_run(&st->w, s);
+}
+
+store_status db_write(store_t *st, const db_query *q, int must_change)
+{
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = db_wrun(st, q);
+    if (r == STORE_OK && must_change && sqlite3_changes(st->w.db) == 0)
+        r = STORE_ERR_NOT_FOUND;
+    return db_wend(st, r);
+}

@@ -37,15 +37,6 @@ static int valid_ext(const char *s)
     return 1;
 }
 
-void store_images_free(store_image_t *arr, size_t n)
-{
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(arr[i].path);
-    free(arr);
-}
-
 store_status store_image_path(store_t *st, const char *product, const char *sha256,
                               const char *ext, char *buf, size_t buflen)
 {
@@ -63,15 +54,42 @@ store_status store_image_path(store_t *st, const char *product, const char *sha2
     return STORE_OK;
 }
 
-static void image_from_row(sqlite3_stmt *s, store_image_t *im)
+/* What image_from_row needs to fill each image's path (store_image_list_all). */
+typedef struct {
+    store_t *st;
+    const char *product;
+} image_path_ctx;
+
+/* ctx: an image_path_ctx when the path is wanted, else NULL. */
+static void image_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
-    memset(im, 0, sizeof *im);
+    store_image_t *im = elem;
     db_col_copy(s, 0, im->sha256, sizeof im->sha256);
     db_col_copy(s, 1, im->ext, sizeof im->ext);
     im->width = sqlite3_column_int(s, 2);
     im->height = sqlite3_column_int(s, 3);
     im->bytes = sqlite3_column_int64(s, 4);
     im->created_at = sqlite3_column_int64(s, 5);
+    const image_path_ctx *pc = ctx;
+    char path[STORE_PATH_MAX];
+    if (pc && store_image_path(pc->st, pc->product, im->sha256, im->ext, path,
+                               sizeof path) == STORE_OK)
+        im->path = xstrdup(path);
+}
+
+/* Only the path is owned (store_image_t has no public clear). */
+static void image_clear(void *elem)
+{
+    store_image_t *im = elem;
+    free(im->path);
+}
+
+static const db_rowtype IMAGE_ROWS = {sizeof(store_image_t), image_from_row, image_clear,
+                                      offsetof(store_image_t, sha256), STORE_SHA256_HEX};
+
+void store_images_free(store_image_t *arr, size_t n)
+{
+    db_free_rows(&IMAGE_ROWS, arr, n);
 }
 
 store_status store_image_get(store_t *st, const char *product, const char *sha256,
@@ -84,23 +102,8 @@ store_status store_image_get(store_t *st, const char *product, const char *sha25
     memset(out, 0, sizeof *out);
     if (!store_valid_product_id(product) || !store_valid_sha256(sha256))
         return STORE_ERR_INVALID;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, sha256, -1, SQLITE_TRANSIENT);
-        int rc = db_step(s);
-        if (rc == SQLITE_ROW) {
-            image_from_row(s, out);
-            r = STORE_OK;
-        } else {
-            r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {SQL, {DB_TEXT(product), DB_TEXT(sha256)}, NULL, 0};
+    return db_get(st, &q, &IMAGE_ROWS, out);
 }
 
 /* The lock stripe of a sha256 (its first 16 bits pick one of BLOB_LOCKS). */
@@ -134,20 +137,11 @@ static store_status image_row_insert(store_t *st, const image_new *im, int64_t n
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        r = STORE_ERR_DB;
-    } else {
-        sqlite3_bind_text(s, 1, im->product, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, im->sha, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 3, im->ext, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(s, 4, im->width);
-        sqlite3_bind_int(s, 5, im->height);
-        sqlite3_bind_int64(s, 6, (sqlite3_int64)im->len);
-        sqlite3_bind_int64(s, 7, now);
-        r = db_run(&st->w, s);
-        *changed = sqlite3_changes(st->w.db) > 0;
-    }
+    db_query q = {SQL, {DB_TEXT(im->product), DB_TEXT(im->sha), DB_TEXT(im->ext),
+                        DB_INT(im->width), DB_INT(im->height), DB_INT(im->len), DB_INT(now)},
+                  NULL, 0};
+    r = db_wrun(st, &q);
+    *changed = sqlite3_changes(st->w.db) > 0;
     return db_wend(st, r);
 }
 
@@ -162,9 +156,9 @@ static store_status image_put_locked(store_t *st, const image_new *im, store_ima
         *out = cur;
     if (r != STORE_ERR_NOT_FOUND)
         return r;
-    int pe = store_product_exists_r(st, im->product);
-    if (pe <= 0)
-        return pe == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    r = store_product_check_r(st, im->product);
+    if (r != STORE_OK)
+        return r;
     char path[STORE_PATH_MAX];
     r = image_file_write(st, im, path, sizeof path);
     if (r != STORE_OK)
@@ -212,71 +206,23 @@ store_status store_image_put(store_t *st, const char *product, const void *data,
     return r;
 }
 
-/* Runs a product's image query (?1 = product) into a growing array; with
- * with_paths every entry gets its file path. */
-static store_status image_rows(store_t *st, conn_t *c, sqlite3_stmt *s, const char *product,
-                               int with_paths, store_image_t **out, size_t *n)
-{
-    size_t cap = 64, k = 0;
-    store_image_t *arr = xcalloc(cap, sizeof *arr);
-    int rc;
-    while ((rc = db_step(s)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap *= 2;
-            arr = xrealloc(arr, cap * sizeof *arr);
-        }
-        image_from_row(s, &arr[k]);
-        char path[STORE_PATH_MAX];
-        if (with_paths && store_image_path(st, product, arr[k].sha256, arr[k].ext, path,
-                                           sizeof path) == STORE_OK)
-            arr[k].path = xstrdup(path);
-        k++;
-    }
-    if (rc != SQLITE_DONE) {
-        store_images_free(arr, k);
-        return db_map_rc(c->db, rc);
-    }
-    *out = arr;
-    *n = k;
-    return STORE_OK;
-}
-
 store_status store_image_list(store_t *st, const char *product, size_t limit,
                               const char *after, store_image_t **out, size_t *n,
                               char next[STORE_SHA256_HEX])
 {
     static const char SQL[] = "SELECT " IMAGE_COLS " FROM images WHERE product = ?1 AND "
                               "sha256 > ?2 ORDER BY sha256 LIMIT ?3";
-    if (!out || !n)
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (next)
-        next[0] = '\0';
-    if (!store_valid_product_id(product) || (after && *after && !store_valid_sha256(after)))
+    if (after && *after && !store_valid_sha256(after))
         return STORE_ERR_INVALID;
-    int pe = store_product_exists_r(st, product);
-    if (pe <= 0)
-        return pe == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    store_status r = store_product_check_r(st, product);
+    if (r != STORE_OK)
+        return r;
     limit = db_list_limit(limit);
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, after ? after : "", -1, SQLITE_TRANSIENT);
-        /* one row more than asked tells whether a next page exists */
-        sqlite3_bind_int64(s, 3, (sqlite3_int64)limit + 1);
-        r = image_rows(st, c, s, product, 0, out, n);
-        if (r == STORE_OK && *n > limit) {
-            *n = limit;
-            if (next)
-                copy_str(next, STORE_SHA256_HEX, (*out)[limit - 1].sha256);
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {SQL, {DB_TEXT(product), DB_TEXT(after ? after : ""), DB_INT(limit + 1)},
+                  NULL, limit};
+    return db_list(st, &q, &IMAGE_ROWS, out, n, next);
 }
 
 store_status store_image_list_all(store_t *st, const char *product, store_image_t **out,
@@ -284,25 +230,14 @@ store_status store_image_list_all(store_t *st, const char *product, store_image_
 {
     static const char SQL[] =
         "SELECT " IMAGE_COLS " FROM images WHERE product = ?1 ORDER BY created_at, sha256";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (!store_valid_product_id(product))
-        return STORE_ERR_INVALID;
-    int pe = store_product_exists_r(st, product);
-    if (pe <= 0)
-        return pe == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-        r = image_rows(st, c, s, product, 1, out, n);
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    store_status r = store_product_check_r(st, product);
+    if (r != STORE_OK)
+        return r;
+    image_path_ctx pc = {st, product};
+    db_query q = {SQL, {DB_TEXT(product)}, &pc, 0};
+    return db_list(st, &q, &IMAGE_ROWS, out, n, NULL);
 }
 
 /* Deletes the row inside a write transaction; ext receives the file's
@@ -312,26 +247,12 @@ static store_status image_row_delete(store_t *st, const char *product, const cha
 {
     static const char SQL_EXT[] = "SELECT ext FROM images WHERE product = ?1 AND sha256 = ?2";
     static const char SQL_DEL[] = "DELETE FROM images WHERE product = ?1 AND sha256 = ?2";
-    sqlite3_stmt *s = db_prep(&st->w, SQL_EXT);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, sha256, -1, SQLITE_TRANSIENT);
-    int rc = db_step(s);
-    store_status r = STORE_OK;
-    if (rc == SQLITE_ROW)
-        db_col_copy(s, 0, ext, STORE_EXT_MAX);
-    else
-        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
-    db_done(s);
+    db_query q = {SQL_EXT, {DB_TEXT(product), DB_TEXT(sha256)}, NULL, 0};
+    store_status r = db_get_text_w(st, &q, ext, STORE_EXT_MAX);
     if (r != STORE_OK)
         return r;
-    s = db_prep(&st->w, SQL_DEL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, sha256, -1, SQLITE_TRANSIENT);
-    return db_run(&st->w, s);
+    q.sql = SQL_DEL; /* same parameters */
+    return db_wrun(st, &q);
 }
 
 store_status store_image_delete(store_t *st, const char *product, const char *sha256)
@@ -360,12 +281,8 @@ store_status store_image_count(store_t *st, const char *product, int64_t *n)
     static const char SQL[] = "SELECT count(*) FROM images WHERE product = ?1";
     if (n)
         *n = 0;
-    if (!store_valid_product_id(product))
-        return STORE_ERR_INVALID;
-    int pe = store_product_exists_r(st, product);
-    if (pe <= 0)
-        return pe == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
-    return db_count(st, SQL, product, n);
+    store_status r = store_product_check_r(st, product);
+    return r != STORE_OK ? r : db_count(st, SQL, product, n);
 }
 
 store_status store_image_count_all(store_t *st, int64_t *n)

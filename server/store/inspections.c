@@ -15,31 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
-void store_inspection_clear(store_inspection_t *r)
-{
-    if (!r)
-        return;
-    free(r->regions_json);
-    free(r->timings_json);
-    memset(r, 0, sizeof *r);
-}
-
-void store_inspections_free(store_inspection_t *arr, size_t n)
-{
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_inspection_clear(&arr[i]);
-    free(arr);
-}
-
 #define INSPECTION_COLS                                                              \
     "id, product, model_version, score, threshold, decision, map_max, regions_json, " \
     "timings_json, created_at, has_images, key_id"
 
-static void inspection_from_row(sqlite3_stmt *s, store_inspection_t *r)
+static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
-    memset(r, 0, sizeof *r);
+    (void)ctx;
+    store_inspection_t *r = elem;
     db_col_copy(s, 0, r->id, sizeof r->id);
     db_col_copy(s, 1, r->product, sizeof r->product);
     r->model_version = sqlite3_column_int64(s, 2);
@@ -53,6 +36,20 @@ static void inspection_from_row(sqlite3_stmt *s, store_inspection_t *r)
     r->has_images = sqlite3_column_int(s, 10);
     db_col_copy(s, 11, r->key_id, sizeof r->key_id);
 }
+
+static void inspection_clear(void *elem)
+{
+    store_inspection_t *r = elem;
+    free(r->regions_json);
+    free(r->timings_json);
+}
+
+static const db_rowtype INSPECTION_ROWS = {sizeof(store_inspection_t), inspection_from_row,
+                                           inspection_clear, offsetof(store_inspection_t, id),
+                                           STORE_ID_LEN};
+
+DB_DEFINE_CLEAR_FREE(store_inspection_t, store_inspection_clear, store_inspections_free,
+                     INSPECTION_ROWS)
 
 static store_status inspection_check(const store_inspection_t *in)
 {
@@ -302,22 +299,8 @@ store_status store_inspection_get(store_t *st, const char *id, store_inspection_
     if (!store_valid_id(id))
         return STORE_ERR_INVALID;
     store_inspections_flush(st);
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        int rc = db_step(s);
-        if (rc == SQLITE_ROW) {
-            inspection_from_row(s, out);
-            r = STORE_OK;
-        } else {
-            r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    return db_get(st, &q, &INSPECTION_ROWS, out);
 }
 
 /* One static SQL text per combination of filters, so the planner can use the
@@ -332,32 +315,6 @@ static const char *const INSP_LIST_SQL[4] = {
     INSP_SEL "product = ?1 AND decision = ?2 AND " INSP_TAIL,
 };
 
-/* Reads up to limit rows (plus one, to know if a next page exists) of the
- * prepared list statement; next receives the cursor. */
-static store_status inspection_rows(conn_t *c, sqlite3_stmt *s, size_t limit,
-                                    store_inspection_t **out, size_t *n,
-                                    char next[STORE_ID_LEN])
-{
-    store_inspection_t *arr = xcalloc(limit + 1, sizeof *arr);
-    size_t k = 0;
-    int rc;
-    while ((rc = db_step(s)) == SQLITE_ROW)
-        inspection_from_row(s, &arr[k++]);
-    if (rc != SQLITE_DONE) {
-        store_inspections_free(arr, k);
-        return db_map_rc(c->db, rc);
-    }
-    if (k > limit) {
-        store_inspection_clear(&arr[limit]);
-        k = limit;
-        if (next)
-            copy_str(next, STORE_ID_LEN, arr[k - 1].id);
-    }
-    *out = arr;
-    *n = k;
-    return STORE_OK;
-}
-
 static int inspection_filter_valid(const store_inspection_filter *f)
 {
     if (f->product && !store_valid_product_id(f->product))
@@ -370,12 +327,8 @@ static int inspection_filter_valid(const store_inspection_filter *f)
 store_status store_inspection_list(store_t *st, const store_inspection_filter *f,
                                    store_inspection_t **out, size_t *n, char next[STORE_ID_LEN])
 {
-    if (!out || !n)
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (next)
-        next[0] = '\0';
     store_inspection_filter flt;
     memset(&flt, 0, sizeof flt);
     if (f)
@@ -385,21 +338,10 @@ store_status store_inspection_list(store_t *st, const store_inspection_filter *f
     size_t limit = db_list_limit(flt.limit);
     store_inspections_flush(st);
     int which = (flt.product ? 1 : 0) | (flt.decision ? 2 : 0);
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, INSP_LIST_SQL[which]);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        db_bind_text_or_null(s, 1, flt.product);
-        db_bind_text_or_null(s, 2, flt.decision);
-        db_bind_text_or_null(s, 3, (flt.after && *flt.after) ? flt.after : NULL);
-        if (flt.since > 0)
-            sqlite3_bind_int64(s, 4, flt.since);
-        else
-            sqlite3_bind_null(s, 4);
-        sqlite3_bind_int64(s, 5, (sqlite3_int64)limit + 1);
-        r = inspection_rows(c, s, limit, out, n, next);
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {INSP_LIST_SQL[which],
+                  {DB_TEXT(flt.product), DB_TEXT(flt.decision),
+                   DB_TEXT((flt.after && *flt.after) ? flt.after : NULL),
+                   flt.since > 0 ? DB_INT(flt.since) : DB_NULL, DB_INT(limit + 1)},
+                  NULL, limit};
+    return db_list(st, &q, &INSPECTION_ROWS, out, n, next);
 }

@@ -34,20 +34,25 @@ int store_job_state_parse(const char *name, store_job_state *s)
     return -1;
 }
 
-int store_job_active_w(store_t *st, const char *product)
+store_status store_product_idle_w(store_t *st, const char *product)
 {
     static const char SQL[] =
         "SELECT 1 FROM jobs WHERE product = ?1 AND state IN ('queued','running')";
-    return db_exists_w(st, SQL, product);
+    int e = store_product_exists_w(st, product);
+    if (e <= 0)
+        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
+    e = db_exists_w(st, SQL, product);
+    return e == 0 ? STORE_OK : e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
 }
 
 #define JOB_COLS                                                                     \
     "id, product, state, params_json, phase, epoch, epochs, loss, fraction, "        \
     "model_version, error, cancel_requested, created_at, started_at, finished_at"
 
-static void job_from_row(sqlite3_stmt *s, store_job_t *j)
+static void job_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
-    memset(j, 0, sizeof *j);
+    (void)ctx;
+    store_job_t *j = elem;
     db_col_copy(s, 0, j->id, sizeof j->id);
     db_col_copy(s, 1, j->product, sizeof j->product);
     store_job_state_parse((const char *)sqlite3_column_text(s, 2), &j->state);
@@ -65,43 +70,39 @@ static void job_from_row(sqlite3_stmt *s, store_job_t *j)
     j->finished_at = sqlite3_column_int64(s, 14);
 }
 
-void store_job_clear(store_job_t *j)
+static void job_clear(void *elem)
 {
-    if (!j)
-        return;
+    store_job_t *j = elem;
     free(j->params_json);
     free(j->phase);
     free(j->error);
-    memset(j, 0, sizeof *j);
 }
 
-void store_jobs_free(store_job_t *arr, size_t n)
-{
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_job_clear(&arr[i]);
-    free(arr);
-}
+/* Job lists are not paged: no cursor key. */
+static const db_rowtype JOB_ROWS = {sizeof(store_job_t), job_from_row, job_clear, 0, 0};
+
+DB_DEFINE_CLEAR_FREE(store_job_t, store_job_clear, store_jobs_free, JOB_ROWS)
 
 /* Reads a job on the given connection (a reader, or the writer inside a
  * transaction so the caller sees its own change). */
 static store_status job_get_on(conn_t *c, const char *id, store_job_t *out)
 {
     static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
-    sqlite3_stmt *s = db_prep(c, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    int rc = db_step(s);
-    store_status r;
-    if (rc == SQLITE_ROW) {
-        job_from_row(s, out);
-        r = STORE_OK;
-    } else {
-        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
-    }
-    db_done(s);
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    return db_get_on(c, &q, &JOB_ROWS, out);
+}
+
+/* Ends a write transaction that changed job id, first reading the job back
+ * into out (may be NULL) on the writer so it shows the change; out is left
+ * empty on failure. */
+static store_status job_wend_get(store_t *st, store_status r, const char *id,
+                                 store_job_t *out)
+{
+    if (r == STORE_OK && out)
+        r = job_get_on(&st->w, id, out);
+    r = db_wend(st, r);
+    if (r != STORE_OK && out)
+        store_job_clear(out);
     return r;
 }
 
@@ -124,14 +125,9 @@ static store_status job_insert_w(store_t *st, const char *id, const char *produc
 {
     static const char SQL[] = "INSERT INTO jobs(id, product, state, params_json, created_at) "
                               "VALUES (?1, ?2, 'queued', ?3, ?4)";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, params_json ? params_json : "{}", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 4, store_now_ms());
-    store_status r = db_run(&st->w, s);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(product), DB_TEXT(params_json ? params_json : "{}"),
+                        DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_wrun(st, &q);
     /* the partial unique index: another process made an active job first */
     return r == STORE_ERR_EXISTS ? STORE_ERR_CONFLICT : r;
 }
@@ -149,23 +145,10 @@ store_status store_job_create(store_t *st, const char *product, const char *para
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    int e = store_product_exists_w(st, product);
-    if (e <= 0) {
-        db_wrollback(st);
-        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
-    }
-    e = store_job_active_w(st, product);
-    if (e != 0) {
-        db_wrollback(st);
-        return e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
-    }
-    r = job_insert_w(st, id, product, params_json);
-    if (r == STORE_OK && out)
-        r = job_get_on(&st->w, id, out);
-    r = db_wend(st, r);
-    if (r != STORE_OK && out)
-        store_job_clear(out);
-    return r;
+    r = store_product_idle_w(st, product);
+    if (r == STORE_OK)
+        r = job_insert_w(st, id, product, params_json);
+    return job_wend_get(st, r, id, out);
 }
 
 store_status store_job_list(store_t *st, const char *product, int state_filter, size_t limit,
@@ -174,10 +157,8 @@ store_status store_job_list(store_t *st, const char *product, int state_filter, 
     static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE "
                               "(?1 IS NULL OR product = ?1) AND (?2 IS NULL OR state = ?2) "
                               "ORDER BY created_at DESC, rowid DESC LIMIT ?3";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
     if (product && !store_valid_product_id(product))
         return STORE_ERR_INVALID;
     const char *state = NULL;
@@ -187,30 +168,9 @@ store_status store_job_list(store_t *st, const char *product, int state_filter, 
             return STORE_ERR_INVALID;
     }
     limit = db_list_limit(limit);
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        db_bind_text_or_null(s, 1, product);
-        db_bind_text_or_null(s, 2, state);
-        sqlite3_bind_int64(s, 3, (sqlite3_int64)limit);
-        store_job_t *arr = xcalloc(limit, sizeof *arr);
-        size_t k = 0;
-        int rc;
-        while ((rc = db_step(s)) == SQLITE_ROW)
-            job_from_row(s, &arr[k++]);
-        if (rc != SQLITE_DONE) {
-            r = db_map_rc(c->db, rc);
-            store_jobs_free(arr, k);
-        } else {
-            *out = arr;
-            *n = k;
-            r = STORE_OK;
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    /* LIMIT without a cursor: the newest jobs, no further pages */
+    db_query q = {SQL, {DB_TEXT(product), DB_TEXT(state), DB_INT(limit)}, NULL, 0};
+    return db_list(st, &q, &JOB_ROWS, out, n, NULL);
 }
 
 /* Id of the oldest queued job into id (inside a write transaction). */
@@ -218,17 +178,8 @@ static store_status job_oldest_queued_w(store_t *st, char id[STORE_ID_LEN])
 {
     static const char SQL[] =
         "SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    int rc = db_step(s);
-    store_status r = STORE_OK;
-    if (rc == SQLITE_ROW)
-        db_col_copy(s, 0, id, STORE_ID_LEN);
-    else
-        r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
-    db_done(s);
-    return r;
+    db_query q = {.sql = SQL}; /* no parameters */
+    return db_get_text_w(st, &q, id, STORE_ID_LEN);
 }
 
 store_status store_job_claim(store_t *st, store_job_t *out)
@@ -243,22 +194,10 @@ store_status store_job_claim(store_t *st, store_job_t *out)
         return r;
     char id[STORE_ID_LEN] = "";
     r = job_oldest_queued_w(st, id);
-    if (r == STORE_OK) {
-        sqlite3_stmt *s = db_prep(&st->w, SQL_RUN);
-        if (!s) {
-            r = STORE_ERR_DB;
-        } else {
-            sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(s, 2, store_now_ms());
-            r = db_run(&st->w, s);
-        }
-    }
+    db_query q = {SQL_RUN, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
     if (r == STORE_OK)
-        r = job_get_on(&st->w, id, out);
-    r = db_wend(st, r);
-    if (r != STORE_OK)
-        store_job_clear(out);
-    return r;
+        r = db_wrun(st, &q);
+    return job_wend_get(st, r, id, out);
 }
 
 /* STORE_ERR_NOT_FOUND if the job does not exist, else STORE_ERR_CONFLICT:
@@ -283,14 +222,10 @@ store_status store_job_progress(store_t *st, const char *id, const char *phase, 
     if (!isfinite(fraction))
         fraction = 0;
     fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL, &r);
+    if (!s)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     db_bind_text_or_null(s, 2, phase);
     sqlite3_bind_int(s, 3, epoch);
@@ -320,18 +255,10 @@ store_status store_job_finish_w(store_t *st, const char *id, store_job_state sta
         "UPDATE jobs SET state = ?2, error = ?3, model_version = ?4, finished_at = ?5, "
         "fraction = CASE WHEN ?2 = 'succeeded' THEN 1 ELSE fraction END "
         "WHERE id = ?1 AND state IN ('queued','running')";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, store_job_state_name(state), -1, SQLITE_STATIC);
-    db_bind_text_or_null(s, 3, error);
-    if (model_version > 0)
-        sqlite3_bind_int64(s, 4, model_version);
-    else
-        sqlite3_bind_null(s, 4);
-    sqlite3_bind_int64(s, 5, store_now_ms());
-    store_status r = db_run(&st->w, s);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(store_job_state_name(state)), DB_TEXT(error),
+                        model_version > 0 ? DB_INT(model_version) : DB_NULL,
+                        DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_wrun(st, &q);
     if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
         r = job_missing_or_conflict(st, id);
     return r;
@@ -360,19 +287,12 @@ static store_status job_cancel_w(store_t *st, const char *id)
                                 "finished_at = ?2 WHERE id = ?1 AND state = 'queued'";
     static const char SQL_R[] = "UPDATE jobs SET cancel_requested = 1 "
                                 "WHERE id = ?1 AND state = 'running'";
-    sqlite3_stmt *s = db_prep(&st->w, SQL_Q);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, store_now_ms());
-    store_status r = db_run(&st->w, s);
+    db_query q = {SQL_Q, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_wrun(st, &q);
     if (r != STORE_OK || sqlite3_changes(st->w.db) > 0)
         return r;
-    s = db_prep(&st->w, SQL_R);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    r = db_run(&st->w, s);
+    db_query qr = {SQL_R, {DB_TEXT(id)}, NULL, 0};
+    r = db_wrun(st, &qr);
     if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
         r = job_missing_or_conflict(st, id);
     return r;
@@ -387,25 +307,17 @@ store_status store_job_cancel(store_t *st, const char *id, store_job_t *out)
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    r = job_cancel_w(st, id);
-    if (r == STORE_OK && out)
-        r = job_get_on(&st->w, id, out);
-    r = db_wend(st, r);
-    if (r != STORE_OK && out)
-        store_job_clear(out);
-    return r;
+    return job_wend_get(st, job_cancel_w(st, id), id, out);
 }
 
 /* Runs one recovery UPDATE (?1 = now when the SQL has it) and adds the rows
  * it changed to *total. */
 static store_status recover_step(store_t *st, const char *sql, int bind_now, int *total)
 {
-    sqlite3_stmt *s = db_prep(&st->w, sql);
-    if (!s)
-        return STORE_ERR_DB;
+    db_query q = {.sql = sql};
     if (bind_now)
-        sqlite3_bind_int64(s, 1, store_now_ms());
-    store_status r = db_run(&st->w, s);
+        q.args[0] = DB_INT(store_now_ms());
+    store_status r = db_wrun(st, &q);
     *total += sqlite3_changes(st->w.db);
     return r;
 }

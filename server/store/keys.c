@@ -36,23 +36,6 @@ int store_role_parse(const char *name, store_role *r)
     return -1;
 }
 
-void store_key_clear(store_key_t *k)
-{
-    if (!k)
-        return;
-    free(k->name);
-    memset(k, 0, sizeof *k);
-}
-
-void store_keys_free(store_key_t *arr, size_t n)
-{
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_key_clear(&arr[i]);
-    free(arr);
-}
-
 /* 16-256 printable ASCII characters, no spaces. */
 static int valid_key_text(const char *k)
 {
@@ -102,15 +85,27 @@ static int ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 
 #define KEY_COLS "id, name, role, created_at, revoked_at"
 
-static void key_from_row(sqlite3_stmt *s, store_key_t *k)
+static void key_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
-    memset(k, 0, sizeof *k);
+    (void)ctx;
+    store_key_t *k = elem;
     db_col_copy(s, 0, k->id, sizeof k->id);
     k->name = db_col_dup(s, 1, "");
     store_role_parse((const char *)sqlite3_column_text(s, 2), &k->role);
     k->created_at = sqlite3_column_int64(s, 3);
     k->revoked_at = sqlite3_column_int64(s, 4);
 }
+
+static void key_clear(void *elem)
+{
+    store_key_t *k = elem;
+    free(k->name);
+}
+
+/* Key lists are not paged: no cursor key. */
+static const db_rowtype KEY_ROWS = {sizeof(store_key_t), key_from_row, key_clear, 0, 0};
+
+DB_DEFINE_CLEAR_FREE(store_key_t, store_key_clear, store_keys_free, KEY_ROWS)
 
 /* ---------------------------------------------------------------- create */
 
@@ -145,23 +140,12 @@ static store_status key_row_insert(store_t *st, const key_row *k)
 {
     static const char SQL[] = "INSERT INTO api_keys(id, name, role, salt, hash, lookup, "
                               "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
-        return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
-    sqlite3_bind_text(s, 1, k->id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, k->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, store_role_name(k->role), -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, k->salt, sizeof k->salt, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, 5, k->hash, sizeof k->hash, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 6, k->lookup, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 7, k->created_at);
-    r = db_run(&st->w, s);
-    return db_wend(st, r);
+    db_query q = {SQL,
+                  {DB_TEXT(k->id), DB_TEXT(k->name), DB_TEXT(store_role_name(k->role)),
+                   DB_BLOB(k->salt, sizeof k->salt), DB_BLOB(k->hash, sizeof k->hash),
+                   DB_TEXT(k->lookup), DB_INT(k->created_at)},
+                  NULL, 0};
+    return db_write(st, &q, 0);
 }
 
 store_status store_key_create(store_t *st, const char *name, store_role role, const char *key,
@@ -235,7 +219,7 @@ store_status store_key_verify(store_t *st, const char *presented, store_key_t *o
         while ((rc = db_step(s)) == SQLITE_ROW) {
             if (key_row_matches(s, presented)) {
                 if (out)
-                    key_from_row(s, out);
+                    key_from_row(s, out, NULL);
                 r = STORE_OK;
                 break;
             }
@@ -251,36 +235,10 @@ store_status store_key_verify(store_t *st, const char *presented, store_key_t *o
 store_status store_key_list(store_t *st, store_key_t **out, size_t *n)
 {
     static const char SQL[] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        size_t cap = 16, k = 0;
-        store_key_t *arr = xcalloc(cap, sizeof *arr);
-        int rc;
-        while ((rc = db_step(s)) == SQLITE_ROW) {
-            if (k == cap) {
-                cap *= 2;
-                arr = xrealloc(arr, cap * sizeof *arr);
-            }
-            key_from_row(s, &arr[k++]);
-        }
-        if (rc != SQLITE_DONE) {
-            r = db_map_rc(c->db, rc);
-            store_keys_free(arr, k);
-        } else {
-            *out = arr;
-            *n = k;
-            r = STORE_OK;
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {.sql = SQL}; /* no parameters */
+    return db_list(st, &q, &KEY_ROWS, out, n, NULL);
 }
 
 /* ---------------------------------------------------------------- revoke */
@@ -291,20 +249,8 @@ store_status store_key_revoke(store_t *st, const char *id)
         "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
     if (!store_valid_id(id))
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
-        return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, store_now_ms());
-    r = db_run(&st->w, s);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
-    return db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
+    return db_write(st, &q, 1);
 }
 
 store_status store_key_count_active(store_t *st, int64_t *n)

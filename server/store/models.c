@@ -8,31 +8,14 @@
 
 #include <math.h>
 
-void store_model_clear(store_model_t *m)
-{
-    if (!m)
-        return;
-    free(m->figures_json);
-    free(m->blob);
-    memset(m, 0, sizeof *m);
-}
-
-void store_models_free(store_model_t *arr, size_t n)
-{
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_model_clear(&arr[i]);
-    free(arr);
-}
-
 #define MODEL_COLS                                                                 \
     "m.product, m.version, m.created_at, m.job_id, m.threshold, m.backbone_sha256, " \
     "m.figures_json, coalesce(p.active_version = m.version, 0)"
 
-static void model_from_row(sqlite3_stmt *s, store_model_t *m)
+static void model_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
-    memset(m, 0, sizeof *m);
+    (void)ctx;
+    store_model_t *m = elem;
     db_col_copy(s, 0, m->product, sizeof m->product);
     m->version = sqlite3_column_int64(s, 1);
     m->created_at = sqlite3_column_int64(s, 2);
@@ -43,19 +26,41 @@ static void model_from_row(sqlite3_stmt *s, store_model_t *m)
     m->active = sqlite3_column_int(s, 7) != 0;
 }
 
+/* store_model_get's row: MODEL_COLS, then the blob in column 8. */
+static void model_blob_from_row(sqlite3_stmt *s, void *elem, void *ctx)
+{
+    store_model_t *m = elem;
+    model_from_row(s, m, ctx);
+    const void *b = sqlite3_column_blob(s, 8); /* before _bytes, as SQLite asks */
+    int bl = sqlite3_column_bytes(s, 8);
+    m->blob = xmalloc((size_t)bl);
+    if (bl > 0)
+        memcpy(m->blob, b, (size_t)bl);
+    m->blob_len = (size_t)bl;
+}
+
+static void model_clear(void *elem)
+{
+    store_model_t *m = elem;
+    free(m->figures_json);
+    free(m->blob);
+}
+
+/* Models are not paged: no cursor key. */
+static const db_rowtype MODEL_ROWS = {sizeof(store_model_t), model_from_row, model_clear, 0, 0};
+static const db_rowtype MODEL_BLOB_ROWS = {sizeof(store_model_t), model_blob_from_row,
+                                           model_clear, 0, 0};
+
+DB_DEFINE_CLEAR_FREE(store_model_t, store_model_clear, store_models_free, MODEL_ROWS)
+
 /* Makes version the product's active model (inside a write transaction). */
 static store_status product_set_active_w(store_t *st, const char *product, int64_t version,
                                          int64_t now)
 {
     static const char SQL[] =
         "UPDATE products SET active_version = ?2, updated_at = ?3 WHERE id = ?1";
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s)
-        return STORE_ERR_DB;
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, version);
-    sqlite3_bind_int64(s, 3, now);
-    return db_run(&st->w, s);
+    db_query q = {SQL, {DB_TEXT(product), DB_INT(version), DB_INT(now)}, NULL, 0};
+    return db_wrun(st, &q);
 }
 
 /* ---------------------------------------------------------------- insert */
@@ -186,71 +191,21 @@ store_status store_model_get(store_t *st, const char *product, int64_t version,
     memset(out, 0, sizeof *out);
     if (!store_valid_product_id(product) || version < 0)
         return STORE_ERR_INVALID;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 2, version);
-        int rc = db_step(s);
-        if (rc == SQLITE_ROW) {
-            model_from_row(s, out);
-            const void *b = sqlite3_column_blob(s, 8);
-            int bl = sqlite3_column_bytes(s, 8);
-            out->blob = xmalloc((size_t)bl);
-            if (bl > 0)
-                memcpy(out->blob, b, (size_t)bl);
-            out->blob_len = (size_t)bl;
-            r = STORE_OK;
-        } else {
-            r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {SQL, {DB_TEXT(product), DB_INT(version)}, NULL, 0};
+    return db_get(st, &q, &MODEL_BLOB_ROWS, out);
 }
 
 store_status store_model_list(store_t *st, const char *product, store_model_t **out, size_t *n)
 {
     static const char SQL[] = "SELECT " MODEL_COLS " FROM models m JOIN products p ON "
                               "p.id = m.product WHERE m.product = ?1 ORDER BY m.version DESC";
-    if (!out || !n)
+    if (!db_list_reset(out, n, NULL))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (!store_valid_product_id(product))
-        return STORE_ERR_INVALID;
-    int pe = store_product_exists_r(st, product);
-    if (pe <= 0)
-        return pe == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-        size_t cap = 16, k = 0;
-        store_model_t *arr = xcalloc(cap, sizeof *arr);
-        int rc;
-        while ((rc = db_step(s)) == SQLITE_ROW) {
-            if (k == cap) {
-                cap *= 2;
-                arr = xrealloc(arr, cap * sizeof *arr);
-            }
-            model_from_row(s, &arr[k++]);
-        }
-        if (rc != SQLITE_DONE) {
-            r = db_map_rc(c->db, rc);
-            store_models_free(arr, k);
-        } else {
-            *out = arr;
-            *n = k;
-            r = STORE_OK;
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    store_status r = store_product_check_r(st, product);
+    if (r != STORE_OK)
+        return r;
+    db_query q = {SQL, {DB_TEXT(product)}, NULL, 0};
+    return db_list(st, &q, &MODEL_ROWS, out, n, NULL);
 }
 
 /* ---------------------------------------------------------------- updates */
@@ -260,14 +215,10 @@ store_status store_model_activate(store_t *st, const char *product, int64_t vers
     static const char SQL_HAS[] = "SELECT 1 FROM models WHERE product = ?1 AND version = ?2";
     if (!store_valid_product_id(product) || version <= 0)
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL_HAS, &r);
+    if (!s)
         return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL_HAS);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
     sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, version);
     int rc = db_step(s);
@@ -287,19 +238,6 @@ store_status store_model_set_threshold(store_t *st, const char *product, int64_t
         "CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT active_version FROM products WHERE id = ?1) END";
     if (!store_valid_product_id(product) || version < 0 || !isfinite(threshold))
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
-        return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
-    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, version);
-    sqlite3_bind_double(s, 3, threshold);
-    r = db_run(&st->w, s);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
-    return db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(product), DB_INT(version), DB_REAL(threshold)}, NULL, 0};
+    return db_write(st, &q, 1);
 }

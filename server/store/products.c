@@ -26,9 +26,10 @@ int store_product_exists_r(store_t *st, const char *id)
     "m.version = p.active_version), "                                                  \
     "(SELECT count(*) FROM images i WHERE i.product = p.id)"
 
-static void product_from_row(sqlite3_stmt *s, store_product_t *p)
+static void product_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
-    memset(p, 0, sizeof *p);
+    (void)ctx;
+    store_product_t *p = elem;
     db_col_copy(s, 0, p->id, sizeof p->id);
     p->name = db_col_dup(s, 1, "");
     p->settings_json = db_col_dup(s, 2, "{}");
@@ -40,22 +41,25 @@ static void product_from_row(sqlite3_stmt *s, store_product_t *p)
     p->image_count = sqlite3_column_int64(s, 7);
 }
 
-void store_product_clear(store_product_t *p)
+static void product_clear(void *elem)
 {
-    if (!p)
-        return;
+    store_product_t *p = elem;
     free(p->name);
     free(p->settings_json);
-    memset(p, 0, sizeof *p);
 }
 
-void store_products_free(store_product_t *arr, size_t n)
+static const db_rowtype PRODUCT_ROWS = {sizeof(store_product_t), product_from_row,
+                                        product_clear, offsetof(store_product_t, id),
+                                        STORE_PRODUCT_ID_MAX};
+
+DB_DEFINE_CLEAR_FREE(store_product_t, store_product_clear, store_products_free, PRODUCT_ROWS)
+
+store_status store_product_check_r(store_t *st, const char *id)
 {
-    if (!arr)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_product_clear(&arr[i]);
-    free(arr);
+    if (!store_valid_product_id(id))
+        return STORE_ERR_INVALID;
+    int e = store_product_exists_r(st, id);
+    return e > 0 ? STORE_OK : e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
 }
 
 store_status store_product_get(store_t *st, const char *id, store_product_t *out)
@@ -66,22 +70,8 @@ store_status store_product_get(store_t *st, const char *id, store_product_t *out
     memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-        int rc = db_step(s);
-        if (rc == SQLITE_ROW) {
-            product_from_row(s, out);
-            r = STORE_OK;
-        } else {
-            r = rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(c->db, rc);
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    return db_get(st, &q, &PRODUCT_ROWS, out);
 }
 
 store_status store_product_create(store_t *st, const char *id, const char *name,
@@ -93,20 +83,10 @@ store_status store_product_create(store_t *st, const char *id, const char *name,
         memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
-        return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, name ? name : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, settings_json ? settings_json : "{}", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 4, store_now_ms());
-    r = db_run(&st->w, s);
-    r = db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(name ? name : ""),
+                        DB_TEXT(settings_json ? settings_json : "{}"), DB_INT(store_now_ms())},
+                  NULL, 0};
+    store_status r = db_write(st, &q, 0);
     if (r == STORE_OK && out)
         r = store_product_get(st, id, out);
     return r;
@@ -118,45 +98,13 @@ store_status store_product_list(store_t *st, size_t limit, const char *after,
 {
     static const char SQL[] = "SELECT " PRODUCT_COLS " FROM products p WHERE p.id > ?1 "
                               "ORDER BY p.id LIMIT ?2";
-    if (!out || !n)
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
-    *out = NULL;
-    *n = 0;
-    if (next)
-        next[0] = '\0';
     if (after && *after && !store_valid_product_id(after))
         return STORE_ERR_INVALID;
     limit = db_list_limit(limit);
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, after ? after : "", -1, SQLITE_TRANSIENT);
-        /* one row more than asked tells whether a next page exists */
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)limit + 1);
-        store_product_t *arr = xcalloc(limit + 1, sizeof *arr);
-        size_t k = 0;
-        int rc;
-        while ((rc = db_step(s)) == SQLITE_ROW)
-            product_from_row(s, &arr[k++]);
-        if (rc != SQLITE_DONE) {
-            r = db_map_rc(c->db, rc);
-            store_products_free(arr, k);
-        } else {
-            if (k > limit) {
-                store_product_clear(&arr[limit]);
-                k = limit;
-                if (next)
-                    copy_str(next, STORE_PRODUCT_ID_MAX, arr[k - 1].id);
-            }
-            *out = arr;
-            *n = k;
-            r = STORE_OK;
-        }
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
+    db_query q = {SQL, {DB_TEXT(after ? after : ""), DB_INT(limit + 1)}, NULL, limit};
+    return db_list(st, &q, &PRODUCT_ROWS, out, n, next);
 }
 
 store_status store_product_patch(store_t *st, const char *id, const char *name,
@@ -169,22 +117,9 @@ store_status store_product_patch(store_t *st, const char *id, const char *name,
         memset(out, 0, sizeof *out);
     if (!store_valid_product_id(id))
         return STORE_ERR_INVALID;
-    store_status r = db_wbegin(st);
-    if (r != STORE_OK)
-        return r;
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    db_bind_text_or_null(s, 2, name);
-    db_bind_text_or_null(s, 3, settings_json);
-    sqlite3_bind_int64(s, 4, store_now_ms());
-    r = db_run(&st->w, s);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
-    r = db_wend(st, r);
+    db_query q = {SQL, {DB_TEXT(id), DB_TEXT(name), DB_TEXT(settings_json),
+                        DB_INT(store_now_ms())}, NULL, 0};
+    store_status r = db_write(st, &q, 1);
     if (r == STORE_OK && out)
         r = store_product_get(st, id, out);
     return r;
@@ -198,23 +133,10 @@ store_status store_product_delete(store_t *st, const char *id)
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    int e = store_product_exists_w(st, id);
-    if (e <= 0) {
-        db_wrollback(st);
-        return e == 0 ? STORE_ERR_NOT_FOUND : STORE_ERR_DB;
-    }
-    e = store_job_active_w(st, id);
-    if (e != 0) {
-        db_wrollback(st);
-        return e > 0 ? STORE_ERR_CONFLICT : STORE_ERR_DB;
-    }
-    sqlite3_stmt *s = db_prep(&st->w, SQL);
-    if (!s) {
-        db_wrollback(st);
-        return STORE_ERR_DB;
-    }
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    r = db_run(&st->w, s);
+    r = store_product_idle_w(st, id);
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    if (r == STORE_OK)
+        r = db_wrun(st, &q);
     r = db_wend(st, r);
     if (r == STORE_OK) {
         /* Rows are gone (cascade); now the files. The id was validated, so

@@ -166,6 +166,93 @@ store_status db_count(store_t *st, const char *sql, const char *arg,
 /* A list call's limit: 0 -> STORE_LIST_DEFAULT, capped at STORE_LIST_MAX. */
 size_t db_list_limit(size_t limit);
 
+/* ---- statements as data (db.c) ------------------------------------------
+ * Every table reads rows and runs writes the same way (prepare, bind, step,
+ * convert, reset); these helpers hold that code once, so a table file only
+ * says which SQL, which parameters and how one row becomes one struct. */
+
+/* How rows become a table's struct. */
+typedef struct {
+    size_t size;                                    /* sizeof the struct     */
+    /* fills one zeroed element from the current row */
+    void (*from_row)(sqlite3_stmt *s, void *elem, void *ctx);
+    void (*clear)(void *elem);                      /* frees what it owns    */
+    size_t key_off;  /* offsetof the char[] field a list's next cursor is    */
+    size_t key_cap;  /* ... and its size                                     */
+} db_rowtype;
+
+/* One bound parameter: text (NULL text binds SQL NULL), integer, real or
+ * blob (copied when bound, like text). */
+typedef struct {
+    enum { DB_ARG_END, DB_ARG_TEXT, DB_ARG_INT, DB_ARG_REAL, DB_ARG_BLOB } kind;
+    const void *p;   /* text or blob */
+    int64_t i;       /* integer, or the blob's length */
+    double d;
+} db_arg;
+#define DB_TEXT(v) ((db_arg){DB_ARG_TEXT, (v), 0, 0})
+#define DB_INT(v) ((db_arg){DB_ARG_INT, NULL, (int64_t)(v), 0})
+#define DB_REAL(v) ((db_arg){DB_ARG_REAL, NULL, 0, (v)})
+#define DB_BLOB(v, len) ((db_arg){DB_ARG_BLOB, (v), (int64_t)(len), 0})
+#define DB_NULL DB_TEXT(NULL)
+#define DB_ARGS_MAX 8
+
+/* A statement: the SQL (static storage: its address keys the statement cache),
+ * its parameters ?1, ?2, ... in order (ended by the first DB_ARG_END), the
+ * context handed to from_row, and for a paged list its page size: the SQL
+ * then asks for page + 1 rows, the extra one only tells a next page exists. */
+typedef struct {
+    const char *sql;
+    db_arg args[DB_ARGS_MAX];
+    void *ctx;
+    size_t page;                                    /* 0: not paged          */
+} db_query;
+
+/* The first row of q on connection c into out (t->from_row);
+ * STORE_ERR_NOT_FOUND when there is none. */
+store_status db_get_on(conn_t *c, const db_query *q, const db_rowtype *t, void *out);
+/* db_get_on on a reader from the pool. */
+store_status db_get(store_t *st, const db_query *q, const db_rowtype *t, void *out);
+/* All rows of q on a reader, as a new array (never NULL on success) into
+ * the caller's T *array, whose address is out, and its length into *n.
+ * Paged (q->page > 0): at most page rows, and next (t->key_cap bytes, may be
+ * NULL) receives the last row's key when a next page exists. On failure
+ * nothing is handed over. */
+store_status db_list(store_t *st, const db_query *q, const db_rowtype *t, void *out,
+                     size_t *n, char *next);
+/* Empties a list call's outputs first (out is the address of its T *array;
+ * next may be NULL), so every failure leaves them empty. 0 when out or n is
+ * NULL, which the call answers with STORE_ERR_INVALID. */
+int db_list_reset(void *out, size_t *n, char *next);
+/* Clears n elements of arr with t->clear and frees arr (NULL is fine): the
+ * body of every store_*s_free. */
+void db_free_rows(const db_rowtype *t, void *arr, size_t n);
+/* Defines a table's public store_X_clear (NULL is fine; the struct is zeroed
+ * after t->clear freed what it owns) and store_Xs_free from its db_rowtype,
+ * which every table's pair only forwarded to. */
+#define DB_DEFINE_CLEAR_FREE(T, clear_fn, free_fn, rows)                     \
+    void clear_fn(T *x)                                                      \
+    {                                                                        \
+        if (!x)                                                              \
+            return;                                                          \
+        (rows).clear(x);                                                     \
+        memset(x, 0, sizeof *x);                                             \
+    }                                                                        \
+    void free_fn(T *arr, size_t n) { db_free_rows(&(rows), arr, n); }
+/* Column 0 of q's first row on the writer into dst[cap];
+ * STORE_ERR_NOT_FOUND when there is no row. */
+store_status db_get_text_w(store_t *st, const db_query *q, char *dst, size_t cap);
+
+/* Binds q's parameters to its SQL on the writer and runs it (a statement
+ * without rows), inside the caller's write transaction. */
+store_status db_wrun(store_t *st, const db_query *q);
+/* db_wrun in a write transaction of its own. With must_change, changing no
+ * row is STORE_ERR_NOT_FOUND (an UPDATE of a missing row). */
+store_status db_write(store_t *st, const db_query *q, int must_change);
+
+/* Begins a write transaction and prepares sql on the writer. NULL on
+ * failure, with *r the status and the writer released again. */
+sqlite3_stmt *db_wbegin_prep(store_t *st, const char *sql, store_status *r);
+
 /* ---- files (files.c) ---------------------------------------------------- */
 
 /* mkdir -p with mode for the directories it creates; 0 or -1 (errno). */
@@ -187,8 +274,13 @@ int store_random_bytes(void *buf, size_t n);
 /* Existence checks, 1 / 0 / -1 on error like db_exists_*. products.c */
 int store_product_exists_w(store_t *st, const char *id);
 int store_product_exists_r(store_t *st, const char *id);
-/* 1 if product has a queued or running job. jobs.c; in a write transaction. */
-int store_job_active_w(store_t *st, const char *product);
+/* The check of a call about one product: STORE_ERR_INVALID for a bad id,
+ * STORE_ERR_NOT_FOUND for an unknown one, STORE_ERR_DB if it cannot tell. */
+store_status store_product_check_r(store_t *st, const char *id);
+/* Whether product may get a job or be deleted, in a write transaction:
+ * STORE_OK, STORE_ERR_NOT_FOUND (no such product), STORE_ERR_CONFLICT (it
+ * has a queued or running job) or STORE_ERR_DB. jobs.c */
+store_status store_product_idle_w(store_t *st, const char *product);
 /* store_job_finish's UPDATE inside the caller's write transaction (so
  * store_model_insert finishes the job atomically with the insert). jobs.c */
 store_status store_job_finish_w(store_t *st, const char *id, store_job_state state,
