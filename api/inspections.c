@@ -14,12 +14,12 @@
 #include "render.h"
 
 /* The response: the audit row's view without created_at and key_id, with
- * the regions and timings as computed (not parsed back from the row). */
+ * the regions and timings the row was written from (not parsed back). */
 static json_t *inspect_response(const inspect_result *res)
 {
     json_t *o = inspection_json(&res->row); /* its JSON texts are NULL: nothing parsed */
-    json_object_set_new(o, "regions", inspect_regions_json(res->regions, res->n_regions));
-    json_object_set_new(o, "timings_ms", inspect_timings_json(&res->timings));
+    json_object_set(o, "regions", res->regions_json);
+    json_object_set(o, "timings_ms", res->timings_json);
     json_object_del(o, "created_at");
     json_object_del(o, "key_id");
     if (res->heatmap != NULL)

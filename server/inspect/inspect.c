@@ -43,6 +43,8 @@ void inspect_result_clear(inspect_result *res)
     free(res->heatmap);
     free(res->row.regions_json);
     free(res->row.timings_json);
+    json_decref(res->regions_json);
+    json_decref(res->timings_json);
     memset(res, 0, sizeof *res);
 }
 
@@ -119,16 +121,16 @@ json_t *inspect_timings_json(const inspect_timings *t)
                      t->model, "encode", t->encode, "total", t->total);
 }
 
-/* Writes res->row with its regions (stolen) and timings as JSON texts; a
- * failure is logged: the inspection's answer stands without its row. */
+/* Writes res->row with its regions and timings as JSON texts, keeping the
+ * JSON values in res (regions stolen) for the response; a failure is logged:
+ * the inspection's answer stands without its row. */
 static void write_row(inspect_t *in, inspect_result *res, json_t *regions)
 {
-    json_t *timings = inspect_timings_json(&res->timings);
+    res->regions_json = regions;
+    res->timings_json = inspect_timings_json(&res->timings);
     store_inspection_t *row = &res->row;
     row->regions_json = json_dumps(regions, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    row->timings_json = json_dumps(timings, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    json_decref(regions);
-    json_decref(timings);
+    row->timings_json = json_dumps(res->timings_json, JSON_COMPACT | JSON_REAL_PRECISION(6));
     store_status ss = store_inspection_enqueue(in->opt.st, row);
     if (ss == STORE_ERR_FULL)
         ss = store_inspection_insert(in->opt.st, row);

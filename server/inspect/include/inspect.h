@@ -108,6 +108,10 @@ typedef struct inspect_result {
     heatmap_region *regions;   /* n_regions, highest score first              */
     int n_regions;
     inspect_timings timings;
+    /* the regions and timings as the JSON the row was written from; the
+     * response takes references instead of building them again */
+    json_t *regions_json;
+    json_t *timings_json;
     char *heatmap;             /* what inline_heatmap made of the PNG, or NULL */
 } inspect_result;
 
