@@ -24,6 +24,16 @@ typedef struct api_route {
                              batch waits for this request's body        */
 } api_route;
 
+/* ---- limits of what a client may send (docs/API.md, "Limits") -----------
+ * One place for them: routes.c gives each JSON route its body limit, the
+ * handlers check the field limits. JSON bodies are small: a product's settings are a few
+ * dozen numbers, so 64 KiB leaves room for whitespace and never lets a body
+ * of 200,000 unknown keys be parsed. Images keep --max-body-mb. */
+#define API_BODY_SETTINGS 65536 /* products, train: settings objects      */
+#define API_BODY_SMALL 4096     /* threshold, keys                        */
+#define API_NAME_MAX 256        /* product and key names, bytes of UTF-8  */
+#define API_CURSOR_MAX 96       /* a list's cursor, bytes                 */
+
 /* Per-request state (the MHD con_cls), created on the first callback and
  * freed in the completed callback. */
 struct hreq {
@@ -51,6 +61,9 @@ struct hreq {
 
 extern const api_route api_routes[];
 extern const size_t api_n_routes;
+/* The body limit of a JSON route in bytes (routes.c, next to the table);
+ * 0 for the others, which keep --max-body-mb. */
+size_t api_route_body_max(const api_route *route);
 extern const unsigned char api_openapi_json[];
 extern const size_t api_openapi_json_len;
 
@@ -90,6 +103,23 @@ json_t *key_json(const store_key_t *k);
 /* Reads ?limit (default 100, capped at 1000). Replies 400 and returns -1 on
  * a bad value. */
 int query_limit(hreq *r, size_t *limit /* OUT */);
+/* A list's page: ?limit as query_limit, and ?cursor (or its older name
+ * ?after) into *cursor (NULL: the first page), which must pass valid (the
+ * store's check of the key the cursor is made of). Replies 400
+ * invalid_cursor / invalid_limit and returns -1 on a bad value. */
+int query_page(hreq *r, int (*valid)(const char *), size_t *limit /* OUT */,
+               const char **cursor /* OUT */);
+/* 0 when every property of the object body is one of allowed (NULL-ended);
+ * else replies 400 unknown_property naming the first ones and the allowed
+ * ones, and returns -1. */
+int body_only(hreq *r, json_t *body, const char *const allowed[]);
+/* 0 when the string field (may be NULL or not a string: checked elsewhere)
+ * is at most max bytes; else replies 400 field_too_long naming the field and
+ * the limit, and returns -1. */
+int field_max(hreq *r, json_t *field, const char *name, size_t max);
+/* Replies 413 body_too_large with the request's limit (its route's, or
+ * --max-body-mb). */
+enum MHD_Result reply_too_large(hreq *r);
 /* The JSON body, which must be an object (or absent when may_be_empty). When
  * it is not, replies 400 (malformed, or invalid_body with the message
  * not_object) and returns NULL with *ok = 0. */
@@ -100,8 +130,10 @@ json_t *req_json_object(hreq *r, int may_be_empty, const char *not_object, int *
 int path_product(hreq *r, store_product_t *p, enum MHD_Result *ret /* OUT */);
 /* Replies 200 with the product the path names, as the store has it now. */
 enum MHD_Result reply_path_product(hreq *r);
-/* Replies 200 with {name: items}, and "next" (the cursor, or null at the
- * end) when next is not NULL: the one shape of every list. items is stolen. */
+/* Replies 200 with {name: items}, and "next" and "next_cursor" (the same
+ * cursor, or null at the end) when next is not NULL: the one shape of every
+ * list ("next" is the older name, kept for clients that read it). items is
+ * stolen. */
 enum MHD_Result reply_list(hreq *r, const char *name, json_t *items, const char *next);
 /* errors.c: failures of the layers below as error replies (one table).
  * store_fail: what names the thing ("product"). codec_fail: where prefixes

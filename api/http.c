@@ -304,6 +304,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         r->max_body = (size_t)s->ctx->cfg->max_body_mb * 1024 * 1024;
         snprintf(r->method, sizeof r->method, "%s", method);
         find_route(r, url);
+        if (api_route_body_max(r->route) > 0)
+            r->max_body = api_route_body_max(r->route);
         if (r->route == NULL && r->path_known)
             deny(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", r->method,
                  r->allow);
@@ -326,9 +328,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
             const char *ex = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_EXPECT);
             if (ex != NULL && strcasecmp(ex, "100-continue") == 0)
-                return reply_error(r, 413, "body_too_large",
-                                   "the body exceeds the limit of %d MiB",
-                                   s->ctx->cfg->max_body_mb);
+                return reply_too_large(r);
         }
         if (r->route != NULL && r->route->announce && r->deny_status == 0 && !r->too_big &&
             s->ctx->pool != NULL) {
@@ -371,8 +371,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
     if (r->deny_status != 0)
         return reply_error(r, r->deny_status, r->deny_code, "%s", r->deny_msg);
     if (r->too_big)
-        return reply_error(r, 413, "body_too_large", "the body exceeds the limit of %d MiB",
-                           s->ctx->cfg->max_body_mb);
+        return reply_too_large(r);
     enum MHD_Result ret = r->route->fn(r);
     if (r->status == 0)
         return reply_error(r, 500, "internal_error", "the handler sent no response");

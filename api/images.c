@@ -162,11 +162,9 @@ enum MHD_Result h_image_list(hreq *r)
     size_t limit, n = 0;
     store_image_t *arr = NULL;
     char next[STORE_SHA256_HEX] = "";
-    const char *after = req_query(r, "after");
-    if (query_limit(r, &limit) != 0)
+    const char *after;
+    if (query_page(r, store_valid_sha256, &limit, &after) != 0)
         return MHD_YES;
-    if (after != NULL && !store_valid_sha256(after))
-        return reply_error(r, 400, "invalid_cursor", "after must be an image id");
     store_status ss = store_image_list(r->ctx->st, r->params[0], limit, after, &arr, &n, next);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);

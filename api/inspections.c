@@ -91,18 +91,15 @@ enum MHD_Result h_inspection_list(hreq *r)
     size_t n = 0;
     char next[STORE_ID_LEN] = "";
     memset(&f, 0, sizeof f);
-    if (query_limit(r, &f.limit) != 0)
+    if (query_page(r, store_valid_id, &f.limit, &f.after) != 0)
         return MHD_YES;
     f.product = req_query(r, "product");
     f.decision = req_query(r, "decision");
-    f.after = req_query(r, "after");
     const char *since = req_query(r, "since");
     if (f.product != NULL && !store_valid_product_id(f.product))
         return reply_error(r, 400, "invalid_product_id", "invalid product id");
     if (f.decision != NULL && strcmp(f.decision, "OK") != 0 && strcmp(f.decision, "NG") != 0)
         return reply_error(r, 400, "invalid_decision", "decision must be OK or NG");
-    if (f.after != NULL && !store_valid_id(f.after))
-        return reply_error(r, 400, "invalid_cursor", "after must be an inspection id");
     if (since != NULL && store_time_parse(since, &f.since) != 0)
         return reply_error(r, 400, "invalid_since", "since must be an RFC 3339 time");
     store_status ss = store_inspection_list(r->ctx->st, &f, &arr, &n, next);

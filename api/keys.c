@@ -11,11 +11,17 @@ enum MHD_Result h_key_create(hreq *r)
 {
     int ok;
     store_role role;
+    static const char *const fields[] = {"name", "role", NULL};
     json_t *body = req_json(r, &ok);
     if (!ok)
         return MHD_YES;
     const char *name = json_string_value(json_object_get(body, "name"));
     const char *rs = json_string_value(json_object_get(body, "role"));
+    if (body_only(r, body, fields) != 0 ||
+        field_max(r, json_object_get(body, "name"), "name", API_NAME_MAX) != 0) {
+        json_decref(body);
+        return MHD_YES;
+    }
     if (!json_is_object(body) || rs == NULL || store_role_parse(rs, &role) != 0) {
         json_decref(body);
         return reply_error(r, 400, "invalid_body",
@@ -40,15 +46,19 @@ enum MHD_Result h_key_create(hreq *r)
 enum MHD_Result h_key_list(hreq *r)
 {
     store_key_t *arr = NULL;
-    size_t n = 0;
-    store_status ss = store_key_list(r->ctx->st, &arr, &n);
+    size_t limit, n = 0;
+    const char *cursor;
+    char next[STORE_CURSOR_LEN] = "";
+    if (query_page(r, store_valid_time_cursor, &limit, &cursor) != 0)
+        return MHD_YES;
+    store_status ss = store_key_list(r->ctx->st, limit, cursor, &arr, &n, next);
     if (ss != STORE_OK)
         return store_fail(r, ss, "key list", "");
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, key_json(&arr[i]));
     store_keys_free(arr, n);
-    return reply_list(r, "keys", a, NULL);
+    return reply_list(r, "keys", a, next);
 }
 
 enum MHD_Result h_key_delete(hreq *r)

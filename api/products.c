@@ -17,10 +17,13 @@ enum MHD_Result h_product_create(hreq *r)
     json_t *body = req_json_object(r, 0, "body must be a JSON object with \"id\"", &ok);
     if (!ok)
         return MHD_YES;
+    static const char *const fields[] = {"id", "name", "settings", NULL};
     const char *id = json_string_value(json_object_get(body, "id"));
     json_t *name = json_object_get(body, "name");
     json_t *settings = json_object_get(body, "settings");
-    enum MHD_Result ret;
+    enum MHD_Result ret = MHD_YES;
+    if (body_only(r, body, fields) != 0 || field_max(r, name, "name", API_NAME_MAX) != 0)
+        goto out;
     if (!store_valid_product_id(id)) {
         ret = reply_error(r, 400, "invalid_product_id",
                           "\"id\" must be 1-64 characters of [A-Za-z0-9._-]");
@@ -63,9 +66,10 @@ enum MHD_Result h_product_list(hreq *r)
     size_t limit, n = 0;
     store_product_t *arr = NULL;
     char next[STORE_PRODUCT_ID_MAX] = "";
-    if (query_limit(r, &limit) != 0)
+    const char *cursor;
+    if (query_page(r, store_valid_product_id, &limit, &cursor) != 0)
         return MHD_YES;
-    store_status ss = store_product_list(r->ctx->st, limit, req_query(r, "after"), &arr, &n, next);
+    store_status ss = store_product_list(r->ctx->st, limit, cursor, &arr, &n, next);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product list", "");
     json_t *a = json_array();
@@ -89,8 +93,12 @@ enum MHD_Result h_product_patch(hreq *r)
     enum MHD_Result ret;
     if (!ok)
         return MHD_YES;
+    static const char *const fields[] = {"name", "settings", NULL};
     json_t *name = json_object_get(body, "name");
     json_t *settings = json_object_get(body, "settings");
+    ret = MHD_YES;
+    if (body_only(r, body, fields) != 0 || field_max(r, name, "name", API_NAME_MAX) != 0)
+        goto out;
     if (name != NULL && !json_is_string(name)) {
         ret = reply_error(r, 400, "invalid_body", "\"name\" must be a string");
         goto out;

@@ -34,3 +34,22 @@ const api_route api_routes[] = {
     {"DELETE", "/v1/keys/{}", "/v1/keys/{id}", STORE_ROLE_ADMIN, 0, h_key_delete, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
+
+/* The JSON routes' body limits (api_int.h); each is read whole before it is
+ * parsed, so the limit is also what one request can make the daemon hold. */
+static const struct {
+    api_handler fn;
+    size_t max;
+} json_body_max[] = {
+    {h_product_create, API_BODY_SETTINGS}, {h_product_patch, API_BODY_SETTINGS},
+    {h_train, API_BODY_SETTINGS},          {h_threshold, API_BODY_SMALL},
+    {h_key_create, API_BODY_SMALL},
+};
+
+size_t api_route_body_max(const api_route *route)
+{
+    for (size_t i = 0; route != NULL && i < sizeof json_body_max / sizeof json_body_max[0]; i++)
+        if (json_body_max[i].fn == route->fn)
+            return json_body_max[i].max;
+    return 0;
+}

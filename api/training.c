@@ -7,6 +7,7 @@
 
 #include "settings.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +92,9 @@ enum MHD_Result h_job_list(hreq *r)
     const char *product = req_query(r, "product");
     const char *state = req_query(r, "state");
     store_job_state sf = STORE_JOB_QUEUED;
-    if (query_limit(r, &limit) != 0)
+    const char *cursor;
+    char next[STORE_CURSOR_LEN] = "";
+    if (query_page(r, store_valid_time_cursor, &limit, &cursor) != 0)
         return MHD_YES;
     if (state != NULL && store_job_state_parse(state, &sf) != 0)
         return reply_error(r, 400, "invalid_state",
@@ -99,14 +102,15 @@ enum MHD_Result h_job_list(hreq *r)
     if (product != NULL && !store_valid_product_id(product))
         return reply_error(r, 400, "invalid_product_id", "invalid product id");
     store_status ss =
-        store_job_list(r->ctx->st, product, state != NULL ? (int)sf : -1, limit, &arr, &n);
+        store_job_list(r->ctx->st, product, state != NULL ? (int)sf : -1, limit, cursor, &arr,
+                       &n, next);
     if (ss != STORE_OK)
         return store_fail(r, ss, "job list", "");
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, job_json(&arr[i]));
     store_jobs_free(arr, n);
-    return reply_list(r, "jobs", a, NULL);
+    return reply_list(r, "jobs", a, next);
 }
 
 enum MHD_Result h_job_cancel(hreq *r)
@@ -129,23 +133,34 @@ enum MHD_Result h_job_cancel(hreq *r)
 
 /* ---- models ------------------------------------------------------------------ */
 
+/* A model list's cursor: a version number. */
+static int valid_version(const char *s)
+{
+    long long v;
+    return strspn(s, "0123456789") == strlen(s) && parse_int_range(s, 1, INT64_MAX, &v) == 0;
+}
+
 enum MHD_Result h_model_list(hreq *r)
 {
     store_model_t *arr = NULL;
-    size_t n = 0;
+    size_t limit, n = 0;
+    const char *cursor;
+    char next[STORE_CURSOR_LEN] = "";
     store_product_t p;
     enum MHD_Result ret;
+    if (query_page(r, valid_version, &limit, &cursor) != 0)
+        return MHD_YES;
     if (path_product(r, &p, &ret) != 0)
         return ret;
     store_product_clear(&p);
-    store_status ss = store_model_list(r->ctx->st, r->params[0], &arr, &n);
+    store_status ss = store_model_list(r->ctx->st, r->params[0], limit, cursor, &arr, &n, next);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, model_json(&arr[i]));
     store_models_free(arr, n);
-    return reply_list(r, "models", a, NULL);
+    return reply_list(r, "models", a, next);
 }
 
 enum MHD_Result h_model_activate(hreq *r)
@@ -181,13 +196,20 @@ enum MHD_Result h_model_artifact(hreq *r)
 enum MHD_Result h_threshold(hreq *r)
 {
     int ok;
+    static const char *const fields[] = {"threshold", NULL};
     json_t *body = req_json(r, &ok);
     if (!ok)
         return MHD_YES;
     json_t *t = json_object_get(body, "threshold");
-    if (!json_is_number(t) || !isfinite(json_number_value(t))) {
+    if (body_only(r, body, fields) != 0) {
         json_decref(body);
-        return reply_error(r, 400, "invalid_threshold", "body must be {\"threshold\": <number>}");
+        return MHD_YES;
+    }
+    if (!json_is_number(t) || !inspect_threshold_valid(json_number_value(t))) {
+        json_decref(body);
+        return reply_error(r, 400, "invalid_threshold",
+                           "body must be {\"threshold\": x} with x a number above 0 and at "
+                           "most %g (scores are float32)", (double)FLT_MAX);
     }
     double thr = json_number_value(t);
     json_decref(body);

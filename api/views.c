@@ -174,7 +174,93 @@ enum MHD_Result reply_path_product(hreq *r)
 enum MHD_Result reply_list(hreq *r, const char *name, json_t *items, const char *next)
 {
     json_t *o = json_pack("{s:o}", name, items);
-    if (next != NULL)
+    if (next != NULL) {
         json_object_set_new(o, "next", next[0] ? json_string(next) : json_null());
+        json_object_set_new(o, "next_cursor", next[0] ? json_string(next) : json_null());
+    }
     return reply_json(r, 200, o);
+}
+
+int query_page(hreq *r, int (*valid)(const char *), size_t *limit, const char **cursor)
+{
+    const char *c = req_query(r, "cursor");
+    if (c == NULL)
+        c = req_query(r, "after");
+    *cursor = c != NULL && c[0] ? c : NULL;
+    if (query_limit(r, limit) != 0)
+        return -1;
+    /* the store refuses what its check refuses; a 400 says it was the cursor */
+    if (*cursor != NULL && (strlen(*cursor) >= API_CURSOR_MAX || !valid(*cursor))) {
+        reply_error(r, 400, "invalid_cursor",
+                    "cursor must be a \"next_cursor\" of this list, unchanged");
+        return -1;
+    }
+    return 0;
+}
+
+/* The length of the longest prefix of s (a valid UTF-8 string, as jansson
+ * gives) of at most max bytes that ends on a character boundary. */
+static int utf8_prefix(const char *s, int max)
+{
+    int n = (int)strnlen(s, (size_t)max + 1);
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* "a", "b" (at most three names, each cut to 40 bytes) of the properties of
+ * body not in allowed, into buf; the number of them. */
+static int unknown_names(json_t *body, const char *const allowed[], char *buf, size_t cap)
+{
+    const char *key;
+    json_t *v;
+    int n = 0;
+    size_t len = 0;
+    buf[0] = '\0';
+    json_object_foreach(body, key, v) {
+        int known = 0;
+        for (int i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (known || n++ >= 3)
+            continue;
+        int w = snprintf(buf + len, cap - len, "%s\"%.*s\"", len ? ", " : "",
+                         utf8_prefix(key, 40), key);
+        len += w > 0 && (size_t)w < cap - len ? (size_t)w : 0;
+    }
+    return n;
+}
+
+int body_only(hreq *r, json_t *body, const char *const allowed[])
+{
+    char names[192], list[160] = "";
+    if (!json_is_object(body) || unknown_names(body, allowed, names, sizeof names) == 0)
+        return 0;
+    for (int i = 0; allowed[i] != NULL; i++) {
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", allowed[i]);
+    }
+    reply_error(r, 400, "unknown_property", "unknown property %s (allowed: %s)", names, list);
+    return -1;
+}
+
+int field_max(hreq *r, json_t *field, const char *name, size_t max)
+{
+    if (!json_is_string(field) || json_string_length(field) <= max)
+        return 0;
+    reply_error(r, 400, "field_too_long", "\"%s\" is %zu bytes; the limit is %zu", name,
+                json_string_length(field), max);
+    return -1;
+}
+
+enum MHD_Result reply_too_large(hreq *r)
+{
+    size_t max = api_route_body_max(r->route);
+    if (max > 0)
+        return reply_error(r, 413, "body_too_large",
+                           "the body exceeds the limit of %zu bytes for this route", max);
+    return reply_error(r, 413, "body_too_large", "the body exceeds the limit of %d MiB",
+                       r->ctx->cfg->max_body_mb);
 }

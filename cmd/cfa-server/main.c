@@ -103,16 +103,63 @@ static void set_engine_threads(const cfg_t *cfg)
              blas ? blas : "(not OpenBLAS)");
 }
 
+/* The data directory holds the key hashes and every stored image: like
+ * PostgreSQL, refuse to start in one that other users may write to (they
+ * could replace the database or plant files), naming the chmod that fixes
+ * it. A sticky /tmp-like directory is refused too: it is shared by design.
+ * 0 when it may be used. */
+static int data_dir_private(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        log_error("main", "data directory %s: %s", dir,
+                  errno != 0 ? strerror(errno) : "not a directory");
+        return -1;
+    }
+    if ((sb.st_mode & (S_IWGRP | S_IWOTH)) == 0)
+        return 0;
+    log_error("main",
+              "data directory %s has mode %04o: group or others may write to it; "
+              "run: chmod 700 %s",
+              dir, (unsigned)(sb.st_mode & 07777), dir);
+    return -1;
+}
+
+/* Files an older version created with wider modes (cfa.db was 0644): they
+ * are the daemon's own, so they are narrowed to the owner, with a warning,
+ * rather than refused (an upgrade must not stop on them). */
+static void narrow_data_files(const char *dir)
+{
+    static const char *const names[] = {"cfa.db", "cfa.db-wal", "cfa.db-shm", "admin.key"};
+    char path[4096];
+    struct stat sb;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &sb) != 0 || (sb.st_mode & 077) == 0)
+            continue;
+        if (chmod(path, sb.st_mode & 0700) != 0)
+            log_warn("main", "%s has mode %04o and chmod failed: %s", path,
+                     (unsigned)(sb.st_mode & 07777), strerror(errno));
+        else
+            log_warn("main", "%s had mode %04o; now %04o (owner only)", path,
+                     (unsigned)(sb.st_mode & 07777), (unsigned)(sb.st_mode & 0700));
+    }
+}
+
 /* Creates the data directory, sweeps the temp files of interrupted writes,
  * opens the store, recovers interrupted jobs and installs the first admin
  * key. NULL on failure (logged). */
 static store_t *open_data(const cfg_t *cfg)
 {
     char err[1024] = "";
-    if (mkdir(cfg->data_dir, 0750) != 0 && errno != EEXIST) {
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         log_error("main", "cannot create %s: %s", cfg->data_dir, strerror(errno));
         return NULL;
     }
+    errno = 0;
+    if (data_dir_private(cfg->data_dir) != 0)
+        return NULL;
+    narrow_data_files(cfg->data_dir);
     int swept = 0;
     if (store_sweep_temp(cfg->data_dir, &swept) != STORE_OK)
         log_warn("main", "could not sweep temp files in %s", cfg->data_dir);
@@ -200,6 +247,9 @@ fail:
 
 int main(int argc, char **argv)
 {
+    /* every file and directory the daemon creates (the database, its -wal
+     * and -shm, stored images) is its owner's alone */
+    umask(077);
     cfa_blas_fix_cpu(argv);
     cfa_tune_malloc();
     cfg_t cfg;

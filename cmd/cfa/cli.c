@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -663,6 +664,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--threshold")) {
             o.threshold = parse_double(a, NEXT());
             o.has_threshold = 1;
+            if (!inspect_threshold_valid(o.threshold))
+                die("--threshold: expected a number above 0 and at most %g (scores are "
+                    "float32), got %g", (double)FLT_MAX, o.threshold);
         }
         else if (!strcmp(a, "--threads"))
             o.threads = (int)parse_long(a, NEXT(), 1, 1024);

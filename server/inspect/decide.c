@@ -5,11 +5,22 @@
  * thread. */
 #include "inspect.h"
 
+#include <float.h>
+#include <math.h>
+
 const char *inspect_decide(float score, double threshold)
 {
     /* compared in double, as the threshold is stored: a score equal to the
      * threshold is NG, a NaN score compares false and is OK */
     return (double)score >= threshold ? "NG" : "OK";
+}
+
+int inspect_threshold_valid(double threshold)
+{
+    /* scores are float32 maxima of distances, so >= 0: a threshold at or
+     * below 0 makes every part NG, and one above FLT_MAX no part (nor the
+     * float the regions are found at) can reach */
+    return isfinite(threshold) && threshold > 0 && threshold <= FLT_MAX;
 }
 
 int inspect_regions(const float *map, int w, int h, double threshold, heatmap_region **out,

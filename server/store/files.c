@@ -42,18 +42,18 @@ static store_status errno_status(int e)
 }
 
 /* server/base's durable write (temp, fsync, rename, fsync of the directory)
- * after creating the directory; 0640: files of the data directory are not
+ * after creating the directory; 0600 and 0700: the data directory is not
  * for other users. */
 store_status fs_write_durable(const char *dir, const char *final_path, const void *data,
                               size_t len)
 {
-    if (fs_mkdir_p(dir, 0750) != 0) {
+    if (fs_mkdir_p(dir, 0700) != 0) {
         int e = errno;
         store_set_error("mkdir %s: %s", dir, strerror(e));
         return errno_status(e);
     }
     char err[512];
-    if (file_write_durable(final_path, data, len, 0640, err, sizeof err) != 0) {
+    if (file_write_durable(final_path, data, len, 0600, err, sizeof err) != 0) {
         int e = errno;
         store_set_error("%s", err);
         return errno_status(e);

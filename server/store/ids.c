@@ -177,6 +177,31 @@ static int is_lower_hex(const char *s, size_t n)
 int store_valid_sha256(const char *s) { return is_lower_hex(s, 64); }
 int store_valid_id(const char *s) { return is_lower_hex(s, 32); }
 
+/* Job and key lists order by (created_at, id): their cursor holds both, so
+ * the next page starts after the same row even when that row was deleted. */
+void store_cursor_format(int64_t ms, const char *id, char out[STORE_CURSOR_LEN])
+{
+    snprintf(out, STORE_CURSOR_LEN, "%lld.%s", (long long)ms, id);
+}
+
+int store_cursor_parse(const char *s, int64_t *ms, char id[STORE_ID_LEN])
+{
+    const char *dot = s != NULL ? strchr(s, '.') : NULL;
+    size_t nd = dot != NULL ? (size_t)(dot - s) : 0;
+    if (nd == 0 || nd > 18 || strspn(s, "0123456789") != nd || !store_valid_id(dot + 1))
+        return -1;
+    *ms = strtoll(s, NULL, 10);
+    copy_str(id, STORE_ID_LEN, dot + 1);
+    return 0;
+}
+
+int store_valid_time_cursor(const char *s)
+{
+    int64_t ms;
+    char id[STORE_ID_LEN];
+    return store_cursor_parse(s, &ms, id) == 0;
+}
+
 /* ------------------------------------------------------------ random ids */
 
 /* /dev/urandom, for kernels or sandboxes without getrandom(). */

@@ -78,8 +78,9 @@ static void job_clear(void *elem)
     free(j->error);
 }
 
-/* Job lists are not paged: no cursor key. */
-static const db_rowtype JOB_ROWS = {sizeof(store_job_t), job_from_row, job_clear, 0, 0};
+/* The cursor key is the id: store_job_list makes it "<created_at>.<id>". */
+static const db_rowtype JOB_ROWS = {sizeof(store_job_t), job_from_row, job_clear,
+                                    offsetof(store_job_t, id), STORE_ID_LEN};
 
 DB_DEFINE_CLEAR_FREE(store_job_t, store_job_clear, store_jobs_free, JOB_ROWS)
 
@@ -152,14 +153,21 @@ store_status store_job_create(store_t *st, const char *product, const char *para
 }
 
 store_status store_job_list(store_t *st, const char *product, int state_filter, size_t limit,
-                            store_job_t **out, size_t *n)
+                            const char *after, store_job_t **out, size_t *n,
+                            char next[STORE_CURSOR_LEN])
 {
     static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE "
                               "(?1 IS NULL OR product = ?1) AND (?2 IS NULL OR state = ?2) "
-                              "ORDER BY created_at DESC, rowid DESC LIMIT ?3";
-    if (!db_list_reset(out, n, NULL))
+                              "AND (?4 IS NULL OR created_at < ?4 OR "
+                              "(created_at = ?4 AND id < ?5)) "
+                              "ORDER BY created_at DESC, id DESC LIMIT ?3";
+    int64_t after_ms = 0;
+    char after_id[STORE_ID_LEN] = "";
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
     if (product && !store_valid_product_id(product))
+        return STORE_ERR_INVALID;
+    if (after && *after && store_cursor_parse(after, &after_ms, after_id) != 0)
         return STORE_ERR_INVALID;
     const char *state = NULL;
     if (state_filter >= 0) {
@@ -168,9 +176,13 @@ store_status store_job_list(store_t *st, const char *product, int state_filter, 
             return STORE_ERR_INVALID;
     }
     limit = db_list_limit(limit);
-    /* LIMIT without a cursor: the newest jobs, no further pages */
-    db_query q = {SQL, {DB_TEXT(product), DB_TEXT(state), DB_INT(limit)}, NULL, 0};
-    return db_list(st, &q, &JOB_ROWS, out, n, NULL);
+    db_query q = {SQL, {DB_TEXT(product), DB_TEXT(state), DB_INT(limit + 1),
+                        after_id[0] ? DB_INT(after_ms) : DB_NULL, DB_TEXT(after_id)},
+                  NULL, limit};
+    store_status r = db_list(st, &q, &JOB_ROWS, out, n, next);
+    if (r == STORE_OK && next && next[0])
+        store_cursor_format((*out)[*n - 1].created_at, (*out)[*n - 1].id, next);
+    return r;
 }
 
 /* Id of the oldest queued job into id (inside a write transaction). */

@@ -102,8 +102,9 @@ static void key_clear(void *elem)
     free(k->name);
 }
 
-/* Key lists are not paged: no cursor key. */
-static const db_rowtype KEY_ROWS = {sizeof(store_key_t), key_from_row, key_clear, 0, 0};
+/* The cursor key is the id: store_key_list makes it "<created_at>.<id>". */
+static const db_rowtype KEY_ROWS = {sizeof(store_key_t), key_from_row, key_clear,
+                                    offsetof(store_key_t, id), STORE_ID_LEN};
 
 DB_DEFINE_CLEAR_FREE(store_key_t, store_key_clear, store_keys_free, KEY_ROWS)
 
@@ -232,13 +233,25 @@ store_status store_key_verify(store_t *st, const char *presented, store_key_t *o
     return r;
 }
 
-store_status store_key_list(store_t *st, store_key_t **out, size_t *n)
+store_status store_key_list(store_t *st, size_t limit, const char *after, store_key_t **out,
+                            size_t *n, char next[STORE_CURSOR_LEN])
 {
-    static const char SQL[] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id";
-    if (!db_list_reset(out, n, NULL))
+    static const char SQL[] = "SELECT " KEY_COLS " FROM api_keys WHERE "
+                              "?2 IS NULL OR created_at > ?2 OR (created_at = ?2 AND id > ?3) "
+                              "ORDER BY created_at, id LIMIT ?1";
+    int64_t after_ms = 0;
+    char after_id[STORE_ID_LEN] = "";
+    if (!db_list_reset(out, n, next))
         return STORE_ERR_INVALID;
-    db_query q = {.sql = SQL}; /* no parameters */
-    return db_list(st, &q, &KEY_ROWS, out, n, NULL);
+    if (after && *after && store_cursor_parse(after, &after_ms, after_id) != 0)
+        return STORE_ERR_INVALID;
+    limit = db_list_limit(limit);
+    db_query q = {SQL, {DB_INT(limit + 1), after_id[0] ? DB_INT(after_ms) : DB_NULL,
+                        DB_TEXT(after_id)}, NULL, limit};
+    store_status r = db_list(st, &q, &KEY_ROWS, out, n, next);
+    if (r == STORE_OK && next && next[0])
+        store_cursor_format((*out)[*n - 1].created_at, (*out)[*n - 1].id, next);
+    return r;
 }
 
 /* ---------------------------------------------------------------- revoke */

@@ -47,7 +47,10 @@ static void model_clear(void *elem)
 }
 
 /* Models are not paged: no cursor key. */
-static const db_rowtype MODEL_ROWS = {sizeof(store_model_t), model_from_row, model_clear, 0, 0};
+/* Lists page by version, a number: the product (never empty) only marks that
+ * a next page exists, and store_model_list makes the cursor the version. */
+static const db_rowtype MODEL_ROWS = {sizeof(store_model_t), model_from_row, model_clear,
+                                      offsetof(store_model_t, product), STORE_PRODUCT_ID_MAX};
 static const db_rowtype MODEL_BLOB_ROWS = {sizeof(store_model_t), model_blob_from_row,
                                            model_clear, 0, 0};
 
@@ -195,17 +198,30 @@ store_status store_model_get(store_t *st, const char *product, int64_t version,
     return db_get(st, &q, &MODEL_BLOB_ROWS, out);
 }
 
-store_status store_model_list(store_t *st, const char *product, store_model_t **out, size_t *n)
+store_status store_model_list(store_t *st, const char *product, size_t limit,
+                              const char *after, store_model_t **out, size_t *n,
+                              char next[STORE_CURSOR_LEN])
 {
     static const char SQL[] = "SELECT " MODEL_COLS " FROM models m JOIN products p ON "
-                              "p.id = m.product WHERE m.product = ?1 ORDER BY m.version DESC";
-    if (!db_list_reset(out, n, NULL))
+                              "p.id = m.product WHERE m.product = ?1 AND "
+                              "(?3 IS NULL OR m.version < ?3) ORDER BY m.version DESC LIMIT ?2";
+    char more[STORE_PRODUCT_ID_MAX] = "";
+    long long before = 0;
+    if (!db_list_reset(out, n, next))
+        return STORE_ERR_INVALID;
+    if (after && *after && (strspn(after, "0123456789") != strlen(after) ||
+                            strlen(after) > 18 || (before = strtoll(after, NULL, 10)) < 1))
         return STORE_ERR_INVALID;
     store_status r = store_product_check_r(st, product);
     if (r != STORE_OK)
         return r;
-    db_query q = {SQL, {DB_TEXT(product)}, NULL, 0};
-    return db_list(st, &q, &MODEL_ROWS, out, n, NULL);
+    limit = db_list_limit(limit);
+    db_query q = {SQL, {DB_TEXT(product), DB_INT(limit + 1), before ? DB_INT(before) : DB_NULL},
+                  NULL, limit};
+    r = db_list(st, &q, &MODEL_ROWS, out, n, more);
+    if (r == STORE_OK && next && more[0])
+        snprintf(next, STORE_CURSOR_LEN, "%lld", (long long)(*out)[*n - 1].version);
+    return r;
 }
 
 /* ---------------------------------------------------------------- updates */

@@ -176,7 +176,7 @@ static store_status make_dirs(const char *data_dir)
     char path[STORE_PATH_MAX];
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         snprintf(path, sizeof path, "%s%s", data_dir, subs[i]);
-        if (fs_mkdir_p(path, 0750) != 0) {
+        if (fs_mkdir_p(path, 0700) != 0) {
             store_set_error("mkdir %s: %s", path, strerror(errno));
             return STORE_ERR_IO;
         }

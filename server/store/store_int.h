@@ -165,6 +165,10 @@ store_status db_count(store_t *st, const char *sql, const char *arg,
                       int64_t *n /* OUT */);
 /* A list call's limit: 0 -> STORE_LIST_DEFAULT, capped at STORE_LIST_MAX. */
 size_t db_list_limit(size_t limit);
+/* The cursor of job and key lists (ids.c): "<ms>.<id>" from and into its
+ * parts; parse returns 0, or -1 when s is not one. */
+void store_cursor_format(int64_t ms, const char *id, char out[STORE_CURSOR_LEN]);
+int store_cursor_parse(const char *s, int64_t *ms /* OUT */, char id[STORE_ID_LEN] /* OUT */);
 
 /* ---- statements as data (db.c) ------------------------------------------
  * Every table reads rows and runs writes the same way (prepare, bind, step,

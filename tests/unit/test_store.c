@@ -495,7 +495,7 @@ static void test_jobs(void **state)
     assert_int_equal(store_model_insert(fx->st, &mn, NULL), STORE_ERR_CANCELED);
     store_model_t *ms = NULL;
     size_t n = 0;
-    assert_int_equal(store_model_list(fx->st, "j1", &ms, &n), STORE_OK);
+    assert_int_equal(store_model_list(fx->st, "j1", 0, NULL, &ms, &n, NULL), STORE_OK);
     assert_int_equal(n, 0);
     store_models_free(ms, n);
     assert_int_equal(store_job_finish(fx->st, a.id, STORE_JOB_CANCELED, "canceled", 0),
@@ -529,10 +529,25 @@ static void test_jobs(void **state)
 
     /* Lists and counts. */
     store_job_t *js = NULL;
-    assert_int_equal(store_job_list(fx->st, "j1", -1, 0, &js, &n), STORE_OK);
+    char next[STORE_CURSOR_LEN], first[STORE_ID_LEN];
+    assert_int_equal(store_job_list(fx->st, "j1", -1, 0, NULL, &js, &n, next), STORE_OK);
     assert_int_equal(n, 2);
+    assert_string_equal(next, "");
     store_jobs_free(js, n);
-    assert_int_equal(store_job_list(fx->st, NULL, STORE_JOB_CANCELED, 0, &js, &n), STORE_OK);
+    /* pages of one: the cursor names the last row, the next page follows it */
+    assert_int_equal(store_job_list(fx->st, "j1", -1, 1, NULL, &js, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_true(store_valid_time_cursor(next));
+    snprintf(first, sizeof first, "%s", js[0].id);
+    store_jobs_free(js, n);
+    assert_int_equal(store_job_list(fx->st, "j1", -1, 1, next, &js, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_true(strcmp(js[0].id, first) != 0);
+    store_jobs_free(js, n);
+    assert_int_equal(store_job_list(fx->st, "j1", -1, 1, "12.zz", &js, &n, next),
+                     STORE_ERR_INVALID);
+    assert_int_equal(store_job_list(fx->st, NULL, STORE_JOB_CANCELED, 0, NULL, &js, &n, NULL),
+                     STORE_OK);
     assert_int_equal(n, 2);
     store_jobs_free(js, n);
     int64_t counts[5];
@@ -599,7 +614,18 @@ static void test_models(void **state)
 
     store_model_t *ms = NULL;
     size_t n = 0;
-    assert_int_equal(store_model_list(fx->st, "m1", &ms, &n), STORE_OK);
+    char next[STORE_CURSOR_LEN];
+    assert_int_equal(store_model_list(fx->st, "m1", 2, NULL, &ms, &n, next), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(next, "2");
+    store_models_free(ms, n);
+    assert_int_equal(store_model_list(fx->st, "m1", 2, next, &ms, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(ms[0].version, 1);
+    assert_string_equal(next, "");
+    store_models_free(ms, n);
+    assert_int_equal(store_model_list(fx->st, "m1", 2, "x1", &ms, &n, next), STORE_ERR_INVALID);
+    assert_int_equal(store_model_list(fx->st, "m1", 0, NULL, &ms, &n, NULL), STORE_OK);
     assert_int_equal(n, 3);
     assert_int_equal(ms[0].version, 3);
     assert_int_equal(ms[1].active, 1);
@@ -781,8 +807,19 @@ static void test_api_keys(void **state)
 
     store_key_t *ks = NULL;
     size_t n = 0;
-    assert_int_equal(store_key_list(fx->st, &ks, &n), STORE_OK);
+    char next[STORE_CURSOR_LEN], first[STORE_ID_LEN];
+    assert_int_equal(store_key_list(fx->st, 0, NULL, &ks, &n, next), STORE_OK);
     assert_int_equal(n, 2);
+    assert_string_equal(next, "");
+    store_keys_free(ks, n);
+    assert_int_equal(store_key_list(fx->st, 1, NULL, &ks, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    snprintf(first, sizeof first, "%s", ks[0].id);
+    store_keys_free(ks, n);
+    assert_int_equal(store_key_list(fx->st, 1, next, &ks, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_true(strcmp(ks[0].id, first) != 0);
+    assert_string_equal(next, "");
     store_keys_free(ks, n);
     assert_int_equal(store_key_revoke(fx->st, k.id), STORE_OK);
     assert_int_equal(store_key_revoke(fx->st, k.id), STORE_ERR_NOT_FOUND);

@@ -129,6 +129,10 @@ void inspect_result_clear(inspect_result *res);
 
 /* "NG" when score >= threshold, else "OK" (a NaN score is "OK"). */
 const char *inspect_decide(float score, double threshold);
+/* 1 when threshold can be a product's threshold: finite, > 0 and at most
+ * FLT_MAX (scores are float32); else 0. Every threshold a client gives (the
+ * API's, the CLI's --threshold) passes this check. */
+int inspect_threshold_valid(double threshold);
 /* The 8-connected regions of map (w x h, image geometry) at or above
  * threshold, highest score first, at most INSPECT_MAX_REGIONS. On 0, *out
  * (NULL when *n is 0) is freed by the caller with free(). On -1 (invalid

@@ -95,6 +95,7 @@ const char *store_last_error(void);
 #define STORE_EXT_MAX 8           /* image file extension, [a-z0-9]{1,7}    */
 #define STORE_TIME_LEN 32         /* RFC 3339 with milliseconds            */
 #define STORE_KEY_MAX 257         /* presented API keys: 16-256 chars      */
+#define STORE_CURSOR_LEN 56       /* job/key list cursor: ms "." id       */
 #define STORE_LIST_MAX 1000
 #define STORE_LIST_DEFAULT 100
 
@@ -120,6 +121,10 @@ int store_valid_product_id(const char *s);
 int store_valid_sha256(const char *s);
 /* 1 if s is 32 lowercase hex chars (job, inspection and key ids), else 0. */
 int store_valid_id(const char *s);
+/* 1 if s is the cursor of a job or key list ("<created_at ms>.<id>", what
+ * their next receives), else 0. Model lists' cursor is the version in
+ * decimal. */
+int store_valid_time_cursor(const char *s);
 
 /* Fills out with a fresh random id (32 lowercase hex, from getrandom()).
  * Returns 0 on success, -1 if no randomness was available. Thread-safe. */
@@ -302,11 +307,14 @@ void store_jobs_free(store_job_t *arr, size_t n);
 store_status store_job_create(store_t *st, const char *product, const char *params_json,
                               store_job_t *out /* OUT, may be NULL */);
 store_status store_job_get(store_t *st, const char *id, store_job_t *out /* OUT */);
-/* Jobs newest first, optionally filtered by product (NULL = all) and state
- * (state_filter < 0 = all). limit as for other lists; no cursor. */
+/* Jobs newest first (created_at, then id), optionally filtered by product
+ * (NULL = all) and state (state_filter < 0 = all); cursor "<created_at>.<id>"
+ * (store_valid_time_cursor), so a page is the same whatever was inserted
+ * since the last. */
 store_status store_job_list(store_t *st, const char *product, int state_filter,
-                            size_t limit, store_job_t **out /* OUT, store_jobs_free */,
-                            size_t *n /* OUT */);
+                            size_t limit, const char *after,
+                            store_job_t **out /* OUT, store_jobs_free */,
+                            size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
 /* Atomically takes the oldest queued job, marks it running (started_at=now)
  * and returns it. STORE_ERR_NOT_FOUND when none is queued. */
 store_status store_job_claim(store_t *st, store_job_t *out /* OUT */);
@@ -381,10 +389,12 @@ store_status store_model_insert(store_t *st, const store_model_new *m,
  * when the product has no active model). */
 store_status store_model_get(store_t *st, const char *product, int64_t version,
                              store_model_t *out /* OUT */);
-/* Models of a product, newest first, without blobs. */
-store_status store_model_list(store_t *st, const char *product,
+/* Models of a product, newest first, without blobs; cursor = the version
+ * in decimal ("" or NULL: the first page). */
+store_status store_model_list(store_t *st, const char *product, size_t limit,
+                              const char *after,
                               store_model_t **out /* OUT, store_models_free */,
-                              size_t *n /* OUT */);
+                              size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
 store_status store_model_activate(store_t *st, const char *product, int64_t version);
 /* Sets the threshold of version (0 = the active model). */
 store_status store_model_set_threshold(store_t *st, const char *product,
@@ -499,9 +509,11 @@ store_status store_key_create(store_t *st, const char *name, store_role role,
  * STORE_ERR_NOT_FOUND for unknown, malformed or revoked keys. */
 store_status store_key_verify(store_t *st, const char *presented,
                               store_key_t *out /* OUT, may be NULL */);
-/* All keys (revoked included), oldest first. */
-store_status store_key_list(store_t *st, store_key_t **out /* OUT, store_keys_free */,
-                            size_t *n /* OUT */);
+/* Keys (revoked included), oldest first (created_at, then id); cursor
+ * "<created_at>.<id>" as for jobs. */
+store_status store_key_list(store_t *st, size_t limit, const char *after,
+                            store_key_t **out /* OUT, store_keys_free */,
+                            size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
 /* Sets revoked_at. STORE_ERR_NOT_FOUND for unknown or already revoked keys. */
 store_status store_key_revoke(store_t *st, const char *id);
 /* Number of keys not revoked (0 on first start -> bootstrap the admin key). */
