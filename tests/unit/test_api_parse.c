@@ -45,6 +45,24 @@ static void test_product_ids(void **state)
     }
 }
 
+/* Job and key lists' cursors: "<created_at ms>.<32 hex id>" and nothing
+ * else (the API answers anything else 400 invalid_cursor). */
+static void test_list_cursors(void **state)
+{
+    (void)state;
+    assert_true(store_valid_time_cursor("1764460800123.0123456789abcdef0123456789abcdef"));
+    assert_true(store_valid_time_cursor("0.0123456789abcdef0123456789abcdef"));
+    assert_false(store_valid_time_cursor(""));
+    assert_false(store_valid_time_cursor(".0123456789abcdef0123456789abcdef"));
+    assert_false(store_valid_time_cursor("-1.0123456789abcdef0123456789abcdef"));
+    assert_false(store_valid_time_cursor("12.0123456789ABCDEF0123456789abcdef"));
+    assert_false(store_valid_time_cursor("12.0123456789abcdef0123456789abcde"));
+    assert_false(store_valid_time_cursor("12.0123456789abcdef0123456789abcdef0"));
+    assert_false(store_valid_time_cursor("1234567890123456789.0123456789abcdef0123456789abcdef"));
+    assert_false(store_valid_time_cursor("12 .0123456789abcdef0123456789abcdef"));
+    assert_false(store_valid_time_cursor("0123456789abcdef0123456789abcdef"));
+}
+
 static void test_sha256_ids(void **state)
 {
     (void)state;
@@ -188,7 +206,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_product_ids),     cmocka_unit_test(test_sha256_ids),
-        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_numbers),         cmocka_unit_test(test_list_cursors),
         cmocka_unit_test(test_routes),          cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_multipart_two_parts), cmocka_unit_test(test_multipart_lf_only),
         cmocka_unit_test(test_multipart_errors),

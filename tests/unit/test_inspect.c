@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -206,6 +207,23 @@ static void test_decision_and_regions(void **state)
     assert_string_equal(inspect_decide((float)SCORE, nextafter(SCORE, INFINITY)), "OK");
     assert_string_equal(inspect_decide(NAN, 0.0), "OK");
     stop(fx);
+}
+
+/* The thresholds a client may set: above 0 (at or below it every part is NG)
+ * and no more than a float32 score can reach. */
+static void test_threshold_bounds(void **state)
+{
+    (void)state;
+    assert_true(inspect_threshold_valid(2.5));
+    assert_true(inspect_threshold_valid(1e-30));
+    assert_true(inspect_threshold_valid(FLT_MAX));
+    assert_false(inspect_threshold_valid(0.0));
+    assert_false(inspect_threshold_valid(-0.0));
+    assert_false(inspect_threshold_valid(-1.0));
+    assert_false(inspect_threshold_valid(nextafter((double)FLT_MAX, INFINITY)));
+    assert_false(inspect_threshold_valid(1e308));
+    assert_false(inspect_threshold_valid(INFINITY));
+    assert_false(inspect_threshold_valid(NAN));
 }
 
 /* keep = 1: the audit row as answered, the files stored from the body
@@ -499,6 +517,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decision_and_regions),
+        cmocka_unit_test(test_threshold_bounds),
         cmocka_unit_test(test_audit_row_and_files),
         cmocka_unit_test(test_no_store),
         cmocka_unit_test(test_inline_heatmap),

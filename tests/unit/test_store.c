@@ -540,7 +540,9 @@ static void test_jobs(void **state)
     assert_true(store_valid_time_cursor(next));
     snprintf(first, sizeof first, "%s", js[0].id);
     store_jobs_free(js, n);
-    assert_int_equal(store_job_list(fx->st, "j1", -1, 1, next, &js, &n, next), STORE_OK);
+    char cur[STORE_CURSOR_LEN]; /* the next page's cursor, apart from its output */
+    snprintf(cur, sizeof cur, "%s", next);
+    assert_int_equal(store_job_list(fx->st, "j1", -1, 1, cur, &js, &n, next), STORE_OK);
     assert_int_equal(n, 1);
     assert_true(strcmp(js[0].id, first) != 0);
     store_jobs_free(js, n);
@@ -619,7 +621,9 @@ static void test_models(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(next, "2");
     store_models_free(ms, n);
-    assert_int_equal(store_model_list(fx->st, "m1", 2, next, &ms, &n, next), STORE_OK);
+    char cur[STORE_CURSOR_LEN]; /* the next page's cursor, apart from its output */
+    snprintf(cur, sizeof cur, "%s", next);
+    assert_int_equal(store_model_list(fx->st, "m1", 2, cur, &ms, &n, next), STORE_OK);
     assert_int_equal(n, 1);
     assert_int_equal(ms[0].version, 1);
     assert_string_equal(next, "");
@@ -816,7 +820,9 @@ static void test_api_keys(void **state)
     assert_int_equal(n, 1);
     snprintf(first, sizeof first, "%s", ks[0].id);
     store_keys_free(ks, n);
-    assert_int_equal(store_key_list(fx->st, 1, next, &ks, &n, next), STORE_OK);
+    char cur[STORE_CURSOR_LEN]; /* the next page's cursor, apart from its output */
+    snprintf(cur, sizeof cur, "%s", next);
+    assert_int_equal(store_key_list(fx->st, 1, cur, &ks, &n, next), STORE_OK);
     assert_int_equal(n, 1);
     assert_true(strcmp(ks[0].id, first) != 0);
     assert_string_equal(next, "");
