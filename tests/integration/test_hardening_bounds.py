@@ -235,8 +235,8 @@ def sec_paging(env):
     for path in ("/v1/products", "/v1/products/p00/images", "/v1/products/p00/models",
                  "/v1/jobs", "/v1/keys", "/v1/inspections"):
         sep = "&" if "?" in path else "?"
-        expect_error(c.req("GET", path + sep + "cursor=not-a-cursor"), 400,
-                     "GET %s?cursor=not-a-cursor" % path, "invalid_cursor")
+        expect_error(c.req("GET", path + sep + "cursor=bad%21cursor"), 400,
+                     "GET %s?cursor=bad!cursor" % path, "invalid_cursor")
         expect_error(c.req("GET", path + sep + "limit=0"), 400, "GET %s?limit=0" % path,
                      "invalid_limit")
         st, js, _, _ = c.req("GET", path + sep + "limit=1")
