@@ -43,7 +43,13 @@ def products_named(c):
 # -------------------------------------------------------------------- fields
 def sec_fields(env):
     d = env.daemon("fields").start()
-    c = Client(d.port, ADMIN_KEY)
+    try:
+        fields_checks(Client(d.port, ADMIN_KEY))
+    finally:
+        d.stop()
+
+
+def fields_checks(c):
     # names: bytes of UTF-8, not characters
     check(c.req("POST", "/v1/products", {"id": "n256", "name": "x" * NAME_MAX})[0] == 201,
           "a name of %d bytes is stored" % NAME_MAX)
@@ -54,8 +60,8 @@ def sec_fields(env):
     t0 = time.time()
     st, js, _, _ = c.req("POST", "/v1/products", {"id": "n30mb", "name": "x" * (30 << 20)})
     expect_error((st, js, None, None), 413, "a 30 MB name", "body_too_large")
-    check("65536 bytes" in js["error"]["message"],
-          "the 413 names the route's limit (%s)" % js["error"]["message"])
+    msg = ((js or {}).get("error") or {}).get("message", "")
+    check("65536 bytes" in msg, "the 413 names the route's limit (%s)" % msg)
     print("  note 30 MB product body refused in %.2f s" % (time.time() - t0))
     expect_error(c.req("POST", "/v1/products", {"id": "i" * 65}), 400, "a 65-byte id",
                  "invalid_product_id")
@@ -78,9 +84,9 @@ def sec_fields(env):
     st, js, _, _ = c.req("POST", "/v1/products",
                          {"id": "s2", "settings": {"epochs": 2, "colour": 1, "sizee": 3}})
     expect_error((st, js, None, None), 400, "settings with unknown keys", "invalid_settings")
-    check(st == 400 and ("colour" in js["error"]["message"]
-                         or "sizee" in js["error"]["message"]),
-          "the 400 names an unknown settings key (%s)" % (js or {}).get("error"))
+    msg = ((js or {}).get("error") or {}).get("message", "")
+    check(st == 400 and ("colour" in msg or "sizee" in msg),
+          "the 400 names an unknown settings key (%s)" % msg)
 
     # unknown properties of every JSON body, named
     for what, method, path, body, allowed in (
@@ -92,8 +98,9 @@ def sec_fields(env):
         st, js, _, _ = c.req(method, path, body)
         expect_error((st, js, None, None), 400, what + " with an unknown property",
                      "unknown_property")
-        check(st == 400 and '"%s"' % allowed in js["error"]["message"],
-              "%s: the 400 names the property (%s)" % (what, (js or {}).get("error")))
+        msg = ((js or {}).get("error") or {}).get("message", "")
+        check(st == 400 and '"%s"' % allowed in msg,
+              "%s: the 400 names the property (%s)" % (what, msg))
     expect_error(c.req("POST", "/v1/products/n256/train", {"epochs": 1, "epoch": 2}), 400,
                  "train body with an unknown key", "invalid_params")
     st, js, _, _ = c.req("GET", "/v1/products/n256")
@@ -108,7 +115,6 @@ def sec_fields(env):
                  "a 5000-byte key body", "body_too_large")
     st, js, _, _ = c.req("GET", "/v1/keys")
     check(st == 200 and len(js["keys"]) == n_keys, "no key stored by the refused bodies")
-    d.stop()
 
 
 # -------------------------------------------------------------------- paging
@@ -164,7 +170,13 @@ def wait_jobs_ended(c, ids, timeout=300):
 
 def sec_paging(env):
     d = env.daemon("paging").start()
-    c = Client(d.port, ADMIN_KEY)
+    try:
+        paging_checks(Client(d.port, ADMIN_KEY))
+    finally:
+        d.stop()
+
+
+def paging_checks(c):
     # products: ordered by id; new ones, before and after the cursor, come
     # between pages
     orig = ["p%02d" % i for i in range(0, 20, 2)]
@@ -243,7 +255,6 @@ def sec_paging(env):
         check(st == 200 and "next_cursor" in js, "GET %s?limit=1 has next_cursor" % path)
     expect_error(c.req("GET", "/v1/products?cursor=" + "a" * 200), 400,
                  "a 200-byte cursor", "invalid_cursor")
-    d.stop()
 
 
 # ----------------------------------------------------------------- threshold
