@@ -27,7 +27,7 @@ E = {s: err(d) for s, d in {
  "400": "malformed request (bad JSON, bad parameter, malformed multipart)",
  "401": "no or unknown API key", "403": "the key's role is too low", "404": "unknown id",
  "409": "conflict (duplicate product id, a job already queued/running, job already finished, the product's image limit reached)",
- "413": "body over the byte limit, or too many parts in one upload", "415": "unsupported media type",
+ "413": "body over the byte limit (JSON routes: 64 KiB for products and train, 4 KiB for threshold and keys; images: --max-body-mb), or too many parts in one upload", "415": "unsupported media type",
  "422": "valid but unusable (image corrupt, too small, or over the pixel/side limits read from its header; product without a model; too few images)",
  "500": "internal or storage error (e.g. an inspection's stored files are damaged); the body says which",
  "503": "overloaded, out of memory (host or GPU), or not ready (Retry-After)"}.items()}
@@ -48,13 +48,16 @@ def op(summary, role, responses, params=None, body=None, tags=None):
 P = lambda n: {"$ref": "#/components/parameters/" + n}
 jbody = lambda s, req=True: {"required": req, "content": {"application/json": {"schema": s}}}
 obj = lambda props, req=None, **kw: dict({"type": "object", "properties": props}, **({"required": req} if req else {}), **kw)
-listof = lambda key, item, cursor=False: obj(dict({key: {"type": "array", "items": item}}, **({"next": {"type": "string", "nullable": True, "description": "cursor of the next page; null on the last"}} if cursor else {})), [key] + (["next"] if cursor else []))
+nextc = {"type": "string", "nullable": True, "description": "opaque cursor of the next page; null on the last"}
+listof = lambda key, item, cursor=False: obj(dict({key: {"type": "array", "items": item}}, **({"next": dict(nextc, description="older name of next_cursor (same value)"), "next_cursor": nextc} if cursor else {})), [key] + (["next", "next_cursor"] if cursor else []))
+name_s = {"type": "string", "maxLength": 256, "description": "at most 256 bytes of UTF-8"}
+closed = {"additionalProperties": False}
 num = {"type": "number"}; integer = {"type": "integer"}; string = {"type": "string"}
 ts = {"type": "string", "format": "date-time", "nullable": True}
 schemas = dict(settings, **{
  "Error": obj({"error": obj({"code": {"type": "string", "description": "snake_case reason"}, "message": string}, ["code", "message"])}, ["error"]),
- "ProductCreate": obj({"id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "name": string, "settings": ref("TrainingSettings")}, ["id"]),
- "ProductPatch": obj({"name": string, "settings": ref("TrainingSettings")}),
+ "ProductCreate": obj({"id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "name": name_s, "settings": ref("TrainingSettings")}, ["id"], **closed),
+ "ProductPatch": obj({"name": name_s, "settings": ref("TrainingSettings")}, **closed),
  "Product": obj({"id": string, "name": string, "settings": ref("TrainingSettings"),
    "active_version": {"type": "integer", "nullable": True}, "threshold": {"type": "number", "nullable": True},
    "image_count": integer, "created_at": ts, "updated_at": ts}, ["id", "name", "settings", "active_version", "threshold", "image_count"]),
@@ -83,7 +86,7 @@ schemas = dict(settings, **{
    "heatmap_png_base64": {"type": "string", "description": "only with ?heatmap=inline"},
    "created_at": ts, "key_id": {"type": "string", "nullable": True, "description": "audit records only"}},
    ["inspection_id", "product", "model_version", "score", "threshold", "decision", "map_max", "regions", "heatmap_url", "map_url", "timings_ms"]),
- "KeyCreate": obj({"name": string, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]}}, ["role"]),
+ "KeyCreate": obj({"name": name_s, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]}}, ["role"], **closed),
  "Key": obj({"id": string, "name": string, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]},
    "created_at": ts, "revoked_at": ts, "key": {"type": "string", "description": "the secret; only in the creation response"}}, ["id", "name", "role", "created_at"]),
 })
@@ -95,7 +98,8 @@ params = {
  "KeyId": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
  "Version": {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
  "Limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 100}, "description": "page size, capped at 1000"},
- "After": {"name": "after", "in": "query", "schema": {"type": "string"}, "description": "cursor: the `next` of the previous page"},
+ "After": {"name": "after", "in": "query", "schema": {"type": "string"}, "description": "older name of cursor"},
+ "Cursor": {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 95}, "description": "opaque: the `next_cursor` of the previous page, unchanged; 400 invalid_cursor otherwise"},
 }
 loc = {"Location": {"schema": {"type": "string"}}}
 img_body = {"required": True, "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -109,39 +113,39 @@ paths = {
  "/v1/openapi.json": {"get": op("This document", None, resp("200", "OpenAPI 3 document", {"type": "object"}), tags=["health"])},
  "/v1/info": {"get": op("Version, backbone, devices, limits", "inspect", {**resp("200", "server information", {"type": "object"}), **errs("401")}, tags=["health"])},
  "/v1/products": {
-   "post": op("Create a product", "operate", {**resp("201", "created", ref("Product"), headers=loc), **errs("400", "401", "403", "409", "415")}, body=jbody(ref("ProductCreate")), tags=["products"]),
-   "get": op("List products", "inspect", {**resp("200", "products", listof("products", ref("Product"), True)), **errs("400", "401")}, [P("Limit"), P("After")], tags=["products"])},
+   "post": op("Create a product", "operate", {**resp("201", "created", ref("Product"), headers=loc), **errs("400", "401", "403", "409", "413", "415")}, body=jbody(ref("ProductCreate")), tags=["products"]),
+   "get": op("List products", "inspect", {**resp("200", "products", listof("products", ref("Product"), True)), **errs("400", "401")}, [P("Limit"), P("Cursor"), P("After")], tags=["products"])},
  "/v1/products/{id}": {
    "get": op("One product", "inspect", {**resp("200", "the product", ref("Product")), **errs("401", "404")}, [P("ProductId")], tags=["products"]),
-   "patch": op("Change name and/or settings", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "415")}, [P("ProductId")], jbody(ref("ProductPatch")), tags=["products"]),
+   "patch": op("Change name and/or settings", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "413", "415")}, [P("ProductId")], jbody(ref("ProductPatch")), tags=["products"]),
    "delete": op("Delete a product with its images, models and finished jobs (inspections stay)", "operate", {"204": {"description": "deleted"}, **errs("401", "403", "404", "409")}, [P("ProductId")], tags=["products"])},
  "/v1/products/{id}/images": {
    "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "409", "413", "415", "422")}, [P("ProductId")], upload_body, tags=["images"]),
-   "get": op("List images", "operate", {**resp("200", "images", listof("images", ref("Image"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("After")], tags=["images"])},
+   "get": op("List images", "operate", {**resp("200", "images", listof("images", ref("Image"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("Cursor"), P("After")], tags=["images"])},
  "/v1/products/{id}/images/{image_id}": {
    "delete": op("Remove an image from the training set", "operate", {"204": {"description": "removed"}, **errs("401", "403", "404")}, [P("ProductId"), P("ImageId")], tags=["images"])},
  "/v1/products/{id}/train": {
-   "post": op("Start training a new model version", "operate", {**resp("202", "job queued", obj({"job": ref("Job")}, ["job"]), headers=loc), **errs("400", "401", "403", "404", "409", "415", "422")}, [P("ProductId")], jbody(ref("TrainRequest"), False), tags=["training"])},
- "/v1/jobs": {"get": op("List jobs, newest first", "operate", {**resp("200", "jobs", listof("jobs", ref("Job"))), **errs("400", "401", "403")},
-   [{"name": "product", "in": "query", "schema": string}, {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]}}, P("Limit")], tags=["training"])},
+   "post": op("Start training a new model version", "operate", {**resp("202", "job queued", obj({"job": ref("Job")}, ["job"]), headers=loc), **errs("400", "401", "403", "404", "409", "413", "415", "422")}, [P("ProductId")], jbody(ref("TrainRequest"), False), tags=["training"])},
+ "/v1/jobs": {"get": op("List jobs, newest first", "operate", {**resp("200", "jobs", listof("jobs", ref("Job"), True)), **errs("400", "401", "403")},
+   [{"name": "product", "in": "query", "schema": string}, {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]}}, P("Limit"), P("Cursor"), P("After")], tags=["training"])},
  "/v1/jobs/{job_id}": {"get": op("One job", "operate", {**resp("200", "the job", ref("Job")), **errs("401", "403", "404")}, [P("JobId")], tags=["training"])},
  "/v1/jobs/{job_id}/cancel": {"post": op("Cancel a queued or running job; it ends canceled and writes no model", "operate", {**resp("202", "cancel recorded", obj({"job": ref("Job")}, ["job"])), **errs("401", "403", "404", "409")}, [P("JobId")], tags=["training"])},
- "/v1/products/{id}/models": {"get": op("Model versions, newest first", "operate", {**resp("200", "models", listof("models", ref("Model"))), **errs("401", "403", "404")}, [P("ProductId")], tags=["models"])},
+ "/v1/products/{id}/models": {"get": op("Model versions, newest first", "operate", {**resp("200", "models", listof("models", ref("Model"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("Cursor"), P("After")], tags=["models"])},
  "/v1/products/{id}/models/{version}/activate": {"post": op("Make a version the one inspections use", "operate", {**resp("200", "the product", ref("Product")), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
  "/v1/products/{id}/models/{version}/artifact": {"get": op("Extension: the serialised model (for other replicas or `cfa eval --model`)", "operate", {**resp("200", "model artefact", {"type": "string", "format": "binary"}, "application/octet-stream"), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
- "/v1/products/{id}/threshold": {"put": op("Set the threshold of the active model", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "415", "422")}, [P("ProductId")], jbody(obj({"threshold": num}, ["threshold"])), tags=["models"])},
+ "/v1/products/{id}/threshold": {"put": op("Set the threshold of the active model", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "413", "415", "422")}, [P("ProductId")], jbody(obj({"threshold": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 3.4028234663852886e38, "description": "above 0 (at or below it every part is NG) and at most FLT_MAX (scores are float32)"}}, ["threshold"], **closed)), tags=["models"])},
  "/v1/products/{id}/inspect": {"post": op("Inspect one image", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("400", "401", "404", "413", "415", "422", "503")},
    [P("ProductId"), {"name": "store", "in": "query", "schema": {"type": "boolean", "default": True}, "description": "false keeps no heatmap/map files"},
     {"name": "heatmap", "in": "query", "schema": {"type": "string", "enum": ["inline", "url"]}, "description": "inline adds heatmap_png_base64"}], img_body, tags=["inspection"])},
  "/v1/inspections": {"get": op("Audit trail, newest first", "inspect", {**resp("200", "inspections", listof("inspections", ref("InspectionResult"), True)), **errs("400", "401")},
    [{"name": "product", "in": "query", "schema": string}, {"name": "decision", "in": "query", "schema": {"type": "string", "enum": ["OK", "NG"]}},
-    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}, P("Limit"), P("After")], tags=["inspection"])},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}, P("Limit"), P("Cursor"), P("After")], tags=["inspection"])},
  "/v1/inspections/{id}": {"get": op("One stored result", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/inspections/{id}/heatmap.png": {"get": op("Colour heatmap over the image, image resolution (drawn on the first GET from the stored image and map, then kept; 404 image_not_kept when the inspection kept no images)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/inspections/{id}/map.png": {"get": op("Raw anomaly map, 16-bit grayscale PNG at image resolution: v means v / 65535 * map_max (drawn on the first GET from the stored model-geometry map, the map the decision was made on, then kept)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/keys": {
-   "post": op("Create an API key (the secret is returned once)", "admin", {**resp("201", "created", ref("Key"), headers=loc), **errs("400", "401", "403", "415")}, body=jbody(ref("KeyCreate")), tags=["keys"]),
-   "get": op("List keys (no secrets)", "admin", {**resp("200", "keys", listof("keys", ref("Key"))), **errs("401", "403")}, tags=["keys"])},
+   "post": op("Create an API key (the secret is returned once)", "admin", {**resp("201", "created", ref("Key"), headers=loc), **errs("400", "401", "403", "413", "415")}, body=jbody(ref("KeyCreate")), tags=["keys"]),
+   "get": op("List keys (no secrets)", "admin", {**resp("200", "keys", listof("keys", ref("Key"), True)), **errs("400", "401", "403")}, [P("Limit"), P("Cursor"), P("After")], tags=["keys"])},
  "/v1/keys/{id}": {"delete": op("Revoke a key", "admin", {"204": {"description": "revoked"}, **errs("401", "403", "404")}, [P("KeyId")], tags=["keys"])},
 }
 doc = {"openapi": "3.0.3",
