@@ -63,6 +63,8 @@ def fields_checks(c):
     msg = ((js or {}).get("error") or {}).get("message", "")
     check("65536 bytes" in msg, "the 413 names the route's limit (%s)" % msg)
     print("  note 30 MB product body refused in %.2f s" % (time.time() - t0))
+    expect_error(c.req("POST", "/v1/products", b'{"id": "u8", "name": "\xff\xfe"}',
+                       "application/json"), 400, "a name that is not UTF-8", "malformed_json")
     expect_error(c.req("POST", "/v1/products", {"id": "i" * 65}), 400, "a 65-byte id",
                  "invalid_product_id")
     expect_error(c.req("POST", "/v1/products", {"id": "i" * 100000}), 413,
