@@ -50,6 +50,12 @@ def sec_fields(env):
 
 
 def fields_checks(c):
+    st, js, _, _ = c.req("GET", "/v1/info")
+    lim = js.get("limits", {}) if st == 200 else {}
+    check(lim.get("max_name_bytes") == NAME_MAX and lim.get("max_json_body_bytes") == 65536
+          and lim.get("max_list_limit") == 1000,
+          "GET /v1/info lists the name, JSON body and list limits (%s)"
+          % {k: v for k, v in lim.items() if k.startswith("max_")})
     # names: bytes of UTF-8, not characters
     check(c.req("POST", "/v1/products", {"id": "n256", "name": "x" * NAME_MAX})[0] == 201,
           "a name of %d bytes is stored" % NAME_MAX)
@@ -69,6 +75,11 @@ def fields_checks(c):
                  "invalid_product_id")
     expect_error(c.req("POST", "/v1/products", {"id": "i" * 100000}), 413,
                  "a 100 kB id", "body_too_large")
+    # an unknown property's name is cut on a character boundary in the message
+    st, js, _, _ = c.req("POST", "/v1/products", {"id": "u2", "\u00e9" * 100: 1})
+    msg = ((js or {}).get("error") or {}).get("message", "")
+    check(st == 400 and "\u00e9" * 20 + '"' in msg and len(msg) < 200,
+          "a 200-byte unknown property is named, cut to 40 bytes (%s)" % msg)
     expect_error(c.req("PATCH", "/v1/products/n256", {"name": "y" * 1000}), 400,
                  "PATCH a 1000-byte name", "field_too_long")
     names = products_named(c)
