@@ -19,6 +19,7 @@ usage: test_hardening_slow.py --server build/cfa-server --backbone X.pt --data D
 Python 3 standard library only; helpers from test_hardening.py. Exit 0 = pass.
 """
 import argparse
+import http.client
 import os
 import re
 import select
@@ -95,7 +96,10 @@ def raw_status(port, path, src=None, key=None, sock=None, timeout=20):
 
 
 def closed_count(port, reason):
-    st, _, body, _ = Client(port).req("GET", "/metrics", timeout=30)
+    try:
+        st, _, body, _ = Client(port).req("GET", "/metrics", timeout=30)
+    except (OSError, http.client.HTTPException) as e:
+        st, body = str(e), b""
     m = re.search(r'^cfa_connections_closed_total\{reason="%s"\} (\d+)$' % reason,
                   body.decode(), re.M)
     if st != 200 or not m:
