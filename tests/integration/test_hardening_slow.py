@@ -176,6 +176,9 @@ def sec_body(env):
 # ------------------------------------------------------------------- per_ip
 def sec_per_ip(env):
     d = env.daemon("per_ip", ["--max-connections-per-ip", "4"]).start()
+    st, js, _, _ = Client(d.port, ADMIN_KEY).req("GET", "/v1/info")
+    check(st == 200 and js["limits"].get("max_connections_per_ip") == 4 and
+          js["limits"].get("header_timeout_s") == 10, "GET /v1/info lists the slow-client limits")
     # each completes a keep-alive request first, so the daemon surely holds all 4
     held = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(4)]
     for i, s in enumerate(held):
