@@ -297,8 +297,9 @@ static int is_probe(const hreq *r)
            (strcmp(r->route->label, "/healthz") == 0 || strcmp(r->route->label, "/readyz") == 0);
 }
 
-/* Over --max-connections with nothing waiting that could make room: this
- * connection is one of the probes' and goes back as soon as answered. */
+/* Over --max-connections with no connection waiting for its header to make
+ * room: this one sits in a slot kept for probes, so it is answered at once
+ * and closed instead of served. */
 static enum MHD_Result reply_over_limit(hreq *r)
 {
     json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", "too_many_connections", "message",
