@@ -19,11 +19,13 @@
 #include "base_alloc.h"
 #include "base_clock.h"
 #include "base_log.h"
+#include "conn.h"
 #include "metrics_prom.h"
 #include "pool.h"
 
 struct api_server {
     struct MHD_Daemon *d;
+    conn_table *conns; /* deadlines and the probe slots (conn.h) */
     api_ctx *ctx;
     int port;
     pthread_mutex_t mu;
@@ -288,6 +290,23 @@ static void find_route(hreq *r, const char *url)
     }
 }
 
+/* /healthz and /readyz may use the connections kept for probes. */
+static int is_probe(const hreq *r)
+{
+    return r->route != NULL &&
+           (strcmp(r->route->label, "/healthz") == 0 || strcmp(r->route->label, "/readyz") == 0);
+}
+
+/* Over --max-connections with no connection waiting for its header to make
+ * room: this one sits in a slot kept for probes, so it is answered at once
+ * and closed instead of served. */
+static enum MHD_Result reply_over_limit(hreq *r)
+{
+    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", "too_many_connections", "message",
+                          "the server is at its connection limit; retry shortly");
+    return reply_json_hdr(r, 503, e, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -322,8 +341,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         long long n;
-        if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 &&
-            (unsigned long long)n > r->max_body) {
+        int has_len = cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0;
+        /* a body of unknown length (chunked), or drained past the limit,
+         * gets the time of the largest kept body */
+        size_t budget = has_len && (unsigned long long)n < r->max_body ? (size_t)n : r->max_body;
+        if (conn_headers_done(s->conns, con, budget, is_probe(r)) != 0)
+            return reply_over_limit(r);
+        if (has_len && (unsigned long long)n > r->max_body) {
             r->too_big = 1;
             const char *ex = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_EXPECT);
@@ -366,6 +390,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         return MHD_YES;
     }
     /* the whole request is here */
+    conn_body_done(s->conns, con);
     if (r->status != 0)
         return MHD_YES;
     if (r->deny_status != 0)
@@ -383,8 +408,8 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
 {
     api_server *s = cls;
     hreq *r = *con_cls;
-    (void)con;
     (void)toe;
+    conn_request_done(s->conns, con);
     if (r == NULL)
         return;
     if (r->announced) /* never reached the pool (an error, a dropped client) */
@@ -489,17 +514,27 @@ int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
         tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
         tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
     }
+    conn_params cp = {c->max_connections, c->header_timeout_s, c->body_timeout_s,
+                      c->body_min_rate_kb};
+    if ((s->conns = conn_start(&cp)) == NULL) {
+        snprintf(err, errlen, "cannot start the connection reaper thread");
+        free_tls(s);
+        free(s);
+        return -1;
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->request_timeout_s, MHD_OPTION_ARRAY,
-        tls_opts, MHD_OPTION_END);
+        s, MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s->conns, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(c->max_connections + CONN_PROBE_SLOTS), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)c->max_conn_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)c->request_timeout_s, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (s->d == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d%s", c->listen_host, c->listen_port,
                  s->tls_cert ? " (or the TLS certificate/key was refused)" : "");
+        conn_stop(s->conns);
         free_tls(s);
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
@@ -543,6 +578,7 @@ void api_stop(api_server *s)
     if (s == NULL)
         return;
     MHD_stop_daemon(s->d);
+    conn_stop(s->conns);
     free_tls(s);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

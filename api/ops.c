@@ -82,10 +82,17 @@ enum MHD_Result h_info(hreq *r)
         (json_int_t)cfg->retention, "max_images_per_product", (json_int_t)cfg->max_images,
         "max_images_per_upload", MAX_UPLOAD_PARTS, "request_timeout_s", cfg->request_timeout_s,
         "tls", cfg->tls_cert[0] != '\0', "schema_version", store_schema_version(c->st));
-    /* the fixed ones, of JSON bodies, names and lists (api_int.h) */
-    json_t *lim = json_object_get(o, "limits");
-    json_object_set_new(lim, "max_json_body_bytes", json_integer(API_BODY_SETTINGS));
-    json_object_set_new(lim, "max_name_bytes", json_integer(API_NAME_MAX));
-    json_object_set_new(lim, "max_list_limit", json_integer(STORE_LIST_MAX));
+    json_t *lim = o != NULL ? json_object_get(o, "limits") : NULL;
+    if (lim != NULL) {
+        /* the fixed ones, of JSON bodies, names and lists (api_int.h) */
+        json_object_set_new(lim, "max_json_body_bytes", json_integer(API_BODY_SETTINGS));
+        json_object_set_new(lim, "max_name_bytes", json_integer(API_NAME_MAX));
+        json_object_set_new(lim, "max_list_limit", json_integer(STORE_LIST_MAX));
+        /* the slow-client limits (conn.c) */
+        json_object_set_new(lim, "header_timeout_s", json_integer(cfg->header_timeout_s));
+        json_object_set_new(lim, "body_timeout_s", json_integer(cfg->body_timeout_s));
+        json_object_set_new(lim, "body_min_rate_kb", json_integer(cfg->body_min_rate_kb));
+        json_object_set_new(lim, "max_connections_per_ip", json_integer(cfg->max_conn_per_ip));
+    }
     return reply_json(r, 200, o);
 }

@@ -43,6 +43,13 @@ void cfg_defaults(cfg_t *c)
     c->max_connections = 256;
     c->max_images = 100000;
     c->request_timeout_s = 60;
+    c->header_timeout_s = 10;
+    c->body_timeout_s = 10;
+    c->body_min_rate_kb = 64;
+    /* room for a line of cameras behind one NAT and for loopback benches
+     * (64 clients); still leaves half the default --max-connections to
+     * the other addresses */
+    c->max_conn_per_ip = 128;
     c->protect_metrics = 0;
     c->requeue_jobs = 1;
     /* the training defaults and why they differ from the paper's: settings.def */
@@ -141,11 +148,15 @@ static const opt_def OPTS[] = {
     {"max-pixels", "CFA_MAX_PIXELS", K_I64, OFF(max_pixels), 64, 1e10, "largest image in pixels (checked from the header, before decoding), else 422 (default 40000000)"},
     {"min-side", "CFA_MIN_SIDE", K_INT, OFF(min_side), 1, 4096, "smallest image side, else 422 (default 8)"},
     {"retention", "CFA_RETENTION", K_I64, OFF(retention), 0, 1e12, "newest inspections whose heatmap/map files are kept, pruned every 16 inspections (default 10000)"},
-    {"max-connections", "CFA_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 100000, "concurrent connections (default 256)"},
+    {"max-connections", "CFA_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 100000, "concurrent connections (default 256); 2 more are kept for /healthz and /readyz"},
     {"max-images", "CFA_MAX_IMAGES", K_I64, OFF(max_images), 1, 1e9, "stored training images per product, else 409 (default 100000)"},
     {"tls-cert", "CFA_TLS_CERT", K_PATH, OFF(tls_cert), 0, 0, "PEM certificate (chain): serve HTTPS (needs --tls-key)"},
     {"tls-key", "CFA_TLS_KEY", K_PATH, OFF(tls_key), 0, 0, "PEM private key of --tls-cert"},
     {"request-timeout", "CFA_REQUEST_TIMEOUT", K_INT, OFF(request_timeout_s), 1, 3600, "idle connection timeout in s (default 60)"},
+    {"header-timeout", "CFA_HEADER_TIMEOUT", K_INT, OFF(header_timeout_s), 1, 3600, "whole request header in s from the accept (or the previous response), however steadily it trickles, else closed (default 10)"},
+    {"body-timeout", "CFA_BODY_TIMEOUT", K_INT, OFF(body_timeout_s), 1, 3600, "whole request body in s: this plus its size at --body-min-rate, else closed (default 10)"},
+    {"body-min-rate", "CFA_BODY_MIN_RATE", K_INT, OFF(body_min_rate_kb), 1, 1000000, "slowest body upload in kB/s that --body-timeout allows for (default 64)"},
+    {"max-connections-per-ip", "CFA_MAX_CONNECTIONS_PER_IP", K_INT, OFF(max_conn_per_ip), 0, 100000, "concurrent connections from one client address, 0 = no limit (default 128)"},
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},

@@ -38,6 +38,8 @@ static uint64_t batch_count;
 static double batch_sum;
 static hist infer;
 static uint64_t rejected;
+static const char *CLOSE_REASONS[3] = {"header_timeout", "body_timeout", "evicted"};
+static uint64_t conn_closed[3];
 static uint64_t trained[5];
 static double train_seconds;
 static const char *STATES[5] = {"queued", "running", "succeeded", "failed", "canceled"};
@@ -100,6 +102,15 @@ void mp_queue_rejected(void)
 {
     pthread_mutex_lock(&mu);
     rejected++;
+    pthread_mutex_unlock(&mu);
+}
+
+void mp_conn_closed(const char *reason)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < 3; i++)
+        if (strcmp(reason, CLOSE_REASONS[i]) == 0)
+            conn_closed[i]++;
     pthread_mutex_unlock(&mu);
 }
 
@@ -192,6 +203,12 @@ char *mp_render(const mp_gauges *g, size_t *len)
     sb_printf(&b, "# HELP cfa_queue_rejected_total Inspections refused with 503 (queue full).\n"
                   "# TYPE cfa_queue_rejected_total counter\ncfa_queue_rejected_total %llu\n",
               (unsigned long long)rejected);
+    sb_printf(&b, "# HELP cfa_connections_closed_total Connections the daemon closed: a header "
+                  "or body past its deadline, or waiting for its header at the connection limit.\n"
+                  "# TYPE cfa_connections_closed_total counter\n");
+    for (int i = 0; i < 3; i++)
+        sb_printf(&b, "cfa_connections_closed_total{reason=\"%s\"} %llu\n", CLOSE_REASONS[i],
+                  (unsigned long long)conn_closed[i]);
     sb_printf(&b, "# HELP cfa_training_finished_total Training jobs finished by this process.\n"
                   "# TYPE cfa_training_finished_total counter\n");
     for (int i = 2; i < 5; i++)

@@ -24,6 +24,15 @@ set_target_properties(test_pool PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME unit.pool COMMAND test_pool)
 set_tests_properties(unit.pool PROPERTIES LABELS unit TIMEOUT 120)
 
+# api/conn.c under a real libmicrohttpd daemon: torch-free, so it also runs
+# under CFA_SANITIZE_THREAD (tests/sanitize.sh tsan).
+add_executable(test_conn ${CMAKE_CURRENT_LIST_DIR}/test_conn.c ${PROJECT_SOURCE_DIR}/api/conn.c)
+target_include_directories(test_conn PRIVATE ${PROJECT_SOURCE_DIR}/api)
+target_link_libraries(test_conn PRIVATE cfa_ops cfa_base PkgConfig::MHD PkgConfig::CMOCKA
+                                        Threads::Threads)
+add_test(NAME unit.conn COMMAND test_conn)
+set_tests_properties(unit.conn PROPERTIES LABELS unit TIMEOUT 120)
+
 add_executable(test_metrics_prom ${CMAKE_CURRENT_LIST_DIR}/test_metrics_prom.c)
 target_link_libraries(test_metrics_prom PRIVATE cfa_ops PkgConfig::CMOCKA Threads::Threads)
 add_test(NAME unit.metrics_prom COMMAND test_metrics_prom)

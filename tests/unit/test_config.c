@@ -126,6 +126,34 @@ static void test_hardening_flags(void **state)
     assert_int_equal(cfg_from_args(&c, 3, zero, err, sizeof err), -1);
 }
 
+/* The slow-client limits (api/conn.c): defaults, flags, environment, ranges. */
+static void test_slow_client_flags(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    clear_env();
+    cfg_defaults(&c);
+    assert_int_equal(c.header_timeout_s, 10);
+    assert_int_equal(c.body_timeout_s, 10);
+    assert_int_equal(c.body_min_rate_kb, 64);
+    assert_int_equal(c.max_conn_per_ip, 128);
+    setenv("CFA_HEADER_TIMEOUT", "4", 1);
+    assert_int_equal(cfg_from_env(&c, err, sizeof err), 0);
+    unsetenv("CFA_HEADER_TIMEOUT");
+    assert_int_equal(c.header_timeout_s, 4);
+    char *ok[] = {"cfa-server", "--body-timeout", "5", "--body-min-rate", "100",
+                  "--max-connections-per-ip", "0", NULL};
+    assert_int_equal(cfg_from_args(&c, 7, ok, err, sizeof err), 0);
+    assert_int_equal(c.body_timeout_s, 5);
+    assert_int_equal(c.body_min_rate_kb, 100);
+    assert_int_equal(c.max_conn_per_ip, 0);
+    char *zero_rate[] = {"cfa-server", "--body-min-rate", "0", NULL};
+    assert_int_equal(cfg_from_args(&c, 3, zero_rate, err, sizeof err), -1);
+    char *zero_header[] = {"cfa-server", "--header-timeout", "0", NULL};
+    assert_int_equal(cfg_from_args(&c, 3, zero_header, err, sizeof err), -1);
+}
+
 /* The training defaults: the table's DAEMON column, every setting set. */
 static void test_training_defaults(void **state)
 {
@@ -274,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_hardening_flags),
+        cmocka_unit_test(test_slow_client_flags),
         cmocka_unit_test(test_training_defaults),
         cmocka_unit_test(test_training_flags),
         cmocka_unit_test(test_help_lists_training_flags),

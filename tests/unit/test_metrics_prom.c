@@ -31,6 +31,9 @@ static void test_render(void **state)
         pthread_join(t[i], NULL);
     mp_request("POST", "/v1/products/{id}/inspect", 503, 0.3);
     mp_queue_rejected();
+    mp_conn_closed("header_timeout");
+    mp_conn_closed("header_timeout");
+    mp_conn_closed("evicted");
     mp_training_done("succeeded", 12.0);
     mp_gauges g;
     memset(&g, 0, sizeof g);
@@ -51,6 +54,9 @@ static void test_render(void **state)
     assert_non_null(strstr(s, "cfa_inference_batch_size_count 4000\n"));
     assert_non_null(strstr(s, "cfa_inference_batch_size_bucket{le=\"+Inf\"} 4000\n"));
     assert_non_null(strstr(s, "cfa_queue_rejected_total 1\n"));
+    assert_non_null(strstr(s, "cfa_connections_closed_total{reason=\"header_timeout\"} 2\n"));
+    assert_non_null(strstr(s, "cfa_connections_closed_total{reason=\"body_timeout\"} 0\n"));
+    assert_non_null(strstr(s, "cfa_connections_closed_total{reason=\"evicted\"} 1\n"));
     assert_non_null(strstr(s, "cfa_queue_depth{device=\"cuda:1\",queue=\"1\"} 3\n"));
     assert_non_null(strstr(s, "cfa_training_jobs{state=\"succeeded\"} 5\n"));
     assert_non_null(strstr(s, "cfa_training_finished_total{state=\"succeeded\"} 1\n"));

@@ -47,6 +47,10 @@ typedef struct cfg {
     char tls_cert[CFG_PATH_MAX]; /* PEM; both set = HTTPS, both empty = HTTP */
     char tls_key[CFG_PATH_MAX];
     int request_timeout_s;  /* idle connection timeout                    */
+    int header_timeout_s;   /* whole request header, from accept          */
+    int body_timeout_s;     /* whole body: this floor + size / rate       */
+    int body_min_rate_kb;   /* kB/s a body must at least arrive at        */
+    int max_conn_per_ip;    /* open connections per client address, 0 = any */
     int protect_metrics;    /* 1: /metrics needs an inspect key           */
     int requeue_jobs;       /* on start-up: running jobs -> queued (1) or failed (0) */
     /* the daemon's training defaults: settings.def's DAEMON column, then

@@ -20,6 +20,9 @@ void mp_request(const char *method, const char *route, int status, double second
 void mp_batch(const char *device, int n, double seconds);
 /* A request was rejected because the queue was full. */
 void mp_queue_rejected(void);
+/* The daemon closed a connection itself: reason is "header_timeout",
+ * "body_timeout" or "evicted" (api/conn.c). */
+void mp_conn_closed(const char *reason);
 /* One training job finished with state ("succeeded", ...). */
 void mp_training_done(const char *state, double seconds);
 
