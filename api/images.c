@@ -24,25 +24,23 @@ static int check_image(hreq *r, const uint8_t *data, size_t len, int part, uploa
 {
     img_kind kind = IMG_KIND_UNKNOWN;
     img_limits lim = img_default_limits();
-    img_rgbf im;
     char where[48] = "";
     if (part >= 0)
         snprintf(where, sizeof where, "part %d: ", part + 1);
     lim.max_pixels = (size_t)r->ctx->cfg->max_pixels;
     lim.min_side = r->ctx->cfg->min_side;
-    img_status st = img_probe(data, len, &kind, NULL, NULL);
-    if (st == IMG_OK)
-        st = img_decode(data, len, &lim, &im);
+    lim.budget = r->ctx->pixels;
+    lim.budget_wait_ms = r->ctx->cfg->pixel_wait_ms;
+    /* decoded once, 8-bit, a row (PNG) or 1/8 scale (JPEG) at a time: the
+     * checks of the training decode without the frame (image.h) */
+    img_status st = img_validate(data, len, &lim, &kind, &u->w, &u->h);
     if (st != IMG_OK) {
         codec_fail(r, st, where);
         return -1;
     }
     u->data = data;
     u->len = len;
-    u->w = im.width;
-    u->h = im.height;
     u->ext = kind == IMG_KIND_PNG ? "png" : "jpg";
-    img_rgbf_free(&im);
     return 0;
 }
 
