@@ -82,5 +82,10 @@ enum MHD_Result h_info(hreq *r)
         (json_int_t)cfg->retention, "max_images_per_product", (json_int_t)cfg->max_images,
         "max_images_per_upload", MAX_UPLOAD_PARTS, "request_timeout_s", cfg->request_timeout_s,
         "tls", cfg->tls_cert[0] != '\0', "schema_version", store_schema_version(c->st));
+    /* the decoded-pixel budget (budget.h) */
+    json_t *lim = json_object_get(o, "limits");
+    json_object_set_new(lim, "pixel_budget_bytes",
+                        json_integer((json_int_t)cfg->pixel_budget_mb << 20));
+    json_object_set_new(lim, "pixel_wait_ms", json_integer(cfg->pixel_wait_ms));
     return reply_json(r, 200, o);
 }

@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""Hardening, memory: the decoded-pixel budget (docs/RELIABILITY.md, "Memory").
+
+A daemon with the default settings (only --listen, --data-dir, --backbone)
+gets 256 clients at once, each sending a 6000 x 6000 PNG of zeros (35 kB on
+the wire, 108 MB as 8-bit RGB, 540 MB once the engine has its float copy):
+first as uploads, then as inspections of a trained product. Every answer
+must be 201/200 or 503 with Retry-After (nothing else, no crash), and the
+process's peak resident memory (VmHWM) must stay under
+
+    resident before the load + --pixel-budget-mb + 256 MiB of slack
+
+(threads and request bodies of 256 connections, allocator slack), and, in a
+build without ASan, under the documented 2 GiB as well. A sampler kills the
+daemon as soon as VmRSS passes the bound by 1 GiB, so a daemon without the
+budget fails the test without taking the machine's memory with it.
+
+Under ASan (tests/sanitize.sh asan-daemon) the shadow memory (1/8 of what is
+allocated) and the quarantine (256 MiB by default) add to RSS: the bound is
+then resident before + budget x 9/8 + 256 MiB + 256 MiB, and the absolute
+2 GiB is not checked (the ASan daemon's baseline alone is near it).
+
+usage: test_hardening_memory.py --server build/cfa-server --backbone X.pt --data DIR
+"""
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import struct
+import time
+import zlib
+
+import test_hardening as th
+from test_hardening import ADMIN_KEY, Client, check, note
+
+MiB = 1024  # VmHWM and VmRSS are in kB
+CLIENTS = 256
+DOC_BOUND_KB = 2048 * MiB  # docs/RELIABILITY.md: peak RSS at the defaults
+SLACK_KB = 256 * MiB
+
+
+def is_asan(binary):
+    with open(binary, "rb") as f:
+        return re.search(rb"__asan_init", f.read()) is not None
+
+
+def zeros_png(w, h):
+    """A whole w x h 8-bit gray PNG of zeros: every row is there, so it
+    decodes (test_hardening.png_bomb holds 64 rows and is refused as
+    truncated once decoding reaches its end)."""
+    z = zlib.compressobj(9)
+    row = b"\x00" * (w + 1)
+    data = b"".join(z.compress(row) for _ in range(h)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + th.chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + th.chunk(b"IDAT", data) + th.chunk(b"IEND", b""))
+
+
+def info_limits(c):
+    st, js, _, _ = c.req("GET", "/v1/info")
+    check(st == 200 and "pixel_budget_bytes" in js.get("limits", {}),
+          "GET /v1/info lists the pixel budget (%s)" % (js or {}).get("limits"))
+    return (js or {}).get("limits", {})
+
+
+class Watch:
+    """Samples VmHWM; kills the daemon (SIGKILL) when VmRSS passes `kill_kb`."""
+
+    def __init__(self, d, kill_kb):
+        self.d, self.kill_kb, self.killed = d, kill_kb, False
+        self.peak, self.stop = 0, threading.Event()
+        self.t = threading.Thread(target=self.run)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.d.vm("VmHWM"))
+            if self.d.vm("VmRSS") > self.kill_kb and self.d.proc.poll() is None:
+                self.killed = True
+                self.d.proc.send_signal(signal.SIGKILL)
+            time.sleep(0.02)
+
+    def end(self):
+        self.stop.set()
+        self.t.join()
+        self.peak = max(self.peak, self.d.vm("VmHWM"))
+        return self.peak
+
+
+def flood(port, method, path, body, ok_status):
+    """CLIENTS threads, one request each, released together. Returns the
+    count of each outcome: an HTTP status, -503 for a 503 without
+    Retry-After, or the name of a connection error."""
+    counts, lock = {}, threading.Lock()
+    go = threading.Barrier(CLIENTS)
+
+    def one():
+        cl = Client(port, ADMIN_KEY)
+        go.wait()
+        try:
+            st, js, _, h = cl.req(method, path, body, "image/png", timeout=240)
+            if st == 503 and h.get("retry-after") is None:
+                st = -503
+        except (OSError, http.client.HTTPException) as e:
+            st = type(e).__name__
+        with lock:
+            counts[st] = counts.get(st, 0) + 1
+
+    ths = [threading.Thread(target=one) for _ in range(CLIENTS)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    return counts
+
+
+def sec_memory(env):
+    d = env.daemon("memory").start()
+    asan = is_asan(env.a.server)
+    c = Client(d.port, ADMIN_KEY)
+    lim = info_limits(c)
+    # a daemon without the budget still gets the bound of the default one
+    budget_kb = lim.get("pixel_budget_bytes", 768 << 20) // 1024
+    th.make_product(c, "tile", env.train[:6])
+    th.train(c, "tile")
+    st, _, _, _ = c.req("POST", "/v1/products/tile/inspect?store=false", env.test[0], "image/png")
+    check(st == 200, "an ordinary inspection before the load")
+    rss0 = d.vm("VmRSS")
+    extra = budget_kb * 9 // 8 + 2 * SLACK_KB if asan else budget_kb + SLACK_KB
+    bound = rss0 + extra
+    if not asan:
+        bound = min(bound, DOC_BOUND_KB)
+    watch = Watch(d, bound + 1024 * MiB)
+    bomb = zeros_png(6000, 6000)
+    note("memory: %s build, VmRSS before %d MiB, budget %d MiB, bound %d MiB, bomb %d bytes"
+         % ("ASan" if asan else "plain", rss0 // MiB, budget_kb // MiB, bound // MiB, len(bomb)))
+
+    t0 = time.time()
+    up = flood(d.port, "POST", "/v1/products/tile/images", bomb, 201)
+    t_up = time.time() - t0
+    hwm_up = watch.peak
+    note("memory: %d uploads of the bomb in %.1f s: %s, VmHWM %d MiB"
+         % (CLIENTS, t_up, up, hwm_up // MiB))
+    check(not watch.killed, "uploads: VmRSS stayed under bound + 1 GiB (else killed)")
+    check(set(up) <= {201, 503} and up.get(201, 0) > 0,
+          "uploads answered 201 or 503 with Retry-After, at least one 201 (%s)" % up)
+
+    t0 = time.time()
+    ins = flood(d.port, "POST", "/v1/products/tile/inspect?store=false", bomb, 200)
+    t_in = time.time() - t0
+    peak = watch.end()
+    note("memory: %d inspections of the bomb in %.1f s: %s, VmHWM %d MiB"
+         % (CLIENTS, t_in, ins, peak // MiB))
+    check(not watch.killed, "inspections: VmRSS stayed under bound + 1 GiB (else killed)")
+    check(set(ins) <= {200, 503} and ins.get(200, 0) > 0 and ins.get(503, 0) > 0,
+          "inspections answered 200 or 503 with Retry-After, some of each (%s)" % ins)
+    check(d.proc.poll() is None, "the daemon did not crash")
+    check(peak <= bound, "peak resident memory %d MiB <= bound %d MiB" % (peak // MiB,
+                                                                      bound // MiB))
+    if d.proc.poll() is None:
+        st, js, _, _ = c.req("POST", "/v1/products/tile/inspect?store=false", env.test[1],
+                             "image/png")
+        check(st == 200 and "score" in js, "serves an inspection right after the load")
+        check(d.stop() == 0, "SIGTERM -> exit 0")
+    else:
+        d.log.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--backbone", required=True)
+    ap.add_argument("--data", required=True, help="folder holding magnetic_tile_mini")
+    ap.add_argument("--keep", action="store_true", help="keep the temp data dir")
+    a = ap.parse_args()
+    env = th.Env(a)
+    t0 = time.time()
+    try:
+        print("== section memory", flush=True)
+        sec_memory(env)
+    finally:
+        log = os.path.join(env.tmp, "memory", "server.log")
+        if os.path.exists(log):
+            text = open(log, "rb").read()
+            check(not re.search(rb"AddressSanitizer|LeakSanitizer|runtime error:", text),
+                  "no sanitizer report in " + log)
+        if not a.keep and not th.failures:
+            shutil.rmtree(env.tmp, ignore_errors=True)
+    for n in th.notes:
+        print("NOTE " + n)
+    print("%d failure(s) in %.0f s%s" % (len(th.failures), time.time() - t0,
+                                         "" if not th.failures else " (kept %s)" % env.tmp))
+    for f in th.failures:
+        print("  - " + f)
+    return 1 if th.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
