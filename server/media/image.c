@@ -625,12 +625,17 @@ static img_status validate_png(const uint8_t *b, size_t len, const img_limits *l
     img_status s = png_open(b, len, lim, &ctx, &ihdr);
     if (s != IMG_OK)
         return s;
-    int wide = ihdr.bit_depth == 16;
-    int fmt = wide ? SPNG_FMT_RGBA16 : SPNG_FMT_RGB8;
-    size_t row = (size_t)ihdr.width * (wide ? 8 : 3), need = 0, charged = 0;
+    /* Rows as stored, without the conversion to RGB (a third of the CPU on
+     * a large gray image): converting gray or RGB cannot fail. Palette
+     * images go through RGB8 as the decode does, where an index beyond the
+     * palette is an error. */
+    int fmt = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED ? SPNG_FMT_RGB8 : SPNG_FMT_PNG;
+    size_t need = 0, charged = 0, row = 0;
     uint8_t *buf = NULL;
     int e = spng_decoded_image_size(ctx, fmt, &need);
-    if (e == 0 && need != row * ihdr.height)
+    if (e == 0)
+        row = need / ihdr.height;
+    if (e == 0 && (row == 0 || need != row * ihdr.height))
         s = IMG_ERR_CORRUPT;
     else if (e == 0)
         s = charge(lim, 0, row, 0, &charged);

@@ -59,6 +59,13 @@ def zeros_png(w, h):
             + th.chunk(b"IDAT", data) + th.chunk(b"IEND", b""))
 
 
+def cpu_s(d):
+    """CPU seconds (user + system) the daemon used so far."""
+    with open("/proc/%d/stat" % d.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def info_limits(c):
     st, js, _, _ = c.req("GET", "/v1/info")
     check(st == 200 and "pixel_budget_bytes" in js.get("limits", {}),
@@ -137,6 +144,20 @@ def sec_memory(env):
     bomb = zeros_png(6000, 6000)
     note("memory: %s build, VmRSS before %d MiB, budget %d MiB, bound %d MiB, bomb %d bytes"
          % ("ASan" if asan else "plain", rss0 // MiB, budget_kb // MiB, bound // MiB, len(bomb)))
+
+    # one image and a multipart of 32 copies of it: the copies are validated once
+    c0 = cpu_s(d)
+    st, _, _, _ = c.req("POST", "/v1/products/tile/images", bomb, "image/png")
+    one = cpu_s(d) - c0
+    body, ct = th.multipart([("%d.png" % i, bomb) for i in range(32)])
+    c0 = cpu_s(d)
+    st32, js, _, _ = c.req("POST", "/v1/products/tile/images", body, ct)
+    many = cpu_s(d) - c0
+    note("memory: upload of the bomb %.2f s CPU, a multipart of 32 copies %.2f s CPU"
+         % (one, many))
+    check(st == 201 and st32 == 201 and len(js["images"]) == 32,
+          "the bomb and 32 copies of it uploaded (%d, %d)" % (st, st32))
+    check(many < max(4 * one, 0.5), "32 copies cost less than 4 single uploads of CPU")
 
     t0 = time.time()
     up = flood(d.port, "POST", "/v1/products/tile/images", bomb, 201)
