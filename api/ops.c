@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "metrics_prom.h"
 
 #define MAX_UPLOAD_PARTS 256
@@ -44,6 +45,9 @@ enum MHD_Result h_metrics(hreq *r)
     }
     if (c->render != NULL)
         g.render_pending = render_pending(c->render);
+    g.pixel_bytes_in_use = (int64_t)img_budget_in_use(c->pixels);
+    g.pixel_budget_bytes = (int64_t)img_budget_total(c->pixels);
+    g.pixel_refused = (int64_t)img_budget_refused(c->pixels);
     store_job_counts(c->st, g.jobs);
     store_image_count_all(c->st, &g.images_stored);
     size_t len = 0;

@@ -4,8 +4,12 @@
 A daemon with the default settings (only --listen, --data-dir, --backbone)
 gets 256 clients at once, each sending a 6000 x 6000 PNG of zeros (35 kB on
 the wire, 108 MB as 8-bit RGB, 540 MB once the engine has its float copy):
-first as uploads, then as inspections of a trained product. Every answer
-must be 201/200 or 503 with Retry-After (nothing else, no crash), and the
+first as uploads (a multipart whose second part is not an image, so each is
+checked and then refused with 415, storing nothing), then as inspections of
+a trained product. Before the flood, one upload of it and a multipart of 32
+copies must be stored (201), the copies validated once (CPU). Every flood
+answer must be 415/200 or 503 with Retry-After (nothing else but at most 8
+connections closed at accept by the connection limit; no crash), and the
 process's peak resident memory (VmHWM) must stay under
 
     resident before the load + --pixel-budget-mb + 256 MiB of slack
@@ -29,8 +33,8 @@ import re
 import shutil
 import signal
 import sys
-import threading
 import struct
+import threading
 import time
 import zlib
 
@@ -97,7 +101,7 @@ class Watch:
         return self.peak
 
 
-def flood(port, method, path, body, ok_status):
+def flood(port, method, path, body, ctype="image/png"):
     """CLIENTS threads, one request each, released together. Returns the
     count of each outcome: an HTTP status, -503 for a 503 without
     Retry-After, or the name of a connection error."""
@@ -108,7 +112,7 @@ def flood(port, method, path, body, ok_status):
         cl = Client(port, ADMIN_KEY)
         go.wait()
         try:
-            st, js, _, h = cl.req(method, path, body, "image/png", timeout=240)
+            st, js, _, h = cl.req(method, path, body, ctype, timeout=240)
             if st == 503 and h.get("retry-after") is None:
                 st = -503
         except (OSError, http.client.HTTPException) as e:
@@ -122,6 +126,18 @@ def flood(port, method, path, body, ok_status):
     for t in ths:
         t.join()
     return counts
+
+
+# --max-connections is 256 too, and a connection of an earlier request that
+# is still closing holds a slot: a few connections may be closed at accept
+# (documented, RELIABILITY.md "Limits"). They are allowed, and counted apart.
+AT_ACCEPT = {"ConnectionResetError", "RemoteDisconnected", "BrokenPipeError"}
+
+
+def answered(counts, ok):
+    """Only ok and 503 with Retry-After, and at most 8 closed at accept."""
+    refused = sum(v for k, v in counts.items() if k in AT_ACCEPT)
+    return set(counts) <= {ok, 503} | AT_ACCEPT and refused <= 8
 
 
 def sec_memory(env):
@@ -159,24 +175,30 @@ def sec_memory(env):
           "the bomb and 32 copies of it uploaded (%d, %d)" % (st, st32))
     check(many < max(4 * one, 0.5), "32 copies cost less than 4 single uploads of CPU")
 
-    t0 = time.time()
-    up = flood(d.port, "POST", "/v1/products/tile/images", bomb, 201)
-    t_up = time.time() - t0
+    # The flood's multipart ends with a part that is not an image: the bomb is
+    # checked first, then the body is refused with 415 and nothing is stored,
+    # so the flood measures decoding, not the store's fsyncs (a stored
+    # upload commits durably, and 256 of them took 110 s on the loaded
+    # machine against 9 s when it was quiet).
+    body, ct = th.multipart([("bomb.png", bomb), ("junk.png", b"not an image")])
+    t0, c0 = time.time(), cpu_s(d)
+    up = flood(d.port, "POST", "/v1/products/tile/images", body, ct)
+    t_up, c_up = time.time() - t0, cpu_s(d) - c0
     hwm_up = watch.peak
-    note("memory: %d uploads of the bomb in %.1f s: %s, VmHWM %d MiB"
-         % (CLIENTS, t_up, up, hwm_up // MiB))
+    note("memory: %d uploads of the bomb in %.1f s (daemon CPU %.1f s): %s, VmHWM %d MiB"
+         % (CLIENTS, t_up, c_up, up, hwm_up // MiB))
     check(not watch.killed, "uploads: VmRSS stayed under bound + 1 GiB (else killed)")
-    check(set(up) <= {201, 503} and up.get(201, 0) > 0,
-          "uploads answered 201 or 503 with Retry-After, at least one 201 (%s)" % up)
+    check(answered(up, 415) and up.get(415, 0) > 0,
+          "uploads answered 415 (the second part) or 503 with Retry-After (%s)" % up)
 
     t0 = time.time()
-    ins = flood(d.port, "POST", "/v1/products/tile/inspect?store=false", bomb, 200)
+    ins = flood(d.port, "POST", "/v1/products/tile/inspect?store=false", bomb)
     t_in = time.time() - t0
     peak = watch.end()
     note("memory: %d inspections of the bomb in %.1f s: %s, VmHWM %d MiB"
          % (CLIENTS, t_in, ins, peak // MiB))
     check(not watch.killed, "inspections: VmRSS stayed under bound + 1 GiB (else killed)")
-    check(set(ins) <= {200, 503} and ins.get(200, 0) > 0 and ins.get(503, 0) > 0,
+    check(answered(ins, 200) and ins.get(200, 0) > 0 and ins.get(503, 0) > 0,
           "inspections answered 200 or 503 with Retry-After, some of each (%s)" % ins)
     check(d.proc.poll() is None, "the daemon did not crash")
     check(peak <= bound, "peak resident memory %d MiB <= bound %d MiB" % (peak // MiB,
@@ -185,6 +207,14 @@ def sec_memory(env):
         st, js, _, _ = c.req("POST", "/v1/products/tile/inspect?store=false", env.test[1],
                              "image/png")
         check(st == 200 and "score" in js, "serves an inspection right after the load")
+        # every charge was given back, and the refusals were counted
+        st, _, text, _ = c.req("GET", "/metrics")
+        m = dict(re.findall(r"^(cfa_pixel_\w+) (\d+)$", text.decode(), re.M))
+        note("memory: after the load %s" % m)
+        check(st == 200 and m.get("cfa_pixel_bytes_in_use") == "0",
+              "the budget is all given back after the load (%s)" % m)
+        check(int(m.get("cfa_pixel_refused_total", 0)) == ins.get(503, -1),
+              "cfa_pixel_refused_total counts the 503s (%s)" % m)
         check(d.stop() == 0, "SIGTERM -> exit 0")
     else:
         d.log.close()

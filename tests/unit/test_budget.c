@@ -1,12 +1,14 @@
 /* test_budget.c - the decoded-pixel budget (server/media/budget.h): charges,
  * waits, time-outs, release, oversize, and decodes that charge it. Threaded:
  * runs under TSan too (tests/sanitize.sh tsan). */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <pthread.h>
@@ -75,12 +77,15 @@ typedef struct {
     size_t bytes;
     int wait_ms;
     img_status got;
+    double took_ms;
 } taker;
 
 static void *take(void *arg)
 {
     taker *t = arg;
+    double t0 = mono_ms();
     t->got = img_budget_acquire(t->b, t->bytes, t->wait_ms);
+    t->took_ms = mono_ms() - t0;
     return NULL;
 }
 
@@ -89,15 +94,17 @@ static void test_waiter_gets_released_bytes(void **state)
     (void)state;
     img_budget *b = img_budget_new(100);
     assert_int_equal(img_budget_acquire(b, 80, 0), IMG_OK);
-    taker t = {b, 50, 60000, IMG_ERR_INVALID_ARG};
+    taker t = {b, 50, 60000, IMG_ERR_INVALID_ARG, 0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, take, &t), 0);
-    /* the waiter cannot pass until 80 come back; give them back soon */
-    while (img_budget_in_use(b) != 80)
-        ;
+    /* the waiter cannot pass until 80 come back: they come back after
+     * 200 ms, and it passes then, long before its 60 s */
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
     img_budget_release(b, 80);
     pthread_join(th, NULL);
     assert_int_equal(t.got, IMG_OK);
+    assert_true(t.took_ms >= 150);
     assert_int_equal(img_budget_in_use(b), 50);
     img_budget_release(b, 50);
     img_budget_free(b);
