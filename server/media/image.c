@@ -70,8 +70,9 @@ void img_rgbf_free(img_rgbf *im)
 
 /* Takes from lim's budget (none: nothing to take) the `bytes` of the output
  * plus the larger of what the decoder holds while it runs (`transient`,
- * freed before it returns) and what the caller will allocate for the n
- * pixels afterwards (extra_bpp); *charged is what to give back. */
+ * freed before it returns) and what the caller will allocate for n 8-bit
+ * pixels afterwards (extra_bpp; n is 0 when the output is floats already);
+ * *charged is what to give back. */
 static img_status charge(const img_limits *lim, size_t n, size_t bytes, size_t transient,
                          size_t *charged)
 {
@@ -434,7 +435,7 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
     size_t want = n * (wide ? 8 : 3);
     size_t bytes = keep8 ? want : n * 3 * sizeof(float);
     size_t charged;
-    s = charge(lim, n, bytes, 0, &charged);
+    s = charge(lim, keep8 ? n : 0, bytes, 0, &charged);
     if (s != IMG_OK) {
         spng_ctx_free(ctx);
         return s;
@@ -556,7 +557,7 @@ static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limit
      * place (see above) */
     size_t bytes = keep8 ? n * (cmyk ? 4 : 3) : n * 3 * sizeof(float);
     size_t charged;
-    s = charge(lim, n, bytes, jpeg_coef_bytes(b, len, n, cmyk), &charged);
+    s = charge(lim, keep8 ? n : 0, bytes, jpeg_coef_bytes(b, len, n, cmyk), &charged);
     if (s != IMG_OK) {
         tjDestroy(tj);
         return s;

@@ -149,17 +149,19 @@ static void test_many_threads(void **state)
     img_budget_free(b);
 }
 
-/* A w x h 8-bit gray PNG of zeros. */
-static uint8_t *gray_png(int w, int h, size_t *len)
+/* A w x h gray PNG of zeros, 8 or 16 bits. */
+static uint8_t *gray_png(int w, int h, int depth, size_t *len)
 {
     spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
     assert_non_null(ctx);
     spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
-    struct spng_ihdr ihdr = {(uint32_t)w, (uint32_t)h, 8, SPNG_COLOR_TYPE_GRAYSCALE, 0, 0, 0};
+    struct spng_ihdr ihdr = {(uint32_t)w, (uint32_t)h, (uint8_t)depth, SPNG_COLOR_TYPE_GRAYSCALE,
+                             0, 0, 0};
     spng_set_ihdr(ctx, &ihdr);
-    uint8_t *px = calloc((size_t)w * h, 1);
+    size_t bytes = (size_t)w * h * (size_t)(depth / 8);
+    uint8_t *px = calloc(bytes, 1);
     assert_non_null(px);
-    assert_int_equal(spng_encode_image(ctx, px, (size_t)w * h, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE), 0);
+    assert_int_equal(spng_encode_image(ctx, px, bytes, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE), 0);
     int e = 0;
     uint8_t *out = spng_get_png_buffer(ctx, len, &e);
     assert_int_equal(e, 0);
@@ -176,7 +178,7 @@ static void test_decode_charges(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *png = gray_png(100, 50, &len);
+    uint8_t *png = gray_png(100, 50, 8, &len);
     img_budget *b = img_budget_new(100 * 50 * 15);
     img_limits lim = img_default_limits();
     lim.budget = b;
@@ -212,6 +214,27 @@ static void test_decode_charges(void **state)
     free(png);
 }
 
+/* A 16-bit PNG decodes to floats, which the engine uses as they are: only
+ * the 12 bytes a pixel of the floats are charged, not extra_bpp on top. */
+static void test_float_output_not_charged_twice(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *png = gray_png(40, 30, 16, &len);
+    img_budget *b = img_budget_new(1 << 20);
+    img_limits lim = img_default_limits();
+    lim.budget = b;
+    lim.extra_bpp = 12;
+    img_rgbf im;
+    assert_int_equal(img_decode_ex(png, len, &lim, IMG_DECODE_8BIT, &im), IMG_OK);
+    assert_non_null(im.rgb);
+    assert_int_equal(img_budget_in_use(b), 40 * 30 * 12);
+    img_rgbf_free(&im);
+    assert_int_equal(img_budget_in_use(b), 0);
+    img_budget_free(b);
+    free(png);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_waiter_gets_released_bytes),
         cmocka_unit_test(test_many_threads),
         cmocka_unit_test(test_decode_charges),
+        cmocka_unit_test(test_float_output_not_charged_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

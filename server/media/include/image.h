@@ -67,9 +67,10 @@ struct img_budget; /* budget.h */
  * height > max_height or width * height > max_pixels, and as
  * IMG_ERR_TOO_SMALL when either side is below min_side.
  * With a budget, img_decode_ex() and img_validate() charge it, from the
- * header and before any pixel buffer, with the bytes they allocate plus
- * extra_bpp bytes a pixel that the caller will allocate for the image (the
- * engine's float copy: 12); a charge over the whole budget is
+ * header and before any pixel buffer, with the bytes they allocate plus,
+ * when the output is 8-bit, extra_bpp bytes a pixel that the caller will
+ * allocate for it (the engine's float copy of bytes: 12; floats are used as
+ * they are); a charge over the whole budget is
  * IMG_ERR_TOO_LARGE, one that does not fit within budget_wait_ms
  * IMG_ERR_BUSY. The decoded image holds its charge until img_rgbf_free(). */
 typedef struct {
