@@ -10,8 +10,11 @@ if(TARGET cfa-server)
            COMMAND ${CFA_HARD_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_hardening_memory.py
                    --server $<TARGET_FILE:cfa-server> --backbone ${CFA_BACKBONE_PATH}
                    --data ${CFA_TEST_DATA_DIR})
+  # RUN_SERIAL: 256 threads decoding at once starve the timing-sensitive
+  # sections run beside it (limits' 2 s idle timeout failed next to it)
   set_tests_properties(integration.hardening.memory PROPERTIES
                        LABELS "integration;hardening"
                        TIMEOUT 600
+                       RUN_SERIAL TRUE
                        ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 endif()
