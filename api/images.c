@@ -55,8 +55,8 @@ static int check_image(hreq *r, const uint8_t *data, size_t len, int part, uploa
     lim.min_side = r->ctx->cfg->min_side;
     lim.budget = r->ctx->pixels;
     lim.budget_wait_ms = r->ctx->cfg->pixel_wait_ms;
-    /* decoded once, 8-bit, a row (PNG) or 1/8 scale (JPEG) at a time: the
-     * checks of the training decode without the frame (image.h) */
+    /* decoded once, never to floats: a PNG a row at a time, a JPEG at 1/8
+     * scale; the training decode's checks without the frame (image.h) */
     img_status st = img_validate(data, len, &lim, &kind, &u->w, &u->h);
     if (st != IMG_OK) {
         codec_fail(r, st, where);
