@@ -37,6 +37,8 @@ static const err_row err_table[] = {
     {ERR_CODEC, IMG_ERR_NOMEM, 503, "out_of_memory", NULL},
     {ERR_CODEC, IMG_ERR_IO, 500, "io_error", NULL},
     {ERR_CODEC, IMG_ERR_INVALID_ARG, 500, "invalid_argument", NULL},
+    /* the decoded-pixel budget stayed full (budget.h): the same request may pass later */
+    {ERR_CODEC, IMG_ERR_BUSY, 503, "overloaded", NULL},
     {ERR_CODEC, ERR_ANY, 500, "internal_error", NULL},
     /* the store (store_status) */
     {ERR_STORE, STORE_ERR_NOT_FOUND, 404, "not_found", NULL},

@@ -120,7 +120,7 @@ paths = {
    "patch": op("Change name and/or settings", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "413", "415")}, [P("ProductId")], jbody(ref("ProductPatch")), tags=["products"]),
    "delete": op("Delete a product with its images, models and finished jobs (inspections stay)", "operate", {"204": {"description": "deleted"}, **errs("401", "403", "404", "409")}, [P("ProductId")], tags=["products"])},
  "/v1/products/{id}/images": {
-   "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "409", "413", "415", "422")}, [P("ProductId")], upload_body, tags=["images"]),
+   "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "409", "413", "415", "422", "503")}, [P("ProductId")], upload_body, tags=["images"]),
    "get": op("List images", "operate", {**resp("200", "images", listof("images", ref("Image"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("Cursor"), P("After")], tags=["images"])},
  "/v1/products/{id}/images/{image_id}": {
    "delete": op("Remove an image from the training set", "operate", {"204": {"description": "removed"}, **errs("401", "403", "404")}, [P("ProductId"), P("ImageId")], tags=["images"])},

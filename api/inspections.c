@@ -71,6 +71,11 @@ enum MHD_Result h_inspect(hreq *r)
         return reply_error(r, 400, "empty_body", "the request has no image");
     q.limits.max_pixels = (size_t)c->cfg->max_pixels;
     q.limits.min_side = c->cfg->min_side;
+    /* the bytes stay charged while the request waits for the pool, and the
+     * engine widens them to floats (12 bytes a pixel) */
+    q.limits.budget = c->pixels;
+    q.limits.budget_wait_ms = c->cfg->pixel_wait_ms;
+    q.limits.extra_bpp = 12;
     /* announced since its headers came in (http.c): a worker with a batch
      * to fill waits for it while the body arrives and decodes */
     inspect_result res = {.status = INSPECT_NOT_READY};

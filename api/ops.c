@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "metrics_prom.h"
 
 #define MAX_UPLOAD_PARTS 256
@@ -44,6 +45,9 @@ enum MHD_Result h_metrics(hreq *r)
     }
     if (c->render != NULL)
         g.render_pending = render_pending(c->render);
+    g.pixel_bytes_in_use = (int64_t)img_budget_in_use(c->pixels);
+    g.pixel_budget_bytes = (int64_t)img_budget_total(c->pixels);
+    g.pixel_refused = (int64_t)img_budget_refused(c->pixels);
     store_job_counts(c->st, g.jobs);
     store_image_count_all(c->st, &g.images_stored);
     size_t len = 0;
@@ -93,6 +97,10 @@ enum MHD_Result h_info(hreq *r)
         json_object_set_new(lim, "body_timeout_s", json_integer(cfg->body_timeout_s));
         json_object_set_new(lim, "body_min_rate_kb", json_integer(cfg->body_min_rate_kb));
         json_object_set_new(lim, "max_connections_per_ip", json_integer(cfg->max_conn_per_ip));
+        /* the decoded-pixel budget (budget.h) */
+        json_object_set_new(lim, "pixel_budget_bytes",
+                            json_integer((json_int_t)cfg->pixel_budget_mb << 20));
+        json_object_set_new(lim, "pixel_wait_ms", json_integer(cfg->pixel_wait_ms));
     }
     return reply_json(r, 200, o);
 }

@@ -39,9 +39,9 @@ run_asan() {
 run_tsan() {
   cmake -S . -B build-tsan-lite -DCFA_SANITIZE_THREAD=ON -DCFA_WITH_TORCH=OFF >/dev/null
   cmake --build build-tsan-lite -j "$JOBS" --target test_pool test_store test_metrics_prom test_render test_conn \
-        test_inspect test_base test_settings test_train_steps
+        test_inspect test_base test_settings test_train_steps test_budget
   ctest --test-dir build-tsan-lite --output-on-failure -j "$JOBS" \
-        -R '^unit\.(pool|store|metrics_prom|render|conn|inspect|base|settings|train_steps)$'
+        -R '^unit\.(pool|store|metrics_prom|render|conn|inspect|base|settings|train_steps|budget)$'
 }
 run_asan_daemon() {
   # libtorch is not instrumented and keeps caches for the process lifetime:

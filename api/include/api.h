@@ -30,6 +30,7 @@ typedef struct api_ctx {
     jobs_t *jobs;     /* may be NULL: training requests stay queued            */
     render_t *render; /* may be NULL: heatmaps are rendered in the request     */
     inspect_t *inspect; /* POST /inspect (over st, pool, render); NULL: 503   */
+    struct img_budget *pixels; /* decoded pixels in flight (budget.h); NULL: none */
     const cfg_t *cfg;
     const char *version;
 } api_ctx;

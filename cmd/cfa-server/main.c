@@ -23,6 +23,7 @@
 
 #include "api.h"
 #include "base_log.h"
+#include "budget.h"
 #include "cfa.h"
 #include "config.h"
 #include "inspect.h"
@@ -37,6 +38,7 @@
 /* What runs, in start order; stopped in reverse. */
 typedef struct daemon_parts {
     store_t *st;
+    img_budget *pixels; /* decoded pixels in flight, for every decode  */
     pool_t *pool;
     jobs_t *jobs;
     render_t *render; /* NULL: heatmaps are rendered in the request */
@@ -197,6 +199,7 @@ static void stop_parts(daemon_parts *d)
     jobs_stop(d->jobs);
     pool_free(d->pool);
     store_close(d->st);
+    img_budget_free(d->pixels);
     memset(d, 0, sizeof *d);
 }
 
@@ -216,8 +219,13 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
                        .batch_wait_ms = cfg->batch_wait_ms,
                        .queue_depth = cfg->queue_depth,
                        .model_cache = cfg->model_cache};
+    d->pixels = img_budget_new((size_t)cfg->pixel_budget_mb << 20);
+    if (d->pixels == NULL) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
     if (pool_create(&po, fetch_model, d->st, &d->pool, err, sizeof err) != 0 ||
-        jobs_start(d->st, cfg, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
+        jobs_start(d->st, cfg, d->pixels, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
         goto fail;
     if (render_create(d->st, cfg->render_queue, &d->render) != 0) {
         d->render = NULL;
@@ -234,6 +242,7 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
                        .jobs = d->jobs,
                        .render = d->render,
                        .inspect = d->inspect,
+                       .pixels = d->pixels,
                        .cfg = cfg,
                        .version = CFA_VERSION_STRING};
     if (api_start(&d->ctx, &d->srv, err, sizeof err) != 0)

@@ -2,6 +2,7 @@
  * image.c - JPEG (TurboJPEG) and PNG (libspng) decoding of untrusted bytes.
  */
 #include "image.h"
+#include "budget.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -51,6 +52,9 @@ img_limits img_default_limits(void)
     l.max_height = 16384;
     l.max_pixels = (size_t)64 << 20;
     l.min_side = 8;
+    l.budget = NULL;
+    l.budget_wait_ms = 0;
+    l.extra_bpp = 0;
     return l;
 }
 
@@ -60,10 +64,29 @@ void img_rgbf_free(img_rgbf *im)
         return;
     free(im->rgb);
     free(im->rgb8);
-    im->rgb = NULL;
-    im->rgb8 = NULL;
-    im->width = 0;
-    im->height = 0;
+    img_budget_release(im->budget, im->charged);
+    memset(im, 0, sizeof *im);
+}
+
+/* Takes from lim's budget (none: nothing to take) the `bytes` of the output
+ * plus the larger of what the decoder holds while it runs (`transient`,
+ * freed before it returns) and what the caller will allocate for n 8-bit
+ * pixels afterwards (extra_bpp; n is 0 when the output is floats already);
+ * *charged is what to give back. */
+static img_status charge(const img_limits *lim, size_t n, size_t bytes, size_t transient,
+                         size_t *charged)
+{
+    *charged = 0;
+    if (lim->budget == NULL)
+        return IMG_OK;
+    /* n <= SIZE_MAX / 12 (check_dims), bytes and transient <= 12 n: no
+     * overflow on a 64-bit size_t for any sane extra_bpp */
+    size_t later = n * (size_t)lim->extra_bpp;
+    size_t c = bytes + (transient > later ? transient : later);
+    img_status s = img_budget_acquire(lim->budget, c, lim->budget_wait_ms);
+    if (s == IMG_OK)
+        *charged = c;
+    return s;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -410,13 +433,24 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
     int keep8 = !wide && (flags & IMG_DECODE_8BIT);
     int fmt = wide ? SPNG_FMT_RGBA16 : SPNG_FMT_RGB8;
     size_t want = n * (wide ? 8 : 3);
-    void *buf;
-    s = png_decode_pixels(ctx, fmt, want, keep8 ? want : n * 3 * sizeof(float), &buf);
-    if (s != IMG_OK)
+    size_t bytes = keep8 ? want : n * 3 * sizeof(float);
+    size_t charged;
+    s = charge(lim, keep8 ? n : 0, bytes, 0, &charged);
+    if (s != IMG_OK) {
+        spng_ctx_free(ctx);
         return s;
+    }
+    void *buf;
+    s = png_decode_pixels(ctx, fmt, want, bytes, &buf);
+    if (s != IMG_OK) {
+        img_budget_release(lim->budget, charged);
+        return s;
+    }
     float *rgb = buf;
     out->width = (int)ihdr.width;
     out->height = (int)ihdr.height;
+    out->budget = lim->budget;
+    out->charged = charged;
     if (keep8) {
         out->rgb8 = (uint8_t *)rgb;
         return IMG_OK;
@@ -443,6 +477,34 @@ static void cmyk_to_rgb8_in_place(uint8_t *px, size_t n)
         px[3 * p + 1] = (uint8_t)c[1];
         px[3 * p + 2] = (uint8_t)c[2];
     }
+}
+
+/* 1 when the frame header before the first scan is progressive (SOF2, 6,
+ * 10 or 14). Stops at anything unexpected: the decoder judges the file. */
+static int jpeg_progressive(const uint8_t *b, size_t len)
+{
+    size_t at = 2;
+    while (at + 4 <= len && b[at] == 0xff) {
+        uint8_t m = b[at + 1];
+        if (m == 0xff) { /* fill byte */
+            at++;
+            continue;
+        }
+        if (m == 0xda || m == 0xd9) /* SOS, EOI: no frame header before */
+            return 0;
+        if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc)
+            return (m & 3) == 2;
+        at += 2 + ((size_t)b[at + 2] << 8 | b[at + 3]);
+    }
+    return 0;
+}
+
+/* What libjpeg holds besides the output for a progressive JPEG: every DCT
+ * coefficient of the frame (2 bytes a sample; 3 components at most unless
+ * CMYK) until the last scan. A sequential JPEG needs a few rows of blocks. */
+static size_t jpeg_coef_bytes(const uint8_t *b, size_t len, size_t n, int cmyk)
+{
+    return jpeg_progressive(b, len) ? n * (cmyk ? 4 : 3) * 2 : 0;
 }
 
 /* Reads the header and checks the dimensions; on IMG_OK *tj is open. */
@@ -490,29 +552,37 @@ static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limit
         return s;
     size_t n = (size_t)w * (size_t)h;
     int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
+    int keep8 = (flags & IMG_DECODE_8BIT) != 0;
+    /* 8-bit: the bytes; else into the tail of the float buffer, widened in
+     * place (see above) */
+    size_t bytes = keep8 ? n * (cmyk ? 4 : 3) : n * 3 * sizeof(float);
+    size_t charged;
+    s = charge(lim, keep8 ? n : 0, bytes, jpeg_coef_bytes(b, len, n, cmyk), &charged);
+    if (s != IMG_OK) {
+        tjDestroy(tj);
+        return s;
+    }
     uint8_t *px;
-    if (flags & IMG_DECODE_8BIT) {
-        s = jpeg_decode_alloc(tj, b, len, w, h, pf, n * (cmyk ? 4 : 3), &px);
-        if (s != IMG_OK)
-            return s;
+    s = jpeg_decode_alloc(tj, b, len, w, h, pf, bytes, &px);
+    if (s != IMG_OK) {
+        img_budget_release(lim->budget, charged);
+        return s;
+    }
+    out->width = w;
+    out->height = h;
+    out->budget = lim->budget;
+    out->charged = charged;
+    if (keep8) {
         if (cmyk)
             cmyk_to_rgb8_in_place(px, n);
-        out->width = w;
-        out->height = h;
         out->rgb8 = px;
         return IMG_OK;
     }
-    /* into the tail of the float buffer, widened in place (see above) */
-    s = jpeg_decode_alloc(tj, b, len, w, h, pf, n * 3 * sizeof(float), &px);
-    if (s != IMG_OK)
-        return s;
     float *rgb = (float *)(void *)px;
     if (cmyk)
         widen_cmyk_in_place(rgb, n);
     else
         widen_rgb8_in_place(rgb, n);
-    out->width = w;
-    out->height = h;
     out->rgb = rgb;
     return IMG_OK;
 }
@@ -541,6 +611,105 @@ img_status img_decode_ex(const void *buf, size_t len, const img_limits *limits,
 img_status img_decode(const void *buf, size_t len, const img_limits *limits, img_rgbf *out)
 {
     return img_decode_ex(buf, len, limits, 0, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation without the frame */
+
+/* Decodes every row into one row buffer, in the format img_decode_ex()
+ * would use, and reads on to IEND: the same checks, a row of memory. */
+static img_status validate_png(const uint8_t *b, size_t len, const img_limits *lim, int *w,
+                               int *h)
+{
+    spng_ctx *ctx;
+    struct spng_ihdr ihdr;
+    img_status s = png_open(b, len, lim, &ctx, &ihdr);
+    if (s != IMG_OK)
+        return s;
+    /* Rows as stored, without the conversion to RGB (a third of the CPU on
+     * a large gray image): converting gray or RGB cannot fail. Palette
+     * images go through RGB8 as the decode does, where an index beyond the
+     * palette is an error. */
+    int fmt = ihdr.color_type == SPNG_COLOR_TYPE_INDEXED ? SPNG_FMT_RGB8 : SPNG_FMT_PNG;
+    size_t need = 0, charged = 0, row = 0;
+    uint8_t *buf = NULL;
+    int e = spng_decoded_image_size(ctx, fmt, &need);
+    if (e == 0)
+        row = need / ihdr.height;
+    if (e == 0 && (row == 0 || need != row * ihdr.height))
+        s = IMG_ERR_CORRUPT;
+    else if (e == 0)
+        s = charge(lim, 0, row, 0, &charged);
+    if (e == 0 && s == IMG_OK && (buf = malloc(row)) == NULL)
+        s = IMG_ERR_NOMEM;
+    if (buf != NULL) {
+        e = spng_decode_image(ctx, NULL, 0, fmt, SPNG_DECODE_PROGRESSIVE);
+        while (e == 0)
+            e = spng_decode_row(ctx, buf, row);
+        if (e == SPNG_EOI) /* every row decoded: read on to IEND */
+            e = spng_decode_chunks(ctx);
+    }
+    if (s == IMG_OK)
+        s = spng_to_status(e);
+    free(buf);
+    img_budget_release(lim->budget, charged);
+    spng_ctx_free(ctx);
+    *w = (int)ihdr.width;
+    *h = (int)ihdr.height;
+    return s;
+}
+
+/* Decodes at the smallest scale TurboJPEG offers (1/8): the entropy-coded
+ * data, where corruption and truncation show, is decoded whole; only the
+ * inverse DCT and the output shrink, to 1/64 of the pixels. */
+static img_status validate_jpeg(const uint8_t *b, size_t len, const img_limits *lim, int *w,
+                                int *h)
+{
+    int cmyk = 0, nsf = 0;
+    tjhandle tj;
+    img_status s = jpeg_open(b, len, lim, &tj, w, h, &cmyk);
+    if (s != IMG_OK)
+        return s;
+    tjscalingfactor *sf = tjGetScalingFactors(&nsf), best = {1, 1};
+    for (int i = 0; sf != NULL && i < nsf; i++)
+        if ((long long)sf[i].num * best.denom < (long long)best.num * sf[i].denom)
+            best = sf[i];
+    int sw = TJSCALED(*w, best), sh = TJSCALED(*h, best);
+    int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
+    size_t bytes = (size_t)sw * (size_t)sh * (size_t)tjPixelSize[pf], charged;
+    size_t n = (size_t)*w * (size_t)*h;
+    s = charge(lim, 0, bytes, jpeg_coef_bytes(b, len, n, cmyk), &charged);
+    if (s != IMG_OK) {
+        tjDestroy(tj);
+        return s;
+    }
+    uint8_t *px = NULL;
+    s = jpeg_decode_alloc(tj, b, len, sw, sh, pf, bytes, &px);
+    free(px);
+    img_budget_release(lim->budget, charged);
+    return s;
+}
+
+img_status img_validate(const void *buf, size_t len, const img_limits *limits, img_kind *kind,
+                        int *w, int *h)
+{
+    img_limits def = img_default_limits();
+    int iw = 0, ih = 0;
+    img_kind k = buf != NULL ? sniff(buf, len) : IMG_KIND_UNKNOWN;
+    img_status s = IMG_ERR_UNSUPPORTED;
+    if (limits == NULL)
+        limits = &def;
+    if (k == IMG_KIND_JPEG)
+        s = validate_jpeg(buf, len, limits, &iw, &ih);
+    else if (k == IMG_KIND_PNG)
+        s = validate_png(buf, len, limits, &iw, &ih);
+    if (kind != NULL)
+        *kind = k;
+    if (w != NULL)
+        *w = s == IMG_OK ? iw : 0;
+    if (h != NULL)
+        *h = s == IMG_OK ? ih : 0;
+    return s;
 }
 
 /* Gives back the tail of a buffer compacted to n bytes; a failed realloc

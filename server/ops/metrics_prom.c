@@ -239,6 +239,16 @@ char *mp_render(const mp_gauges *g, size_t *len)
                       "worker filling a batch waits for them.\n# TYPE cfa_inspect_arriving gauge\n"
                       "cfa_inspect_arriving %d\n",
                   g->inspect_arriving);
+        sb_printf(&b, "# HELP cfa_pixel_bytes_in_use Decoded-pixel bytes held against "
+                      "--pixel-budget-mb.\n# TYPE cfa_pixel_bytes_in_use gauge\n"
+                      "cfa_pixel_bytes_in_use %lld\n"
+                      "# HELP cfa_pixel_budget_bytes The decoded-pixel budget.\n"
+                      "# TYPE cfa_pixel_budget_bytes gauge\ncfa_pixel_budget_bytes %lld\n"
+                      "# HELP cfa_pixel_refused_total Decodes refused with 503 after waiting "
+                      "for the budget.\n# TYPE cfa_pixel_refused_total counter\n"
+                      "cfa_pixel_refused_total %lld\n",
+                  (long long)g->pixel_bytes_in_use, (long long)g->pixel_budget_bytes,
+                  (long long)g->pixel_refused);
     }
     if (b.oom) {
         free(b.p);

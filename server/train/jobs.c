@@ -32,6 +32,7 @@
 struct jobs {
     store_t *st;
     const cfg_t *cfg;
+    struct img_budget *pixels; /* shared with requests; may be NULL */
     cfa_backbone *bb;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -64,14 +65,28 @@ typedef struct src_ctx {
     int *order;       /* training indices into imgs */
     img_rgbf *held;   /* decoded images while the engine holds them */
     img_limits lim;
+    volatile int *cancel;
     char err[256];
 } src_ctx;
+
+/* Decodes a stored image as 8-bit within the pixel budget. A job is not a
+ * request that a client can retry: it waits for room as long as it takes,
+ * in steps of lim->budget_wait_ms so that a cancel or a shutdown is seen. */
+static img_status load_image(const img_limits *lim, const char *path, volatile int *cancel,
+                             img_rgbf *im)
+{
+    img_status rc;
+    do
+        rc = img_load_file_ex(path, lim, IMG_DECODE_8BIT, im);
+    while (rc == IMG_ERR_BUSY && !*cancel);
+    return rc;
+}
 
 static int src_get(void *user, int i, cfa_image *out)
 {
     src_ctx *s = user;
     img_rgbf *im = &s->held[i];
-    img_status rc = img_load_file_ex(s->imgs[s->order[i]].path, &s->lim, IMG_DECODE_8BIT, im);
+    img_status rc = load_image(&s->lim, s->imgs[s->order[i]].path, s->cancel, im);
     if (rc != IMG_OK) {
         snprintf(s->err, sizeof s->err, "image %s: %s", s->imgs[s->order[i]].sha256,
                  img_status_str(rc));
@@ -195,6 +210,11 @@ static step_result step_split(job_run *r)
     r->sc.lim = img_default_limits();
     r->sc.lim.max_pixels = (size_t)cfg->max_pixels;
     r->sc.lim.min_side = cfg->min_side;
+    /* the engine widens the bytes to floats (12 bytes a pixel) */
+    r->sc.lim.budget = r->j->pixels;
+    r->sc.lim.budget_wait_ms = 1000;
+    r->sc.lim.extra_bpp = 12;
+    r->sc.cancel = &r->j->cancel;
     return STEP_OK;
 }
 
@@ -225,7 +245,7 @@ static float *score_images(job_run *r, const int *order, int n)
     for (int k = 0; k < n && !r->j->cancel; k++) {
         img_rgbf im;
         const store_image_t *si = &r->imgs[order[k]];
-        img_status rc = img_load_file_ex(si->path, &r->sc.lim, IMG_DECODE_8BIT, &im);
+        img_status rc = load_image(&r->sc.lim, si->path, &r->j->cancel, &im);
         if (rc != IMG_OK) {
             fail(r, "image %s: %s", si->sha256, img_status_str(rc));
             free(scores);
@@ -427,8 +447,8 @@ static void *runner_main(void *arg)
     return NULL;
 }
 
-int jobs_start(store_t *st, const cfg_t *cfg, const char *device, jobs_t **out, char *err,
-               size_t errlen)
+int jobs_start(store_t *st, const cfg_t *cfg, struct img_budget *pixels, const char *device,
+               jobs_t **out, char *err, size_t errlen)
 {
     jobs_t *j = calloc(1, sizeof *j);
     *out = NULL;
@@ -438,6 +458,7 @@ int jobs_start(store_t *st, const cfg_t *cfg, const char *device, jobs_t **out, 
     }
     j->st = st;
     j->cfg = cfg;
+    j->pixels = pixels;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     char lerr[256] = "";

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Small limits keep each run fast; min_side 1 lets tiny images through. */
 static img_limits fuzz_limits(void)
 {
-    img_limits l;
+    img_limits l = img_default_limits(); /* no budget */
     l.max_width = 1024;
     l.max_height = 1024;
     l.max_pixels = 256 * 1024;
@@ -46,6 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * bytes whose v / 255.0f are its floats (16-bit PNGs: the floats) */
     img_status s8 = img_decode_ex(data, size, &lim, IMG_DECODE_8BIT, &im8);
     check(s8 == s);
+    /* the upload's check without the frame agrees with both */
+    int vw = 0, vh = 0;
+    check(img_validate(data, size, &lim, NULL, &vw, &vh) == s);
+    check(s != IMG_OK || (vw == im.width && vh == im.height));
     if (s == IMG_OK) {
         check(ps == IMG_OK && im.width == pw && im.height == ph);
         check(im.width <= lim.max_width && im.height <= lim.max_height);

@@ -132,7 +132,7 @@ static void test_status_table(void **state)
     assert_int_equal(IMG_ERR_UNSUPPORTED, 1);
     assert_int_equal(IMG_ERR_TOO_LARGE, 4);
     assert_int_equal(IMG_ERR_INVALID_ARG, 8);
-    assert_int_equal(IMG_STATUS_COUNT, 9);
+    assert_int_equal(IMG_STATUS_COUNT, 10);
     assert_string_equal(img_status_code(IMG_ERR_CORRUPT), "corrupt_image");
     assert_string_equal(img_status_str((img_status)999), "unknown status");
     assert_string_equal(img_status_code((img_status)-1), "internal_error");
@@ -412,6 +412,11 @@ static void check_8bit_matches(const uint8_t *b, size_t len, int want_bytes)
     img_status sf = img_decode(b, len, NULL, &f);
     img_status se = img_decode_ex(b, len, NULL, IMG_DECODE_8BIT, &e);
     assert_int_equal(se, sf);
+    /* the upload's check without the frame agrees with the decode */
+    int vw = -1, vh = -1;
+    assert_int_equal(img_validate(b, len, NULL, NULL, &vw, &vh), se);
+    assert_int_equal(vw, se == IMG_OK ? e.width : 0);
+    assert_int_equal(vh, se == IMG_OK ? e.height : 0);
     if (sf != IMG_OK) {
         assert_null(e.rgb);
         assert_null(e.rgb8);
@@ -489,6 +494,8 @@ static void test_jpeg_fatal_after_warning(void **state)
     img_rgbf im;
     assert_int_equal(img_read_file(CFA_IMAGE_CORPUS "/jpeg_warning_then_fatal.jpg", 1 << 20, &b, &len),
                      IMG_OK);
+    img_status vs = img_validate(b, len, NULL, NULL, NULL, NULL);
+    assert_true(vs == IMG_ERR_CORRUPT || vs == IMG_ERR_TRUNCATED);
     for (int flags = 0; flags <= 1; flags++) {
         img_status s = img_decode_ex(b, len, NULL, flags ? IMG_DECODE_8BIT : 0, &im);
         assert_true(s == IMG_ERR_CORRUPT || s == IMG_ERR_TRUNCATED);
@@ -504,6 +511,39 @@ static void test_jpeg_fatal_after_warning(void **state)
     assert_int_equal(img_decode(c, len + 2, NULL, &im), IMG_ERR_CORRUPT);
     free(c);
     free(b);
+}
+
+/* Every input of the fuzz corpus: img_validate() accepts and refuses
+ * exactly what the 8-bit decode does, with the same status. */
+static void test_validate_corpus(void **state)
+{
+    (void)state;
+    DIR *d = opendir(CFA_IMAGE_CORPUS);
+    assert_non_null(d);
+    struct dirent *e;
+    int count = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        int pl = snprintf(path, sizeof path, "%s/%s", CFA_IMAGE_CORPUS, e->d_name);
+        assert_true(pl > 0 && (size_t)pl < sizeof path);
+        void *b;
+        size_t len;
+        assert_int_equal(img_read_file(path, (size_t)1 << 24, &b, &len), IMG_OK);
+        img_rgbf im;
+        int w, h;
+        img_status want = img_decode_ex(b, len, NULL, IMG_DECODE_8BIT, &im);
+        img_status got = img_validate(b, len, NULL, NULL, &w, &h);
+        if (got != want)
+            fail_msg("%s: validate %s, decode %s", e->d_name, img_status_code(got),
+                     img_status_code(want));
+        img_rgbf_free(&im);
+        free(b);
+        count++;
+    }
+    closedir(d);
+    assert_true(count > 0);
 }
 
 static void check_prefixes(const uint8_t *file, size_t len)
@@ -523,6 +563,8 @@ static void check_prefixes(const uint8_t *file, size_t len)
         if (s == IMG_OK)
             fail_msg("prefix of %zu / %zu bytes decoded as gray", n, len);
         assert_null(g8);
+        if (img_validate(copy, n, NULL, NULL, &w, &h) == IMG_OK)
+            fail_msg("prefix of %zu / %zu bytes validated", n, len);
         (void)img_probe(copy, n, NULL, &w, &h);
         free(copy);
     }
@@ -837,6 +879,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_validate_corpus),
         cmocka_unit_test(test_png_encode_roundtrip),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_real_data),

@@ -39,13 +39,14 @@ extern "C" {
     X(IMG_ERR_TOO_SMALL, 5, "image_too_small", "image is too small")               \
     X(IMG_ERR_NOMEM, 6, "out_of_memory", "out of memory")                          \
     X(IMG_ERR_IO, 7, "io_error", "file could not be read")                         \
-    X(IMG_ERR_INVALID_ARG, 8, "invalid_argument", "invalid argument")
+    X(IMG_ERR_INVALID_ARG, 8, "invalid_argument", "invalid argument")             \
+    X(IMG_ERR_BUSY, 9, "overloaded", "too many decoded pixels in flight; retry later")
 
 typedef enum {
 #define IMG_X_ENUM(name, value, code, msg) name = value,
     IMG_STATUS_TABLE(IMG_X_ENUM)
 #undef IMG_X_ENUM
-    IMG_STATUS_COUNT = 9 /* one past the largest value */
+    IMG_STATUS_COUNT = 10 /* one past the largest value */
 } img_status;
 
 /* Static strings for a status; never NULL. Unknown values map to
@@ -59,18 +60,30 @@ typedef enum {
     IMG_KIND_PNG = 2
 } img_kind;
 
+struct img_budget; /* budget.h */
+
 /* Limits applied from the header, before decoding. Get the defaults and
  * adjust. An image is refused as IMG_ERR_TOO_LARGE when width > max_width,
  * height > max_height or width * height > max_pixels, and as
- * IMG_ERR_TOO_SMALL when either side is below min_side. */
+ * IMG_ERR_TOO_SMALL when either side is below min_side.
+ * With a budget, img_decode_ex() and img_validate() charge it, from the
+ * header and before any pixel buffer, with the bytes they allocate plus,
+ * when the output is 8-bit, extra_bpp bytes a pixel that the caller will
+ * allocate for it (the engine's float copy of bytes: 12; floats are used as
+ * they are); a charge over the whole budget is
+ * IMG_ERR_TOO_LARGE, one that does not fit within budget_wait_ms
+ * IMG_ERR_BUSY. The decoded image holds its charge until img_rgbf_free(). */
 typedef struct {
     int max_width;
     int max_height;
     size_t max_pixels;
     int min_side;
+    struct img_budget *budget; /* NULL: no budget */
+    int budget_wait_ms;
+    unsigned extra_bpp;
 } img_limits;
 
-/* 16384 x 16384 sides, 64 Mpx, 8 px minimum side. */
+/* 16384 x 16384 sides, 64 Mpx, 8 px minimum side, no budget. */
 img_limits img_default_limits(void);
 
 /* Decoded image, interleaved RGB, row-major, width x height x 3 (the layout
@@ -85,9 +98,11 @@ typedef struct {
     int height;
     float *rgb;
     uint8_t *rgb8;
+    struct img_budget *budget; /* what img_rgbf_free gives `charged` back to */
+    size_t charged;
 } img_rgbf;
 
-/* Frees the pixels and zeroes *im. NULL and an already freed image are no-ops. */
+/* Frees the pixels, gives back their budget and zeroes *im. NULL and an already freed image are no-ops. */
 void img_rgbf_free(img_rgbf *im);
 
 /* Sniffs the magic bytes and reads the dimensions from the header without
@@ -116,6 +131,14 @@ img_status img_decode(const void *buf, size_t len, const img_limits *limits,
 #define IMG_DECODE_8BIT 1u
 img_status img_decode_ex(const void *buf, size_t len, const img_limits *limits,
                          unsigned flags, img_rgbf *out /* OUT */);
+
+/* Checks that the whole image decodes (what img_decode_ex() with
+ * IMG_DECODE_8BIT would accept and refuse) without holding the frame: a PNG
+ * is decoded row by row into one row, a JPEG at 1/8 scale (every entropy-coded
+ * byte is still decoded; only the inverse DCT is reduced). Charges the budget
+ * of limits for those buffers while it runs. kind, w, h may be NULL. */
+img_status img_validate(const void *buf, size_t len, const img_limits *limits,
+                        img_kind *kind /* OUT */, int *w /* OUT */, int *h /* OUT */);
 
 /* Decodes any PNG or JPEG to 8-bit luma (ground-truth masks): gray images
  * as stored (16-bit keeps the high byte), colour as

@@ -41,6 +41,8 @@ typedef struct cfg {
     int max_body_mb;
     int64_t max_pixels;
     int min_side;           /* smallest accepted image side               */
+    int pixel_budget_mb;    /* decoded pixels in flight (media/budget.h)  */
+    int pixel_wait_ms;      /* wait for the pixel budget before 503       */
     int64_t retention;      /* inspections whose images are kept          */
     int max_connections;
     int64_t max_images;     /* stored images per product, else 409 */

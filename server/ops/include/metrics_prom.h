@@ -37,6 +37,9 @@ typedef struct mp_gauges {
     int models_loaded;
     int render_pending;       /* inspections whose files are not written yet */
     int inspect_arriving;     /* inspections announced to the pool, not yet queued */
+    int64_t pixel_bytes_in_use;   /* the decoded-pixel budget (media/budget.h) */
+    int64_t pixel_budget_bytes;
+    int64_t pixel_refused;        /* charges refused after the wait (503) */
 } mp_gauges;
 
 /* Renders the Prometheus text exposition into a malloc'd NUL-terminated

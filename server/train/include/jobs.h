@@ -44,11 +44,14 @@
 
 typedef struct jobs jobs_t;
 
+struct img_budget; /* budget.h */
+
 /* Loads a backbone on device and starts the runner thread. cfg holds the
- * training defaults and image limits; both cfg and st must outlive the
- * runner. Returns 0, or -1 with a message in err. */
-int jobs_start(store_t *st, const cfg_t *cfg, const char *device, jobs_t **out /* OUT */,
-               char *err, size_t errlen);
+ * training defaults and image limits; pixels (may be NULL) is the decoded-
+ * pixel budget the job's decodes share with requests. cfg, pixels and st
+ * must outlive the runner. Returns 0, or -1 with a message in err. */
+int jobs_start(store_t *st, const cfg_t *cfg, struct img_budget *pixels, const char *device,
+               jobs_t **out /* OUT */, char *err, size_t errlen);
 /* A job was queued: wake the runner now instead of at its next poll. */
 void jobs_notify(jobs_t *j);
 /* A cancel of job_id was recorded in the store: stop it soon. */
