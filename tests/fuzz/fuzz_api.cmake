@@ -12,3 +12,13 @@ if(COMMAND cfa_add_fuzzer)
     target_include_directories(${_h} PRIVATE ${PROJECT_SOURCE_DIR}/api)
   endforeach()
 endif()
+
+# The whole request path (raw HTTP through libmicrohttpd, the router and the
+# handlers against a real store): needs the API, which needs the engine.
+if(COMMAND cfa_add_fuzzer AND TARGET cfa_api)
+  cfa_add_fuzzer(fuzz_request SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_request.c
+                 LIBS cfa_api cfa_inspect cfa_train cfa_store cfa_ops cfa_base cfa_core
+                      PkgConfig::JANSSON Threads::Threads m
+                 CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/request)
+  set_target_properties(fuzz_request PROPERTIES LINKER_LANGUAGE CXX)
+endif()
