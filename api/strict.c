@@ -1,7 +1,8 @@
 /* strict.c - what the transport refuses before routing (docs/RELIABILITY.md,
  * "Strict HTTP"): a path or query that is not UTF-8 or holds a NUL once
- * decoded, a header name that is not a token (a space before the colon, a
- * folded line), a header value that is not UTF-8 text, and a body whose
+ * decoded, a path encoded twice, a header name that is not a token (a space
+ * before the colon, a folded line), a header value that is not UTF-8 text,
+ * and a body whose
  * length two parsers could read differently (two Content-Length headers,
  * Content-Length with Transfer-Encoding, a coding other than chunked) -
  * the shapes of request smuggling behind a proxy. libmicrohttpd 0.9.75 lets
@@ -121,6 +122,10 @@ void strict_check(struct MHD_Connection *con, const char *url, strict_verdict *v
     memset(v, 0, sizeof *v);
     if (!is_text(url, strlen(url)))
         refuse(v, 0, "invalid_path", "the path is not UTF-8 text or holds a NUL (%%00)");
+    /* the router decodes segments again (api/parse.c): "%2574ile" would name
+     * "tile"; no id holds a '%', so a '%' left after decoding is refused */
+    else if (strchr(url, '%') != NULL)
+        refuse(v, 0, "invalid_path", "the path holds a '%%' after decoding (encoded twice)");
     MHD_get_connection_values_n(con, MHD_GET_ARGUMENT_KIND, scan_query, &sc);
     MHD_get_connection_values_n(con, MHD_HEADER_KIND, scan_header, &sc);
     if (sc.n_length > 1)

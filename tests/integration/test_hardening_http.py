@@ -114,6 +114,13 @@ def sec_nul(env, d, c):
     check(st == 200, "nulltest was not deleted (GET -> %d)" % st)
     expect_raw(port, request(b"GET /v1/products/tile%00/models HTTP/1.1", AUTH), 400,
                "invalid_path", "GET /v1/products/tile%00/models")
+    # encoded twice: MHD decodes "%2574" to "%74", the router decoded that again
+    expect_raw(port, request(b"GET /v1/products/%2574ile HTTP/1.1", AUTH), 400,
+               "invalid_path", "GET /v1/products/%2574ile (tile encoded twice)")
+    expect_raw(port, request(b"DELETE /v1/products/nulltes%2574 HTTP/1.1", AUTH), 400,
+               "invalid_path", "DELETE /v1/products/nulltes%2574")
+    st, _, _, _ = c.req("GET", "/v1/products/nulltest")
+    check(st == 200, "nulltest is still there (GET -> %d)" % st)
     expect_raw(port, request(b"GET /v1/products?limit=5%00x HTTP/1.1", AUTH), 400,
                "invalid_query", "a NUL in a query value")
     expect_raw(port, request(b"GET /v1/inspections?product=tile%00x HTTP/1.1", AUTH), 400,
