@@ -90,7 +90,6 @@ static void setup(void)
     setenv("CFA_ADMIN_KEY", ADMIN_KEY, 1);
     if (api_bootstrap_admin(G.st, G.dir, err, sizeof err) != 0)
         die(err);
-    store_product_create(G.st, "tile", "Tile", NULL, NULL);
     G.ctx = (api_ctx){.st = G.st, .cfg = &G.cfg, .version = "fuzz"};
     if (api_start(&G.ctx, &G.srv, err, sizeof err) != 0)
         die(err);
@@ -321,6 +320,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
         ready = 1;
     }
+    /* an earlier input may have deleted it: the product routes need one */
+    store_product_create(G.st, "tile", "Tile", NULL, NULL);
     build(data, size, &req, &owed, &framed);
     current = req.p;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)

@@ -85,6 +85,7 @@ def expect_raw(port, data, status, code, what, closed=True):
 
 def sec_utf8(env, d, c):
     port = d.port
+    c.req("POST", "/v1/products", {"id": "tile"})  # so that the routes reach the handlers
     expect_raw(port, request(b"GET /v1/products/%ff HTTP/1.1", AUTH), 400, "invalid_path",
                "GET /v1/products/%ff")
     expect_raw(port, request(b"GET /v1/products/tile%c3%28/models HTTP/1.1", AUTH), 400,
