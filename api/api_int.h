@@ -57,6 +57,8 @@ struct hreq {
     char deny_code[32];
     char deny_msg[320];
     char key_id[40];
+    int close;             /* answer with Connection: close (strict.c) */
+    size_t drained;        /* bytes of a refused body read and dropped */
 };
 
 extern const api_route api_routes[];
@@ -88,6 +90,20 @@ json_t *req_json(hreq *r, int *ok);
 void req_content_type(hreq *r, char *buf, size_t cap);
 
 char *b64_encode(const void *data, size_t len);
+
+/* ---- strict.c: the checks before routing ------------------------------- */
+
+typedef struct strict_verdict {
+    int status;  /* 0: acceptable; else 400 */
+    int framing; /* the body cannot be read safely: answer before it */
+    char code[32];
+    char msg[200];
+} strict_verdict;
+/* Checks the decoded path, the query and the headers of a request. */
+void strict_check(struct MHD_Connection *con, const char *url, strict_verdict *v /* OUT */);
+/* MHD_OPTION_UNESCAPE_CALLBACK: %HH decoding that leaves a decoded NUL
+ * visible to strict_check. */
+size_t strict_unescape(void *cls, struct MHD_Connection *c, char *s);
 
 /* ---- shared by the resource files (views.c, errors.c) ------------------- */
 

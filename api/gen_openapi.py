@@ -150,7 +150,7 @@ paths = {
 }
 doc = {"openapi": "3.0.3",
  "info": {"title": "cfa-server", "version": "1",
-          "description": "CFA anomaly inspection for factory lines (docs/API.md, version 1). Errors: `{\"error\": {\"code\", \"message\"}}` with the matching status. Roles: inspect < operate < admin."},
+          "description": "CFA anomaly inspection for factory lines (docs/API.md, version 1). Errors: `{\"error\": {\"code\", \"message\"}}` with the matching status. Any request may be refused before routing with 400 `invalid_path`, `invalid_query`, `invalid_header` or `ambiguous_length` (docs/API.md, strict HTTP). Roles: inspect < operate < admin."},
  "servers": [{"url": "/"}],
  "security": [{"bearer": []}],
  "tags": [{"name": t} for t in ["health", "products", "images", "training", "models", "inspection", "keys"]],

@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "metrics_prom.h"
 #include "pool.h"
+#include "utf8.h"
 
 struct api_server {
     struct MHD_Daemon *d;
@@ -80,6 +81,8 @@ enum MHD_Result reply_json_hdr(hreq *r, int status, json_t *body, const char *hn
         MHD_add_response_header(resp, "Allow", r->allow);
     if (status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    if (r->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     return queue(r, status, resp);
 }
 
@@ -88,13 +91,31 @@ enum MHD_Result reply_json(hreq *r, int status, json_t *body)
     return reply_json_hdr(r, status, body, NULL, NULL);
 }
 
+/* The length of s[0..n) without a last character the cut left incomplete. */
+static size_t cut_to_char(const char *s, size_t n)
+{
+    size_t start = n;
+    while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (start > 0 && (unsigned char)s[start - 1] >= 0xc0 &&
+        utf8_valid_prefix(s + start - 1, n - start + 1) != n - start + 1)
+        return start - 1;
+    return n;
+}
+
 enum MHD_Result reply_error(hreq *r, int status, const char *code, const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[3 * sizeof raw];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+    if ((size_t)n >= sizeof raw) /* cut: drop the character the cut fell in */
+        len = cut_to_char(raw, len);
+    /* messages quote the client's bytes (a path, a header); jansson refuses
+     * text that is not UTF-8, and then no reply would be sent at all */
+    utf8_clean(msg, sizeof msg, raw, len);
     json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     return reply_json(r, status, e);
 }
@@ -304,7 +325,130 @@ static enum MHD_Result reply_over_limit(hreq *r)
 {
     json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", "too_many_connections", "message",
                           "the server is at its connection limit; retry shortly");
-    return reply_json_hdr(r, 503, e, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->close = 1;
+    return reply_json(r, 503, e);
+}
+
+/* The refusal decided from the headers (strict.c, routing, the key, the
+ * declared size) as the reply. */
+static enum MHD_Result reply_refusal(hreq *r)
+{
+    if (r->deny_status != 0)
+        return reply_error(r, r->deny_status, r->deny_code, "%s", r->deny_msg);
+    return reply_too_large(r);
+}
+
+/* The declared Content-Length: 1 with *n set, 0 without a valid one. */
+static int content_length(hreq *r, long long *n)
+{
+    const char *cl = MHD_lookup_connection_value(r->con, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    *n = 0;
+    return cl != NULL && parse_int_range(cl, 0, INT64_MAX, n) == 0;
+}
+
+/* The body the deadline allows time for (conn.c): a body of unknown length
+ * (chunked) or over the limit gets the time of the largest kept body. */
+static size_t deadline_body(hreq *r)
+{
+    long long n;
+    if (content_length(r, &n) && (unsigned long long)n < r->max_body)
+        return (size_t)n;
+    return r->max_body;
+}
+
+/* Bytes of a refused body that are read and dropped rather than answered
+ * before: a client that writes its whole body before it reads then sees the
+ * answer (closing on unread bytes resets the connection, which can lose the
+ * answer). Anything larger is answered from the headers and the connection
+ * closed, instead of reading gigabytes for nothing. */
+static size_t drain_max(const hreq *r) { return 2 * r->max_body; }
+
+/* Whether a refused request is answered now, before its body: a body
+ * announced over drain_max, a chunked one (its size is unknown), a client
+ * waiting for 100-continue, a body that cannot be framed safely. */
+static int refuse_now(hreq *r, int framing)
+{
+    struct MHD_Connection *con = r->con;
+    const char *te = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *ex = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    long long n = 0;
+    if (content_length(r, &n) && (unsigned long long)n > r->max_body)
+        r->too_big = 1;
+    if (r->deny_status == 0 && !r->too_big)
+        return 0;
+    return framing || te != NULL || (unsigned long long)n > drain_max(r) ||
+           (ex != NULL && strcasecmp(ex, "100-continue") == 0);
+}
+
+/* The first call, with the headers in: what can be refused before the body
+ * is. */
+static enum MHD_Result on_headers(api_server *s, hreq *r, const char *url)
+{
+    strict_verdict v;
+    strict_check(r->con, url, &v);
+    if (v.status != 0) {
+        deny(r, v.status, v.code, "%s", v.msg);
+        r->close = 1; /* what follows on this connection cannot be trusted */
+    } else {
+        find_route(r, url);
+        if (api_route_body_max(r->route) > 0)
+            r->max_body = api_route_body_max(r->route);
+        if (r->route == NULL && r->path_known)
+            deny(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)",
+                 r->method, r->allow);
+        else if (r->route == NULL)
+            deny(r, 404, "not_found", "no such endpoint: %s %.200s", r->method, url);
+        else
+            auth_check(r);
+    }
+    if (conn_headers_done(s->conns, r->con, deadline_body(r), is_probe(r)) != 0)
+        return reply_over_limit(r);
+    if (refuse_now(r, v.framing)) {
+        r->close = 1;
+        return reply_refusal(r);
+    }
+    if (r->route != NULL && r->route->announce && r->deny_status == 0 && !r->too_big &&
+        s->ctx->pool != NULL) {
+        pool_announce(s->ctx->pool, 1);
+        r->announced = 1;
+    }
+    return MHD_YES;
+}
+
+/* A piece of the body: kept, or dropped when the request is refused. */
+static enum MHD_Result on_body(hreq *r, const char *data, size_t n)
+{
+    if (r->too_big || r->deny_status != 0) {
+        r->drained += n;
+        /* a chunked body refused past drain_max: no answer can be queued in
+         * the middle of a body, so the connection is closed */
+        return r->drained > drain_max(r) ? MHD_NO : MHD_YES;
+    }
+    if (r->len + n > r->max_body) {
+        r->too_big = 1;
+        r->drained = r->len + n;
+        free(r->body);
+        r->body = NULL;
+        r->len = r->cap = 0;
+        return MHD_YES;
+    }
+    if (r->len + n > r->cap) {
+        size_t nc = r->cap ? r->cap : 65536;
+        while (nc < r->len + n)
+            nc *= 2;
+        if (nc > r->max_body)
+            nc = r->max_body;
+        uint8_t *nb = realloc(r->body, nc);
+        if (nb == NULL)
+            return MHD_NO;
+        r->body = nb;
+        r->cap = nc;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    return MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const char *url,
@@ -322,81 +466,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         r->t0 = mono_ms() / 1e3; /* seconds, the unit of the metrics */
         r->max_body = (size_t)s->ctx->cfg->max_body_mb * 1024 * 1024;
         snprintf(r->method, sizeof r->method, "%s", method);
-        find_route(r, url);
-        if (api_route_body_max(r->route) > 0)
-            r->max_body = api_route_body_max(r->route);
-        if (r->route == NULL && r->path_known)
-            deny(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", r->method,
-                 r->allow);
-        else if (r->route == NULL)
-            deny(r, 404, "not_found", "no such endpoint: %s %.200s", method, url);
-        else
-            auth_check(r);
         *con_cls = r;
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);
-        /* refuse a declared oversized body before reading it when the
-         * client waits for 100-continue; otherwise the body is drained */
-        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        long long n;
-        int has_len = cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0;
-        /* a body of unknown length (chunked), or drained past the limit,
-         * gets the time of the largest kept body */
-        size_t budget = has_len && (unsigned long long)n < r->max_body ? (size_t)n : r->max_body;
-        if (conn_headers_done(s->conns, con, budget, is_probe(r)) != 0)
-            return reply_over_limit(r);
-        if (has_len && (unsigned long long)n > r->max_body) {
-            r->too_big = 1;
-            const char *ex = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_EXPECT);
-            if (ex != NULL && strcasecmp(ex, "100-continue") == 0)
-                return reply_too_large(r);
-        }
-        if (r->route != NULL && r->route->announce && r->deny_status == 0 && !r->too_big &&
-            s->ctx->pool != NULL) {
-            pool_announce(s->ctx->pool, 1);
-            r->announced = 1;
-        }
-        return MHD_YES;
+        return on_headers(s, r, url);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->too_big || r->deny_status != 0)
-            return MHD_YES; /* drained, not kept */
-        if (r->len + n > r->max_body) {
-            r->too_big = 1;
-            free(r->body);
-            r->body = NULL;
-            r->len = r->cap = 0;
-            return MHD_YES;
-        }
-        if (r->len + n > r->cap) {
-            size_t nc = r->cap ? r->cap : 65536;
-            while (nc < r->len + n)
-                nc *= 2;
-            if (nc > r->max_body)
-                nc = r->max_body;
-            uint8_t *nb = realloc(r->body, nc);
-            if (nb == NULL)
-                return MHD_NO;
-            r->body = nb;
-            r->cap = nc;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        return MHD_YES;
+        return on_body(r, upload_data, n);
     }
     /* the whole request is here */
     conn_body_done(s->conns, con);
     if (r->status != 0)
         return MHD_YES;
-    if (r->deny_status != 0)
-        return reply_error(r, r->deny_status, r->deny_code, "%s", r->deny_msg);
-    if (r->too_big)
-        return reply_too_large(r);
+    if (r->deny_status != 0 || r->too_big)
+        return reply_refusal(r);
     enum MHD_Result ret = r->route->fn(r);
     if (r->status == 0)
         return reply_error(r, 500, "internal_error", "the handler sent no response");
@@ -530,7 +616,8 @@ int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
         s, MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s->conns, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(c->max_connections + CONN_PROBE_SLOTS), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)c->max_conn_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)c->request_timeout_s, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+        (unsigned)c->request_timeout_s, MHD_OPTION_UNESCAPE_CALLBACK, strict_unescape, NULL,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (s->d == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d%s", c->listen_host, c->listen_port,
                  s->tls_cert ? " (or the TLS certificate/key was refused)" : "");
@@ -548,6 +635,15 @@ int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
 }
 
 int api_port(api_server *s) { return s->port; }
+
+int api_serve_fd(api_server *s, int fd)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return MHD_add_connection(s->d, fd, (struct sockaddr *)&sa, sizeof sa) == MHD_YES ? 0 : -1;
+}
 
 void api_quiesce(api_server *s)
 {

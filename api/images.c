@@ -86,6 +86,10 @@ enum MHD_Result h_image_upload(hreq *r)
     store_product_clear(&p);
     req_content_type(r, ct, sizeof ct);
     if (is_image_type(ct)) {
+        /* as POST /inspect answers it: the type is checked first, then that
+         * there is something of that type (docs/API.md, empty bodies) */
+        if (r->len == 0)
+            return reply_error(r, 400, "empty_body", "the request has no image");
         ups = calloc(1, sizeof *ups);
         if (ups == NULL)
             return reply_error(r, 503, "out_of_memory", "out of memory");

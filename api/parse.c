@@ -232,14 +232,15 @@ mp_status mp_parse(const uint8_t *body, size_t len, const char *boundary,
 {
     char delim[80];
     size_t dlen;
-    const uint8_t *p, *end = body + len;
+    const uint8_t *p, *end;
     int n = 0;
     *n_parts = 0;
     if (boundary == NULL || strlen(boundary) == 0 || strlen(boundary) > 70)
         return MP_ERR_SYNTAX;
     dlen = (size_t)snprintf(delim, sizeof delim, "--%s", boundary);
-    if (body == NULL)
+    if (body == NULL) /* an empty body: NULL + 0 is undefined behaviour */
         return MP_ERR_SYNTAX;
+    end = body + len;
     /* first delimiter: at the start or after a preamble line break */
     p = memmem(body, len, delim, dlen);
     if (p == NULL || (p != body && (p < body + 2 || p[-1] != '\n')))

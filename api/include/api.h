@@ -47,6 +47,11 @@ int api_bootstrap_admin(store_t *st, const char *data_dir, char *err, size_t err
 int api_start(api_ctx *ctx, api_server **out /* OUT */, char *err, size_t errlen);
 /* The port actually bound (useful with port 0). */
 int api_port(api_server *s);
+/* Serves one already-connected stream socket (an end of a socketpair) as a
+ * connection from 127.0.0.1, on its own thread like an accepted one; the
+ * daemon closes fd. The whole-request fuzz harness (tests/fuzz/) drives the
+ * server through it. 0 on success, -1 (fd closed) when refused. */
+int api_serve_fd(api_server *s, int fd);
 /* Stops accepting new connections; requests in flight continue. */
 void api_quiesce(api_server *s);
 /* Waits until no request is in flight or timeout_ms passed; returns the

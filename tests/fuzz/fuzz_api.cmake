@@ -12,3 +12,15 @@ if(COMMAND cfa_add_fuzzer)
     target_include_directories(${_h} PRIVATE ${PROJECT_SOURCE_DIR}/api)
   endforeach()
 endif()
+
+# The whole request path (raw HTTP through libmicrohttpd, the router and the
+# handlers against a real store): needs the API, which needs the engine, so it
+# exists only in builds with torch. Its LIBS are what CFA_FUZZ=ON instruments:
+# the request path, not the engine (an inspection answers 503 here).
+if(COMMAND cfa_add_fuzzer AND TARGET cfa_api)
+  cfa_add_fuzzer(fuzz_request SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_request.c
+                 LIBS cfa_api cfa_api_parse cfa_store cfa_ops cfa_base PkgConfig::JANSSON
+                      Threads::Threads
+                 CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/request)
+  set_target_properties(fuzz_request PROPERTIES LINKER_LANGUAGE CXX)
+endif()
