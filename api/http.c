@@ -362,7 +362,12 @@ static size_t deadline_body(hreq *r)
  * answer (closing on unread bytes resets the connection, which can lose the
  * answer). Anything larger is answered from the headers and the connection
  * closed, instead of reading gigabytes for nothing. */
-static size_t drain_max(const hreq *r) { return 2 * r->max_body; }
+static size_t drain_max(const hreq *r)
+{
+    /* of the global limit, not the route's: a JSON route's few kB would
+     * close on the clients this is for */
+    return 2 * (size_t)r->ctx->cfg->max_body_mb * 1024 * 1024;
+}
 
 /* Whether a refused request is answered now, before its body: a body
  * announced over drain_max, a chunked one (its size is unknown), a client
