@@ -21,6 +21,13 @@ enum MHD_Result h_readyz(hreq *r)
     api_ctx *c = r->ctx;
     if (store_ping(c->st) != STORE_OK)
         return reply_error(r, 503, "not_ready", "database not reachable");
+    /* an inspection would answer 507/503 rather than lose its record: say
+     * so here, and look again (cheaply) whether the space came back */
+    char why[256];
+    store_status ws = store_write_health(c->st, why, sizeof why);
+    if (ws != STORE_OK && store_write_probe(c->st) != STORE_OK)
+        return reply_error(r, 503, "not_ready", "the audit trail cannot be written: %s (%s)",
+                           store_strerror(ws), why);
     if (c->pool == NULL || !pool_ready(c->pool))
         return reply_error(r, 503, "not_ready", "inference workers not running");
     if (c->jobs == NULL || !jobs_alive(c->jobs))

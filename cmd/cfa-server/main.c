@@ -121,7 +121,8 @@ static store_t *open_data(const cfg_t *cfg)
     store_t *st = NULL;
     store_status ss = store_open(cfg->data_dir, NULL, &st);
     if (ss != STORE_OK) {
-        log_error("main", "opening the store in %s: %s", cfg->data_dir, store_strerror(ss));
+        log_error("main", "opening the store in %s: %s (%s)", cfg->data_dir, store_strerror(ss),
+                  store_last_error());
         return NULL;
     }
     int touched = 0;

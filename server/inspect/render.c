@@ -62,12 +62,12 @@ int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, flo
     return ok ? 0 : -1;
 }
 
-int render_now(store_t *st, render_job *j)
+store_status render_now(store_t *st, render_job *j)
 {
     size_t mpx = (size_t)j->model_w * (size_t)j->model_h;
     size_t len = MAPDATA_HEAD + mpx * sizeof(float);
     uint8_t *md = malloc(len);
-    int ok = 0;
+    store_status ss = STORE_ERR_NOMEM;
     if (md != NULL && j->model_map != NULL && j->input != NULL) {
         int32_t dims[6] = {j->model_w, j->model_h, j->resize_w, j->resize_h, j->width, j->height};
         float scales[2] = {j->vmax, j->map_max};
@@ -76,17 +76,18 @@ int render_now(store_t *st, render_job *j)
         memcpy(md + MAPDATA_SCALES, scales, sizeof scales);
         memcpy(md + MAPDATA_HEAD, j->model_map, mpx * sizeof(float));
         /* mapdata last: its presence means the inspection's files are whole */
-        ok = store_inspection_file_write(st, j->id, "input", j->input, j->input_len) == STORE_OK &&
-             (j->heat_png == NULL ||
-              store_inspection_file_write(st, j->id, "heatmap.png", j->heat_png, j->heat_len) ==
-                  STORE_OK) &&
-             store_inspection_file_write(st, j->id, "mapdata", md, len) == STORE_OK;
+        ss = store_inspection_file_write(st, j->id, "input", j->input, j->input_len);
+        if (ss == STORE_OK && j->heat_png != NULL)
+            ss = store_inspection_file_write(st, j->id, "heatmap.png", j->heat_png, j->heat_len);
+        if (ss == STORE_OK)
+            ss = store_inspection_file_write(st, j->id, "mapdata", md, len);
     }
-    if (!ok)
-        log_error("render", "files of inspection %s not stored", j->id);
+    if (ss != STORE_OK)
+        log_error("render", "files of inspection %s not stored: %s (%s)", j->id,
+                  store_strerror(ss), store_last_error());
     free(md);
     job_release(j);
-    return ok ? 0 : -1;
+    return ss;
 }
 
 /* Reads and checks <id>.mapdata, then gives the image-geometry map back. */

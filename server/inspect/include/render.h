@@ -70,9 +70,10 @@ int render_create(store_t *st, int queue_cap, render_t **out /* OUT */);
  * queue is full or the writer is stopping (nothing taken: store inline with
  * render_now). */
 int render_submit(render_t *r, render_job *job);
-/* Stores job's files in the calling thread, then frees what it owns.
- * Returns 0 when they were written. */
-int render_now(store_t *st, render_job *job);
+/* Stores job's files durably in the calling thread, then frees what it
+ * owns. Returns STORE_OK (0) when they were written, else the first failure
+ * (STORE_ERR_FULL on a full disk), logged. */
+store_status render_now(store_t *st, render_job *job);
 /* "heatmap.png" or "map.png" of inspection id: the kept PNG, or rendered
  * from <id>.mapdata (and <id>.input for the heatmap) and then kept. On
  * STORE_OK *png is malloc'd (caller frees). STORE_ERR_NOT_FOUND when the
