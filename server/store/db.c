@@ -69,13 +69,18 @@ store_status db_map_rc(sqlite3 *db, int rc)
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
         return STORE_OK;
     /* SQLite reports a full disk met while opening or growing a file as an
-     * I/O or open error; the errno behind it says what it was */
+     * I/O or open error, with the errno behind it; a write that found no
+     * space is SQLITE_FULL with the errno cleared (the unix VFS), and the
+     * store sets no max_page_count, so SQLITE_FULL is ENOSPC */
     int prim = rc & 0xff;
-    int sys = db && (prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN || prim == SQLITE_FULL)
+    int sys = db && (prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN)
                   ? sqlite3_system_errno(db)
                   : 0;
+    if (prim == SQLITE_FULL)
+        sys = ENOSPC;
     if (sys == ENOSPC || sys == EDQUOT) {
-        store_set_error("sqlite: %s (%d): %s", sqlite3_errmsg(db), rc, strerror(sys));
+        store_set_error("sqlite: %s (%d): %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc,
+                        strerror(sys));
         return STORE_ERR_FULL;
     }
     store_set_error("sqlite: %s (%d)", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);

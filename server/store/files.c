@@ -113,12 +113,16 @@ store_status store_sweep_temp(const char *data_dir, int *removed)
 
 /* ------------------------------------------------------------ write health */
 
-void store_note_write(store_t *st, store_status s, const char *why)
+void store_note_write(store_t *st, store_status s, const char *why, int shows_space)
 {
     pthread_mutex_lock(&st->hmu);
-    /* a success clears only a failure of the kinds /readyz reports */
-    if (s == STORE_OK || s == STORE_ERR_FULL || s == STORE_ERR_IO || s == STORE_ERR_DB ||
-        s == STORE_ERR_BUSY || s == STORE_ERR_NOMEM) {
+    if (s == STORE_OK) {
+        /* a row alone can fit into pages the WAL already has: only a file
+         * written (or the probe) shows that there is room again */
+        if (st->health != STORE_ERR_FULL || shows_space)
+            st->health = STORE_OK;
+    } else if (s == STORE_ERR_FULL || s == STORE_ERR_IO || s == STORE_ERR_DB ||
+               s == STORE_ERR_BUSY || s == STORE_ERR_NOMEM) {
         st->health = s;
         snprintf(st->health_why, sizeof st->health_why, "%s", why ? why : "");
     }
@@ -153,6 +157,6 @@ store_status store_write_probe(store_t *st)
         return errno_status(e);
     }
     /* the space is there again: the next write may succeed */
-    store_note_write(st, STORE_OK, NULL);
+    store_note_write(st, STORE_OK, NULL, 1);
     return STORE_OK;
 }

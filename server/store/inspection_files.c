@@ -68,7 +68,7 @@ store_status store_inspection_file_write(store_t *st, const char *id, const char
     if (r != STORE_OK)
         return r;
     r = fs_write_durable(dir, path, data, len);
-    store_note_write(st, r, store_last_error());
+    store_note_write(st, r, store_last_error(), 1);
     return r;
 }
 

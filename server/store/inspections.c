@@ -171,10 +171,10 @@ static void note_health(store_t *st, const struct gc_waiter *group)
     for (const struct gc_waiter *w = group; w; w = w->next)
         if (w->status != STORE_OK && w->status != STORE_ERR_EXISTS &&
             w->status != STORE_ERR_INVALID) {
-            store_note_write(st, w->status, w->why);
+            store_note_write(st, w->status, w->why, 0);
             return;
         }
-    store_note_write(st, STORE_OK, NULL);
+    store_note_write(st, STORE_OK, NULL, 0);
 }
 
 store_status store_inspection_commit(store_t *st, store_inspection_t *in)

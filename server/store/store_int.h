@@ -286,7 +286,8 @@ store_status store_job_finish_w(store_t *st, const char *id, store_job_state sta
                                 const char *error, int64_t model_version);
 /* Records the outcome of a write for store_write_health (files.c): a
  * failure of the disk or the database marks the store unwritable, STORE_OK
- * clears it. why (may be NULL) is the detail. */
-void store_note_write(store_t *st, store_status s, const char *why);
+ * clears it (a full disk only when shows_space: a file was written). why
+ * (may be NULL) is the detail. */
+void store_note_write(store_t *st, store_status s, const char *why, int shows_space);
 
 #endif /* CFA_STORE_INT_H */

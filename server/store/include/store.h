@@ -170,7 +170,8 @@ const char *store_data_dir(store_t *st);
 store_status store_ping(store_t *st);
 /* Whether writes succeed: STORE_OK, or the status of the last write that
  * failed for want of space or of a working database (an inspection's commit
- * or its files), until a later one succeeds or store_write_probe does. why
+ * or its files), until a later one succeeds (for a full disk: a file write)
+ * or store_write_probe does. why
  * (may be NULL) receives the detail. For /readyz; thread-safe. */
 store_status store_write_health(store_t *st, char *why, size_t len);
 /* Reserves 1 MiB in the data directory and gives it back (fallocate of a
