@@ -49,8 +49,7 @@ enum MHD_Result h_metrics(hreq *r)
         g.models_loaded = pool_models_loaded(c->pool);
         g.inspect_arriving = pool_arriving(c->pool);
     }
-    if (c->render != NULL)
-        g.render_pending = render_pending(c->render);
+    store_inspection_commit_stats(c->st, &g.audit_commits, &g.audit_rows);
     store_job_counts(c->st, g.jobs);
     store_image_count_all(c->st, &g.images_stored);
     size_t len = 0;

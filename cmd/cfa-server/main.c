@@ -39,8 +39,7 @@ typedef struct daemon_parts {
     store_t *st;
     pool_t *pool;
     jobs_t *jobs;
-    render_t *render; /* NULL: heatmaps are rendered in the request */
-    inspect_t *inspect; /* the inspection use case over pool, render, store */
+    inspect_t *inspect; /* the inspection use case over pool and store */
     api_ctx ctx;      /* outlives srv, as api_start requires        */
     api_server *srv;
 } daemon_parts;
@@ -140,21 +139,19 @@ static store_t *open_data(const cfg_t *cfg)
     return st;
 }
 
-/* Stops what runs, newest first: the API (connections closed), the render
- * thread (writes the heatmaps still queued), the job runner, the pool, the
- * store. Parts never started are NULL and skipped. */
+/* Stops what runs, newest first: the API (connections closed), the job
+ * runner, the pool, the store. Parts never started are NULL and skipped. */
 static void stop_parts(daemon_parts *d)
 {
     api_stop(d->srv);
     inspect_free(d->inspect);
-    render_free(d->render);
     jobs_stop(d->jobs);
     pool_free(d->pool);
     store_close(d->st);
     memset(d, 0, sizeof *d);
 }
 
-/* Starts the pool, the job runner, the render thread and the HTTP API on the
+/* Starts the pool, the job runner and the HTTP API on the
  * open store d->st. 0, or -1 (logged) with everything stopped. */
 static int start_parts(daemon_parts *d, const cfg_t *cfg)
 {
@@ -173,12 +170,7 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
     if (pool_create(&po, fetch_model, d->st, &d->pool, err, sizeof err) != 0 ||
         jobs_start(d->st, cfg, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
         goto fail;
-    if (render_create(d->st, cfg->render_queue, &d->render) != 0) {
-        d->render = NULL;
-        log_warn("main", "no render thread: heatmaps are rendered in the request");
-    }
-    inspect_options io = {.st = d->st, .pool = d->pool, .render = d->render,
-                          .retention = cfg->retention};
+    inspect_options io = {.st = d->st, .pool = d->pool, .retention = cfg->retention};
     if (inspect_create(&io, &d->inspect) != 0) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
@@ -186,7 +178,6 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
     d->ctx = (api_ctx){.st = d->st,
                        .pool = d->pool,
                        .jobs = d->jobs,
-                       .render = d->render,
                        .inspect = d->inspect,
                        .cfg = cfg,
                        .version = CFA_VERSION_STRING};

@@ -1,5 +1,5 @@
 /* test_inspect.c - inspect_run (server/inspect/inspect.c) below HTTP: the
- * real pool and render thread on the fake engine (fake_engine.h, map = score
+ * real pool on the fake engine (fake_engine.h, map = score
  * x the red channel), a real store in a temp directory. The decision at the
  * threshold boundary, the regions, the audit row, the files (taken from the
  * body without a copy; none with keep = 0), the inline heatmap handed on as
@@ -36,7 +36,6 @@ typedef struct fixture {
     char dir[64];
     store_t *st;
     pool_t *pool;
-    render_t *render;
     inspect_t *in;
 } fixture;
 
@@ -73,9 +72,7 @@ static fixture *start(int queue_depth, int64_t retention)
                        .queue_depth = queue_depth,
                        .model_cache = 2};
     assert_int_equal(pool_create(&po, fetch, NULL, &fx->pool, err, sizeof err), 0);
-    assert_int_equal(render_create(fx->st, 16, &fx->render), 0);
-    inspect_options io = {.st = fx->st, .pool = fx->pool, .render = fx->render,
-                          .retention = retention};
+    inspect_options io = {.st = fx->st, .pool = fx->pool, .retention = retention};
     assert_int_equal(inspect_create(&io, &fx->in), 0);
     return fx;
 }
@@ -83,7 +80,6 @@ static fixture *start(int queue_depth, int64_t retention)
 static void stop(fixture *fx)
 {
     inspect_free(fx->in);
-    render_free(fx->render);
     pool_free(fx->pool);
     store_close(fx->st);
     char cmd[128];
@@ -252,7 +248,6 @@ static void test_audit_row_and_files(void **state)
     json_decref(timings);
     store_inspection_clear(&got);
 
-    render_wait(fx->render, res.row.id);
     void *data = NULL;
     size_t dlen = 0;
     assert_int_equal(store_inspection_file_read(fx->st, res.row.id, "input", &data, &dlen),
@@ -286,7 +281,6 @@ static void test_no_store(void **state)
     assert_int_equal(inspect_run(fx->in, &q, &res), INSPECT_OK);
     assert_ptr_equal(body, held);
     assert_int_equal(res.row.has_images, 0);
-    render_wait(fx->render, res.row.id);
     void *data = NULL;
     size_t dlen = 0;
     static const char *const names[] = {"input", "mapdata", "heatmap.png", "map.png"};
@@ -341,7 +335,6 @@ static void test_inline_heatmap(void **state)
     assert_int_equal(img_decode(seen_png, seen_len, NULL, &im), IMG_OK);
     assert_int_equal(im.width, W);
     img_rgbf_free(&im);
-    render_wait(fx->render, res.row.id);
     void *data = NULL;
     size_t dlen = 0;
     assert_int_equal(store_inspection_file_read(fx->st, res.row.id, "heatmap.png", &data, &dlen),

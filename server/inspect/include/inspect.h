@@ -6,7 +6,7 @@
  * inspection that kept images, apply the retention.
  *
  *     inspect_t *in;
- *     inspect_create(&(inspect_options){.st = st, .pool = pool, .render = render,
+ *     inspect_create(&(inspect_options){.st = st, .pool = pool, 
  *                                       .retention = cfg.retention}, &in);
  *     inspect_req q = {.product = "bottle-a", .version = 3, .threshold = 1.2,
  *                      .body = &body, .len = len, .limits = img_default_limits(),
@@ -49,7 +49,6 @@ typedef struct inspect inspect_t;
 typedef struct inspect_options {
     store_t *st;
     pool_t *pool;       /* NULL: every inspection is INSPECT_NOT_READY       */
-    render_t *render;   /* NULL: the files are stored in the calling thread  */
     int64_t retention;  /* inspections whose files are kept; 0 = all         */
 } inspect_options;
 
