@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -488,6 +489,45 @@ static void test_failures(void **state)
     stop(fx);
 }
 
+/* Files that cannot be stored: the inspection is not answered OK, nothing of
+ * it is recorded, the store says it cannot write (for /readyz) until the
+ * probe finds it can; the row alone (keep = 0) still commits. */
+static void test_files_not_stored(void **state)
+{
+    (void)state;
+    fixture *fx = start(8, 0);
+    char path[600], why[256];
+    snprintf(path, sizeof path, "%s/inspections", fx->dir);
+    assert_int_equal(rmdir(path), 0);
+    FILE *f = fopen(path, "w"); /* a file where the directory was: ENOTDIR */
+    assert_non_null(f);
+    fclose(f);
+    inspect_result res;
+    size_t total = 0;
+    assert_int_equal(run(fx, SCORE, 1, &res), INSPECT_ERR_STORE);
+    assert_int_equal(res.store, STORE_ERR_IO);
+    assert_true(strlen(res.error) > 0);
+    inspect_result_clear(&res);
+    assert_int_equal(rows_with_images(fx, &total), 0);
+    assert_int_equal(total, 0);
+    assert_int_equal(store_write_health(fx->st, why, sizeof why), STORE_ERR_IO);
+    assert_true(strlen(why) > 0);
+    assert_int_not_equal(store_write_probe(fx->st), STORE_OK);
+
+    assert_int_equal(run(fx, SCORE, 0, &res), INSPECT_OK); /* the row alone */
+    inspect_result_clear(&res);
+
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0750), 0);
+    assert_int_equal(store_write_probe(fx->st), STORE_OK);
+    assert_int_equal(store_write_health(fx->st, why, sizeof why), STORE_OK);
+    assert_int_equal(run(fx, SCORE, 1, &res), INSPECT_OK);
+    inspect_result_clear(&res);
+    assert_int_equal(rows_with_images(fx, &total), 1);
+    assert_int_equal(total, 2);
+    stop(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_prune_every_16th),
         cmocka_unit_test(test_pool_busy),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_files_not_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
