@@ -1,12 +1,12 @@
 /*
  * inspect.h - one inspection, below HTTP: decode the image, score it on the
  * pool, decide OK/NG at the product's threshold, find the anomalous regions,
- * store its files durably, commit the audit row (the caller answers only after
- * it is durable) and, every 16th
+ * store its files durably, commit the audit row (the caller answers only once
+ * both are durable: INSPECT_ERR_STORE when they cannot be) and, every 16th
  * inspection that kept images, apply the retention.
  *
  *     inspect_t *in;
- *     inspect_create(&(inspect_options){.st = st, .pool = pool, 
+ *     inspect_create(&(inspect_options){.st = st, .pool = pool,
  *                                       .retention = cfg.retention}, &in);
  *     inspect_req q = {.product = "bottle-a", .version = 3, .threshold = 1.2,
  *                      .body = &body, .len = len, .limits = img_default_limits(),
