@@ -94,8 +94,9 @@ typedef struct inspect_timings {
     double decode;  /* handling began -> image decoded                 */
     double queue;   /* waiting for a worker (pool_req.queue_ms)         */
     double model;   /* model load (if any) + scoring (pool_req.model_ms) */
-    double encode;  /* scored -> files handed on (regions, heatmap)     */
-    double total;   /* request arrived -> files handed on               */
+    double encode;  /* scored -> files stored (regions, heatmap, files) */
+    double total;   /* request arrived -> files stored (the row's commit
+                       that follows is not in it: the row holds these)  */
 } inspect_timings;
 
 typedef struct inspect_result {
