@@ -9,7 +9,7 @@
 
 #define ERR_ANY (-1) /* a layer's row for every status not listed before it */
 
-typedef enum { ERR_ENGINE = 0, ERR_CODEC = 1, ERR_STORE = 2, ERR_POOL = 3 } err_layer;
+typedef enum { ERR_ENGINE = 0, ERR_CODEC = 1, ERR_STORE = 2, ERR_POOL = 3, ERR_AUDIT = 4 } err_layer;
 
 typedef struct err_row {
     err_layer layer;
@@ -52,6 +52,12 @@ static const err_row err_table[] = {
     {ERR_POOL, POOL_BUSY, 503, "overloaded", "the inference queue is full; retry later"},
     {ERR_POOL, POOL_STOPPED, 503, "shutting_down", "the server is shutting down"},
     {ERR_POOL, ERR_ANY, 500, "inference_failed", "the inference pool failed"},
+    /* an inspection scored but not made durable (INSPECT_ERR_STORE, store
+     * status): never a 200 that the audit trail could lose */
+    {ERR_AUDIT, STORE_ERR_FULL, 507, "storage_full",
+     "the disk is full: the inspection could not be recorded"},
+    {ERR_AUDIT, ERR_ANY, 503, "audit_unavailable",
+     "the audit trail cannot be written: the inspection was not recorded"},
 };
 
 static const err_row *err_find(err_layer layer, int status)
@@ -100,6 +106,9 @@ enum MHD_Result inspection_fail(hreq *r, const inspect_result *res)
         }
         e = err_find(ERR_POOL, (int)res->pool);
         return reply_error(r, e->http, e->code, "%s", e->msg);
+    case INSPECT_ERR_STORE:
+        e = err_find(ERR_AUDIT, (int)res->store);
+        return reply_error(r, e->http, e->code, "%s (%s)", e->msg, res->error);
     default: /* INSPECT_NOT_READY */
         return reply_error(r, 503, "not_ready", "inference workers are not running");
     }

@@ -30,7 +30,8 @@ E = {s: err(d) for s, d in {
  "413": "body over the byte limit (JSON routes: 64 KiB for products and train, 4 KiB for threshold and keys; images: --max-body-mb), or too many parts in one upload", "415": "unsupported media type",
  "422": "valid but unusable (image corrupt, too small, or over the pixel/side limits read from its header; product without a model; too few images)",
  "500": "internal or storage error (e.g. an inspection's stored files are damaged); the body says which",
- "503": "overloaded, out of memory (host or GPU), or not ready (Retry-After)"}.items()}
+ "503": "overloaded, out of memory (host or GPU), or not ready (Retry-After)",
+ "507": "the disk is full: nothing was recorded (storage_full)"}.items()}
 def resp(code, desc, schema=None, ctype="application/json", headers=None):
     r = {"description": desc}
     if schema is not None: r["content"] = {ctype: {"schema": schema}}
@@ -134,7 +135,7 @@ paths = {
  "/v1/products/{id}/models/{version}/activate": {"post": op("Make a version the one inspections use", "operate", {**resp("200", "the product", ref("Product")), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
  "/v1/products/{id}/models/{version}/artifact": {"get": op("Extension: the serialised model (for other replicas or `cfa eval --model`)", "operate", {**resp("200", "model artefact", {"type": "string", "format": "binary"}, "application/octet-stream"), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
  "/v1/products/{id}/threshold": {"put": op("Set the threshold of the active model", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "413", "415", "422")}, [P("ProductId")], jbody(obj({"threshold": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 3.4028234663852886e38, "description": "above 0 (at or below it every part is NG) and at most FLT_MAX (scores are float32)"}}, ["threshold"], **closed)), tags=["models"])},
- "/v1/products/{id}/inspect": {"post": op("Inspect one image", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("400", "401", "404", "413", "415", "422", "503")},
+ "/v1/products/{id}/inspect": {"post": op("Inspect one image", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("400", "401", "404", "413", "415", "422", "503", "507")},
    [P("ProductId"), {"name": "store", "in": "query", "schema": {"type": "boolean", "default": True}, "description": "false keeps no heatmap/map files"},
     {"name": "heatmap", "in": "query", "schema": {"type": "string", "enum": ["inline", "url"]}, "description": "inline adds heatmap_png_base64"}], img_body, tags=["inspection"])},
  "/v1/inspections": {"get": op("Audit trail, newest first", "inspect", {**resp("200", "inspections", listof("inspections", ref("InspectionResult"), True)), **errs("400", "401")},

@@ -137,8 +137,6 @@ static enum MHD_Result inspection_file(hreq *r, const char *name)
     size_t len = 0;
     if (!store_valid_id(r->params[0]))
         return reply_error(r, 404, "not_found", "no such inspection: %s", r->params[0]);
-    if (r->ctx->render != NULL)
-        render_wait(r->ctx->render, r->params[0]);
     store_status ss = render_get(r->ctx->st, r->params[0], name, &data, &len);
     if (ss == STORE_ERR_NOT_FOUND) {
         store_inspection_t in;

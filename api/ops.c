@@ -22,6 +22,13 @@ enum MHD_Result h_readyz(hreq *r)
     api_ctx *c = r->ctx;
     if (store_ping(c->st) != STORE_OK)
         return reply_error(r, 503, "not_ready", "database not reachable");
+    /* an inspection would answer 507/503 rather than lose its record: say
+     * so here, and look again (cheaply) whether the space came back */
+    char why[256];
+    store_status ws = store_write_health(c->st, why, sizeof why);
+    if (ws != STORE_OK && store_write_probe(c->st) != STORE_OK)
+        return reply_error(r, 503, "not_ready", "the audit trail cannot be written: %s (%s)",
+                           store_strerror(ws), why);
     if (c->pool == NULL || !pool_ready(c->pool))
         return reply_error(r, 503, "not_ready", "inference workers not running");
     if (c->jobs == NULL || !jobs_alive(c->jobs))
@@ -43,11 +50,10 @@ enum MHD_Result h_metrics(hreq *r)
         g.models_loaded = pool_models_loaded(c->pool);
         g.inspect_arriving = pool_arriving(c->pool);
     }
-    if (c->render != NULL)
-        g.render_pending = render_pending(c->render);
     g.pixel_bytes_in_use = (int64_t)img_budget_in_use(c->pixels);
     g.pixel_budget_bytes = (int64_t)img_budget_total(c->pixels);
     g.pixel_refused = (int64_t)img_budget_refused(c->pixels);
+    store_inspection_commit_stats(c->st, &g.audit_commits, &g.audit_rows);
     store_job_counts(c->st, g.jobs);
     store_image_count_all(c->st, &g.images_stored);
     size_t len = 0;

@@ -28,8 +28,7 @@ typedef struct api_ctx {
     store_t *st;
     pool_t *pool;     /* may be NULL while the backbone is not loaded: readyz 503 */
     jobs_t *jobs;     /* may be NULL: training requests stay queued            */
-    render_t *render; /* may be NULL: heatmaps are rendered in the request     */
-    inspect_t *inspect; /* POST /inspect (over st, pool, render); NULL: 503   */
+    inspect_t *inspect; /* POST /inspect (over st and pool); NULL: 503       */
     struct img_budget *pixels; /* decoded pixels in flight (budget.h); NULL: none */
     const cfg_t *cfg;
     const char *version;

@@ -41,8 +41,7 @@ typedef struct daemon_parts {
     img_budget *pixels; /* decoded pixels in flight, for every decode  */
     pool_t *pool;
     jobs_t *jobs;
-    render_t *render; /* NULL: heatmaps are rendered in the request */
-    inspect_t *inspect; /* the inspection use case over pool, render, store */
+    inspect_t *inspect; /* the inspection use case over pool and store */
     api_ctx ctx;      /* outlives srv, as api_start requires        */
     api_server *srv;
 } daemon_parts;
@@ -170,7 +169,8 @@ static store_t *open_data(const cfg_t *cfg)
     store_t *st = NULL;
     store_status ss = store_open(cfg->data_dir, NULL, &st);
     if (ss != STORE_OK) {
-        log_error("main", "opening the store in %s: %s", cfg->data_dir, store_strerror(ss));
+        log_error("main", "opening the store in %s: %s (%s)", cfg->data_dir, store_strerror(ss),
+                  store_last_error());
         return NULL;
     }
     int touched = 0;
@@ -188,14 +188,12 @@ static store_t *open_data(const cfg_t *cfg)
     return st;
 }
 
-/* Stops what runs, newest first: the API (connections closed), the render
- * thread (writes the heatmaps still queued), the job runner, the pool, the
- * store. Parts never started are NULL and skipped. */
+/* Stops what runs, newest first: the API (connections closed), the job
+ * runner, the pool, the store. Parts never started are NULL and skipped. */
 static void stop_parts(daemon_parts *d)
 {
     api_stop(d->srv);
     inspect_free(d->inspect);
-    render_free(d->render);
     jobs_stop(d->jobs);
     pool_free(d->pool);
     store_close(d->st);
@@ -203,7 +201,7 @@ static void stop_parts(daemon_parts *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Starts the pool, the job runner, the render thread and the HTTP API on the
+/* Starts the pool, the job runner and the HTTP API on the
  * open store d->st. 0, or -1 (logged) with everything stopped. */
 static int start_parts(daemon_parts *d, const cfg_t *cfg)
 {
@@ -227,12 +225,7 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
     if (pool_create(&po, fetch_model, d->st, &d->pool, err, sizeof err) != 0 ||
         jobs_start(d->st, cfg, d->pixels, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
         goto fail;
-    if (render_create(d->st, cfg->render_queue, &d->render) != 0) {
-        d->render = NULL;
-        log_warn("main", "no render thread: heatmaps are rendered in the request");
-    }
-    inspect_options io = {.st = d->st, .pool = d->pool, .render = d->render,
-                          .retention = cfg->retention};
+    inspect_options io = {.st = d->st, .pool = d->pool, .retention = cfg->retention};
     if (inspect_create(&io, &d->inspect) != 0) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
@@ -240,7 +233,6 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
     d->ctx = (api_ctx){.st = d->st,
                        .pool = d->pool,
                        .jobs = d->jobs,
-                       .render = d->render,
                        .inspect = d->inspect,
                        .pixels = d->pixels,
                        .cfg = cfg,

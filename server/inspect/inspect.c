@@ -82,14 +82,13 @@ static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_re
     return INSPECT_ERR_POOL;
 }
 
-/* Hands the image as received and the model-geometry map to the render
- * thread, which stores them after the response; heatmap.png and map.png are
- * rendered from them on their first GET (render.h), which waits for the
- * files. A heatmap already encoded for the response goes along. Nothing is
- * copied: the job takes the body, the map and the PNG. Returns 1 when the
- * files are stored or queued (has_images). */
-static int hand_off(inspect_t *in, inspect_req *q, cfa_result *r, const char *id, float vmax,
-                    void **png, size_t png_len)
+/* Stores the image as received and the model-geometry map durably before
+ * the row commits, so that a row saying has_images has its files after any
+ * crash; heatmap.png and map.png are rendered from them on their first GET
+ * (render.h). A heatmap already encoded for the response is stored too.
+ * Nothing is copied: the job takes the body, the map and the PNG. */
+static store_status store_files(inspect_t *in, inspect_req *q, cfa_result *r, const char *id,
+                                float vmax, void **png, size_t png_len)
 {
     render_job job;
     memset(&job, 0, sizeof job);
@@ -110,9 +109,7 @@ static int hand_off(inspect_t *in, inspect_req *q, cfa_result *r, const char *id
     job.heat_png = *png;
     job.heat_len = png_len;
     *png = NULL;
-    if (in->opt.render == NULL || render_submit(in->opt.render, &job) != 0)
-        return render_now(in->opt.st, &job) == 0; /* queue full: inline */
-    return 1;
+    return render_now(in->opt.st, &job);
 }
 
 json_t *inspect_timings_json(const inspect_timings *t)
@@ -121,26 +118,34 @@ json_t *inspect_timings_json(const inspect_timings *t)
                      t->model, "encode", t->encode, "total", t->total);
 }
 
-/* Writes res->row with its regions and timings as JSON texts, keeping the
- * JSON values in res (regions stolen) for the response; a failure is logged:
- * the inspection's answer stands without its row. */
-static void write_row(inspect_t *in, inspect_result *res, json_t *regions)
+/* Commits res->row with its regions and timings as JSON texts, keeping the
+ * JSON values in res (regions stolen) for the response. Returns once the row
+ * is durable, or the store's failure: then the inspection is not answered. */
+static store_status write_row(inspect_t *in, inspect_result *res, json_t *regions)
 {
     res->regions_json = regions;
     res->timings_json = inspect_timings_json(&res->timings);
     store_inspection_t *row = &res->row;
     row->regions_json = json_dumps(regions, JSON_COMPACT | JSON_REAL_PRECISION(9));
     row->timings_json = json_dumps(res->timings_json, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    store_status ss = store_inspection_enqueue(in->opt.st, row);
-    if (ss == STORE_ERR_FULL)
-        ss = store_inspection_insert(in->opt.st, row);
-    if (ss != STORE_OK)
-        log_error("inspect", "audit row for %s not written: %s", row->id,
-                  store_strerror(ss));
-    /* the store copied the texts */
+    store_status ss = store_inspection_commit(in->opt.st, row);
     free(row->regions_json);
     free(row->timings_json);
     row->regions_json = row->timings_json = NULL;
+    return ss;
+}
+
+/* The inspection fails for want of a durable record: nothing of it is kept. */
+static inspect_status store_failed(inspect_t *in, inspect_result *res, store_status ss,
+                                   int kept_files)
+{
+    snprintf(res->error, sizeof res->error, "%s", store_last_error());
+    log_error("inspect", "inspection %s not recorded: %s (%s)", res->row.id, store_strerror(ss),
+              res->error);
+    if (kept_files)
+        store_inspection_files_remove(in->opt.st, res->row.id);
+    res->store = ss;
+    return res->status = INSPECT_ERR_STORE;
 }
 
 inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
@@ -171,8 +176,11 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     if (q->inline_heatmap != NULL &&
         render_heatmap_png(r->map, r->width, r->height, &im, vmax, &png, &png_len) == 0)
         res->heatmap = q->inline_heatmap(png, png_len);
-    if (q->keep)
-        row->has_images = hand_off(in, q, r, row->id, vmax, &png, png_len);
+    store_status ss = STORE_OK;
+    if (q->keep) {
+        ss = store_files(in, q, r, row->id, vmax, &png, png_len);
+        row->has_images = ss == STORE_OK;
+    }
     img_rgbf_free(&im);
     double t_end = mono_ms();
     res->timings.encode = t_end - t_scored;
@@ -185,10 +193,15 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     row->threshold = q->threshold;
     row->map_max = r->score; /* cfa.h: the score is the map's maximum */
     snprintf(row->key_id, sizeof row->key_id, "%.32s", q->key_id != NULL ? q->key_id : "");
-    write_row(in, res, regions);
+    if (ss == STORE_OK)
+        ss = write_row(in, res, regions);
+    else
+        json_decref(regions);
+    cfa_result_clear(r);
+    if (ss != STORE_OK)
+        return store_failed(in, res, ss, q->keep);
     if (row->has_images && in->opt.retention > 0 &&
         atomic_fetch_add(&in->since_prune, 1) % PRUNE_EVERY == PRUNE_EVERY - 1)
         store_inspections_prune(in->opt.st, in->opt.retention, NULL);
-    cfa_result_clear(r);
     return INSPECT_OK;
 }

@@ -1,32 +1,17 @@
-/* render.c - inspection images: stored small off the request path, rendered
- * on their first GET (render.h). */
+/* render.c - inspection images: stored small before the answer, rendered on
+ * their first GET (render.h). */
 #define _GNU_SOURCE
 #include "render.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base_log.h"
 #include "cfa.h"
 #include "heatmap.h"
-
-struct render {
-    store_t *st;
-    pthread_mutex_t mu;
-    pthread_cond_t cv_work; /* a job was queued, or stop               */
-    pthread_cond_t cv_done; /* a job finished                          */
-    render_job *q;          /* ring of cap jobs                        */
-    int cap, head, n;
-    char busy_id[40];       /* job the thread renders now ("" if none) */
-    int stop;
-    pthread_t thread;
-};
 
 static void job_release(render_job *j)
 {
@@ -62,12 +47,12 @@ int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, flo
     return ok ? 0 : -1;
 }
 
-int render_now(store_t *st, render_job *j)
+store_status render_now(store_t *st, render_job *j)
 {
     size_t mpx = (size_t)j->model_w * (size_t)j->model_h;
     size_t len = MAPDATA_HEAD + mpx * sizeof(float);
     uint8_t *md = malloc(len);
-    int ok = 0;
+    store_status ss = md == NULL ? STORE_ERR_NOMEM : STORE_ERR_INVALID;
     if (md != NULL && j->model_map != NULL && j->input != NULL) {
         int32_t dims[6] = {j->model_w, j->model_h, j->resize_w, j->resize_h, j->width, j->height};
         float scales[2] = {j->vmax, j->map_max};
@@ -76,17 +61,18 @@ int render_now(store_t *st, render_job *j)
         memcpy(md + MAPDATA_SCALES, scales, sizeof scales);
         memcpy(md + MAPDATA_HEAD, j->model_map, mpx * sizeof(float));
         /* mapdata last: its presence means the inspection's files are whole */
-        ok = store_inspection_file_write(st, j->id, "input", j->input, j->input_len) == STORE_OK &&
-             (j->heat_png == NULL ||
-              store_inspection_file_write(st, j->id, "heatmap.png", j->heat_png, j->heat_len) ==
-                  STORE_OK) &&
-             store_inspection_file_write(st, j->id, "mapdata", md, len) == STORE_OK;
+        ss = store_inspection_file_write(st, j->id, "input", j->input, j->input_len);
+        if (ss == STORE_OK && j->heat_png != NULL)
+            ss = store_inspection_file_write(st, j->id, "heatmap.png", j->heat_png, j->heat_len);
+        if (ss == STORE_OK)
+            ss = store_inspection_file_write(st, j->id, "mapdata", md, len);
     }
-    if (!ok)
-        log_error("render", "files of inspection %s not stored", j->id);
+    if (ss != STORE_OK)
+        log_error("render", "files of inspection %s not stored: %s (%s)", j->id,
+                  store_strerror(ss), store_last_error());
     free(md);
     job_release(j);
-    return ok ? 0 : -1;
+    return ss;
 }
 
 /* Reads and checks <id>.mapdata, then gives the image-geometry map back. */
@@ -202,129 +188,4 @@ store_status render_get(store_t *st, const char *id, const char *name, void **pn
             unlink(path);
     }
     return STORE_OK;
-}
-
-static void *render_main(void *arg)
-{
-    render_t *r = arg;
-    /* below the inference workers: under full load, scoring goes first and
-     * the files catch up in idle moments (a full queue renders inline) */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        while (r->n == 0 && !r->stop)
-            pthread_cond_wait(&r->cv_work, &r->mu);
-        if (r->n == 0 && r->stop)
-            break;
-        render_job j = r->q[r->head];
-        r->head = (r->head + 1) % r->cap;
-        r->n--;
-        snprintf(r->busy_id, sizeof r->busy_id, "%s", j.id);
-        pthread_mutex_unlock(&r->mu);
-        render_now(r->st, &j);
-        pthread_mutex_lock(&r->mu);
-        r->busy_id[0] = '\0';
-        pthread_cond_broadcast(&r->cv_done);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-int render_create(store_t *st, int queue_cap, render_t **out)
-{
-    *out = NULL;
-    render_t *r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return -1;
-    r->st = st;
-    r->cap = queue_cap < 1 ? 1 : queue_cap;
-    r->q = calloc((size_t)r->cap, sizeof *r->q);
-    if (r->q == NULL) {
-        free(r);
-        return -1;
-    }
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv_work, NULL);
-    pthread_cond_init(&r->cv_done, NULL);
-    if (pthread_create(&r->thread, NULL, render_main, r) != 0) {
-        pthread_cond_destroy(&r->cv_done);
-        pthread_cond_destroy(&r->cv_work);
-        pthread_mutex_destroy(&r->mu);
-        free(r->q);
-        free(r);
-        return -1;
-    }
-    *out = r;
-    return 0;
-}
-
-int render_submit(render_t *r, render_job *job)
-{
-    pthread_mutex_lock(&r->mu);
-    if (r->stop || r->n >= r->cap) {
-        pthread_mutex_unlock(&r->mu);
-        return -1;
-    }
-    r->q[(r->head + r->n) % r->cap] = *job;
-    r->n++;
-    job->input = NULL;
-    job->input_len = 0;
-    job->model_map = NULL;
-    job->heat_png = NULL;
-    job->heat_len = 0;
-    pthread_cond_signal(&r->cv_work);
-    pthread_mutex_unlock(&r->mu);
-    return 0;
-}
-
-void render_wait(render_t *r, const char *id)
-{
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        int found = -1;
-        for (int k = 0; k < r->n; k++)
-            if (strcmp(r->q[(r->head + k) % r->cap].id, id) == 0) {
-                found = k;
-                break;
-            }
-        if (found > 0) {
-            /* still queued: move it to the front, the thread renders it next */
-            render_job j = r->q[(r->head + found) % r->cap];
-            for (int k = found; k > 0; k--)
-                r->q[(r->head + k) % r->cap] = r->q[(r->head + k - 1) % r->cap];
-            r->q[r->head] = j;
-        }
-        if (found >= 0) {
-            pthread_cond_wait(&r->cv_done, &r->mu);
-            continue;
-        }
-        if (strcmp(r->busy_id, id) != 0)
-            break;
-        pthread_cond_wait(&r->cv_done, &r->mu);
-    }
-    pthread_mutex_unlock(&r->mu);
-}
-
-int render_pending(render_t *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int n = r->n + (r->busy_id[0] != '\0');
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
-void render_free(render_t *r)
-{
-    if (r == NULL)
-        return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = 1;
-    pthread_cond_signal(&r->cv_work);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL); /* the thread drains the queue first */
-    pthread_cond_destroy(&r->cv_done);
-    pthread_cond_destroy(&r->cv_work);
-    pthread_mutex_destroy(&r->mu);
-    free(r->q);
-    free(r);
 }

@@ -34,7 +34,6 @@ void cfg_defaults(cfg_t *c)
     c->queue_depth = 64;
     c->batch = 8;
     c->batch_wait_ms = 10;
-    c->render_queue = 16;
     c->model_cache = 8;
     c->max_body_mb = 32;
     c->max_pixels = 40000000;
@@ -144,7 +143,6 @@ static const opt_def OPTS[] = {
     {"queue-depth", "CFA_QUEUE_DEPTH", K_INT, OFF(queue_depth), 1, 100000, "waiting inspections per device before 503 (default 64)"},
     {"batch", "CFA_BATCH", K_INT, OFF(batch), 1, 256, "largest inference batch (default 8)"},
     {"batch-wait-ms", "CFA_BATCH_WAIT_MS", K_INT, OFF(batch_wait_ms), 0, 10000, "a worker whose batch is not full waits for requests being decoded until the oldest has waited this long (default 10; a lone request never waits)"},
-    {"render-queue", "CFA_RENDER_QUEUE", K_INT, OFF(render_queue), 1, 4096, "inspections whose heatmap/map PNGs wait for the render thread; when full, the request renders them itself (default 16)"},
     {"model-cache", "CFA_MODEL_CACHE", K_INT, OFF(model_cache), 1, 1024, "product models kept loaded per worker (default 8)"},
     {"max-body-mb", "CFA_MAX_BODY_MB", K_INT, OFF(max_body_mb), 1, 4096, "largest request body in MiB, else 413 (default 32)"},
     {"max-pixels", "CFA_MAX_PIXELS", K_I64, OFF(max_pixels), 64, 1e10, "largest image in pixels (checked from the header, before decoding), else 422 (default 40000000)"},

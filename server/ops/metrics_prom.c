@@ -232,9 +232,12 @@ char *mp_render(const mp_gauges *g, size_t *len)
         sb_printf(&b, "# HELP cfa_models_loaded Product models loaded in workers.\n"
                       "# TYPE cfa_models_loaded gauge\ncfa_models_loaded %d\n",
                   g->models_loaded);
-        sb_printf(&b, "# HELP cfa_render_pending Inspections whose stored files are "
-                      "not written yet.\n# TYPE cfa_render_pending gauge\ncfa_render_pending %d\n",
-                  g->render_pending);
+        sb_printf(&b, "# HELP cfa_audit_commits_total Transactions that committed inspection "
+                      "rows (group commit).\n# TYPE cfa_audit_commits_total counter\n"
+                      "cfa_audit_commits_total %lld\n# HELP cfa_audit_rows_total Inspection rows "
+                      "committed or tried.\n# TYPE cfa_audit_rows_total counter\n"
+                      "cfa_audit_rows_total %lld\n",
+                  (long long)g->audit_commits, (long long)g->audit_rows);
         sb_printf(&b, "# HELP cfa_inspect_arriving Inspections being received or decoded: a "
                       "worker filling a batch waits for them.\n# TYPE cfa_inspect_arriving gauge\n"
                       "cfa_inspect_arriving %d\n",

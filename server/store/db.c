@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "store_int.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <unistd.h>
@@ -67,6 +68,21 @@ store_status db_map_rc(sqlite3 *db, int rc)
 {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
         return STORE_OK;
+    /* SQLite reports a full disk met while opening or growing a file as an
+     * I/O or open error, with the errno behind it; a write that found no
+     * space is SQLITE_FULL with the errno cleared (the unix VFS), and the
+     * store sets no max_page_count, so SQLITE_FULL is ENOSPC */
+    int prim = rc & 0xff;
+    int sys = db && (prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN)
+                  ? sqlite3_system_errno(db)
+                  : 0;
+    if (prim == SQLITE_FULL)
+        sys = ENOSPC;
+    if (sys == ENOSPC || sys == EDQUOT) {
+        store_set_error("sqlite: %s (%d): %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc,
+                        strerror(sys));
+        return STORE_ERR_FULL;
+    }
     store_set_error("sqlite: %s (%d)", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
     switch (rc & 0xff) {
     case SQLITE_CONSTRAINT:

@@ -110,3 +110,53 @@ store_status store_sweep_temp(const char *data_dir, int *removed)
         *removed = sweep_count;
     return STORE_OK;
 }
+
+/* ------------------------------------------------------------ write health */
+
+void store_note_write(store_t *st, store_status s, const char *why, int shows_space)
+{
+    pthread_mutex_lock(&st->hmu);
+    if (s == STORE_OK) {
+        /* a row alone can fit into pages the WAL already has: only a file
+         * written (or the probe) shows that there is room again */
+        if (st->health != STORE_ERR_FULL || shows_space)
+            st->health = STORE_OK;
+    } else if (s == STORE_ERR_FULL || s == STORE_ERR_IO || s == STORE_ERR_DB ||
+               s == STORE_ERR_BUSY || s == STORE_ERR_NOMEM) {
+        st->health = s;
+        snprintf(st->health_why, sizeof st->health_why, "%s", why ? why : "");
+    }
+    pthread_mutex_unlock(&st->hmu);
+}
+
+store_status store_write_health(store_t *st, char *why, size_t len)
+{
+    pthread_mutex_lock(&st->hmu);
+    store_status s = st->health;
+    if (why && len > 0)
+        snprintf(why, len, "%s", s == STORE_OK ? "" : st->health_why);
+    pthread_mutex_unlock(&st->hmu);
+    return s;
+}
+
+/* Room the probe must find: about what one inspection with its files needs. */
+#define PROBE_BYTES (1 << 20)
+
+store_status store_write_probe(store_t *st)
+{
+    char path[STORE_PATH_MAX];
+    snprintf(path, sizeof path, "%s/inspections/probe.tmp-%ld", st->dir, (long)gettid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int e = fd < 0 ? errno : posix_fallocate(fd, 0, PROBE_BYTES);
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    if (e != 0) {
+        store_set_error("cannot reserve %d bytes in %s: %s", PROBE_BYTES, st->dir, strerror(e));
+        return errno_status(e);
+    }
+    /* the space is there again: the next write may succeed */
+    store_note_write(st, STORE_OK, NULL, 1);
+    return STORE_OK;
+}

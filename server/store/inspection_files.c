@@ -67,7 +67,9 @@ store_status store_inspection_file_write(store_t *st, const char *id, const char
         r = inspection_dir(st, id, dir, sizeof dir);
     if (r != STORE_OK)
         return r;
-    return fs_write_durable(dir, path, data, len);
+    r = fs_write_durable(dir, path, data, len);
+    store_note_write(st, r, store_last_error(), 1);
+    return r;
 }
 
 /* Reads all of fd (size from fstat) into a new buffer. */
@@ -120,8 +122,7 @@ store_status store_inspection_file_read(store_t *st, const char *id, const char 
 
 /* ------------------------------------------------------------- retention */
 
-/* Removes every file <id>.* of one inspection. */
-static void inspection_files_remove(store_t *st, const char *id)
+void store_inspection_files_remove(store_t *st, const char *id)
 {
     char dir[STORE_PATH_MAX];
     if (inspection_dir(st, id, dir, sizeof dir) != STORE_OK)
@@ -187,7 +188,6 @@ store_status store_inspections_prune(store_t *st, int64_t keep, int64_t *removed
         *removed = 0;
     if (keep < 0)
         return STORE_ERR_INVALID;
-    store_inspections_flush(st);
     int64_t total = 0;
     char(*ids)[STORE_ID_LEN] = xcalloc(PRUNE_BATCH, STORE_ID_LEN);
     store_status r;
@@ -199,7 +199,7 @@ store_status store_inspections_prune(store_t *st, int64_t keep, int64_t *removed
         /* Files first: a crash in between leaves a row that claims images the
          * reader then reports as not found, never an orphaned file. */
         for (size_t i = 0; i < k; i++)
-            inspection_files_remove(st, ids[i]);
+            store_inspection_files_remove(st, ids[i]);
         r = prune_clear_flags(st, ids, k);
         if (r != STORE_OK)
             break;

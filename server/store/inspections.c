@@ -1,12 +1,14 @@
 /*
- * inspections.c - the inspections table and its write queue.
+ * inspections.c - the inspections table and its group commit.
  *
- * The request path does not wait for SQLite: store_inspection_enqueue copies
- * the row into st->q and a flusher thread writes the queue in batches every
- * flush_ms (or as soon as QUEUE_BATCH rows wait). Reads flush first, so a row
- * is visible as soon as enqueue returned. Rows the database rejects as
- * invalid are dropped one by one; on any other failure they stay queued.
- * Lock order: flush_mu, then qmu (qmu is never held across SQLite calls).
+ * An inspection is answered only once its row is durable, so the request
+ * thread waits for the commit (store_inspection_commit). Concurrent callers
+ * share commits: the first caller to find no commit running takes every row
+ * waiting and commits them in one transaction (one WAL fsync), the others
+ * wait; rows arriving meanwhile form the next group, committed by one of
+ * their callers. No thread of its own and no copy of a row: the rows stay
+ * on their callers' stacks until their group is done.
+ * Lock order: gmu is never held across SQLite calls.
  */
 #define _GNU_SOURCE
 #include "store_int.h"
@@ -131,161 +133,99 @@ store_status store_inspection_insert(store_t *st, store_inspection_t *in)
     return store_inspections_insert_many(st, in, 1);
 }
 
-/* ------------------------------------------------------------ the queue */
+/* ------------------------------------------------------- group commit */
 
-static void inspection_copy(store_inspection_t *dst, const store_inspection_t *src)
+/* One caller waiting in store_inspection_commit; lives on its stack. */
+struct gc_waiter {
+    store_inspection_t *row;
+    store_status status;
+    int done;
+    char why[256];           /* the failure's detail, for the caller's thread */
+    struct gc_waiter *next;
+};
+
+/* Commits the rows of a group in one transaction (one WAL fsync). If that
+ * fails, each row is tried alone so that one bad row cannot fail the others
+ * and each caller gets its own row's status. */
+static void commit_group(store_t *st, struct gc_waiter *group)
 {
-    *dst = *src;
-    dst->regions_json = src->regions_json ? xstrdup(src->regions_json) : NULL;
-    dst->timings_json = src->timings_json ? xstrdup(src->timings_json) : NULL;
+    store_status r = db_wbegin(st);
+    if (r == STORE_OK) {
+        for (struct gc_waiter *w = group; w && r == STORE_OK; w = w->next)
+            r = inspection_insert_w(st, w->row);
+        r = db_wend(st, r);
+    }
+    for (struct gc_waiter *w = group; w; w = w->next) {
+        if (r != STORE_OK && group->next != NULL)
+            w->status = store_inspection_insert(st, w->row);
+        else
+            w->status = r;
+        snprintf(w->why, sizeof w->why, "%s", w->status == STORE_OK ? "" : store_last_error());
+    }
 }
 
-store_status store_inspection_enqueue(store_t *st, const store_inspection_t *in)
+/* A row that failed for want of space or of a working database marks the
+ * store unwritable (store_write_health); a group that committed clears it. */
+static void note_health(store_t *st, const struct gc_waiter *group)
+{
+    for (const struct gc_waiter *w = group; w; w = w->next)
+        if (w->status != STORE_OK && w->status != STORE_ERR_EXISTS &&
+            w->status != STORE_ERR_INVALID) {
+            store_note_write(st, w->status, w->why, 0);
+            return;
+        }
+    store_note_write(st, STORE_OK, NULL, 0);
+}
+
+store_status store_inspection_commit(store_t *st, store_inspection_t *in)
 {
     if (!in)
         return STORE_ERR_INVALID;
+    if (in->id[0] == '\0' && store_time_id(in->id) != 0)
+        return STORE_ERR_IO;
     store_status r = inspection_check(in);
     if (r != STORE_OK)
         return r;
-    if (!st->async) {
-        store_inspection_t tmp;
-        inspection_copy(&tmp, in);
-        r = store_inspection_insert(st, &tmp);
-        store_inspection_clear(&tmp);
-        return r;
-    }
-    pthread_mutex_lock(&st->qmu);
-    if (st->qn >= QUEUE_MAX) {
-        pthread_mutex_unlock(&st->qmu);
-        return STORE_ERR_FULL;
-    }
-    if (st->qn == st->qcap) {
-        st->qcap = st->qcap ? st->qcap * 2 : 64;
-        st->q = xrealloc(st->q, st->qcap * sizeof *st->q);
-    }
-    inspection_copy(&st->q[st->qn++], in);
-    if (st->qn >= QUEUE_BATCH)
-        pthread_cond_signal(&st->qcv);
-    pthread_mutex_unlock(&st->qmu);
-    return STORE_OK;
-}
-
-/* Inserts batch row by row after the batch insert failed: one bad row must
- * not poison the batch. Rows written or rejected as invalid are cleared;
- * the others are moved to the front of batch for a later retry.
- * Returns the last retryable failure (STORE_OK if none); *keep the count. */
-static store_status insert_one_by_one(store_t *st, store_inspection_t *batch, size_t n,
-                                      size_t *keep)
-{
-    store_status r = STORE_OK;
-    *keep = 0;
-    for (size_t i = 0; i < n; i++) {
-        store_status ri = store_inspection_insert(st, &batch[i]);
-        if (ri == STORE_OK) {
-            store_inspection_clear(&batch[i]);
-        } else if (ri == STORE_ERR_EXISTS || ri == STORE_ERR_INVALID) {
-            log_warn("store", "dropping inspection %s: %s", batch[i].id, store_last_error());
-            store_inspection_clear(&batch[i]);
-        } else {
-            batch[(*keep)++] = batch[i];
-            r = ri;
-        }
-    }
-    return r;
-}
-
-/* Puts keep unwritten rows back in front of what was queued meanwhile. */
-static void requeue_front(store_t *st, store_inspection_t *rows, size_t keep)
-{
-    pthread_mutex_lock(&st->qmu);
-    size_t total = keep + st->qn;
-    store_inspection_t *merged = xmalloc(total * sizeof *merged);
-    memcpy(merged, rows, keep * sizeof *merged);
-    if (st->qn)
-        memcpy(merged + keep, st->q, st->qn * sizeof *merged);
-    free(st->q);
-    st->q = merged;
-    st->qn = st->qcap = total;
-    pthread_mutex_unlock(&st->qmu);
-}
-
-store_status store_inspections_flush(store_t *st)
-{
-    pthread_mutex_lock(&st->flush_mu);
-    pthread_mutex_lock(&st->qmu);
-    store_inspection_t *batch = st->q;
-    size_t n = st->qn;
-    st->q = NULL;
-    st->qn = st->qcap = 0;
-    pthread_mutex_unlock(&st->qmu);
-    store_status r = STORE_OK;
-    size_t keep = 0;
-    if (n > 0 && store_inspections_insert_many(st, batch, n) == STORE_OK) {
-        for (size_t i = 0; i < n; i++)
-            store_inspection_clear(&batch[i]);
-    } else if (n > 0) {
-        r = insert_one_by_one(st, batch, n, &keep);
-    }
-    if (keep > 0)
-        requeue_front(st, batch, keep);
-    free(batch);
-    pthread_mutex_unlock(&st->flush_mu);
-    return r;
-}
-
-static void *flusher_main(void *arg)
-{
-    store_t *st = arg;
-    pthread_mutex_lock(&st->qmu);
-    while (!st->qstop) {
-        /* condition variables wait on CLOCK_REALTIME, the store's clock */
-        int64_t deadline = store_now_ms() + st->flush_ms;
-        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000),
-                              .tv_nsec = (long)(deadline % 1000) * 1000000L};
-        if (st->qn < QUEUE_BATCH)
-            pthread_cond_timedwait(&st->qcv, &st->qmu, &ts);
-        if (st->qn == 0)
+    struct gc_waiter me = {.row = in};
+    pthread_mutex_lock(&st->gmu);
+    *st->gtail = &me;
+    st->gtail = &me.next;
+    while (!me.done) {
+        if (st->gbusy) {
+            pthread_cond_wait(&st->gcv, &st->gmu);
             continue;
-        pthread_mutex_unlock(&st->qmu);
-        store_status r = store_inspections_flush(st);
-        if (r != STORE_OK) {
-            log_error("store", "inspection flush failed: %s (%s)", store_strerror(r),
-                      store_last_error());
-            usleep(100000);
         }
-        pthread_mutex_lock(&st->qmu);
+        /* Leader: every row that arrived while the last group committed
+         * forms this group; rows arriving now form the next one. */
+        struct gc_waiter *group = st->ghead;
+        st->ghead = NULL;
+        st->gtail = &st->ghead;
+        st->gbusy = 1;
+        pthread_mutex_unlock(&st->gmu);
+        commit_group(st, group);
+        note_health(st, group);
+        pthread_mutex_lock(&st->gmu);
+        st->ggroups++;
+        for (struct gc_waiter *w = group, *next; w; w = next) {
+            next = w->next; /* w may return (and its stack go) once done */
+            w->done = 1;
+            st->grows++;
+        }
+        st->gbusy = 0;
+        pthread_cond_broadcast(&st->gcv);
     }
-    pthread_mutex_unlock(&st->qmu);
-    return NULL;
+    pthread_mutex_unlock(&st->gmu);
+    if (me.status != STORE_OK)
+        store_set_error("%s", me.why); /* for store_last_error on this thread */
+    return me.status;
 }
 
-int store_queue_start(store_t *st)
+void store_inspection_commit_stats(store_t *st, int64_t *groups, int64_t *rows)
 {
-    if (pthread_create(&st->flusher, NULL, flusher_main, st) != 0)
-        return -1;
-    st->flusher_started = 1;
-    return 0;
-}
-
-void store_queue_stop(store_t *st)
-{
-    if (st->flusher_started) {
-        pthread_mutex_lock(&st->qmu);
-        st->qstop = 1;
-        pthread_cond_signal(&st->qcv);
-        pthread_mutex_unlock(&st->qmu);
-        pthread_join(st->flusher, NULL);
-        st->flusher_started = 0;
-    }
-    if (st->w.db && st->qn > 0)
-        store_inspections_flush(st);
-    if (st->qn > 0)
-        log_error("store", "%zu queued inspections could not be written", st->qn);
-    for (size_t i = 0; i < st->qn; i++)
-        store_inspection_clear(&st->q[i]);
-    free(st->q);
-    st->q = NULL;
-    st->qn = st->qcap = 0;
+    pthread_mutex_lock(&st->gmu);
+    *groups = st->ggroups;
+    *rows = st->grows;
+    pthread_mutex_unlock(&st->gmu);
 }
 
 /* ------------------------------------------------------------------ reads */
@@ -298,7 +238,6 @@ store_status store_inspection_get(store_t *st, const char *id, store_inspection_
     memset(out, 0, sizeof *out);
     if (!store_valid_id(id))
         return STORE_ERR_INVALID;
-    store_inspections_flush(st);
     db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
     return db_get(st, &q, &INSPECTION_ROWS, out);
 }
@@ -336,7 +275,6 @@ store_status store_inspection_list(store_t *st, const store_inspection_filter *f
     if (!inspection_filter_valid(&flt))
         return STORE_ERR_INVALID;
     size_t limit = db_list_limit(flt.limit);
-    store_inspections_flush(st);
     int which = (flt.product ? 1 : 0) | (flt.decision ? 2 : 0);
     db_query q = {INSP_LIST_SQL[which],
                   {DB_TEXT(flt.product), DB_TEXT(flt.decision),

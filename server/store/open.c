@@ -1,7 +1,6 @@
 /*
  * open.c - opening and closing a store: the data directories, the writer and
- * the reader pool with their pragmas, the embedded migrations, and the
- * flusher thread's start and stop (inspections.c owns the flusher).
+ * the reader pool with their pragmas and the embedded migrations.
  */
 #define _GNU_SOURCE
 #include "store_int.h"
@@ -149,8 +148,6 @@ store_options store_default_options(void)
     memset(&o, 0, sizeof o);
     o.read_connections = 4;
     o.busy_timeout_ms = 5000;
-    o.async_inspections = 1;
-    o.flush_interval_ms = 50;
     o.sync_full = 1;
     return o;
 }
@@ -165,8 +162,6 @@ static store_options effective_options(const store_options *opts)
         o.read_connections = 64;
     if (o.busy_timeout_ms <= 0)
         o.busy_timeout_ms = 5000;
-    if (o.flush_interval_ms <= 0)
-        o.flush_interval_ms = 50;
     return o;
 }
 
@@ -177,8 +172,9 @@ static store_status make_dirs(const char *data_dir)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         snprintf(path, sizeof path, "%s%s", data_dir, subs[i]);
         if (fs_mkdir_p(path, 0700) != 0) {
-            store_set_error("mkdir %s: %s", path, strerror(errno));
-            return STORE_ERR_IO;
+            int e = errno;
+            store_set_error("mkdir %s: %s", path, strerror(e));
+            return e == ENOSPC ? STORE_ERR_FULL : STORE_ERR_IO;
         }
     }
     return STORE_OK;
@@ -193,14 +189,13 @@ static store_t *store_alloc(const char *data_dir, const store_options *o)
     while (dl > 1 && st->dir[dl - 1] == '/')
         st->dir[--dl] = '\0';
     st->busy_ms = o->busy_timeout_ms;
-    st->async = o->async_inspections;
-    st->flush_ms = o->flush_interval_ms;
     pthread_mutex_init(&st->wmu, NULL);
     pthread_mutex_init(&st->rmu, NULL);
     pthread_cond_init(&st->rcv, NULL);
-    pthread_mutex_init(&st->qmu, NULL);
-    pthread_cond_init(&st->qcv, NULL);
-    pthread_mutex_init(&st->flush_mu, NULL);
+    pthread_mutex_init(&st->gmu, NULL);
+    pthread_cond_init(&st->gcv, NULL);
+    st->gtail = &st->ghead;
+    pthread_mutex_init(&st->hmu, NULL);
     for (int i = 0; i < BLOB_LOCKS; i++)
         pthread_mutex_init(&st->blob_mu[i], NULL);
     return st;
@@ -224,9 +219,6 @@ store_status store_open(const char *data_dir, const store_options *opts, store_t
         store_close(st);
         return s;
     }
-    /* without a flusher thread, enqueue inserts synchronously */
-    if (st->async && store_queue_start(st) != 0)
-        st->async = 0;
     *out = st;
     return STORE_OK;
 }
@@ -235,7 +227,6 @@ void store_close(store_t *st)
 {
     if (!st)
         return;
-    store_queue_stop(st);
     for (int i = 0; i < st->nr; i++)
         db_conn_close(&st->r[i]);
     free(st->r);
@@ -247,9 +238,9 @@ void store_close(store_t *st)
     pthread_mutex_destroy(&st->wmu);
     pthread_mutex_destroy(&st->rmu);
     pthread_cond_destroy(&st->rcv);
-    pthread_mutex_destroy(&st->qmu);
-    pthread_cond_destroy(&st->qcv);
-    pthread_mutex_destroy(&st->flush_mu);
+    pthread_mutex_destroy(&st->gmu);
+    pthread_cond_destroy(&st->gcv);
+    pthread_mutex_destroy(&st->hmu);
     for (int i = 0; i < BLOB_LOCKS; i++)
         pthread_mutex_destroy(&st->blob_mu[i]);
     free(st->dir);

@@ -12,7 +12,7 @@
  *   files.c             durable file writes, trees, the temp-file sweep
  *   products.c images.c models.c jobs.c keys.c
  *                       one table each
- *   inspections.c       the inspections table and its write queue (flusher)
+ *   inspections.c       the inspections table and its group commit
  *   inspection_files.c  map/heatmap files of inspections on disk
  *
  * Concurrency design: one read-write connection, used only while holding
@@ -56,8 +56,6 @@ extern const int store_migrations_count;
 #define STMT_CACHE 64     /* distinct SQL texts per connection; the store has
                              a fixed set of queries, so overflowing is a bug */
 #define BLOB_LOCKS 16     /* stripes of the per-sha256 image file locks      */
-#define QUEUE_MAX 10000   /* queued inspections before enqueue says FULL     */
-#define QUEUE_BATCH 256   /* queued rows that wake the flusher early          */
 #define BUSY_RETRIES 50   /* 10 ms retries of SQLITE_BUSY past busy_timeout   */
 #define STORE_PATH_MAX 4096
 
@@ -84,17 +82,18 @@ struct store {
 
     pthread_mutex_t blob_mu[BLOB_LOCKS];
 
-    /* Asynchronous inspection inserts (inspections.c). */
-    int async;
-    int flush_ms;
-    pthread_mutex_t qmu;
-    pthread_cond_t qcv;
-    store_inspection_t *q;
-    size_t qn, qcap;
-    int qstop;
-    pthread_mutex_t flush_mu;      /* one flush (take + insert) at a time */
-    pthread_t flusher;
-    int flusher_started;
+    /* Group commit of inspection rows (inspections.c): callers waiting for
+     * the next group, and whether a group is being committed now. */
+    pthread_mutex_t gmu;
+    pthread_cond_t gcv;
+    struct gc_waiter *ghead, **gtail;
+    int gbusy;
+    int64_t ggroups, grows;        /* committed so far (commit_stats) */
+
+    /* The last write's outcome for /readyz (files.c, store_write_health). */
+    pthread_mutex_t hmu;
+    store_status health;
+    char health_why[256];
 };
 
 /* ---- memory -------------------------------------------------------------
@@ -289,10 +288,10 @@ store_status store_product_idle_w(store_t *st, const char *product);
  * store_model_insert finishes the job atomically with the insert). jobs.c */
 store_status store_job_finish_w(store_t *st, const char *id, store_job_state state,
                                 const char *error, int64_t model_version);
-/* Starts / stops the inspection flusher thread (inspections.c). start
- * returns 0, or -1 if no thread could be made (inserts stay synchronous).
- * stop also writes what is still queued. */
-int store_queue_start(store_t *st);
-void store_queue_stop(store_t *st);
+/* Records the outcome of a write for store_write_health (files.c): a
+ * failure of the disk or the database marks the store unwritable, STORE_OK
+ * clears it (a full disk only when shows_space: a file was written). why
+ * (may be NULL) is the detail. */
+void store_note_write(store_t *st, store_status s, const char *why, int shows_space);
 
 #endif /* CFA_STORE_INT_H */

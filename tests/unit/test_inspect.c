@@ -1,5 +1,5 @@
 /* test_inspect.c - inspect_run (server/inspect/inspect.c) below HTTP: the
- * real pool and render thread on the fake engine (fake_engine.h, map = score
+ * real pool on the fake engine (fake_engine.h, map = score
  * x the red channel), a real store in a temp directory. The decision at the
  * threshold boundary, the regions, the audit row, the files (taken from the
  * body without a copy; none with keep = 0), the inline heatmap handed on as
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -37,7 +38,6 @@ typedef struct fixture {
     char dir[64];
     store_t *st;
     pool_t *pool;
-    render_t *render;
     inspect_t *in;
 } fixture;
 
@@ -74,9 +74,7 @@ static fixture *start(int queue_depth, int64_t retention)
                        .queue_depth = queue_depth,
                        .model_cache = 2};
     assert_int_equal(pool_create(&po, fetch, NULL, &fx->pool, err, sizeof err), 0);
-    assert_int_equal(render_create(fx->st, 16, &fx->render), 0);
-    inspect_options io = {.st = fx->st, .pool = fx->pool, .render = fx->render,
-                          .retention = retention};
+    inspect_options io = {.st = fx->st, .pool = fx->pool, .retention = retention};
     assert_int_equal(inspect_create(&io, &fx->in), 0);
     return fx;
 }
@@ -84,7 +82,6 @@ static fixture *start(int queue_depth, int64_t retention)
 static void stop(fixture *fx)
 {
     inspect_free(fx->in);
-    render_free(fx->render);
     pool_free(fx->pool);
     store_close(fx->st);
     char cmd[128];
@@ -270,7 +267,6 @@ static void test_audit_row_and_files(void **state)
     json_decref(timings);
     store_inspection_clear(&got);
 
-    render_wait(fx->render, res.row.id);
     void *data = NULL;
     size_t dlen = 0;
     assert_int_equal(store_inspection_file_read(fx->st, res.row.id, "input", &data, &dlen),
@@ -304,7 +300,6 @@ static void test_no_store(void **state)
     assert_int_equal(inspect_run(fx->in, &q, &res), INSPECT_OK);
     assert_ptr_equal(body, held);
     assert_int_equal(res.row.has_images, 0);
-    render_wait(fx->render, res.row.id);
     void *data = NULL;
     size_t dlen = 0;
     static const char *const names[] = {"input", "mapdata", "heatmap.png", "map.png"};
@@ -359,7 +354,6 @@ static void test_inline_heatmap(void **state)
     assert_int_equal(img_decode(seen_png, seen_len, NULL, &im), IMG_OK);
     assert_int_equal(im.width, W);
     img_rgbf_free(&im);
-    render_wait(fx->render, res.row.id);
     void *data = NULL;
     size_t dlen = 0;
     assert_int_equal(store_inspection_file_read(fx->st, res.row.id, "heatmap.png", &data, &dlen),
@@ -513,6 +507,45 @@ static void test_failures(void **state)
     stop(fx);
 }
 
+/* Files that cannot be stored: the inspection is not answered OK, nothing of
+ * it is recorded, the store says it cannot write (for /readyz) until the
+ * probe finds it can; the row alone (keep = 0) still commits. */
+static void test_files_not_stored(void **state)
+{
+    (void)state;
+    fixture *fx = start(8, 0);
+    char path[600], why[256];
+    snprintf(path, sizeof path, "%s/inspections", fx->dir);
+    assert_int_equal(rmdir(path), 0);
+    FILE *f = fopen(path, "w"); /* a file where the directory was: ENOTDIR */
+    assert_non_null(f);
+    fclose(f);
+    inspect_result res;
+    size_t total = 0;
+    assert_int_equal(run(fx, SCORE, 1, &res), INSPECT_ERR_STORE);
+    assert_int_equal(res.store, STORE_ERR_IO);
+    assert_true(strlen(res.error) > 0);
+    inspect_result_clear(&res);
+    assert_int_equal(rows_with_images(fx, &total), 0);
+    assert_int_equal(total, 0);
+    assert_int_equal(store_write_health(fx->st, why, sizeof why), STORE_ERR_IO);
+    assert_true(strlen(why) > 0);
+    assert_int_not_equal(store_write_probe(fx->st), STORE_OK);
+
+    assert_int_equal(run(fx, SCORE, 0, &res), INSPECT_OK); /* the row alone */
+    inspect_result_clear(&res);
+
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0750), 0);
+    assert_int_equal(store_write_probe(fx->st), STORE_OK);
+    assert_int_equal(store_write_health(fx->st, why, sizeof why), STORE_OK);
+    assert_int_equal(run(fx, SCORE, 1, &res), INSPECT_OK);
+    inspect_result_clear(&res);
+    assert_int_equal(rows_with_images(fx, &total), 1);
+    assert_int_equal(total, 2);
+    stop(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_prune_every_16th),
         cmocka_unit_test(test_pool_busy),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_files_not_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,8 @@ static void test_render(void **state)
     g.queue_depth[1] = 3;
     g.jobs[2] = 5;
     g.images_stored = 40;
+    g.audit_commits = 7;
+    g.audit_rows = 19;
     size_t len = 0;
     char *s = mp_render(&g, &len);
     assert_non_null(s);
@@ -61,6 +63,8 @@ static void test_render(void **state)
     assert_non_null(strstr(s, "cfa_training_jobs{state=\"succeeded\"} 5\n"));
     assert_non_null(strstr(s, "cfa_training_finished_total{state=\"succeeded\"} 1\n"));
     assert_non_null(strstr(s, "cfa_images_stored 40\n"));
+    assert_non_null(strstr(s, "cfa_audit_commits_total 7\n"));
+    assert_non_null(strstr(s, "cfa_audit_rows_total 19\n"));
     /* every sample line is "name{labels} value" or "name value" */
     for (char *line = s; *line != '\0';) {
         char *nl = strchr(line, '\n');

@@ -1,9 +1,7 @@
 /* test_render.c - server/render.c with a real store in a temp directory:
- * the images of a submitted inspection can be rendered once render_wait
- * returns (decoded back: sizes, colours and 16-bit values) and are kept after
- * the first render_get, a full queue refuses, render_free stores what is
- * still queued, render_now works without a thread, and missing or damaged
- * files give NOT_FOUND or IO, never a crash. Torch-free, so it also runs
+ * the files render_now stores can be rendered (decoded back: sizes, colours
+ * and 16-bit values) and are kept after the first render_get, and missing or
+ * damaged files give NOT_FOUND or IO, never a crash. Torch-free, so it also runs
  * under TSan. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,59 +112,31 @@ static void check_files(store_t *st, const char *id, int w, int h)
     free(kept);
 }
 
-static void test_submit_then_wait(void **state)
+/* render_now stores a job's files durably and frees what the job owned;
+ * a job without its map or its input stores nothing. */
+static void test_store_now(void **state)
 {
     fixture *fx = *state;
-    render_t *r = NULL;
-    assert_int_equal(render_create(fx->st, 8, &r), 0);
-    char ids[6][40];
-    for (int i = 0; i < 6; i++) {
+    char ids[3][40];
+    for (int i = 0; i < 3; i++) {
         store_time_id(ids[i]);
         render_job j = make_job(ids[i], 40 + i, 30);
-        assert_int_equal(render_submit(r, &j), 0);
-        assert_null(j.model_map); /* ownership passed */
+        assert_int_equal(render_now(fx->st, &j), STORE_OK);
+        assert_null(j.model_map); /* freed */
         assert_null(j.input);
-    }
-    /* the last one first: it is moved to the front of the queue */
-    for (int i = 5; i >= 0; i--) {
-        render_wait(r, ids[i]);
         check_files(fx->st, ids[i], 40 + i, 30);
     }
-    render_wait(r, "no-such-id"); /* returns at once */
-    assert_int_equal(render_pending(r), 0);
-    render_free(r);
-}
-
-static void test_full_queue_and_drain(void **state)
-{
-    fixture *fx = *state;
-    render_t *r = NULL;
-    assert_int_equal(render_create(fx->st, 2, &r), 0);
-    enum { N = 40 };
-    char ids[N][40];
-    static render_job jobs[N];
-    int queued = 0, refused = 0;
-    for (int i = 0; i < N; i++) {
-        store_time_id(ids[i]);
-        jobs[i] = make_job(ids[i], 600, 400);
-    }
-    /* submitted back to back: three durable writes a job cannot keep up */
-    for (int i = 0; i < N; i++) {
-        render_job j = jobs[i];
-        if (render_submit(r, &j) == 0) {
-            queued++;
-        } else {
-            refused++;
-            assert_non_null(j.model_map); /* nothing taken: the caller stores */
-            assert_int_equal(render_now(fx->st, &j), 0);
-            assert_null(j.model_map);
-        }
-    }
-    assert_int_equal(queued + refused, N);
-    assert_true(refused > 0); /* 40 jobs cannot all fit in 2 slots */
-    render_free(r);           /* stores what is still queued */
-    for (int i = 0; i < N; i++)
-        check_files(fx->st, ids[i], 600, 400);
+    char id[40];
+    store_time_id(id);
+    render_job j = make_job(id, 40, 30);
+    free(j.model_map);
+    j.model_map = NULL;
+    assert_int_equal(render_now(fx->st, &j), STORE_ERR_INVALID);
+    assert_null(j.input);
+    void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(store_inspection_file_read(fx->st, id, "input", &data, &len),
+                     STORE_ERR_NOT_FOUND);
 }
 
 /* A heatmap encoded for the response is kept as it is; unknown ids, damaged
@@ -231,8 +201,7 @@ static void test_inline_and_damage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_submit_then_wait, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_queue_and_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_and_damage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,11 +1,12 @@
 /*
  * inspect.h - one inspection, below HTTP: decode the image, score it on the
  * pool, decide OK/NG at the product's threshold, find the anomalous regions,
- * hand the files to the render thread, write the audit row and, every 16th
+ * store its files durably, commit the audit row (the caller answers only once
+ * both are durable: INSPECT_ERR_STORE when they cannot be) and, every 16th
  * inspection that kept images, apply the retention.
  *
  *     inspect_t *in;
- *     inspect_create(&(inspect_options){.st = st, .pool = pool, .render = render,
+ *     inspect_create(&(inspect_options){.st = st, .pool = pool,
  *                                       .retention = cfg.retention}, &in);
  *     inspect_req q = {.product = "bottle-a", .version = 3, .threshold = 1.2,
  *                      .body = &body, .len = len, .limits = img_default_limits(),
@@ -48,7 +49,6 @@ typedef struct inspect inspect_t;
 typedef struct inspect_options {
     store_t *st;
     pool_t *pool;       /* NULL: every inspection is INSPECT_NOT_READY       */
-    render_t *render;   /* NULL: the files are stored in the calling thread  */
     int64_t retention;  /* inspections whose files are kept; 0 = all         */
 } inspect_options;
 
@@ -82,8 +82,11 @@ typedef enum {
     INSPECT_OK = 0,
     INSPECT_NOT_READY = 1,    /* no pool (inference workers not running)         */
     INSPECT_ERR_DECODE = 2,   /* the body is no usable image: res->img says why  */
-    INSPECT_ERR_POOL = 3      /* refused or not scored: res->pool; for
+    INSPECT_ERR_POOL = 3,     /* refused or not scored: res->pool; for
                                  POOL_FAILED also res->engine and res->error    */
+    INSPECT_ERR_STORE = 4     /* scored, but its files or its audit row could
+                                 not be made durable: res->store, res->error;
+                                 nothing of the inspection is kept             */
 } inspect_status;
 
 /* Milliseconds, as the response's timings_ms reports them. */
@@ -91,8 +94,9 @@ typedef struct inspect_timings {
     double decode;  /* handling began -> image decoded                 */
     double queue;   /* waiting for a worker (pool_req.queue_ms)         */
     double model;   /* model load (if any) + scoring (pool_req.model_ms) */
-    double encode;  /* scored -> files handed on (regions, heatmap)     */
-    double total;   /* request arrived -> files handed on               */
+    double encode;  /* scored -> files stored (regions, heatmap, files) */
+    double total;   /* request arrived -> files stored (the row's commit
+                       that follows is not in it: the row holds these)  */
 } inspect_timings;
 
 typedef struct inspect_result {
@@ -100,7 +104,9 @@ typedef struct inspect_result {
     img_status img;            /* INSPECT_ERR_DECODE                          */
     pool_status pool;          /* INSPECT_ERR_POOL                            */
     cfa_status engine;         /* INSPECT_ERR_POOL with POOL_FAILED           */
-    char error[256];           /* the engine's message, POOL_FAILED           */
+    store_status store;        /* INSPECT_ERR_STORE                           */
+    char error[256];           /* the engine's message (POOL_FAILED), the
+                                  store's detail (INSPECT_ERR_STORE)          */
     /* INSPECT_OK: the audit row as written: id, product, model_version,
      * score, threshold, decision, map_max, has_images, key_id (its JSON
      * texts are released once written: NULL here) */

@@ -36,7 +36,6 @@ typedef struct cfg {
     int queue_depth;        /* waiting requests per device                */
     int batch;              /* max requests per inference batch          */
     int batch_wait_ms;      /* max wait for a batch to fill               */
-    int render_queue;       /* inspections waiting for heatmap/map files  */
     int model_cache;        /* models kept loaded per worker              */
     int max_body_mb;
     int64_t max_pixels;

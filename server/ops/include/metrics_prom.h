@@ -35,7 +35,8 @@ typedef struct mp_gauges {
     int64_t images_stored;
     int64_t inspections_in_flight;
     int models_loaded;
-    int render_pending;       /* inspections whose files are not written yet */
+    int64_t audit_commits;    /* group commits of inspection rows (store)   */
+    int64_t audit_rows;       /* rows in them: rows / commits = group size  */
     int inspect_arriving;     /* inspections announced to the pool, not yet queued */
     int64_t pixel_bytes_in_use;   /* the decoded-pixel budget (media/budget.h) */
     int64_t pixel_budget_bytes;

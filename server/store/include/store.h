@@ -138,9 +138,6 @@ int store_time_id(char out[STORE_ID_LEN]);
 typedef struct {
     int read_connections; /* read-only pool size; 0 -> 4                */
     int busy_timeout_ms;  /* 0 -> 5000                                   */
-    int async_inspections;/* 1: start the background inspection flusher
-                             (store_inspection_enqueue); default 1     */
-    int flush_interval_ms;/* flusher period; 0 -> 50                     */
     int sync_full;        /* 1: PRAGMA synchronous=FULL (default): a
                              committed row survives power loss; 0: NORMAL
                              (survives process crash only, fewer fsyncs) */
@@ -165,8 +162,7 @@ store_status store_open(const char *data_dir, const store_options *opts,
  * Call at start-up, before any writer runs. *removed (may be NULL) gets the
  * count. STORE_OK also when data_dir does not exist yet. */
 store_status store_sweep_temp(const char *data_dir, int *removed /* OUT */);
-/* Flushes queued inspections, stops the flusher, closes all connections and
- * frees st. NULL is a no-op. No other call on st may be in flight. */
+/* Closes all connections and frees st. NULL is a no-op. No other call on st may be in flight. */
 void store_close(store_t *st);
 
 /* Schema version of the open database (PRAGMA user_version). */
@@ -177,6 +173,17 @@ int store_schema_latest(void);
 const char *store_data_dir(store_t *st);
 /* Cheap liveness check for /readyz: runs SELECT 1 on a read connection. */
 store_status store_ping(store_t *st);
+/* Whether writes succeed: STORE_OK, or the status of the last write that
+ * failed for want of space or of a working database (an inspection's commit
+ * or its files), until a later one succeeds (for a full disk: a file write)
+ * or store_write_probe does. why
+ * (may be NULL) receives the detail. For /readyz; thread-safe. */
+store_status store_write_health(store_t *st, char *why, size_t len);
+/* Reserves 1 MiB in the data directory and gives it back (fallocate of a
+ * temp file): STORE_OK, which clears a recorded failure, or STORE_ERR_FULL /
+ * STORE_ERR_IO with store_last_error(). Cheap enough for every /readyz that
+ * finds the store unwritable. */
+store_status store_write_probe(store_t *st);
 
 /* --------------------------------------------------------------- products */
 
@@ -423,15 +430,18 @@ void store_inspections_free(store_inspection_t *arr, size_t n);
 store_status store_inspection_insert(store_t *st, store_inspection_t *in);
 /* Inserts n rows in one transaction (all or none). */
 store_status store_inspections_insert_many(store_t *st, store_inspection_t *in, size_t n);
-/* Copies in into an in-memory queue flushed in batches by a background
- * thread (the request path does not wait for SQLite). in->id must be set.
- * Returns STORE_ERR_FULL when the queue holds 10000 rows (caller may fall
- * back to store_inspection_insert). Reads (get/list) flush the queue first,
- * so a row is visible as soon as enqueue returned. Falls back to a synchronous
- * insert when the store was opened with async_inspections = 0. */
-store_status store_inspection_enqueue(store_t *st, const store_inspection_t *in);
-/* Writes all queued inspections now. */
-store_status store_inspections_flush(store_t *st);
+/* Commits in as part of the next group and returns once the group's
+ * transaction is durable (WAL, synchronous as opened: FULL survives power
+ * loss): rows from concurrent callers share one transaction and one fsync.
+ * If in->id is "" an id is generated and written back. The row is not
+ * copied: in must stay valid until the call returns. On failure the row is
+ * not in the table: STORE_ERR_FULL (disk or database full), another status
+ * otherwise, with store_last_error(). Thread-safe; blocks. */
+store_status store_inspection_commit(store_t *st, store_inspection_t *in);
+/* Groups (transactions) and rows store_inspection_commit has committed or
+ * tried since open: rows / groups is the mean group size. Thread-safe. */
+void store_inspection_commit_stats(store_t *st, int64_t *groups /* OUT */,
+                                   int64_t *rows /* OUT */);
 
 store_status store_inspection_get(store_t *st, const char *id,
                                   store_inspection_t *out /* OUT */);
@@ -462,6 +472,9 @@ store_status store_inspection_file_path(store_t *st, const char *id, const char 
  * STORE_ERR_NOT_FOUND if absent (pruned or stored without images). */
 store_status store_inspection_file_read(store_t *st, const char *id, const char *name,
                                         void **data /* OUT */, size_t *len /* OUT */);
+/* Removes every file <id>.* of inspection id (those of a row that could not
+ * be committed). */
+void store_inspection_files_remove(store_t *st, const char *id);
 /* Retention: keeps the files of the newest keep inspections with images,
  * deletes the files of older ones and clears their has_images flag (the rows
  * stay). *removed (may be NULL) gets the number of inspections pruned. */
