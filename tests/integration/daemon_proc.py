@@ -46,8 +46,11 @@ class Client:
     (status, json or None, body bytes, headers with lower-case names)."""
     timeout = 300
 
-    def __init__(self, port, key=None, tls=None):
+    def __init__(self, port, key=None, tls=None, source=None):
+        # source: the local address to connect from (any of 127.0.0.0/8), so
+        # that a test can stand for clients on several hosts
         self.port, self.key, self.tls = port, key, tls
+        self.source = (source, 0) if source else None
 
     def req(self, method, path, body=None, ctype=None, key="default", headers=None,
             timeout=None):
@@ -63,9 +66,10 @@ class Client:
         timeout = self.timeout if timeout is None else timeout
         if self.tls is not None:
             conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
-                                               context=self.tls)
+                                               context=self.tls, source_address=self.source)
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                              source_address=self.source)
         try:
             conn.request(method, path, body=body, headers=h)
             r = conn.getresponse()

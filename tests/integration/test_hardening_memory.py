@@ -108,8 +108,10 @@ def flood(port, method, path, body, ctype="image/png"):
     counts, lock = {}, threading.Lock()
     go = threading.Barrier(CLIENTS)
 
-    def one():
-        cl = Client(port, ADMIN_KEY)
+    def one(i):
+        # from 4 addresses, as cameras on several hosts: all 256 from one
+        # would meet --max-connections-per-ip (128) instead of the budget
+        cl = Client(port, ADMIN_KEY, source="127.0.0.%d" % (1 + i % 4))
         go.wait()
         try:
             st, js, _, h = cl.req(method, path, body, ctype, timeout=240)
@@ -120,7 +122,7 @@ def flood(port, method, path, body, ctype="image/png"):
         with lock:
             counts[st] = counts.get(st, 0) + 1
 
-    ths = [threading.Thread(target=one) for _ in range(CLIENTS)]
+    ths = [threading.Thread(target=one, args=(i,)) for i in range(CLIENTS)]
     for t in ths:
         t.start()
     for t in ths:
