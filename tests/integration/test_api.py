@@ -646,7 +646,14 @@ def main():
     for t in threads:
         t.start()
     job = wait_job(op, job3)
-    time.sleep(3)  # some requests on the new version
+    # some requests on the new version: waited for, not slept for, since on a
+    # loaded machine the 4 clients may need longer than any fixed time
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        with lock:
+            if 2 in versions:
+                break
+        time.sleep(0.2)
     st, _, _, _ = op.req("POST", "/v1/products/tile-a/models/1/activate")
     check(st == 200, "activate version 1 while inspecting")
     time.sleep(3)
