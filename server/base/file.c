@@ -1,4 +1,4 @@
-/* file.c - the durable file write (base_file.h). */
+/* file.c - the durable and the atomic file write, the file-system sync (base_file.h). */
 #define _GNU_SOURCE /* mkostemp */
 #include "base_file.h"
 
@@ -61,8 +61,9 @@ static void dir_of(const char *path, char *dir, size_t cap)
         snprintf(dir, cap, "%.*s", (int)(slash - path), path);
 }
 
-int file_write_durable(const char *path, const void *data, size_t len, mode_t mode, char *err,
-                       size_t errlen)
+/* temp file, write, (fsync), rename, (fsync of the directory) */
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, int durable,
+                         char *err, size_t errlen)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp) {
@@ -78,7 +79,7 @@ int file_write_durable(const char *path, const void *data, size_t len, mode_t mo
         step = "chmod";
     else if (write_full(fd, data, len) != 0)
         step = "write";
-    else if (fsync(fd) != 0)
+    else if (durable && fsync(fd) != 0)
         step = "fsync";
     int e = errno;
     if (close(fd) != 0 && step == NULL) {
@@ -94,7 +95,31 @@ int file_write_durable(const char *path, const void *data, size_t len, mode_t mo
         errno = e;
         return fail(err, errlen, step, strcmp(step, "rename") == 0 ? path : tmp);
     }
-    if (fsync_dir(dir) != 0)
+    if (durable && fsync_dir(dir) != 0)
         return fail(err, errlen, "fsync directory", dir);
     return 0;
+}
+
+int file_write_durable(const char *path, const void *data, size_t len, mode_t mode, char *err,
+                       size_t errlen)
+{
+    return write_replace(path, data, len, mode, 1, err, errlen);
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
+                      size_t errlen)
+{
+    return write_replace(path, data, len, mode, 0, err, errlen);
+}
+
+int file_sync_fs(const char *dir, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, errlen, "open", dir);
+    int rc = syncfs(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc != 0 ? fail(err, errlen, "syncfs", dir) : 0;
 }

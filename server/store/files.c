@@ -44,8 +44,8 @@ static store_status errno_status(int e)
 /* server/base's durable write (temp, fsync, rename, fsync of the directory)
  * after creating the directory; 0600 and 0700: the data directory is not
  * for other users. */
-store_status fs_write_durable(const char *dir, const char *final_path, const void *data,
-                              size_t len)
+static store_status write_file(const char *dir, const char *final_path, const void *data,
+                               size_t len, int durable)
 {
     if (fs_mkdir_p(dir, 0700) != 0) {
         int e = errno;
@@ -53,7 +53,32 @@ store_status fs_write_durable(const char *dir, const char *final_path, const voi
         return errno_status(e);
     }
     char err[512];
-    if (file_write_durable(final_path, data, len, 0600, err, sizeof err) != 0) {
+    int rc = durable ? file_write_durable(final_path, data, len, 0600, err, sizeof err)
+                     : file_write_atomic(final_path, data, len, 0600, err, sizeof err);
+    if (rc != 0) {
+        int e = errno;
+        store_set_error("%s", err);
+        return errno_status(e);
+    }
+    return STORE_OK;
+}
+
+store_status fs_write_durable(const char *dir, const char *final_path, const void *data,
+                              size_t len)
+{
+    return write_file(dir, final_path, data, len, 1);
+}
+
+store_status fs_write_atomic(const char *dir, const char *final_path, const void *data,
+                             size_t len)
+{
+    return write_file(dir, final_path, data, len, 0);
+}
+
+store_status fs_sync(const char *dir)
+{
+    char err[512];
+    if (file_sync_fs(dir, err, sizeof err) != 0) {
         int e = errno;
         store_set_error("%s", err);
         return errno_status(e);

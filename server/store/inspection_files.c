@@ -67,7 +67,9 @@ store_status store_inspection_file_write(store_t *st, const char *id, const char
         r = inspection_dir(st, id, dir, sizeof dir);
     if (r != STORE_OK)
         return r;
-    r = fs_write_durable(dir, path, data, len);
+    /* no fsync here: the commit of the row that names the file syncs the
+     * file system once for its whole group (inspections.c) */
+    r = fs_write_atomic(dir, path, data, len);
     store_note_write(st, r, store_last_error(), 1);
     return r;
 }

@@ -264,6 +264,12 @@ int fs_mkdir_p(const char *path, mode_t mode);
  * fsync, rename over the final name, fsync dir. STORE_ERR_FULL on ENOSPC. */
 store_status fs_write_durable(const char *dir, const char *final_path,
                               const void *data, size_t len);
+/* The same without the fsyncs (base_file.h, file_write_atomic): durable
+ * only once fs_sync ran after it. */
+store_status fs_write_atomic(const char *dir, const char *final_path,
+                             const void *data, size_t len);
+/* syncfs of the file system that holds dir; STORE_ERR_FULL on ENOSPC. */
+store_status fs_sync(const char *dir);
 /* Removes path and everything below it, not following links. */
 void fs_rm_tree(const char *path);
 

@@ -520,12 +520,17 @@ def check_images(c, data_dir, product, acked, what):
           % (what, len(listed)))
 
 
-def kill_under_load(d, threads, stop, seconds):
-    """Starts the client threads, SIGKILLs the daemon after `seconds`, then sets
-    stop and waits for the threads."""
+def kill_under_load(d, threads, stop, seconds, until=None):
+    """Starts the client threads, SIGKILLs the daemon after `seconds` (and,
+    with until, once until() holds, waiting up to 180 s more: a loaded
+    machine may answer nothing in the first seconds), then sets stop and
+    waits for the threads."""
     for t in threads:
         t.start()
     time.sleep(seconds)
+    deadline = time.monotonic() + 180
+    while until is not None and not until() and time.monotonic() < deadline:
+        time.sleep(0.2)
     d.kill()
     stop.set()
     for t in threads:
@@ -644,7 +649,7 @@ def sec_crash(env):
                     ok200.append(js["inspection_id"])
 
     ths = [threading.Thread(target=inspector, args=(i,)) for i in range(4)]
-    kill_under_load(d, ths, stop, 6)
+    kill_under_load(d, ths, stop, 6, until=lambda: len(ok200) >= 3)
     db_checks(d.data_dir, "after SIGKILL under inspections")
     d.start()
     c = Client(d.port, ADMIN_KEY)

@@ -428,6 +428,42 @@ static void test_durable_write_failures(void **state)
     rmdir(dir);
 }
 
+/* The atomic write: whole file, exact mode, replaced, no temp left; the sync
+ * of its file system succeeds on a directory and fails on a missing one. */
+static void test_atomic_write_and_sync(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cfa-base-file-XXXXXX", path[256], err[512];
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/x.input", dir);
+    assert_int_equal(file_write_atomic(path, "first", 5, 0600, err, sizeof err), 0);
+    assert_int_equal(file_write_atomic(path, "second!", 7, 0600, err, sizeof err), 0);
+    size_t len = 0;
+    char *got = read_all(path, &len);
+    assert_int_equal(len, 7);
+    assert_memory_equal(got, "second!", 7);
+    free(got);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    int temps = 0;
+    assert_int_equal(count_entries(dir, &temps), 1);
+    assert_int_equal(temps, 0);
+    assert_int_equal(file_sync_fs(dir, err, sizeof err), 0);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    assert_int_equal(file_write_atomic(missing, "x", 1, 0600, err, sizeof err), 0);
+    unlink(missing);
+    snprintf(path, sizeof path, "%s/no/such", dir);
+    assert_int_equal(file_write_atomic(path, "x", 1, 0600, err, sizeof err), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(file_sync_fs(path, err, sizeof err), -1);
+    assert_non_null(strstr(err, path));
+    snprintf(path, sizeof path, "%s/x.input", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- allocation ------------------------------------------------------------- */
 
 static void test_xalloc(void **state)
@@ -505,6 +541,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clocks, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_durable_write, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_durable_write_failures, reset_log, reset_log),
+        cmocka_unit_test_setup_teardown(test_atomic_write_and_sync, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_xalloc, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_xmalloc_out_of_memory, reset_log, reset_log),
     };

@@ -463,7 +463,10 @@ store_status store_inspection_list(store_t *st, const store_inspection_filter *f
 
 /* Map / heatmap files of an inspection:
  * <data_dir>/inspections/<id[0:7]>/<id>.<name>, name in [a-z0-9._-]{1,32}
- * (e.g. "map.png", "heatmap.png"). Written durably (temp, fsync, rename). */
+ * (e.g. "map.png", "heatmap.png"). Written whole (temp, rename) without
+ * fsync: a crash of the process keeps it; store_inspection_commit of a row
+ * with has_images syncs the file system before the row is committed, so a
+ * committed row's files also survive a power cut. */
 store_status store_inspection_file_write(store_t *st, const char *id, const char *name,
                                          const void *data, size_t len);
 store_status store_inspection_file_path(store_t *st, const char *id, const char *name,
