@@ -15,6 +15,8 @@
 #include "metrics_prom.h"
 
 #define POOL_MAX_DEVICES 8
+/* model versions whose resize is remembered (pool_model_resize) */
+#define POOL_RESIZE_SLOTS 64
 
 typedef struct waiter {
     pool_req *req;
@@ -68,6 +70,13 @@ struct pool {
     int models_loaded;
     char sha256[65];
     int channels[3];
+    /* resize of each model version seen by pool_model_resize, a ring */
+    struct {
+        char product[72];
+        int64_t version;
+        int w, h;
+    } resize[POOL_RESIZE_SLOTS];
+    unsigned n_resize;
 };
 
 
@@ -455,11 +464,66 @@ int pool_arriving(pool_t *p)
     return n;
 }
 
+/* Looks product@version up in the resize ring; call with p->mu held. */
+static int resize_find(pool_t *p, const char *product, int64_t version, int *w, int *h)
+{
+    unsigned n = p->n_resize < POOL_RESIZE_SLOTS ? p->n_resize : POOL_RESIZE_SLOTS;
+    for (unsigned i = 0; i < n; i++) {
+        if (p->resize[i].version == version && strcmp(p->resize[i].product, product) == 0) {
+            *w = p->resize[i].w;
+            *h = p->resize[i].h;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int pool_model_resize(pool_t *p, const char *product, int64_t version, int *w, int *h)
+{
+    *w = *h = 0;
+    pthread_mutex_lock(&p->mu);
+    int found = resize_find(p, product, version, w, h);
+    pthread_mutex_unlock(&p->mu);
+    if (found == 0)
+        return 0;
+    /* Once per version: the parameters are inside the model's blob. Loaded
+     * on the CPU without a backbone, dropped at once. */
+    void *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    cfa_model *m = NULL;
+    if (p->fetch(p->fetch_user, product, version, &buf, &len, err, sizeof err) != 0)
+        return -1;
+    cfa_status st = cfa_model_load(buf, len, NULL, &m);
+    free(buf);
+    if (st != CFA_OK)
+        return -1;
+    cfa_params prm = cfa_model_params(m);
+    cfa_model_free(m);
+    pthread_mutex_lock(&p->mu);
+    int kw, kh; /* another thread may have added it meanwhile */
+    if (resize_find(p, product, version, &kw, &kh) != 0) {
+        unsigned i = p->n_resize++ % POOL_RESIZE_SLOTS;
+        snprintf(p->resize[i].product, sizeof p->resize[i].product, "%s", product);
+        p->resize[i].version = version;
+        p->resize[i].w = prm.resize_w;
+        p->resize[i].h = prm.resize_h;
+    }
+    pthread_mutex_unlock(&p->mu);
+    *w = prm.resize_w;
+    *h = prm.resize_h;
+    return 0;
+}
+
 void pool_forget(pool_t *p, const char *product)
 {
     pthread_mutex_lock(&p->mu);
     snprintf(p->forget[p->flush_gen % 64], sizeof p->forget[0], "%s", product);
     p->flush_gen++;
+    /* a product made again under the same id starts again at version 1 */
+    for (unsigned i = 0; i < POOL_RESIZE_SLOTS; i++)
+        if (strcmp(p->resize[i].product, product) == 0)
+            p->resize[i].product[0] = '\0';
     pthread_mutex_unlock(&p->mu);
 }
 
