@@ -14,17 +14,24 @@ JPEG quality 95. The daemon decodes the JPEG at the smallest DCT scale still
            two decodes differ by the JPEG's loss and by DCT scaling versus
            bilinear resizing of the whole image (docs/BENCHMARKS.md measures
            it on 10 images: at most a few percent);
+  cli      `cfa infer` (--cli) with the daemon's model (its artifact) decodes
+           the same way: the same score for the first image's JPEG and PNG, within 1e-4
+           (same model, same pixels; float sums in another order), and its
+           heatmap at the image's size;
   budget   restarted with --pixel-budget-mb 16 (the smallest), the enlarged
            JPEG is scored (charged at its reduced size, ~2 MB) while the
            same image as PNG (~26 MB whole) is refused 422 image_too_large;
            with --jpeg-dct-scale 0 as well, the JPEG is refused like the PNG.
 
 usage: test_hardening_dct.py --server build/cfa-server --backbone X.pt --data DIR
+                            [--cli build/cfa]
 """
 import argparse
 import base64
 import os
+import json
 import shutil
+import subprocess
 import sys
 import time
 
@@ -80,6 +87,38 @@ def check_coords(c, name, js, w, h):
     check(not bad, "%s: every region inside %d x %d (%s)" % (name, w, h, bad[:2]))
 
 
+def cli_model(env, c):
+    """The active model as a file for `cfa infer`, or None without --cli."""
+    if not env.a.cli:
+        return None
+    st, _, body, _ = c.req("GET", "/v1/products/tile/models/1/artifact", timeout=120)
+    check(st == 200, "GET the model's artifact (%d)" % st)
+    path = os.path.join(env.tmp, "model.cfa")
+    with open(path, "wb") as f:
+        f.write(body)
+    return path
+
+
+def check_cli(env, model, name, ext, body, daemon_score, w, h):
+    img = os.path.join(env.tmp, "image." + ext)
+    heat = os.path.join(env.tmp, "heat.png")
+    with open(img, "wb") as f:
+        f.write(body)
+    r = subprocess.run([env.a.cli, "infer", "--model", model, "--backbone", env.a.backbone,
+                        img, "--heatmap", heat], capture_output=True, timeout=300)
+    if not check(r.returncode == 0, "%s: cfa infer %s (%s)" % (name, ext, r.stderr[-300:])):
+        return
+    out = json.loads(r.stdout)
+    rel = abs(out["score"] - daemon_score) / max(abs(daemon_score), 1e-9)
+    check(rel <= 1e-4, "%s: cfa infer scores the %s as the daemon (%.5f, %.5f)"
+          % (name, ext, out["score"], daemon_score))
+    with open(heat, "rb") as f:
+        got = imgconv.png_size(f.read())
+    check(got == (w, h) and (out["width"], out["height"]) == (w, h),
+          "%s: cfa infer's %s map and heatmap are %d x %d (%s, %s)"
+          % (name, ext, w, h, got, (out["width"], out["height"])))
+
+
 def sec_main(env):
     imgs = images(env)
     d = env.daemon("dct").start()
@@ -87,12 +126,16 @@ def sec_main(env):
     th.make_product(c, "tile", env.train)
     th.train(c, "tile")
     print("== coords, score", flush=True)
+    model = cli_model(env, c)
     for name, png, jpg, w, h in imgs:
         st_p, jp, _, _ = inspect(c, png, "image/png")
         st_j, jj, _, _ = inspect(c, jpg, "image/jpeg")
         if not check(st_p == 200 and st_j == 200, "%s: PNG and JPEG inspected (%d, %d)"
                      % (name, st_p, st_j)):
             continue
+        if model is not None and name == imgs[0][0]:  # one image: a backbone load each
+            check_cli(env, model, name, "png", png, jp["score"], w, h)
+            check_cli(env, model, name, "jpg", jpg, jj["score"], w, h)
         check_coords(c, name + " JPEG", jj, w, h)
         rel = abs(jj["score"] - jp["score"]) / max(abs(jp["score"]), 1e-9)
         note("%s %d x %d: score PNG %.4f JPEG %.4f (rel %.4f), decode ms PNG %.1f JPEG %.1f"
@@ -128,6 +171,7 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--backbone", required=True)
     ap.add_argument("--data", required=True, help="folder holding magnetic_tile_mini")
+    ap.add_argument("--cli", help="the cfa CLI: also compare `cfa infer` with the daemon")
     ap.add_argument("--keep", action="store_true", help="keep the temp data dirs")
     a = ap.parse_args()
     env = th.Env(a)
