@@ -77,6 +77,9 @@ struct pool {
         int w, h;
     } resize[POOL_RESIZE_SLOTS];
     unsigned n_resize;
+    /* one model parsed for its resize at a time: 256 first requests of a
+     * new version must not hold 256 copies of its bank */
+    pthread_mutex_t resize_load_mu;
 };
 
 
@@ -356,6 +359,7 @@ int pool_create(const pool_options *opts, pool_fetch_fn fetch, void *fetch_user,
     p->fetch = fetch;
     p->fetch_user = fetch_user;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->resize_load_mu, NULL);
     p->n_dev = opts->n_devices;
     for (int i = 0; i < p->n_dev; i++) {
         snprintf(p->dev[i].name, sizeof p->dev[i].name, "%s", opts->devices[i]);
@@ -478,16 +482,16 @@ static int resize_find(pool_t *p, const char *product, int64_t version, int *w, 
     return -1;
 }
 
-int pool_model_resize(pool_t *p, const char *product, int64_t version, int *w, int *h)
+/* Once per version: the parameters are inside the model's blob, loaded on
+ * the CPU without a backbone and dropped at once. Call with
+ * p->resize_load_mu held (p->mu not). */
+static int resize_load(pool_t *p, const char *product, int64_t version, int *w, int *h)
 {
-    *w = *h = 0;
     pthread_mutex_lock(&p->mu);
-    int found = resize_find(p, product, version, w, h);
+    int found = resize_find(p, product, version, w, h); /* loaded while we waited */
     pthread_mutex_unlock(&p->mu);
     if (found == 0)
         return 0;
-    /* Once per version: the parameters are inside the model's blob. Loaded
-     * on the CPU without a backbone, dropped at once. */
     void *buf = NULL;
     size_t len = 0;
     char err[256];
@@ -501,18 +505,27 @@ int pool_model_resize(pool_t *p, const char *product, int64_t version, int *w, i
     cfa_params prm = cfa_model_params(m);
     cfa_model_free(m);
     pthread_mutex_lock(&p->mu);
-    int kw, kh; /* another thread may have added it meanwhile */
-    if (resize_find(p, product, version, &kw, &kh) != 0) {
-        unsigned i = p->n_resize++ % POOL_RESIZE_SLOTS;
-        snprintf(p->resize[i].product, sizeof p->resize[i].product, "%s", product);
-        p->resize[i].version = version;
-        p->resize[i].w = prm.resize_w;
-        p->resize[i].h = prm.resize_h;
-    }
+    unsigned i = p->n_resize++ % POOL_RESIZE_SLOTS;
+    snprintf(p->resize[i].product, sizeof p->resize[i].product, "%s", product);
+    p->resize[i].version = version;
+    p->resize[i].w = *w = prm.resize_w;
+    p->resize[i].h = *h = prm.resize_h;
     pthread_mutex_unlock(&p->mu);
-    *w = prm.resize_w;
-    *h = prm.resize_h;
     return 0;
+}
+
+int pool_model_resize(pool_t *p, const char *product, int64_t version, int *w, int *h)
+{
+    *w = *h = 0;
+    pthread_mutex_lock(&p->mu);
+    int found = resize_find(p, product, version, w, h);
+    pthread_mutex_unlock(&p->mu);
+    if (found == 0)
+        return 0;
+    pthread_mutex_lock(&p->resize_load_mu);
+    int rc = resize_load(p, product, version, w, h);
+    pthread_mutex_unlock(&p->resize_load_mu);
+    return rc;
 }
 
 void pool_forget(pool_t *p, const char *product)
@@ -599,5 +612,6 @@ void pool_free(pool_t *p)
     for (int i = 0; i < p->n_dev; i++)
         pthread_cond_destroy(&p->dev[i].cv);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->resize_load_mu);
     free(p);
 }
