@@ -225,7 +225,8 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
     if (pool_create(&po, fetch_model, d->st, &d->pool, err, sizeof err) != 0 ||
         jobs_start(d->st, cfg, d->pixels, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
         goto fail;
-    inspect_options io = {.st = d->st, .pool = d->pool, .retention = cfg->retention};
+    inspect_options io = {.st = d->st, .pool = d->pool, .retention = cfg->retention,
+                          .jpeg_full = !cfg->jpeg_dct_scale};
     if (inspect_create(&io, &d->inspect) != 0) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;

@@ -48,6 +48,7 @@ typedef struct {
     int infer_batch;
     int json;
     int quiet;
+    int jpeg_full;      /* --jpeg-dct-scale 0: JPEGs decoded whole        */
     settings_t s; /* the settings flags over the paper's defaults (settings.def) */
     cfa_params p; /* what they make, or a loaded model's                      */
 } cli_opts;
@@ -149,17 +150,31 @@ static void free_list(char **v, int n)
     free(v);
 }
 
+/* The decoder limits of the daemon's inspections for params' model: a JPEG
+ * decoded at the smallest DCT scale still >= its resize (image.h), unless
+ * --jpeg-dct-scale 0; so the CLI scores what the daemon scores. */
+static img_limits model_limits(const cli_opts *o, const cfa_params *p)
+{
+    img_limits lim = img_default_limits();
+    if (!o->jpeg_full) {
+        lim.fit_w = p->resize_w;
+        lim.fit_h = p->resize_h;
+    }
+    return lim;
+}
+
 /* ---- training images through the engine's callback ---- */
 typedef struct {
     char **paths;
     int n;
     img_rgbf *held;
+    img_limits lim;
 } file_source;
 
 static int src_get(void *user, int i, cfa_image *out)
 {
     file_source *fs = user;
-    img_status s = img_load_file_ex(fs->paths[i], NULL, IMG_DECODE_8BIT, &fs->held[i]);
+    img_status s = img_load_file_ex(fs->paths[i], &fs->lim, IMG_DECODE_8BIT, &fs->held[i]);
     if (s != IMG_OK) {
         log_error("cli", "%s: %s", fs->paths[i], img_status_str(s));
         return -1;
@@ -232,7 +247,8 @@ static cfa_model *train_split(cfa_backbone *bb, const cli_opts *o, train_stats *
     int total = n;
     if (o->max_train > 0 && n > o->max_train)
         n = o->max_train;
-    file_source fs = {xmalloc(n * sizeof(char *)), n, calloc(n, sizeof(img_rgbf))};
+    file_source fs = {xmalloc(n * sizeof(char *)), n, calloc(n, sizeof(img_rgbf)),
+                      model_limits(o, &o->p)};
     for (int i = 0; i < n; i++)
         fs.paths[i] = path_join(dir, names[i]);
     cfa_image_source src = {n, src_get, src_release, &fs};
@@ -382,12 +398,13 @@ static int cmd_eval(cli_opts *o)
     const int B = o->infer_batch > 0 ? o->infer_batch : 1;
     double t_model = 0;
     img_rgbf *imgs = xmalloc(B * sizeof(img_rgbf));
+    const img_limits lim = model_limits(o, &mp);
     cfa_image *cimgs = xmalloc(B * sizeof(cfa_image));
     cfa_result *res = xmalloc(B * sizeof(cfa_result));
     for (int s = 0; s < n; s += B) {
         int bn = n - s < B ? n - s : B;
         for (int i = 0; i < bn; i++) {
-            img_status st = img_load_file_ex(items[s + i].path, NULL, IMG_DECODE_8BIT, &imgs[i]);
+            img_status st = img_load_file_ex(items[s + i].path, &lim, IMG_DECODE_8BIT, &imgs[i]);
             if (st != IMG_OK)
                 die("%s: %s", items[s + i].path, img_status_str(st));
             cimgs[i] = (cfa_image){imgs[i].width, imgs[i].height, imgs[i].rgb, imgs[i].rgb8};
@@ -398,6 +415,8 @@ static int cmd_eval(cli_opts *o)
         t_model += now_s() - t0;
         for (int i = 0; i < bn; i++) {
             int k = s + i;
+            if (inspect_map_to_source(&res[i], imgs[i].src_width, imgs[i].src_height) != 0)
+                die("out of memory");
             scores[k] = res[i].score;
             labels[k] = (uint8_t)items[k].label;
             memcpy(pix_scores + (size_t)k * npx, res[i].model_map, npx * sizeof(float));
@@ -514,7 +533,9 @@ static int cmd_infer(cli_opts *o)
     cfa_backbone *bb = load_backbone(o);
     cfa_model *m = load_model(o->model_in, bb);
     img_rgbf img;
-    img_status st = img_load_file_ex(o->image, NULL, IMG_DECODE_8BIT, &img);
+    cfa_params mp = cfa_model_params(m);
+    const img_limits lim = model_limits(o, &mp);
+    img_status st = img_load_file_ex(o->image, &lim, IMG_DECODE_8BIT, &img);
     if (st != IMG_OK)
         die("%s: %s", o->image, img_status_str(st));
     cfa_image ci = {img.width, img.height, img.rgb, img.rgb8};
@@ -522,6 +543,9 @@ static int cmd_infer(cli_opts *o)
     double t0 = now_s();
     if (cfa_score(bb, m, &ci, 1, &r) != CFA_OK)
         die("scoring failed: %s", cfa_last_error());
+    /* the answer in the image's own coordinates, as the daemon's */
+    if (inspect_map_to_source(&r, img.src_width, img.src_height) != 0)
+        die("out of memory");
     double dt = now_s() - t0;
     size_t npx = (size_t)r.width * r.height;
     float map_max = 0;
@@ -584,6 +608,8 @@ static void usage(FILE *f)
           "  --threads N         libtorch intra-op threads (default: all cores)\n"
           "  --max-train N       train on the first N images of train/good (name order)\n"
           "  --quiet             no progress on stderr\n"
+          "  --jpeg-dct-scale 0|1  1 (default): decode a JPEG at the smallest DCT scale still\n"
+          "                      >= the model's resize, as the daemon does; 0: whole\n"
           "settings (the paper's values are the defaults):\n",
           f);
     settings_cli_usage(f);
@@ -676,6 +702,8 @@ int main(int argc, char **argv)
             o.infer_batch = (int)parse_long(a, NEXT(), 1, 256);
         else if (!strcmp(a, "--json"))
             o.json = 1;
+        else if (!strcmp(a, "--jpeg-dct-scale"))
+            o.jpeg_full = !parse_long(a, NEXT(), 0, 1);
         else if (!strcmp(a, "--quiet")) {
             o.quiet = 1;
             log_set_level(LL_WARN); /* progress is info; warnings still show */

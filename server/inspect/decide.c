@@ -5,6 +5,8 @@
  * thread. */
 #include "inspect.h"
 
+#include <stdlib.h>
+
 #include <float.h>
 #include <math.h>
 
@@ -38,4 +40,29 @@ json_t *inspect_regions_json(const heatmap_region *regs, int n)
                                            regs[i].height, "area", (json_int_t)regs[i].area,
                                            "score", (double)regs[i].score));
     return a;
+}
+
+/* A JPEG decoded at a reduced DCT scale was scored at that size; the
+ * answer speaks of the image as sent. The map is made again at the image's
+ * own size from model_map, the way cfa_score makes it (cfa_map_to_image),
+ * so the score (its maximum), the regions, the heatmap and the stored map
+ * are in the image's coordinates and nothing past here knows of the
+ * reduction. */
+int inspect_map_to_source(cfa_result *r, int w, int h)
+{
+    if (r->width == w && r->height == h)
+        return 0;
+    float *map = malloc((size_t)w * (size_t)h * sizeof *map), max = 0;
+    if (map == NULL || cfa_map_to_image(r->model_map, r->model_width, r->model_height,
+                                        r->resize_width, r->resize_height, w, h, map,
+                                        &max) != CFA_OK) {
+        free(map);
+        return -1;
+    }
+    free(r->map);
+    r->map = map;
+    r->width = w;
+    r->height = h;
+    r->score = max;
+    return 0;
 }

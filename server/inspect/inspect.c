@@ -53,9 +53,16 @@ void inspect_result_clear(inspect_result *res)
 static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_req *pr,
                             inspect_result *res)
 {
+    img_limits lim = q->limits;
+    /* The engine shrinks the image to the model's resize anyway: a JPEG is
+     * decoded at the smallest DCT scale still >= it (image.h), a fraction
+     * of the pixels to decode, charge and widen. No resize known (the
+     * model cannot be read): whole, and pool_run reports why. */
+    if (!in->opt.jpeg_full)
+        pool_model_resize(in->opt.pool, q->product, q->version, &lim.fit_w, &lim.fit_h);
     /* 8-bit sources stay bytes: a quarter of the memory, widened by the
      * engine to the same floats */
-    res->img = img_decode_ex(*q->body, q->len, &q->limits, IMG_DECODE_8BIT, im);
+    res->img = img_decode_ex(*q->body, q->len, &lim, IMG_DECODE_8BIT, im);
     if (res->img != IMG_OK)
         return INSPECT_ERR_DECODE;
     res->timings.decode = mono_ms() - q->t_start_ms;
@@ -72,6 +79,13 @@ static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_re
         *q->announced = 0; /* pool_run ended the announcement */
     res->timings.queue = pr->queue_ms;
     res->timings.model = pr->model_ms;
+    if (res->pool == POOL_OK && inspect_map_to_source(&pr->result, im->src_width, im->src_height) != 0) {
+        cfa_result_clear(&pr->result);
+        res->pool = POOL_FAILED;
+        pr->status = CFA_ERR_NOMEM;
+        snprintf(pr->error, sizeof pr->error, "no memory for the %d x %d map", im->src_width,
+                 im->src_height);
+    }
     if (res->pool == POOL_OK)
         return INSPECT_OK;
     if (res->pool == POOL_FAILED) {

@@ -15,6 +15,8 @@
 #include "metrics_prom.h"
 
 #define POOL_MAX_DEVICES 8
+/* model versions whose resize is remembered (pool_model_resize) */
+#define POOL_RESIZE_SLOTS 64
 
 typedef struct waiter {
     pool_req *req;
@@ -68,6 +70,16 @@ struct pool {
     int models_loaded;
     char sha256[65];
     int channels[3];
+    /* resize of each model version seen by pool_model_resize, a ring */
+    struct {
+        char product[72];
+        int64_t version;
+        int w, h;
+    } resize[POOL_RESIZE_SLOTS];
+    unsigned n_resize;
+    /* one model parsed for its resize at a time: 256 first requests of a
+     * new version must not hold 256 copies of its bank */
+    pthread_mutex_t resize_load_mu;
 };
 
 
@@ -347,6 +359,7 @@ int pool_create(const pool_options *opts, pool_fetch_fn fetch, void *fetch_user,
     p->fetch = fetch;
     p->fetch_user = fetch_user;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->resize_load_mu, NULL);
     p->n_dev = opts->n_devices;
     for (int i = 0; i < p->n_dev; i++) {
         snprintf(p->dev[i].name, sizeof p->dev[i].name, "%s", opts->devices[i]);
@@ -455,11 +468,75 @@ int pool_arriving(pool_t *p)
     return n;
 }
 
+/* Looks product@version up in the resize ring; call with p->mu held. */
+static int resize_find(pool_t *p, const char *product, int64_t version, int *w, int *h)
+{
+    unsigned n = p->n_resize < POOL_RESIZE_SLOTS ? p->n_resize : POOL_RESIZE_SLOTS;
+    for (unsigned i = 0; i < n; i++) {
+        if (p->resize[i].version == version && strcmp(p->resize[i].product, product) == 0) {
+            *w = p->resize[i].w;
+            *h = p->resize[i].h;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Once per version: the parameters are inside the model's blob, loaded on
+ * the CPU without a backbone and dropped at once. Call with
+ * p->resize_load_mu held (p->mu not). */
+static int resize_load(pool_t *p, const char *product, int64_t version, int *w, int *h)
+{
+    pthread_mutex_lock(&p->mu);
+    int found = resize_find(p, product, version, w, h); /* loaded while we waited */
+    pthread_mutex_unlock(&p->mu);
+    if (found == 0)
+        return 0;
+    void *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    cfa_model *m = NULL;
+    if (p->fetch(p->fetch_user, product, version, &buf, &len, err, sizeof err) != 0)
+        return -1;
+    cfa_status st = cfa_model_load(buf, len, NULL, &m);
+    free(buf);
+    if (st != CFA_OK)
+        return -1;
+    cfa_params prm = cfa_model_params(m);
+    cfa_model_free(m);
+    pthread_mutex_lock(&p->mu);
+    unsigned i = p->n_resize++ % POOL_RESIZE_SLOTS;
+    snprintf(p->resize[i].product, sizeof p->resize[i].product, "%s", product);
+    p->resize[i].version = version;
+    p->resize[i].w = *w = prm.resize_w;
+    p->resize[i].h = *h = prm.resize_h;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int pool_model_resize(pool_t *p, const char *product, int64_t version, int *w, int *h)
+{
+    *w = *h = 0;
+    pthread_mutex_lock(&p->mu);
+    int found = resize_find(p, product, version, w, h);
+    pthread_mutex_unlock(&p->mu);
+    if (found == 0)
+        return 0;
+    pthread_mutex_lock(&p->resize_load_mu);
+    int rc = resize_load(p, product, version, w, h);
+    pthread_mutex_unlock(&p->resize_load_mu);
+    return rc;
+}
+
 void pool_forget(pool_t *p, const char *product)
 {
     pthread_mutex_lock(&p->mu);
     snprintf(p->forget[p->flush_gen % 64], sizeof p->forget[0], "%s", product);
     p->flush_gen++;
+    /* a product made again under the same id starts again at version 1 */
+    for (unsigned i = 0; i < POOL_RESIZE_SLOTS; i++)
+        if (strcmp(p->resize[i].product, product) == 0)
+            p->resize[i].product[0] = '\0';
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -535,5 +612,6 @@ void pool_free(pool_t *p)
     for (int i = 0; i < p->n_dev; i++)
         pthread_cond_destroy(&p->dev[i].cv);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->resize_load_mu);
     free(p);
 }

@@ -37,6 +37,17 @@ void heatmap_colour(float t, uint8_t rgb[3])
     }
 }
 
+/* The base pixel under map pixel i, nearest neighbour: a base decoded at a
+ * reduced scale (img_limits.fit_w) lies under a map of the image's own size. */
+static size_t base_pixel(const img_rgbf *base, size_t i, int w, int h)
+{
+    if (base->width == w && base->height == h)
+        return i;
+    size_t x = i % (size_t)w, y = i / (size_t)w;
+    size_t bx = x * (size_t)base->width / (size_t)w, by = y * (size_t)base->height / (size_t)h;
+    return by * (size_t)base->width + bx;
+}
+
 int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float vmin,
                    float vmax, uint8_t *rgb_out)
 {
@@ -44,8 +55,8 @@ int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float v
 
     if (map == NULL || rgb_out == NULL || w <= 0 || h <= 0)
         return -1;
-    if (base != NULL &&
-        ((base->rgb == NULL) == (base->rgb8 == NULL) || base->width != w || base->height != h))
+    if (base != NULL && ((base->rgb == NULL) == (base->rgb8 == NULL) || base->width <= 0 ||
+                         base->height <= 0))
         return -1;
     for (int i = 0; i < 256; i++)
         heatmap_colour((float)i / 255.0f, table[i]);
@@ -69,9 +80,10 @@ int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float v
             o[2] = c[2];
             continue;
         }
+        size_t j = base_pixel(base, i, w, h);
         for (int k = 0; k < 3; k++) {
             /* bytes as the floats img_decode() would give: v / 255.0f */
-            float b = base->rgb != NULL ? base->rgb[3 * i + k] : (float)base->rgb8[3 * i + k] / 255.0f;
+            float b = base->rgb != NULL ? base->rgb[3 * j + k] : (float)base->rgb8[3 * j + k] / 255.0f;
             if (!(b > 0.0f))
                 b = 0.0f;
             if (b > 1.0f)

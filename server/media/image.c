@@ -55,6 +55,8 @@ img_limits img_default_limits(void)
     l.budget = NULL;
     l.budget_wait_ms = 0;
     l.extra_bpp = 0;
+    l.fit_w = 0;
+    l.fit_h = 0;
     return l;
 }
 
@@ -447,8 +449,8 @@ static img_status decode_png_rgbf(const uint8_t *b, size_t len, const img_limits
         return s;
     }
     float *rgb = buf;
-    out->width = (int)ihdr.width;
-    out->height = (int)ihdr.height;
+    out->width = out->src_width = (int)ihdr.width;
+    out->height = out->src_height = (int)ihdr.height;
     out->budget = lim->budget;
     out->charged = charged;
     if (keep8) {
@@ -542,14 +544,32 @@ static img_status jpeg_decode_alloc(tjhandle tj, const uint8_t *b, size_t len, i
     return IMG_OK;
 }
 
+void img_jpeg_fit(int w, int h, int fit_w, int fit_h, int *sw, int *sh)
+{
+    int nsf = 0;
+    tjscalingfactor *sf = fit_w > 0 && fit_h > 0 ? tjGetScalingFactors(&nsf) : NULL;
+    *sw = w;
+    *sh = h;
+    for (int i = 0; sf != NULL && i < nsf; i++) {
+        int tw = TJSCALED(w, sf[i]), th = TJSCALED(h, sf[i]);
+        if (sf[i].num < sf[i].denom && tw >= fit_w && th >= fit_h &&
+            (long long)tw * th < (long long)*sw * *sh) {
+            *sw = tw;
+            *sh = th;
+        }
+    }
+}
+
 static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limits *lim,
                                    unsigned flags, img_rgbf *out)
 {
-    int w = 0, h = 0, cmyk = 0;
+    int iw = 0, ih = 0, w = 0, h = 0, cmyk = 0;
     tjhandle tj;
-    img_status s = jpeg_open(b, len, lim, &tj, &w, &h, &cmyk);
+    img_status s = jpeg_open(b, len, lim, &tj, &iw, &ih, &cmyk);
     if (s != IMG_OK)
         return s;
+    /* the limits judged the image as sent; the pixels are what is decoded */
+    img_jpeg_fit(iw, ih, lim->fit_w, lim->fit_h, &w, &h);
     size_t n = (size_t)w * (size_t)h;
     int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
     int keep8 = (flags & IMG_DECODE_8BIT) != 0;
@@ -557,7 +577,9 @@ static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limit
      * place (see above) */
     size_t bytes = keep8 ? n * (cmyk ? 4 : 3) : n * 3 * sizeof(float);
     size_t charged;
-    s = charge(lim, keep8 ? n : 0, bytes, jpeg_coef_bytes(b, len, n, cmyk), &charged);
+    /* a progressive JPEG holds the coefficients of the whole frame */
+    s = charge(lim, keep8 ? n : 0, bytes, jpeg_coef_bytes(b, len, (size_t)iw * (size_t)ih, cmyk),
+               &charged);
     if (s != IMG_OK) {
         tjDestroy(tj);
         return s;
@@ -570,6 +592,8 @@ static img_status decode_jpeg_rgbf(const uint8_t *b, size_t len, const img_limit
     }
     out->width = w;
     out->height = h;
+    out->src_width = iw;
+    out->src_height = ih;
     out->budget = lim->budget;
     out->charged = charged;
     if (keep8) {

@@ -38,6 +38,7 @@ void cfg_defaults(cfg_t *c)
     c->max_body_mb = 32;
     c->max_pixels = 40000000;
     c->min_side = 8;
+    c->jpeg_dct_scale = 1;
     c->pixel_budget_mb = 768;
     c->pixel_wait_ms = 1000;
     c->retention = 10000;
@@ -149,6 +150,7 @@ static const opt_def OPTS[] = {
     {"min-side", "CFA_MIN_SIDE", K_INT, OFF(min_side), 1, 4096, "smallest image side, else 422 (default 8)"},
     {"pixel-budget-mb", "CFA_PIXEL_BUDGET_MB", K_INT, OFF(pixel_budget_mb), 16, 1048576, "decoded-pixel MiB in flight across uploads, inspections and training (the engine's float copy included); an image over it is 422, one that does not fit in time 503 (default 768)"},
     {"pixel-wait-ms", "CFA_PIXEL_WAIT_MS", K_INT, OFF(pixel_wait_ms), 0, 60000, "how long a request waits for room in --pixel-budget-mb before 503 (default 1000)"},
+    {"jpeg-dct-scale", "CFA_JPEG_DCT_SCALE", K_BOOL, OFF(jpeg_dct_scale), 0, 1, "decode a JPEG at the smallest DCT scale (n/8) still at least the model's resize, for inspections and training (1, default), or whole (0)"},
     {"retention", "CFA_RETENTION", K_I64, OFF(retention), 0, 1e12, "newest inspections whose heatmap/map files are kept, pruned every 16 inspections (default 10000)"},
     {"max-connections", "CFA_MAX_CONNECTIONS", K_INT, OFF(max_connections), 1, 100000, "concurrent connections (default 256); 2 more are kept for /healthz and /readyz"},
     {"max-images", "CFA_MAX_IMAGES", K_I64, OFF(max_images), 1, 1e9, "stored training images per product, else 409 (default 100000)"},

@@ -214,6 +214,12 @@ static step_result step_split(job_run *r)
     r->sc.lim.budget = r->j->pixels;
     r->sc.lim.budget_wait_ms = 1000;
     r->sc.lim.extra_bpp = 12;
+    /* the engine resizes to the model's resize: JPEGs decoded at the DCT
+     * scale just above it, as inspections are (image.h) */
+    if (cfg->jpeg_dct_scale) {
+        r->sc.lim.fit_w = r->p.resize_w;
+        r->sc.lim.fit_h = r->p.resize_h;
+    }
     r->sc.cancel = &r->j->cancel;
     return STEP_OK;
 }
@@ -231,6 +237,20 @@ static step_result step_train(job_run *r)
         return fail(r, "training failed: %s: %s%s%s", cfa_status_str(st), cfa_last_error(),
                     r->sc.err[0] ? "; " : "", r->sc.err);
     return STEP_OK;
+}
+
+/* The score an inspection of the image would give: the maximum of the map
+ * at the image's own size (inspect.c), not at a reduced decode's. */
+static float source_score(const cfa_result *res, int w, int h)
+{
+    float max = res->score;
+    float *map = res->width == w && res->height == h ? NULL : malloc((size_t)w * h * sizeof *map);
+    if (map != NULL &&
+        cfa_map_to_image(res->model_map, res->model_width, res->model_height, res->resize_width,
+                         res->resize_height, w, h, map, &max) != CFA_OK)
+        max = res->score;
+    free(map);
+    return max;
 }
 
 /* Scores images order[0..n) with the new model; the scores (malloc'd), or
@@ -261,7 +281,7 @@ static float *score_images(job_run *r, const int *order, int n)
             free(scores);
             return NULL;
         }
-        scores[k] = res.score;
+        scores[k] = source_score(&res, im.src_width, im.src_height);
         cfa_result_clear(&res);
     }
     return scores;

@@ -93,6 +93,16 @@ cfa_status cfa_model_load(const void *buf, size_t len, const cfa_backbone *bb, c
 
 void cfa_model_free(cfa_model *m) { free(m); }
 
+/* pool_model_resize reads the resize of a model: the engine's default */
+cfa_params cfa_model_params(const cfa_model *m)
+{
+    (void)m;
+    cfa_params p;
+    memset(&p, 0, sizeof p);
+    p.resize_w = p.resize_h = 256;
+    return p;
+}
+
 void cfa_result_clear(cfa_result *r)
 {
     if (r == NULL)

@@ -55,7 +55,7 @@ static void test_render(void **state)
     float px[18];
     for (int i = 0; i < 18; i++)
         px[i] = i % 2 ? 1.0f : 0.0f;
-    img_rgbf base = {3, 2, px, NULL, NULL, 0};
+    img_rgbf base = {3, 2, px, NULL, NULL, 0, 0, 0};
     assert_int_equal(heatmap_render(map, 3, 2, &base, 1.0f, 3.0f, out), 0);
     for (int k = 0; k < 3; k++) {
         int b = k % 2 ? 255 : 0; /* pixel 0: channels 0, 1, 2 -> 0, 1, 0 */
@@ -73,15 +73,25 @@ static void test_render(void **state)
         }
         for (int i = 0; i < 256; i++)
             ramp[i] = (float)i / 255.0f;
-        img_rgbf fb = {16, 16, fpx, NULL, NULL, 0}, bb = {16, 16, NULL, bpx, NULL, 0};
+        img_rgbf fb = {16, 16, fpx, NULL, NULL, 0, 0, 0}, bb = {16, 16, NULL, bpx, NULL, 0, 0, 0};
         assert_int_equal(heatmap_render(ramp, 16, 16, &fb, 0.0f, 1.0f, o_f), 0);
         assert_int_equal(heatmap_render(ramp, 16, 16, &bb, 0.0f, 1.0f, o_b), 0);
         assert_memory_equal(o_f, o_b, sizeof o_f);
-        img_rgbf both = {16, 16, fpx, bpx, NULL, 0}, none = {16, 16, NULL, NULL, NULL, 0};
+        img_rgbf both = {16, 16, fpx, bpx, NULL, 0, 0, 0}, none = {16, 16, NULL, NULL, NULL, 0, 0, 0};
         assert_int_equal(heatmap_render(ramp, 16, 16, &both, 0.0f, 1.0f, o_b), -1);
         assert_int_equal(heatmap_render(ramp, 16, 16, &none, 0.0f, 1.0f, o_b), -1);
     }
-    img_rgbf wrong = {2, 3, px, NULL, NULL, 0};
+    /* a base of another size (a JPEG decoded at a reduced scale) is sampled
+     * nearest-neighbour: a 1 x 1 base lies under every map pixel */
+    img_rgbf one = {1, 1, px, NULL, NULL, 0, 0, 0};
+    uint8_t out1[18];
+    assert_int_equal(heatmap_render(map, 3, 2, &one, 1.0f, 3.0f, out1), 0);
+    assert_memory_equal(out1, out, 3);
+    uint8_t bare[18];
+    assert_int_equal(heatmap_render(map, 3, 2, NULL, 1.0f, 3.0f, bare), 0);
+    for (int i = 0; i < 18; i++)
+        assert_int_equal(out1[i], (bare[i] + (i % 3 == 1 ? 255 : 0) + 1) / 2);
+    img_rgbf wrong = {0, 3, px, NULL, NULL, 0, 0, 0};
     assert_int_equal(heatmap_render(map, 3, 2, &wrong, 1.0f, 3.0f, out), -1);
     assert_int_equal(heatmap_render(NULL, 3, 2, NULL, 1.0f, 3.0f, out), -1);
     assert_int_equal(heatmap_render(map, 0, 2, NULL, 1.0f, 3.0f, out), -1);

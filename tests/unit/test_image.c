@@ -17,6 +17,7 @@
 #include <spng.h>
 #include <turbojpeg.h>
 
+#include "budget.h"
 #include "image.h"
 
 static const char *data_dir;
@@ -826,6 +827,131 @@ static int check_dir(const char *dir)
     return count;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Reduced-scale JPEG decoding (img_limits.fit_w) */
+
+static void expect_fit(int w, int h, int fw, int fh, int ew, int eh)
+{
+    int sw = -1, sh = -1;
+    img_jpeg_fit(w, h, fw, fh, &sw, &sh);
+    if (sw != ew || sh != eh)
+        fail_msg("%d x %d to fit %d x %d: %d x %d, expected %d x %d", w, h, fw, fh, sw, sh, ew,
+                 eh);
+}
+
+static void test_jpeg_fit_choice(void **state)
+{
+    (void)state;
+    /* 1/2 and 1/8 exactly, and one pixel below: sides round up (TJSCALED) */
+    expect_fit(512, 512, 256, 256, 256, 256);
+    expect_fit(511, 511, 256, 256, 256, 256);
+    expect_fit(2048, 2048, 256, 256, 256, 256);
+    expect_fit(2047, 2047, 256, 256, 256, 256);
+    /* just below a scale's boundary: the next larger n/8 */
+    expect_fit(510, 510, 256, 256, 319, 319);   /* 1/2 -> 255 < 256: 5/8 */
+    expect_fit(2040, 2040, 256, 256, 510, 510); /* 1/8 -> 255: 1/4 */
+    /* both sides must fit: the narrower one decides */
+    expect_fit(1024, 300, 256, 256, 896, 263);  /* 7/8 */
+    expect_fit(4096, 512, 256, 256, 2048, 256); /* 1/2 */
+    expect_fit(1600, 1200, 320, 256, 400, 300); /* 1/4 */
+    /* never enlarged, and off without a fit */
+    expect_fit(200, 200, 256, 256, 200, 200);
+    expect_fit(300, 200, 256, 256, 300, 200);
+    expect_fit(2048, 2048, 0, 0, 2048, 2048);
+    expect_fit(2048, 2048, 256, 0, 2048, 2048);
+    /* every size around the boundaries: the decode is never larger than
+     * the image, stays >= the fit, and is 1/8 when 1/8 fits */
+    for (int w = 240; w <= 2100; w += 7) {
+        for (int f = 200; f <= 260; f += 30) {
+            int sw, sh;
+            img_jpeg_fit(w, w + 13, f, f, &sw, &sh);
+            assert_true(sw <= w && sh <= w + 13);
+            if (w >= f) {
+                assert_true(sw >= f);
+                assert_true(sh >= f);
+            }
+            if (w >= 8 * f) /* 1/8 fits */
+                assert_true(sw <= (w + 7) / 8);
+        }
+    }
+}
+
+/* A 600 x 400 JPEG for a 256 x 256 model decodes at 3/4 (450 x 300: 5/8
+ * gives 250 rows), charged for that; the same image as PNG whole. */
+static void test_jpeg_fit_decode(void **state)
+{
+    (void)state;
+    enum { W = 600, H = 400 };
+    uint8_t *px = malloc((size_t)W * H * 3);
+    assert_non_null(px);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int k = 0; k < 3; k++)
+                px[((size_t)y * W + x) * 3 + k] = (uint8_t)(x * 150 / W + y * 100 / H + 2 * k);
+    size_t jlen, plen;
+    uint8_t *jpg = make_jpeg(px, W, H, TJPF_RGB, TJSAMP_444, &jlen);
+    uint8_t *png = make_png(W, H, SPNG_COLOR_TYPE_TRUECOLOR, 8, 0, px, (size_t)W * H * 3, NULL,
+                            &plen);
+    img_budget *b = img_budget_new((size_t)64 << 20);
+    assert_non_null(b);
+    img_limits lim = img_default_limits();
+    lim.budget = b;
+    lim.extra_bpp = 12;
+    lim.fit_w = 256;
+    lim.fit_h = 256;
+
+    img_rgbf im, whole;
+    assert_int_equal(img_decode_ex(jpg, jlen, &lim, IMG_DECODE_8BIT, &im), IMG_OK);
+    assert_int_equal(im.width, 450);
+    assert_int_equal(im.height, 300);
+    assert_int_equal(im.src_width, W);
+    assert_int_equal(im.src_height, H);
+    assert_non_null(im.rgb8);
+    /* 3 bytes a pixel decoded + the engine's 12, for the reduced size */
+    assert_int_equal(im.charged, (size_t)450 * 300 * 15);
+    assert_int_equal(img_budget_in_use(b), (size_t)450 * 300 * 15);
+
+    /* the reduced pixels are the whole image's, shrunk: compare the pixel
+     * under each reduced one (the gradient is smooth, JPEG q95 close) */
+    img_limits off = lim;
+    off.fit_w = off.fit_h = 0;
+    assert_int_equal(img_decode_ex(jpg, jlen, &off, IMG_DECODE_8BIT, &whole), IMG_OK);
+    assert_int_equal(whole.width, W);
+    assert_int_equal(whole.src_width, W);
+    assert_int_equal(whole.charged, (size_t)W * H * 15);
+    long worst = 0;
+    for (int y = 4; y < 296; y += 5)
+        for (int x = 4; x < 446; x += 5) {
+            size_t rx = (size_t)x * W / 450, ry = (size_t)y * H / 300;
+            long d = labs((long)im.rgb8[((size_t)y * 450 + x) * 3] -
+                          (long)whole.rgb8[(ry * W + rx) * 3]);
+            worst = d > worst ? d : worst;
+        }
+    assert_true(worst <= 8);
+    img_rgbf_free(&whole);
+    img_rgbf_free(&im);
+
+    /* a PNG is never scaled */
+    assert_int_equal(img_decode_ex(png, plen, &lim, IMG_DECODE_8BIT, &im), IMG_OK);
+    assert_int_equal(im.width, W);
+    assert_int_equal(im.height, H);
+    assert_int_equal(im.src_width, W);
+    assert_int_equal(im.src_height, H);
+    assert_memory_equal(im.rgb8, px, (size_t)W * H * 3);
+    img_rgbf_free(&im);
+    /* floats too */
+    assert_int_equal(img_decode_ex(jpg, jlen, &lim, 0, &im), IMG_OK);
+    assert_int_equal(im.width, 450);
+    assert_int_equal(im.src_width, W);
+    assert_non_null(im.rgb);
+    img_rgbf_free(&im);
+    assert_int_equal(img_budget_in_use(b), 0);
+    img_budget_free(b);
+    free(png);
+    free(jpg);
+    free(px);
+}
+
 static void test_real_data(void **state)
 {
     (void)state;
@@ -882,6 +1008,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_validate_corpus),
         cmocka_unit_test(test_png_encode_roundtrip),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_jpeg_fit_choice),
+        cmocka_unit_test(test_jpeg_fit_decode),
         cmocka_unit_test(test_real_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,6 +227,50 @@ static void test_lru_and_forget(void **state)
     pool_free(p);
 }
 
+/* pool_model_resize: the model's resize (the fake engine's 256 x 256),
+ * fetched once per product@version, again after pool_forget; -1 and 0 x 0
+ * for a model that cannot be fetched. Called from 4 threads at once. */
+static void *resize_thread(void *arg)
+{
+    pool_t *p = arg;
+    for (int i = 0; i < 50; i++) {
+        int w = 0, h = 0;
+        assert_int_equal(pool_model_resize(p, i % 2 ? "r1" : "r2", 1 + i % 3, &w, &h), 0);
+        assert_int_equal(w, 256);
+        assert_int_equal(h, 256);
+    }
+    return NULL;
+}
+
+static void test_model_resize(void **state)
+{
+    (void)state;
+    reset();
+    pool_t *p = make(1, 1, 8, 2);
+    int w = -1, h = -1;
+    assert_int_equal(pool_model_resize(p, "r1", 1, &w, &h), 0);
+    assert_int_equal(w, 256);
+    assert_int_equal(h, 256);
+    assert_int_equal(fetches, 1);
+    assert_int_equal(pool_model_resize(p, "r1", 1, &w, &h), 0);
+    assert_int_equal(fetches, 1); /* remembered */
+    pool_forget(p, "r1");
+    assert_int_equal(pool_model_resize(p, "r1", 1, &w, &h), 0);
+    assert_int_equal(fetches, 2); /* forgotten with the product */
+    assert_int_equal(pool_model_resize(p, "gone", 1, &w, &h), -1);
+    assert_int_equal(w, 0);
+    assert_int_equal(h, 0);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, resize_thread, p), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    /* r1@1 known; r1@2, r1@3, r2@1..3 fetched once each: a thread that
+     * misses waits for the one loading (one model parsed at a time) */
+    assert_int_equal(fetches, 2 + 5);
+    pool_free(p);
+}
+
 static void test_two_devices_and_stop(void **state)
 {
     (void)state;
@@ -426,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_batches_and_groups),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_lru_and_forget),
+        cmocka_unit_test(test_model_resize),
         cmocka_unit_test(test_two_devices_and_stop),
         cmocka_unit_test(test_cross_product_batch),
         cmocka_unit_test(test_batch_wait),

@@ -50,6 +50,7 @@ typedef struct inspect_options {
     store_t *st;
     pool_t *pool;       /* NULL: every inspection is INSPECT_NOT_READY       */
     int64_t retention;  /* inspections whose files are kept; 0 = all         */
+    int jpeg_full;      /* 1: decode JPEGs whole, not at the model's DCT scale */
 } inspect_options;
 
 typedef struct inspect_req {
@@ -132,6 +133,12 @@ void inspect_free(inspect_t *in);
 inspect_status inspect_run(inspect_t *in, inspect_req *req, inspect_result *res /* OUT */);
 /* Frees what res owns and zeroes it. */
 void inspect_result_clear(inspect_result *res);
+
+/* Makes r's map (and score, its maximum) again at w x h, the image's own
+ * size, from r->model_map, as cfa_score would have for an image of that
+ * size: for an image decoded at a reduced JPEG scale (img_rgbf.src_width).
+ * Nothing done when r is w x h already. 0, or -1 out of memory (r kept). */
+int inspect_map_to_source(cfa_result *r, int w, int h);
 
 /* "NG" when score >= threshold, else "OK" (a NaN score is "OK"). */
 const char *inspect_decide(float score, double threshold);

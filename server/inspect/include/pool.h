@@ -85,6 +85,11 @@ void pool_announce(pool_t *p, int n);
 int pool_arriving(pool_t *p);
 /* Drops cached models of product (all versions), e.g. after a delete. */
 void pool_forget(pool_t *p, const char *product);
+/* The resize (cfa_params.resize_w x resize_h) of model product@version, for
+ * decoding a JPEG no larger than the model needs. Remembered per version
+ * (the first call fetches and parses the model); 0, or -1 when the model
+ * cannot be fetched or parsed (*w = *h = 0). Any thread. */
+int pool_model_resize(pool_t *p, const char *product, int64_t version, int *w, int *h);
 /* Requests waiting on device i (for /metrics); -1 if out of range. */
 int pool_queue_depth(pool_t *p, int device);
 int pool_n_devices(pool_t *p);

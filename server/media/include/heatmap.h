@@ -33,7 +33,8 @@ extern "C" {
 /* Renders map (w x h, row-major) through the turbo colour map, value vmin ->
  * dark blue, vmax -> dark red (clamped; NaN and an empty range vmax <= vmin
  * give the colour of vmin), blended 50/50 over base when base is not NULL
- * (base must be w x h, float or byte pixels; both give the same colours). rgb_out: w * h * 3 bytes, written by the call.
+ * (float or byte pixels, both give the same colours; a base of another size, such
+ * as one decoded at a reduced JPEG scale, is sampled nearest-neighbour). rgb_out: w * h * 3 bytes, written by the call.
  * Returns 0, or -1 on invalid arguments (nothing written). */
 int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float vmin,
                    float vmax, uint8_t *rgb_out /* OUT */);

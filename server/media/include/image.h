@@ -81,6 +81,11 @@ typedef struct {
     struct img_budget *budget; /* NULL: no budget */
     int budget_wait_ms;
     unsigned extra_bpp;
+    /* > 0: the consumer shrinks the image to fit_w x fit_h anyway (the
+     * model's resize), so img_decode_ex() decodes a JPEG at the smallest
+     * DCT scale whose sides are still >= these (img_jpeg_fit); the budget
+     * is charged for that size. PNGs are always decoded whole. 0: whole. */
+    int fit_w, fit_h;
 } img_limits;
 
 /* 16384 x 16384 sides, 64 Mpx, 8 px minimum side, no budget. */
@@ -100,7 +105,16 @@ typedef struct {
     uint8_t *rgb8;
     struct img_budget *budget; /* what img_rgbf_free gives `charged` back to */
     size_t charged;
+    /* the image's own size, as its header says: width x height unless the
+     * decode was reduced (img_limits.fit_w) */
+    int src_width, src_height;
 } img_rgbf;
+
+/* The size a w x h JPEG decodes to for img_limits.fit_w x fit_h: the
+ * smallest of TurboJPEG's scales n/8 <= 1 whose sides (rounded up) are both
+ * >= the fit, so a later resize only shrinks; w x h itself when no scale
+ * below 1 fits or fit_w / fit_h is <= 0. */
+void img_jpeg_fit(int w, int h, int fit_w, int fit_h, int *sw /* OUT */, int *sh /* OUT */);
 
 /* Frees the pixels, gives back their budget and zeroes *im. NULL and an already freed image are no-ops. */
 void img_rgbf_free(img_rgbf *im);

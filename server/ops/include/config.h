@@ -42,6 +42,7 @@ typedef struct cfg {
     int min_side;           /* smallest accepted image side               */
     int pixel_budget_mb;    /* decoded pixels in flight (media/budget.h)  */
     int pixel_wait_ms;      /* wait for the pixel budget before 503       */
+    int jpeg_dct_scale;     /* 1: JPEGs decoded at the model's DCT scale   */
     int64_t retention;      /* inspections whose images are kept          */
     int max_connections;
     int64_t max_images;     /* stored images per product, else 409 */
