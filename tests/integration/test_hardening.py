@@ -898,12 +898,16 @@ SECTIONS = {"limits": sec_limits, "roles": sec_roles, "crash": sec_crash,
             "shutdown": sec_shutdown, "tls": sec_tls, "overload": sec_overload}
 
 
-def main():
+def run_sections(sections, log_name=lambda f: f == "server.log"):
+    """The command line of every test_hardening*.py with named sections:
+    runs --only's sections (default all) each on its own daemon(s) under one
+    temp dir, checks the daemons' logs (log_name picks them) for sanitizer
+    reports, prints the notes and failures; the exit status."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
     ap.add_argument("--backbone", required=True)
     ap.add_argument("--data", required=True, help="folder holding magnetic_tile_mini")
-    ap.add_argument("--only", default=",".join(SECTIONS))
+    ap.add_argument("--only", default=",".join(sections))
     ap.add_argument("--keep", action="store_true", help="keep the temp data dirs")
     a = ap.parse_args()
     env = Env(a)
@@ -911,12 +915,12 @@ def main():
     try:
         for name in a.only.split(","):
             print("== section %s" % name, flush=True)
-            SECTIONS[name](env)
+            sections[name](env)
     finally:
         # a sanitizer build of the daemon reports into its log (and aborts)
         for root, _, files in os.walk(env.tmp):
             for f in files:
-                if f == "server.log":
+                if log_name(f):
                     text = open(os.path.join(root, f), "rb").read()
                     check(not re.search(rb"AddressSanitizer|LeakSanitizer|ThreadSanitizer|"
                                         rb"runtime error:", text),
@@ -933,4 +937,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_sections(SECTIONS))

@@ -18,17 +18,16 @@ usage: test_hardening_bounds.py --server build/cfa-server --backbone X.pt --data
                                 --only fields,paging [--keep]
 Python 3 standard library only. Exit 0 = pass.
 """
-import argparse
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
 import time
 
 import daemon_proc
-from test_hardening import (ADMIN_KEY, Client, Env, check, expect_error, failures, make_png,
+import test_hardening as th
+from test_hardening import (ADMIN_KEY, Client, check, expect_error, make_png,
                             multipart, sha256)
 
 NAME_MAX = 256            # API_NAME_MAX, api/api_int.h
@@ -366,36 +365,5 @@ SECTIONS = {"fields": sec_fields, "paging": sec_paging, "threshold": sec_thresho
             "perms": sec_perms}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--backbone", required=True)
-    ap.add_argument("--data", required=True, help="folder holding magnetic_tile_mini")
-    ap.add_argument("--only", default=",".join(SECTIONS))
-    ap.add_argument("--keep", action="store_true", help="keep the temp data dirs")
-    a = ap.parse_args()
-    env = Env(a)
-    t0 = time.time()
-    try:
-        for name in a.only.split(","):
-            print("== section %s" % name, flush=True)
-            SECTIONS[name](env)
-    finally:
-        for root, _, files in os.walk(env.tmp):
-            for f in files:
-                if f.endswith(".log"):
-                    text = open(os.path.join(root, f), "rb").read()
-                    check(not re.search(rb"AddressSanitizer|LeakSanitizer|ThreadSanitizer|"
-                                        rb"runtime error:", text),
-                          "no sanitizer report in %s" % os.path.join(root, f))
-        if not a.keep and not failures:
-            shutil.rmtree(env.tmp, ignore_errors=True)
-    print("%d failure(s) in %.0f s%s" % (len(failures), time.time() - t0,
-                                         "" if not failures else " (kept %s)" % env.tmp))
-    for f in failures:
-        print("  - " + f)
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(th.run_sections(SECTIONS, log_name=lambda f: f.endswith(".log")))

@@ -16,16 +16,13 @@ usage: test_hardening_durability.py --server build/cfa-server --backbone X.pt
                                     --data DIR --only kill,disk [--keep]
 The disk section needs root (mount -t tmpfs); without it it exits 77 (skip).
 """
-import argparse
 import errno
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_hardening as th  # noqa: E402  (Daemon, Env, Client, check, ...)
@@ -227,40 +224,6 @@ def disk_full(env, base, data_dir):
 SECTIONS = {"kill": sec_kill, "disk": sec_disk}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--backbone", required=True)
-    ap.add_argument("--data", required=True, help="folder holding magnetic_tile_mini")
-    ap.add_argument("--only", default=",".join(SECTIONS))
-    ap.add_argument("--keep", action="store_true", help="keep the temp data dirs")
-    a = ap.parse_args()
-    env = th.Env(a)
-    t0 = time.time()
-    try:
-        for name in a.only.split(","):
-            print("== section %s" % name, flush=True)
-            SECTIONS[name](env)
-    finally:
-        # a sanitizer build of the daemon reports into its log (and aborts)
-        for root, _, files in os.walk(env.tmp):
-            for f in files:
-                if f.endswith(".log"):
-                    text = open(os.path.join(root, f), "rb").read()
-                    check(not re.search(rb"AddressSanitizer|LeakSanitizer|ThreadSanitizer|"
-                                        rb"runtime error:", text),
-                          "no sanitizer report in %s" % os.path.join(root, f))
-        if not a.keep and not th.failures:
-            shutil.rmtree(env.tmp, ignore_errors=True)
-    for n in th.notes:
-        print("NOTE " + n)
-    print("%d failure(s) in %.0f s%s" % (len(th.failures), time.time() - t0,
-                                         "" if not th.failures else " (kept %s)" % env.tmp))
-    for f in th.failures:
-        print("  - " + f)
-    return 1 if th.failures else 0
-
-
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    sys.exit(main())
+    sys.exit(th.run_sections(SECTIONS, log_name=lambda f: f.endswith(".log")))

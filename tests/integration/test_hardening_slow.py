@@ -18,12 +18,10 @@ usage: test_hardening_slow.py --server build/cfa-server --backbone X.pt --data D
                               --only header,body [--keep]
 Python 3 standard library only; helpers from test_hardening.py. Exit 0 = pass.
 """
-import argparse
 import http.client
 import os
 import re
 import select
-import shutil
 import socket
 import sys
 import threading
@@ -266,37 +264,5 @@ SECTIONS = {"header": sec_header, "body": sec_body, "per_ip": sec_per_ip,
             "probes": sec_probes}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--backbone", required=True)
-    ap.add_argument("--data", required=True, help="folder holding magnetic_tile_mini")
-    ap.add_argument("--only", default=",".join(SECTIONS))
-    ap.add_argument("--keep", action="store_true", help="keep the temp data dirs")
-    a = ap.parse_args()
-    env = th.Env(a)
-    t0 = time.time()
-    try:
-        for name in a.only.split(","):
-            print("== section %s" % name, flush=True)
-            SECTIONS[name](env)
-    finally:
-        # a sanitizer build of the daemon reports into its log (and aborts)
-        for root, _, files in os.walk(env.tmp):
-            for f in files:
-                if f == "server.log":
-                    text = open(os.path.join(root, f), "rb").read()
-                    check(not re.search(rb"AddressSanitizer|LeakSanitizer|ThreadSanitizer|"
-                                        rb"runtime error:", text),
-                          "no sanitizer report in %s" % os.path.join(root, f))
-        if not a.keep and not th.failures:
-            shutil.rmtree(env.tmp, ignore_errors=True)
-    print("%d failure(s) in %.0f s%s" % (len(th.failures), time.time() - t0,
-                                         "" if not th.failures else " (kept %s)" % env.tmp))
-    for f in th.failures:
-        print("  - " + f)
-    return 1 if th.failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(th.run_sections(SECTIONS))
