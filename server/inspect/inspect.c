@@ -58,7 +58,9 @@ static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_re
      * decoded at the smallest DCT scale still >= it (image.h), a fraction
      * of the pixels to decode, charge and widen. No resize known (the
      * model cannot be read): whole, and pool_run reports why. */
-    if (!in->opt.jpeg_full)
+    img_kind kind = IMG_KIND_UNKNOWN;
+    if (!in->opt.jpeg_full && img_probe(*q->body, q->len, &kind, NULL, NULL) == IMG_OK &&
+        kind == IMG_KIND_JPEG) /* a PNG never scales: no lookup, no model parse */
         pool_model_resize(in->opt.pool, q->product, q->version, &lim.fit_w, &lim.fit_h);
     /* 8-bit sources stay bytes: a quarter of the memory, widened by the
      * engine to the same floats */
