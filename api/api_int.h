@@ -192,4 +192,17 @@ enum MHD_Result h_key_create(hreq *r);
 enum MHD_Result h_key_list(hreq *r);
 enum MHD_Result h_key_delete(hreq *r);
 
+/* ---- static.c: the operator console's files, served at / ---------------- */
+
+/* Resolves the web directory: configured (--web-dir), else the installed
+ * share folder beside the binary, else the source tree's web/; "" when none
+ * exists (the console is then not served). */
+void static_resolve(const char *configured, char *out, size_t cap);
+/* Claims a GET or HEAD that no API route matched when it names a console
+ * file (sets r->route and r->params[0]); 1 when claimed. */
+int static_claim(hreq *r, const char *url);
+enum MHD_Result h_static(hreq *r);
+enum MHD_Result h_image_thumbnail(hreq *r);
+enum MHD_Result h_inspection_image(hreq *r);
+
 #endif

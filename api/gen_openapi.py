@@ -74,7 +74,7 @@ schemas = dict(settings, **{
    ["id", "product", "state", "progress", "model_version", "error", "created_at", "started_at", "finished_at"]),
  "Model": obj({"product": string, "version": integer, "created_at": ts, "job_id": {"type": "string", "nullable": True},
    "threshold": num, "active": {"type": "boolean"}, "backbone_sha256": {"type": "string", "nullable": True},
-   "figures": {"type": "object", "description": "training figures: train_loss, bank_size, channels, train_images, holdout_images, calibration, calibration_max, calibration_mean, target_far, margin, feature_seconds, epoch_seconds, total_seconds, params"}},
+   "figures": {"type": "object", "description": "training figures: train_loss, bank_size, channels, train_images, holdout_images, calibration, calibration_max, calibration_mean, calibration_scores (the held-out scores the threshold was calibrated on), target_far, margin, feature_seconds, epoch_seconds, total_seconds, params"}},
    ["version", "created_at", "job_id", "threshold", "active", "figures"]),
  "Region": obj({"x": integer, "y": integer, "width": integer, "height": integer, "area": integer, "score": num}, ["x", "y", "width", "height", "area", "score"]),
  "InspectionResult": obj({"inspection_id": string, "product": string, "model_version": integer,
@@ -144,6 +144,8 @@ paths = {
  "/v1/inspections/{id}": {"get": op("One stored result", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/inspections/{id}/heatmap.png": {"get": op("Colour heatmap over the image, image resolution (drawn on the first GET from the stored image and map, then kept; 404 image_not_kept when the inspection kept no images)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/inspections/{id}/map.png": {"get": op("Raw anomaly map, 16-bit grayscale PNG at image resolution: v means v / 65535 * map_max (drawn on the first GET from the stored model-geometry map, the map the decision was made on, then kept)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
+ "/v1/inspections/{id}/image": {"get": op("The image as it was inspected (JPEG or PNG, as sent; 404 image_not_kept when the inspection kept no images)", "inspect", {**resp("200", "the image", {"type": "string", "format": "binary"}, "image/jpeg"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
+ "/v1/products/{id}/images/{image_id}/thumbnail": {"get": op("A training image at most 160 px on its longest side (PNG; ETag and Cache-Control: the id is the hash of the bytes, so it never changes; kept in memory)", "operate", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), "304": {"description": "If-None-Match names the ETag"}, **errs("401", "403", "404", "422", "503")}, [P("ProductId"), P("ImageId")], tags=["images"])},
  "/v1/keys": {
    "post": op("Create an API key (the secret is returned once)", "admin", {**resp("201", "created", ref("Key"), headers=loc), **errs("400", "401", "403", "413", "415")}, body=jbody(ref("KeyCreate")), tags=["keys"]),
    "get": op("List keys (no secrets)", "admin", {**resp("200", "keys", listof("keys", ref("Key"), True)), **errs("400", "401", "403")}, [P("Limit"), P("Cursor"), P("After")], tags=["keys"])},

@@ -33,6 +33,7 @@ struct api_server {
     pthread_cond_t cv;
     int in_flight;
     char *tls_cert, *tls_key; /* PEM text, kept while MHD runs */
+    char web_dir[CFG_PATH_MAX]; /* the console's files (static.c), "" none */
     size_t tls_key_len;
 };
 
@@ -398,6 +399,8 @@ static enum MHD_Result on_headers(api_server *s, hreq *r, const char *url)
         r->close = 1; /* what follows on this connection cannot be trusted */
     } else {
         find_route(r, url);
+        if (r->route == NULL && !r->path_known)
+            static_claim(r, url); /* the console's files: after every API route */
         if (api_route_body_max(r->route) > 0)
             r->max_body = api_route_body_max(r->route);
         if (r->route == NULL && r->path_known)
@@ -583,6 +586,8 @@ int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
         return -1;
     }
     s->ctx = ctx;
+    static_resolve(c->web_dir, s->web_dir, sizeof s->web_dir);
+    ctx->web_dir = s->web_dir;
     /* HTTPS through MHD's GnuTLS support when both PEM files are given */
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                          MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_POLL;

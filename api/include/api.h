@@ -32,6 +32,7 @@ typedef struct api_ctx {
     struct img_budget *pixels; /* decoded pixels in flight (budget.h); NULL: none */
     const cfg_t *cfg;
     const char *version;
+    const char *web_dir; /* the console's files: set by api_start (static.c) */
 } api_ctx;
 
 typedef struct api_server api_server;

@@ -163,6 +163,7 @@ static const opt_def OPTS[] = {
     {"max-connections-per-ip", "CFA_MAX_CONNECTIONS_PER_IP", K_INT, OFF(max_conn_per_ip), 0, 100000, "concurrent connections from one client address, 0 = no limit (default 128)"},
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
+    {"web-dir", "CFA_WEB_DIR", K_PATH, OFF(web_dir), 0, 0, "the operator console's files, served at / (default: share/cfa-inspect/web beside the binary, else the source tree's web/)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])

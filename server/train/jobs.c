@@ -158,6 +158,7 @@ typedef struct job_run {
     const char *cal_kind;  /* "holdout", or "train" when nothing is held out */
     int n_cal;
     calib_result cal;
+    float *cal_scores;     /* the n_cal calibration scores, for the figures  */
     int64_t version;
     char err[512];
 } job_run;
@@ -303,11 +304,22 @@ static step_result step_calibrate(job_run *r)
     if (scores == NULL)
         return STEP_FAILED;
     int rc = calib_threshold(scores, r->n_cal, r->opt.target_far, r->opt.margin, &r->cal);
-    free(scores);
+    r->cal_scores = scores;
     if (rc != 0)
         return fail(r, "calibration: the model scored NaN on %d of %d images (%s)",
                     r->cal.n_nan, r->n_cal, r->cal_kind);
     return STEP_OK;
+}
+
+/* The calibration scores themselves: the console draws their histogram
+ * under the threshold (a few hundred numbers at most for a line's holdout). */
+static json_t *cal_scores_json(const job_run *r)
+{
+    json_t *a = json_array();
+    for (int i = 0; r->cal_scores != NULL && i < r->n_cal; i++)
+        json_array_append_new(a, isfinite(r->cal_scores[i]) ? json_real(r->cal_scores[i])
+                                                          : json_null());
+    return a;
 }
 
 /* The model's figures (GET .../models): what it was trained and calibrated
@@ -323,6 +335,7 @@ static char *figures_json(const job_run *r)
     json_object_set_new(fig, "calibration", json_string(r->cal_kind));
     json_object_set_new(fig, "calibration_max", json_real(r->cal.max));
     json_object_set_new(fig, "calibration_mean", json_real(r->cal.mean));
+    json_object_set_new(fig, "calibration_scores", cal_scores_json(r));
     json_object_set_new(fig, "target_far", json_real(r->opt.target_far));
     json_object_set_new(fig, "margin", json_real(r->opt.margin));
     json_object_set_new(fig, "feature_seconds", json_real(r->pc.feature_s));
@@ -384,6 +397,7 @@ static void run_free(job_run *r)
 {
     cfa_model_free(r->model);
     free(r->order);
+    free(r->cal_scores);
     if (r->sc.held != NULL) {
         for (size_t i = 0; i < r->n_imgs; i++)
             img_rgbf_free(&r->sc.held[i]);

@@ -60,6 +60,7 @@ typedef struct cfg {
      * settings and the POST /train body over them) */
     settings_t train;
     int log_level;          /* LL_DEBUG (0) .. LL_ERROR (3), base_log.h */
+    char web_dir[CFG_PATH_MAX]; /* the console's files; "" = the default  */
 } cfg_t;
 
 void cfg_defaults(cfg_t *c);
