@@ -141,6 +141,11 @@ async function upload() {
 
 async function train() {
   await go('#/training', '#train-epochs');
+  // small settings: the test shows the console, not the model (half-size images)
+  await page.fill('#train-resize_h', '128');
+  await page.fill('#train-resize_w', '128');
+  await page.fill('#train-crop_h', '0');
+  await page.fill('#train-crop_w', '0');
   await page.fill('#train-epochs', '2');
   await page.fill('#train-gamma_c', '4');
   await page.fill('#train-gamma_d', '4');
