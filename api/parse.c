@@ -315,3 +315,45 @@ mp_status mp_parse(const uint8_t *body, size_t len, const char *boundary,
     *n_parts = n;
     return MP_OK;
 }
+
+/* ---- the console's files -------------------------------------------------- */
+
+static const struct {
+    const char *ext, *ctype;
+} web_types[] = {
+    {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},   {".svg", "image/svg+xml"},
+    {".png", "image/png"},                 {".ico", "image/x-icon"},
+    {".json", "application/json; charset=utf-8"},
+};
+
+const char *web_file_type(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    if (dot == NULL || strchr(dot + 1, '.') != NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof web_types / sizeof web_types[0]; i++)
+        if (strcmp(dot, web_types[i].ext) == 0)
+            return web_types[i].ctype;
+    return NULL;
+}
+
+const char *web_file_name(const char *path, char *name, size_t cap)
+{
+    if (strcmp(path, "/") == 0)
+        path = "/index.html";
+    if (path[0] != '/' || path[1] == '.')
+        return NULL;
+    const char *s = path + 1;
+    size_t n = strlen(s);
+    if (n == 0 || n >= cap)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(c == '.' || c == '-' || c == '_' || (c >= '0' && c <= '9') ||
+              (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return NULL;
+    }
+    memcpy(name, s, n + 1);
+    return web_file_type(name);
+}

@@ -33,6 +33,19 @@ int parse_double(const char *s, double *out /* OUT */);
 int route_match_pattern(const char *pattern, const char *path,
                         char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX]);
 
+/* ---- the console's files (static.c) -------------------------------------- */
+
+/* The Content-Type of a console file name by its extension (.html, .js,
+ * .css, .svg, .png, .ico, .json), or NULL for any other name: only known
+ * types are served, so a type is never guessed. */
+const char *web_file_type(const char *name);
+/* The file a request path names in the console's flat web directory: "/" is
+ * index.html, else exactly one segment of [A-Za-z0-9_.-], not starting with
+ * '.', with one dot before a known extension: no "..", no hidden file, no
+ * folder. Copies the name into name (cap bytes) and returns its Content-Type;
+ * NULL when the path names no console file. */
+const char *web_file_name(const char *path, char *name, size_t cap);
+
 /* ---- multipart/form-data ------------------------------------------------ */
 
 typedef struct mp_part {

@@ -21,16 +21,6 @@
 
 #include "base_log.h"
 
-/* Only these are served; anything else is 404, so the type is never guessed. */
-static const struct {
-    const char *ext, *ctype;
-} types[] = {
-    {".html", "text/html; charset=utf-8"},     {".js", "text/javascript; charset=utf-8"},
-    {".css", "text/css; charset=utf-8"},       {".svg", "image/svg+xml"},
-    {".png", "image/png"},                     {".ico", "image/x-icon"},
-    {".json", "application/json; charset=utf-8"},
-};
-
 /* Inline script and style are refused, as are frames of the console in
  * another site (clickjacking of the buttons that activate and revoke). */
 static const char csp[] =
@@ -39,43 +29,13 @@ static const char csp[] =
 
 static const api_route static_route = {"GET", "/", "/console", STORE_ROLE_NONE, 0, h_static, 0};
 
-static const char *static_type(const char *name)
-{
-    const char *dot = strchr(name, '.');
-    if (dot == NULL || strchr(dot + 1, '.') != NULL)
-        return NULL;
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (strcmp(dot, types[i].ext) == 0)
-            return types[i].ctype;
-    return NULL;
-}
-
-/* The file name a path names: "/" is index.html; else one segment. */
-static int static_name(const char *url, char *name, size_t cap)
-{
-    if (strcmp(url, "/") == 0)
-        url = "/index.html";
-    const char *s = url + 1;
-    size_t n = strlen(s);
-    if (url[0] != '/' || n == 0 || n >= cap || s[0] == '.')
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(c == '.' || c == '-' || c == '_' || (c >= '0' && c <= '9') ||
-              (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-            return -1;
-    }
-    memcpy(name, s, n + 1);
-    return static_type(name) != NULL ? 0 : -1;
-}
-
 int static_claim(hreq *r, const char *url)
 {
     if (r->ctx->web_dir == NULL || r->ctx->web_dir[0] == '\0')
         return 0;
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
         return 0;
-    if (static_name(url, r->params[0], sizeof r->params[0]) != 0)
+    if (web_file_name(url, r->params[0], sizeof r->params[0]) == NULL)
         return 0;
     r->route = &static_route;
     r->n_params = 1;
@@ -144,7 +104,7 @@ enum MHD_Result h_static(hreq *r)
             close(fd);
         return reply_error(r, 404, "not_found", "no such file: /%s", name);
     }
-    return static_send(r, fd, &st, static_type(name));
+    return static_send(r, fd, &st, web_file_type(name));
 }
 
 static int has_index(const char *dir)

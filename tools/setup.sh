@@ -8,6 +8,7 @@
 #     (redone when the output is missing or tools/convert_backbone.py changed)
 #  4. darknet's sample photos (eagle.jpg, dog.jpg) for the classification test,
 #     via apt-get download + dpkg-deb -x (darknet itself is not installed)
+#  5. npm ci in tests/console (playwright-core for the console's browser test)
 #
 # Environment: CFA_CACHE_DIR (default ~/.cache/cfa), CFA_SKIP_APT=1 (skip step 1),
 # CFA_TORCH=external: libtorch comes from elsewhere (the official CUDA build, see
@@ -159,6 +160,20 @@ else
   rm -rf "$PHOTOS" "$tmp"
   mv "$PHOTOS.new" "$PHOTOS"
   log "photos: $PHOTOS"
+fi
+
+# ---------------------------------------------- 5. console test: playwright-core
+# tests/console/ (integration.console.browser): playwright-core at the version its
+# package-lock.json pins, driving Debian's chromium. Skipped when that version is
+# installed already, so a rerun needs no network; npm's cache is used first.
+CONSOLE_DIR="$ROOT/tests/console"
+want="$(sed -n 's/.*"playwright-core": "\([^"]*\)".*/\1/p' "$CONSOLE_DIR/package.json" | head -n 1)"
+have="$(node -p "require('$CONSOLE_DIR/node_modules/playwright-core/package.json').version" 2>/dev/null || true)"
+if [ -n "$want" ] && [ "$have" = "$want" ]; then
+  log "playwright-core $have: $CONSOLE_DIR/node_modules"
+else
+  log "npm ci in $CONSOLE_DIR (playwright-core $want)"
+  (cd "$CONSOLE_DIR" && npm ci --prefer-offline --no-audit --no-fund >/dev/null) || die "npm ci in tests/console failed"
 fi
 
 # ------------------------------------------------------------------- summary

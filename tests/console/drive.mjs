@@ -32,7 +32,10 @@ page.on('pageerror', (e) => consoleErrors.push('pageerror: ' + e.message));
 page.on('request', (r) => urls.push(r.url()));
 page.on('dialog', (d) => d.accept());
 
-const shot = async (name) => page.screenshot({ path: path.join(OUT, `console-${name}.png`) });
+const shot = async (name) => {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(OUT, `console-${name}.png`) });
+};
 const go = async (hash, ready) => {
   await page.evaluate((h) => { location.hash = h; }, hash);
   await page.waitForSelector(ready);
