@@ -204,5 +204,6 @@ int static_claim(hreq *r, const char *url);
 enum MHD_Result h_static(hreq *r);
 enum MHD_Result h_image_thumbnail(hreq *r);
 enum MHD_Result h_inspection_image(hreq *r);
+enum MHD_Result h_job_events(hreq *r); /* job_events.c: Server-Sent Events */
 
 #endif

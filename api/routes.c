@@ -33,6 +33,7 @@ const api_route api_routes[] = {
     {"GET", "/v1/keys", "/v1/keys", STORE_ROLE_ADMIN, 0, h_key_list, 0},
     {"DELETE", "/v1/keys/{}", "/v1/keys/{id}", STORE_ROLE_ADMIN, 0, h_key_delete, 0},
     {"GET", "/v1/products/{}/images/{}/thumbnail", "/v1/products/{id}/images/{image_id}/thumbnail", STORE_ROLE_OPERATE, 0, h_image_thumbnail, 0},
+    {"GET", "/v1/jobs/{}/events", "/v1/jobs/{job_id}/events", STORE_ROLE_OPERATE, 0, h_job_events, 0},
     {"GET", "/v1/inspections/{}/image", "/v1/inspections/{id}/image", STORE_ROLE_INSPECT, 0, h_inspection_image, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

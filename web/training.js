@@ -1,7 +1,6 @@
-// training.js - start a training, watch it (polled: a fetch with the
-// Authorization header every half second; EventSource could not send the
-// key), elapsed, ETA and the loss curve, cancel; the model versions side
-// by side with their figures; activate and roll back.
+// training.js - start a training, watch it live (Server-Sent Events of the
+// job, else polling), elapsed, ETA and the loss curve, cancel; the model
+// versions side by side with their figures; activate and roll back.
 import { api, enc } from './api.js';
 import { busy, el, fmtDuration, fmtNum, fmtTime, loading, showInfo, svg } from './ui.js';
 import { readSettings, settingsFields } from './settings_form.js';
@@ -36,15 +35,50 @@ function progressCard() {
   return card;
 }
 
-// Polls the job until it ends; updates the bar, the words and the curve.
+// The job's states as they come: Server-Sent Events from GET
+// /v1/jobs/{id}/events read through fetch() (EventSource cannot send the
+// Authorization header), or, where the stream is not available, polling.
+async function* jobStates(ctx, job) {
+  let resp = null;
+  try {
+    resp = await api('GET', `/v1/jobs/${enc(job.id)}/events`, { as: 'response', signal: ctx.signal });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+  }
+  if (resp && resp.body) {
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value;
+      let cut;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('\n');
+        if (data) yield { job: JSON.parse(data), source: 'events' };
+      }
+    }
+  }
+  while (!ctx.signal.aborted) {
+    yield { job: await api('GET', `/v1/jobs/${enc(job.id)}`, { signal: ctx.signal }), source: 'polling' };
+    await new Promise((res) => setTimeout(res, POLL_MS));
+  }
+}
+
+// Follows the job until it ends; updates the bar, the words and the curve.
 async function watch(ctx, card, job, onDone) {
   const bar = card.querySelector('#train-progress'), status = card.querySelector('#train-status');
   const cancel = card.querySelector('#cancel');
   const losses = [];
+  let updates = 0;
   cancel.disabled = false;
   cancel.onclick = () => busy(cancel, () => api('POST', `/v1/jobs/${enc(job.id)}/cancel`));
-  while (!ctx.signal.aborted) {
-    job = await api('GET', `/v1/jobs/${enc(job.id)}`, { signal: ctx.signal });
+  for await (const { job: j, source } of jobStates(ctx, job)) {
+    job = j;
+    card.dataset.source = source;
+    card.dataset.updates = String(++updates);
     const pr = job.progress || {}, f = pr.fraction || 0;
     const started = job.started_at ? Date.parse(job.started_at) : null;
     const end = job.finished_at ? Date.parse(job.finished_at) : Date.now();
@@ -60,7 +94,6 @@ async function watch(ctx, card, job, onDone) {
       (Number.isFinite(eta) ? `, about ${fmtDuration(eta)} left` : '') +
       (job.state === 'succeeded' ? `. Model version ${job.model_version}.` : '') + (job.error ? `. ${job.error}` : '');
     if (DONE.includes(job.state)) break;
-    await new Promise((res) => setTimeout(res, POLL_MS));
   }
   cancel.disabled = true;
   if (DONE.includes(job.state)) onDone(job);

@@ -168,6 +168,10 @@ async function train() {
   check(status.startsWith('succeeded') && status.includes('100%'), 'training reached 100%: ' + status);
   check(await page.evaluate(() => document.getElementById('train-progress').value) === 1, 'progress bar at 1');
   facts.progress_seen = [...seen].sort((a, b) => a - b);
+  const feed = await page.evaluate(() => ({ ...document.getElementById('job').dataset }));
+  facts.progress_feed = feed;
+  check(feed.source === 'events' && Number(feed.updates) >= 3,
+    `progress came as Server-Sent Events (${feed.source}, ${feed.updates} updates)`);
   await page.waitForSelector('#loss polyline');
   check(await page.locator('#loss polyline').count() === 1, 'loss curve drawn');
   await page.waitForSelector('table.versions');

@@ -10,15 +10,18 @@
            files stay as they were (PUT/POST/DELETE refused); API paths keep
            their JSON 404; without --web-dir the build tree's web/ is served.
            Thumbnails: a small PNG with an ETag (304 on If-None-Match) and a
-           cache lifetime, 404 for an unknown image, 403 for an inspect key.
+           cache lifetime, 404 for an unknown image, 403 for an inspect key;
+           job events of an unknown job: a JSON 404.
   browser  tests/console/drive.mjs drives Debian's Chromium (playwright-core)
            through the console against the daemon: a key, a product, the
            mini set dropped on the training set, 2 epochs watched to 100%,
            activation, the threshold histogram, a defect inspected by hand
            with its heatmap overlay checked in screenshot pixels, a key
            created and revoked, every page at 1366x768 and as a tablet.
-           Then from here: the inspection's /image is the bytes sent, and no
-           key is in the daemon's log.
+           Training progress comes from GET /v1/jobs/{id}/events (SSE read
+           with fetch). Then from here: the finished job's events are one
+           end event, the inspection's /image is the bytes sent, the model's
+           figures carry the held-out scores, no key is in the daemon's log.
 
 usage: test_console.py --server build/cfa-server --backbone X.pt --data DIR
                        [--node node] [--out DIR] [--only static,browser]
@@ -148,6 +151,9 @@ def thumbnails(env, c):
     check(st == 403, "thumbnail needs the operate role (%d)" % st)
     st, _, _, _ = c.req("GET", path, key=None)
     check(st == 401, "thumbnail needs a key (%d)" % st)
+    st, js, _, h = c.req("GET", "/v1/jobs/%s/events" % ("0" * 32))
+    check(st == 404 and h.get("content-type", "").startswith("application/json"),
+          "events of an unknown job -> JSON 404 (%d)" % st)
 
 
 def sec_static(env):
@@ -206,6 +212,15 @@ def sec_browser(env):
         st, js, _, _ = c.req("GET", "/v1/inspections/%s" % ins)
         check(st == 200 and abs(js["threshold"] - facts["saved_threshold"]) <= 1e-4 * js["threshold"],
               "the inspection was judged by the threshold saved in the console (%s)" % js.get("threshold"))
+        st, js, _, _ = c.req("GET", "/v1/jobs?product=tile")
+        job = js["jobs"][0]
+        st, _, body, h = c.req("GET", "/v1/jobs/%s/events" % job["id"])
+        events = [b for b in body.decode().split("\n\n") if b.strip()]
+        last = events[-1].split("\n") if events else []
+        check(st == 200 and h.get("content-type", "").startswith("text/event-stream") and
+              len(events) == 1 and last[0] == "event: end" and
+              json.loads(last[1][len("data: "):])["state"] == "succeeded",
+              "events of a finished job: one end event, then the stream closes (%d, %r)" % (st, events[:2]))
         st, js, _, _ = c.req("GET", "/v1/products/tile/models")
         m = js["models"][0] if st == 200 and js["models"] else {}
         scores = m.get("figures", {}).get("calibration_scores", [])
