@@ -205,6 +205,24 @@ static void test_multipart_errors(void **state)
     assert_int_equal(mp_parse(NULL, 0, "b", parts, 1, &n), MP_ERR_SYNTAX);
 }
 
+/* The console's file names (api/static.c): one flat segment, known types. */
+static void test_web_file_names(void **state)
+{
+    char name[ROUTE_PARAM_MAX];
+    (void)state;
+    assert_string_equal(web_file_name("/", name, sizeof name), "text/html; charset=utf-8");
+    assert_string_equal(name, "index.html");
+    assert_string_equal(web_file_name("/app.js", name, sizeof name),
+                        "text/javascript; charset=utf-8");
+    assert_string_equal(web_file_name("/favicon.svg", name, sizeof name), "image/svg+xml");
+    const char *bad[] = {"", "/..", "/../x.js", "/.hidden.js", "/a/b.js", "/a.b.js", "/x.txt",
+                         "/x", "x.js", "/x.js/", "/x%2e.js", "/x.js\n", "//x.js", "/x .js"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_null(web_file_name(bad[i], name, sizeof name));
+    assert_null(web_file_name("/abcdef.js", name, 6)); /* does not fit */
+    assert_null(web_file_type("x.exe"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,7 +230,7 @@ int main(void)
         cmocka_unit_test(test_numbers),         cmocka_unit_test(test_list_cursors),
         cmocka_unit_test(test_routes),          cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_multipart_two_parts), cmocka_unit_test(test_multipart_lf_only),
-        cmocka_unit_test(test_multipart_errors),
+        cmocka_unit_test(test_multipart_errors), cmocka_unit_test(test_web_file_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
