@@ -69,7 +69,9 @@ function stage(ins, base, heat) {
   const w = ins.width || base.naturalWidth, h = ins.height || base.naturalHeight;
   const boxes = svg('svg', { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: 'none', 'aria-hidden': 'true', id: 'regions' },
     ...(ins.regions || []).map((r) => svg('rect', { x: r.x, y: r.y, width: r.width, height: r.height })));
-  return el('div.stage', { id: 'stage' }, base, heat, boxes);
+  const box = el('div.stage', { id: 'stage' }, base, heat, boxes);
+  if (w && h) box.style.setProperty('--aspect', String(w / h));
+  return box;
 }
 
 function scoreMeter(ins) {

@@ -196,12 +196,12 @@ async function threshold() {
   await page.mouse.up();
   const after = await page.inputValue('#threshold-value'), farAfter = await page.textContent('#far');
   check(after !== before && farAfter !== farBefore, `dragging the handle moves the threshold (${before} -> ${after}) and the rate (${farAfter})`);
-  await layoutChecks('threshold');
-  await shot('threshold');
   facts.dragged_threshold = parseFloat(after);
   // back to the calibrated value before saving, so the inspection below is judged by it
   await page.fill('#threshold-value', before);
   await page.dispatchEvent('#threshold-value', 'change');
+  await layoutChecks('threshold');
+  await shot('threshold');
   await page.click('#save-threshold');
   await page.waitForSelector('#alert.info:not([hidden])');
   facts.saved_threshold = parseFloat(before);
@@ -228,14 +228,14 @@ async function inspect() {
   await page.fill('#opacity', '0.6');
   await page.dispatchEvent('#opacity', 'input');
   facts.regions_drawn = await page.locator('#regions rect').count();
+  await layoutChecks('inspection');
+  await shot('inspection');
   await page.click('#mark-false-alarm');
   await page.waitForFunction(() => !document.getElementById('alert').hidden);
   const labelled = (await page.textContent('#label-status')).startsWith('Labelled false_alarm');
   const alert = await page.textContent('#alert');
   facts.label = labelled ? 'stored' : alert;
   check(labelled || /HTTP \d{3}/.test(alert), 'mark false alarm: stored, or the API error shown in words: ' + (labelled ? 'stored' : alert));
-  await layoutChecks('inspection');
-  await shot('inspection');
   await go('#/inspections', '#feed tr');
   await page.waitForFunction(() => document.querySelectorAll('#feed a').length >= 1);
   await page.check('#ng-only');
