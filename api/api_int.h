@@ -205,5 +205,8 @@ enum MHD_Result h_static(hreq *r);
 enum MHD_Result h_image_thumbnail(hreq *r);
 enum MHD_Result h_inspection_image(hreq *r);
 enum MHD_Result h_job_events(hreq *r); /* job_events.c: Server-Sent Events */
+/* 1: every event stream ends at its next poll (api_quiesce); 0: streams
+ * run (api_start). */
+void job_events_closing(int closing);
 
 #endif

@@ -587,6 +587,7 @@ int api_start(api_ctx *ctx, api_server **out, char *err, size_t errlen)
     }
     s->ctx = ctx;
     static_resolve(c->web_dir, s->web_dir, sizeof s->web_dir);
+    job_events_closing(0);
     ctx->web_dir = s->web_dir;
     /* HTTPS through MHD's GnuTLS support when both PEM files are given */
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -659,6 +660,7 @@ void api_quiesce(api_server *s)
 {
     if (s == NULL || s->d == NULL)
         return;
+    job_events_closing(1);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

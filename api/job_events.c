@@ -17,11 +17,19 @@
 #include <string.h>
 #include <time.h>
 
+#include <stdatomic.h>
+
 #include "base_alloc.h"
 #include "base_clock.h"
 
 #define EVENTS_POLL_MS 250
 #define EVENTS_KEEPALIVE_MS 15000
+
+/* Set by api_quiesce: open streams end at their next poll, so a console left
+ * on the training page does not hold the shutdown's drain for its 30 s. */
+static atomic_int events_closing;
+
+void job_events_closing(int closing) { atomic_store(&events_closing, closing); }
 
 typedef struct {
     api_ctx *ctx;
@@ -80,6 +88,8 @@ static int events_poll(events_state *s)
 static int events_next(events_state *s)
 {
     for (;;) {
+        if (atomic_load(&events_closing))
+            return -1;
         int rc = events_poll(s);
         if (rc != 0)
             return rc;

@@ -11,7 +11,8 @@
            their JSON 404; without --web-dir the build tree's web/ is served.
            Thumbnails: a small PNG with an ETag (304 on If-None-Match) and a
            cache lifetime, 404 for an unknown image, 403 for an inspect key;
-           job events of an unknown job: a JSON 404.
+           job events of an unknown job: a JSON 404; a stream open on a
+           running job ends at SIGTERM instead of holding the drain.
   browser  tests/console/drive.mjs drives Debian's Chromium (playwright-core)
            through the console against the daemon: a key, a product, the
            mini set dropped on the training set, 2 epochs watched to 100%,
@@ -29,6 +30,7 @@ usage: test_console.py --server build/cfa-server --backbone X.pt --data DIR
 import json
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -156,6 +158,36 @@ def thumbnails(env, c):
           "events of an unknown job -> JSON 404 (%d)" % st)
 
 
+def events_on_shutdown(env, d, c):
+    """An event stream open on a running job does not hold SIGTERM's drain:
+    the stream ends at once and no request is left in flight."""
+    th.make_product(c, "stream", env.train)
+    st, js, _, _ = c.req("POST", "/v1/products/stream/train", {"epochs": 2, "gamma_c": 4, "gamma_d": 4})
+    check(st == 202, "a training job to follow (%d)" % st)
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=120)
+    s.sendall(("GET /v1/jobs/%s/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+               % (js["job"]["id"], th.ADMIN_KEY)).encode())
+    got = b""
+    while b"\n\n" not in got.split(b"\r\n\r\n", 1)[-1] or b"\r\n\r\n" not in got:
+        part = s.recv(65536)
+        if not part:
+            break
+        got += part
+    head = got.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    check(head.startswith("http/1.1 200") and "content-type: text/event-stream" in head and
+          b"event: progress" in got, "the job's event stream opens with its state")
+    rc = d.stop()
+    while True:
+        part = s.recv(65536)
+        if not part:
+            break
+        got += part
+    s.close()
+    check(rc == 0 and b"event: end" not in got, "SIGTERM with a stream open: exit %s" % rc)
+    log = open(d.log_path, "rb").read()
+    check(b"still in flight" not in log, "the open stream did not hold the drain")
+
+
 def sec_static(env):
     web = web_copy(env)
     d = env.daemon("static", ["--web-dir", web]).start()
@@ -163,8 +195,10 @@ def sec_static(env):
         static_files(d.port, web)
         static_traversal(d.port, web)
         thumbnails(env, th.Client(d.port, th.ADMIN_KEY))
+        events_on_shutdown(env, d, th.Client(d.port, th.ADMIN_KEY))
     finally:
-        d.stop()
+        if d.proc.poll() is None:
+            d.stop()
     d = env.daemon("default-web").start()  # no --web-dir: the build tree's web/
     try:
         st, _, body, _ = raw_get(d.port, "/")
