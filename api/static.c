@@ -132,13 +132,17 @@ void static_resolve(const char *configured, char *out, size_t cap)
             *slash = '\0';
             /* <prefix>/bin/cfa-server -> <prefix>/share/cfa-inspect/web */
             snprintf(out, cap, "%s/%s", exe, CFA_WEB_FROM_BIN);
-            if (has_index(out))
+            if (has_index(out)) {
+                log_write(LL_INFO, "console", "serving the console from %s", out);
                 return;
+            }
         }
     }
     snprintf(out, cap, "%s", CFA_WEB_SOURCE_DIR); /* a build tree */
     if (!has_index(out)) {
         log_write(LL_WARN, "console", "no console files found; pass --web-dir");
         out[0] = '\0';
+    } else {
+        log_write(LL_INFO, "console", "serving the console from %s", out);
     }
 }
