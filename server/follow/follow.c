@@ -234,6 +234,8 @@ static void poll_once(follow_t *f)
     int has = any_active(f->st);
     pthread_mutex_lock(&f->mu);
     int was_up = f->state.trainer_up;
+    /* a trainer that stays down is logged once, not at every poll */
+    int news = rc != 0 && strcmp(err, f->state.last_error) != 0;
     f->state.last_attempt_ms = t;
     f->state.has_model = has;
     if (rc == 0) {
@@ -246,9 +248,8 @@ static void poll_once(follow_t *f)
         f->state.trainer_up = strncmp(err, "GET /v1/products?", 17) != 0;
         snprintf(f->state.last_error, sizeof f->state.last_error, "%s", err);
     }
-    int up = f->state.trainer_up;
     pthread_mutex_unlock(&f->mu);
-    if (rc != 0 && (was_up || !up))
+    if (news)
         log_warn("follow", "sync with %s failed (serving what is here): %s", f->url, err);
     else if (rc == 0 && !was_up)
         log_info("follow", "synced with %s", f->url);
