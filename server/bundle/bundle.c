@@ -3,6 +3,7 @@
 #include "bundle.h"
 
 #include "base_alloc.h"
+#include "base_clock.h"
 #include "sha256.h"
 
 #include <math.h>
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char MAGIC[8] = {'C', 'F', 'A', 'B', 'N', 'D', 'L', '\n'};
 #define HEAD_LEN 16   /* magic, format version, manifest length */
@@ -84,14 +84,12 @@ static json_t *manifest_new(const store_product_t *p, const store_model_t *m, co
     json_t *thr_ng = json_object_get(json_object_get(model, "figures"), "threshold_ng");
     if (json_is_number(thr_ng))
         json_object_set(model, "threshold_ng", thr_ng);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     return json_pack("{s:s,s:i,s:b,s:{s:s,s:s,s:o},s:o,s:{s:s,s:I}}", "format", "cfa-bundle",
                      "format_version", BUNDLE_FORMAT_VERSION, "signed", is_signed, "product",
                      "id", p->id, "name", p->name, "settings",
                      settings != NULL ? settings : json_object(), "model", model, "source",
                      "host", host != NULL ? host : "", "exported_at",
-                     (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+                     (json_int_t)wall_ms());
 }
 
 int bundle_pack(const store_product_t *p, const store_model_t *m, const char *host,

@@ -263,14 +263,7 @@ static void *follow_main(void *arg)
         pthread_mutex_unlock(&f->mu);
         poll_once(f);
         pthread_mutex_lock(&f->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += f->interval_ms / 1000;
-        until.tv_nsec += (long)(f->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = wall_deadline(f->interval_ms);
         while (!f->stop && pthread_cond_timedwait(&f->cv, &f->mu, &until) != ETIMEDOUT) {
         }
     }
