@@ -235,7 +235,7 @@ bundle_status bundle_parse(const void *buf, size_t len, const uint8_t *key, size
     bundle_hmac_sha256(key, key_len, b, len - 32, mac);
     if (!same_bytes(mac, b + len - 32, 32))
         return fail(out, BUNDLE_ERR_SIGNATURE, err, errlen,
-                    "bundle signature does not match this daemon's key (--bundle-key-file)");
+                    "bundle signature does not match the key (--bundle-key-file)");
     return BUNDLE_OK;
 }
 

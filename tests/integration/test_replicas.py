@@ -9,6 +9,8 @@
             (signature), unsigned, made on another backbone (signed with the
             key, so that only the backbone is wrong), of format version 2, not
             a bundle, of the wrong content type: each a 4xx that stores nothing.
+            With --cli: `cfa bundle import` checks the same way and writes the
+            model file, `cfa bundle export` makes a bundle the daemon imports.
   replicas  one trainer and two replicas (--follow) behind Debian's nginx
             (config generated here, upstream of the two replicas with
             proxy_next_upstream error timeout): the replicas are not ready
@@ -24,7 +26,7 @@
             same port with a new version, and the replica catches up.
 
 usage: test_replicas.py --server build/cfa-server --backbone X.pt --data DIR
-                        [--only bundle,replicas] [--nginx /usr/sbin/nginx]
+                        [--only bundle,replicas] [--nginx /usr/sbin/nginx] [--cli build/cfa]
 """
 import hashlib
 import hmac
@@ -49,6 +51,7 @@ BUNDLE_CT = "application/vnd.cfa.bundle"
 CLIENTS = 4          # load through nginx
 GUARD_S = 120        # only against hangs: how long a replica may take to follow
 NGINX = "/usr/sbin/nginx"
+CLI = None           # --cli build/cfa: the bundle section checks `cfa bundle` too
 
 
 def free_port():
@@ -158,8 +161,50 @@ def sec_bundle(env):
     check(st == 201 and js["version"] == 2 and not js["active"],
           "imported again: the next version (2), not activated (got %d)" % st)
     th.serves(cb, "the bundle checks")
+    if CLI:
+        cli_bundles(env, keyfile, cb, bundle, artifact, sa)
     a.stop()
     b.stop()
+
+
+def cfa(*args):
+    p = subprocess.run([CLI, "bundle"] + list(args), capture_output=True, text=True, timeout=600)
+    return p.returncode, p.stdout, p.stderr
+
+
+def cli_bundles(env, keyfile, cb, bundle, artifact, sa):
+    """`cfa bundle import` checks a daemon's bundle as the daemon does and gives
+    its model file; `cfa bundle export` makes one the daemon imports."""
+    d = os.path.join(env.tmp, "cli")
+    os.makedirs(d, exist_ok=True)
+    path, model = os.path.join(d, "tile.cfab"), os.path.join(d, "model.cfa")
+    open(path, "wb").write(bundle)
+    bb = ["--backbone", env.a.backbone]
+    rc, out, err = cfa("import", path, "--out", model, "--key-file", keyfile, *bb)
+    check(rc == 0 and open(model, "rb").read() == artifact and
+          json.loads(out)["model"]["version"] == 1,
+          "cfa bundle import: the model file and the manifest (rc %d %s)" % (rc, err[-200:]))
+    wrong = os.path.join(d, "wrong.key")
+    open(wrong, "w").write("another key")
+    rc, _, err = cfa("import", path, "--out", model, "--key-file", wrong, *bb)
+    check(rc == 1 and "signature" in err, "cfa bundle import with another key -> refused (%s)"
+          % err.strip()[-120:])
+    flipped = bytearray(bundle)
+    flipped[len(bundle) - 200] ^= 1
+    open(path, "wb").write(bytes(flipped))
+    rc, _, err = cfa("import", path, "--out", model, *bb)
+    check(rc == 1 and "checksum" in err, "cfa bundle import of a changed bundle -> refused")
+    out_b = os.path.join(d, "export.cfab")
+    thr = sa["threshold"]
+    rc, _, err = cfa("export", "--model", os.path.join(d, "model.cfa"), "--product", "cli-tile",
+                     "--threshold", repr(thr), "--out", out_b, "--key-file", keyfile)
+    st, js, _, _ = cb.req("POST", "/v1/products/cli-tile/models?activate=true",
+                          open(out_b, "rb").read() if rc == 0 else b"", BUNDLE_CT)
+    check(rc == 0 and st == 201 and js["threshold"] == models(cb, "tile")[0]["threshold"],
+          "cfa bundle export -> the daemon imports it (rc %d %s, %d)" % (rc, err[-200:], st))
+    sc = score(cb, "cli-tile", env.test[0])
+    check(sc is not None and abs(sc["score"] - sa["score"]) <= 1e-6 * max(1.0, sa["score"]),
+          "the CLI's bundle scores as the trainer (%s vs %s)" % (sc and sc["score"], sa["score"]))
 
 
 # ------------------------------------------------------------------ replicas
@@ -346,8 +391,9 @@ def sec_replicas(env):
 SECTIONS = {"bundle": sec_bundle, "replicas": sec_replicas}
 
 if __name__ == "__main__":
-    if "--nginx" in sys.argv:
-        i = sys.argv.index("--nginx")
-        NGINX = sys.argv[i + 1]
-        del sys.argv[i:i + 2]
+    for flag in ("--nginx", "--cli"):
+        if flag in sys.argv:
+            i = sys.argv.index(flag)
+            globals()[flag[2:].upper()] = sys.argv[i + 1]
+            del sys.argv[i:i + 2]
     sys.exit(th.run_sections(SECTIONS))
