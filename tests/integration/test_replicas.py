@@ -222,8 +222,7 @@ http {
     uwsgi_temp_path %(dir)s/uwsgi;
     scgi_temp_path %(dir)s/scgi;
     upstream replicas {
-        server 127.0.0.1:%(r1)d max_fails=1 fail_timeout=60s;
-        server 127.0.0.1:%(r2)d max_fails=1 fail_timeout=60s;
+%(servers)s
         keepalive 16;
     }
     server {
@@ -244,13 +243,15 @@ http {
 
 
 class Nginx:
-    def __init__(self, env, r1, r2):
+    def __init__(self, env, *ports):
         self.dir = os.path.join(env.tmp, "nginx")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF % {"dir": self.dir, "r1": r1, "r2": r2, "port": self.port,
+            servers = "\n".join("        server 127.0.0.1:%d max_fails=1 fail_timeout=60s;" % p
+                                 for p in ports)
+            f.write(NGINX_CONF % {"dir": self.dir, "servers": servers, "port": self.port,
                                   "user": "user root;" if os.geteuid() == 0 else ""})
         self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-c", conf, "-g",
                                       "daemon off;"], stderr=open(os.path.join(self.dir, "stderr"), "w"))
