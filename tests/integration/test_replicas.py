@@ -54,6 +54,27 @@ NGINX = "/usr/sbin/nginx"
 CLI = None           # --cli build/cfa: the bundle section checks `cfa bundle` too
 
 
+STARTED = []  # every daemon and nginx a section started, killed if it ends early
+
+
+def started(d):
+    STARTED.append(d)
+    return d
+
+
+def cleanup():
+    """Kills what a section left running (a FATAL check, an exception)."""
+    for d in STARTED:
+        if d.proc is None or d.proc.poll() is not None:
+            continue
+        if isinstance(d, Nginx):
+            d.stop()  # its workers would outlive a killed master
+        else:
+            d.proc.kill()
+            d.proc.wait()
+    STARTED.clear()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -108,8 +129,8 @@ def sec_bundle(env):
     keyfile = os.path.join(env.tmp, "bundle.key")
     with open(keyfile, "wb") as f:
         f.write(BUNDLE_KEY + b"\n")  # as echo writes it: the newline is not part of the key
-    a = env.daemon("bundle-a", ["--bundle-key-file", keyfile]).start()
-    b = env.daemon("bundle-b", ["--bundle-key-file", keyfile]).start()
+    a = started(env.daemon("bundle-a", ["--bundle-key-file", keyfile])).start()
+    b = started(env.daemon("bundle-b", ["--bundle-key-file", keyfile])).start()
     ca, cb = th.Client(a.port, th.ADMIN_KEY), th.Client(b.port, th.ADMIN_KEY)
     th.make_product(ca, "tile", env.train[:12])
     th.train(ca, "tile")
@@ -330,13 +351,14 @@ def sec_replicas(env):
     if not os.path.exists(NGINX):
         fatal("nginx not found at %s (apt-get install nginx-light)" % NGINX)
     tport = free_port()
-    t = env.daemon("trainer").start(extra=["--listen", "127.0.0.1:%d" % tport])
+    t = started(env.daemon("trainer")).start(extra=["--listen", "127.0.0.1:%d" % tport])
     ct = th.Client(t.port, th.ADMIN_KEY)
-    r1, r2 = replica(env, "replica1", tport).start(), replica(env, "replica2", tport).start()
+    r1 = started(replica(env, "replica1", tport)).start()
+    r2 = started(replica(env, "replica2", tport)).start()
     c1, c2 = th.Client(r1.port, th.ADMIN_KEY), th.Client(r2.port, th.ADMIN_KEY)
     th.expect_error(c1.req("GET", "/readyz"), 503, "a replica without a model: /readyz",
                     "not_ready")
-    ng = Nginx(env, r1.port, r2.port)
+    ng = started(Nginx(env, r1.port, r2.port))
     th.make_product(ct, "tile", env.train[:12])
     th.train(ct, "tile")
     took = [wait_for("replica %d serves version 1" % i, lambda c=c: serving(c, 1))
@@ -373,7 +395,7 @@ def sec_replicas(env):
     synced = metric(c2, "cfa_follow_last_sync_timestamp_seconds")
     check(synced is not None and 0 < synced <= time.time(),
           "cfa_follow_last_sync_timestamp_seconds says when it last synced (%s)" % synced)
-    t = env.daemon("trainer").start(extra=["--listen", "127.0.0.1:%d" % tport])
+    t = started(env.daemon("trainer")).start(extra=["--listen", "127.0.0.1:%d" % tport])
     ct = th.Client(t.port, th.ADMIN_KEY)
     _, _, bundle, _ = ct.req("GET", "/v1/products/tile/models/1/bundle")
     st, js, _, _ = ct.req("POST", "/v1/products/tile/models?activate=true", bundle, BUNDLE_CT)
@@ -389,7 +411,16 @@ def sec_replicas(env):
     t.stop()
 
 
-SECTIONS = {"bundle": sec_bundle, "replicas": sec_replicas}
+def guarded(fn):
+    def run(env):
+        try:
+            fn(env)
+        finally:
+            cleanup()
+    return run
+
+
+SECTIONS = {"bundle": guarded(sec_bundle), "replicas": guarded(sec_replicas)}
 
 if __name__ == "__main__":
     for flag in ("--nginx", "--cli"):
