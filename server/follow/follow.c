@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ struct follow {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stop;
+    atomic_int stop;    /* also read by a transfer in progress */
     follow_state state; /* under mu */
 };
 
@@ -60,6 +61,16 @@ static size_t on_data(char *data, size_t size, size_t n, void *user)
     return add;
 }
 
+/* A transfer in progress ends when the daemon stops: a bundle of a slow
+ * trainer must not hold up the shutdown for the whole timeout. */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    follow_t *f = user;
+    return atomic_load(&f->stop) ? 1 : 0;
+}
+
 /* GET url + path into *out (free()); 0 on a 200, else -1 with err. */
 static int http_get(follow_t *f, const char *path, body *out, char *err, size_t errlen)
 {
@@ -80,6 +91,9 @@ static int http_get(follow_t *f, const char *path, body *out, char *err, size_t 
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, FOLLOW_CONNECT_MS);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, FOLLOW_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, f);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -259,13 +273,15 @@ static void *follow_main(void *arg)
 {
     follow_t *f = arg;
     pthread_mutex_lock(&f->mu);
-    while (!f->stop) {
+    while (!atomic_load(&f->stop)) {
         pthread_mutex_unlock(&f->mu);
         poll_once(f);
         pthread_mutex_lock(&f->mu);
+        /* until the next poll, or at once when follow_stop signals */
         struct timespec until = wall_deadline(f->interval_ms);
-        while (!f->stop && pthread_cond_timedwait(&f->cv, &f->mu, &until) != ETIMEDOUT) {
-        }
+        int rc = 0;
+        while (!atomic_load(&f->stop) && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&f->cv, &f->mu, &until);
     }
     pthread_mutex_unlock(&f->mu);
     return NULL;
@@ -334,7 +350,7 @@ void follow_stop(follow_t *f)
         return;
     if (f->thread) {
         pthread_mutex_lock(&f->mu);
-        f->stop = 1;
+        atomic_store(&f->stop, 1);
         pthread_cond_signal(&f->cv);
         pthread_mutex_unlock(&f->mu);
         pthread_join(f->thread, NULL);
