@@ -229,6 +229,10 @@ def cli_bundles(env, keyfile, cb, bundle, artifact, sa):
 
 
 # ------------------------------------------------------------------ replicas
+# No upstream keep-alive: a request sent on an idle connection to the replica
+# just killed would fail after it was sent, and nginx does not send a POST
+# twice; a fresh connection is refused before anything is sent, and nginx
+# tries the next replica (proxy_next_upstream error).
 NGINX_CONF = """
 %(user)s
 worker_processes 1;
@@ -244,7 +248,6 @@ http {
     scgi_temp_path %(dir)s/scgi;
     upstream replicas {
 %(servers)s
-        keepalive 16;
     }
     server {
         listen 127.0.0.1:%(port)d;
