@@ -158,31 +158,23 @@ static int fetch_version(follow_t *f, const char *product, int64_t v, int64_t *l
 
 /* One product of the trainer's list: its active version here, activated,
  * with the trainer's threshold. */
-static int sync_product(follow_t *f, json_t *prod, char *err, size_t errlen)
+static int sync_product(follow_t *f, const follow_product *p, char *err, size_t errlen)
 {
-    const char *id = json_string_value(json_object_get(prod, "id"));
-    json_t *av = json_object_get(prod, "active_version");
-    json_t *thr = json_object_get(prod, "threshold");
-    if (id == NULL || !store_valid_product_id(id)) {
-        snprintf(err, errlen, "the trainer listed a product without a valid id");
-        return -1;
-    }
-    if (!json_is_integer(av) || json_integer_value(av) < 1)
+    if (p->active_version == 0)
         return 0; /* nothing to serve yet */
-    int64_t v = json_integer_value(av);
     int active = 0;
-    int64_t local = local_copy(f, id, v, &active);
-    if (local == 0 && fetch_version(f, id, v, &local, err, errlen) != 0)
+    int64_t local = local_copy(f, p->id, p->active_version, &active);
+    if (local == 0 && fetch_version(f, p->id, p->active_version, &local, err, errlen) != 0)
         return -1;
-    if (local != 0 && !active && store_model_activate(f->st, id, local) != STORE_OK) {
-        snprintf(err, errlen, "activating %s version %lld here failed", id, (long long)local);
+    if (!active && store_model_activate(f->st, p->id, local) != STORE_OK) {
+        snprintf(err, errlen, "activating %s version %lld here failed", p->id, (long long)local);
         return -1;
     }
     store_model_t m;
-    if (json_is_number(thr) && store_model_get(f->st, id, local, &m) == STORE_OK) {
-        double t = json_number_value(thr);
-        if (m.threshold != t && store_model_set_threshold(f->st, id, local, t) == STORE_OK)
-            log_info("follow", "%s threshold %g (from the trainer)", id, t);
+    if (p->has_threshold && store_model_get(f->st, p->id, local, &m) == STORE_OK) {
+        if (m.threshold != p->threshold &&
+            store_model_set_threshold(f->st, p->id, local, p->threshold) == STORE_OK)
+            log_info("follow", "%s threshold %g (from the trainer)", p->id, p->threshold);
         store_model_clear(&m);
     }
     return 0;
@@ -191,31 +183,30 @@ static int sync_product(follow_t *f, json_t *prod, char *err, size_t errlen)
 /* Every page of the trainer's products; 0 when all synced. */
 static int sync_all(follow_t *f, char *err, size_t errlen)
 {
-    char path[256] = "/v1/products?limit=1000";
+    char path[256] = "/v1/products?limit=1000", next[STORE_PRODUCT_ID_MAX];
     int failed = 0;
-    for (;;) {
+    do {
         body b;
+        follow_product *arr;
+        size_t n, skipped;
         if (http_get(f, path, &b, err, errlen) != 0)
             return -1;
-        json_t *doc = json_loadb(b.p, b.len, 0, NULL);
+        int rc = follow_parse_products(b.p, b.len, &arr, &n, &skipped, next);
         free(b.p);
-        json_t *list = json_object_get(doc, "products");
-        if (!json_is_array(list)) {
-            json_decref(doc);
+        if (rc != 0) {
             snprintf(err, errlen, "the trainer's product list is not JSON with \"products\"");
             return -1;
         }
-        size_t i;
-        json_t *prod;
-        json_array_foreach(list, i, prod) failed |= sync_product(f, prod, err, errlen) != 0;
-        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
-        int more = next != NULL && store_valid_product_id(next);
-        if (more)
-            snprintf(path, sizeof path, "/v1/products?limit=1000&cursor=%s", next);
-        json_decref(doc);
-        if (!more)
-            break;
-    }
+        for (size_t i = 0; i < n; i++)
+            failed |= sync_product(f, &arr[i], err, errlen) != 0;
+        free(arr);
+        if (skipped > 0) {
+            snprintf(err, errlen, "the trainer listed %zu product(s) without a valid id, "
+                     "version or threshold", skipped);
+            failed = 1;
+        }
+        snprintf(path, sizeof path, "/v1/products?limit=1000&cursor=%s", next);
+    } while (next[0] != '\0');
     return failed ? -1 : 0;
 }
 

@@ -44,6 +44,23 @@ typedef struct follow_state {
     char last_error[256];
 } follow_state;
 
+/* A product of the trainer's list, as a replica uses it. */
+typedef struct follow_product {
+    char id[STORE_PRODUCT_ID_MAX];
+    int64_t active_version;   /* 0: none                                     */
+    double threshold;
+    int has_threshold;
+} follow_product;
+
+/* Parses a page of GET /v1/products from the trainer (a peer's bytes: any
+ * input is safe). Entries a replica cannot use (no valid id, a version
+ * below 1, a threshold not above 0 or over FLT_MAX) are counted in
+ * *skipped. next: the cursor of the next page, "" on the last. 0, or -1
+ * when the text is not an object with a "products" array. *out: free(). */
+int follow_parse_products(const char *text, size_t len, follow_product **out /* OUT */,
+                          size_t *n /* OUT */, size_t *skipped /* OUT */,
+                          char next[STORE_PRODUCT_ID_MAX] /* OUT */);
+
 /* Copies the strings of o. Starts the thread; its first poll is at once. */
 int follow_start(const follow_options *o, follow_t **out /* OUT */, char *err, size_t errlen);
 void follow_get_state(follow_t *f, follow_state *out /* OUT */);
