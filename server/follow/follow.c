@@ -170,6 +170,9 @@ static int sync_product(follow_t *f, const follow_product *p, char *err, size_t 
         snprintf(err, errlen, "activating %s version %lld here failed", p->id, (long long)local);
         return -1;
     }
+    pthread_mutex_lock(&f->mu);
+    f->state.has_model = 1; /* ready from now, not from the end of the poll */
+    pthread_mutex_unlock(&f->mu);
     store_model_t m;
     if (p->has_threshold && store_model_get(f->st, p->id, local, &m) == STORE_OK) {
         if (m.threshold != p->threshold &&

@@ -369,7 +369,8 @@ def sec_replicas(env):
     if None not in took:
         note("both replicas served the trainer's new version %.1f s after the job ended"
              % max(took))
-    check(c1.req("GET", "/readyz")[0] == 200, "a replica with a model: /readyz 200")
+    # ready once the poll that imported the model has recorded it
+    wait_for("a replica with a model: /readyz 200", lambda: c1.req("GET", "/readyz")[0] == 200)
     img = env.test[0]
     st, js, _, _ = th.Client(ng.port, th.ADMIN_KEY).req(
         "POST", "/v1/products/tile/inspect", img, "image/png")
