@@ -191,6 +191,18 @@ enum MHD_Result h_map(hreq *r);
 enum MHD_Result h_key_create(hreq *r);
 enum MHD_Result h_key_list(hreq *r);
 enum MHD_Result h_key_delete(hreq *r);
+enum MHD_Result h_model_bundle(hreq *r);
+enum MHD_Result h_model_import(hreq *r);
+
+/* bundles.c: on a replica (ctx->follow), refuses the routes that are the
+ * trainer's (409 read_only_replica) as soon as the headers are in. */
+void replica_check(hreq *r);
+/* 1 (why filled) while a replica holds no model yet; 0 otherwise. */
+int replica_not_ready(hreq *r, char *why, size_t cap);
+/* Appends the follower's metrics to text (realloc'd); 0, or -1 out of memory. */
+int replica_metrics(hreq *r, char **text, size_t *len);
+/* errors.c: a refused bundle (bundle_status) with the parser's message. */
+enum MHD_Result bundle_fail(hreq *r, int bundle_status, const char *msg);
 
 /* ---- static.c: the operator console's files, served at / ---------------- */
 

@@ -7,9 +7,12 @@
 
 #include <stddef.h>
 
+#include "bundle.h"
+
 #define ERR_ANY (-1) /* a layer's row for every status not listed before it */
 
-typedef enum { ERR_ENGINE = 0, ERR_CODEC = 1, ERR_STORE = 2, ERR_POOL = 3, ERR_AUDIT = 4 } err_layer;
+typedef enum { ERR_ENGINE = 0, ERR_CODEC = 1, ERR_STORE = 2, ERR_POOL = 3, ERR_AUDIT = 4,
+               ERR_BUNDLE = 5 } err_layer;
 
 typedef struct err_row {
     err_layer layer;
@@ -58,6 +61,15 @@ static const err_row err_table[] = {
      "the disk is full: the inspection could not be recorded"},
     {ERR_AUDIT, ERR_ANY, 503, "audit_unavailable",
      "the audit trail cannot be written: the inspection was not recorded"},
+    /* a model bundle refused on import (bundle.h); BUNDLE_ERR_STORE is
+     * answered by the store's status */
+    {ERR_BUNDLE, BUNDLE_ERR_FORMAT, 400, "invalid_bundle", NULL},
+    {ERR_BUNDLE, BUNDLE_ERR_VERSION, 422, "unsupported_bundle_version", NULL},
+    {ERR_BUNDLE, BUNDLE_ERR_CHECKSUM, 422, "bundle_checksum_mismatch", NULL},
+    {ERR_BUNDLE, BUNDLE_ERR_SIGNATURE, 403, "bundle_signature_invalid", NULL},
+    {ERR_BUNDLE, BUNDLE_ERR_UNSIGNED, 403, "bundle_unsigned", NULL},
+    {ERR_BUNDLE, BUNDLE_ERR_BACKBONE, 409, "backbone_mismatch", NULL},
+    {ERR_BUNDLE, ERR_ANY, 500, "internal_error", NULL},
 };
 
 static const err_row *err_find(err_layer layer, int status)
@@ -112,4 +124,10 @@ enum MHD_Result inspection_fail(hreq *r, const inspect_result *res)
     default: /* INSPECT_NOT_READY */
         return reply_error(r, 503, "not_ready", "inference workers are not running");
     }
+}
+
+enum MHD_Result bundle_fail(hreq *r, int bs, const char *msg)
+{
+    const err_row *e = err_find(ERR_BUNDLE, bs);
+    return reply_error(r, e->http, e->code, "%s", e->msg != NULL ? e->msg : msg);
 }

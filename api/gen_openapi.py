@@ -152,6 +152,12 @@ paths = {
    "get": op("List keys (no secrets)", "admin", {**resp("200", "keys", listof("keys", ref("Key"), True)), **errs("400", "401", "403")}, [P("Limit"), P("Cursor"), P("After")], tags=["keys"])},
  "/v1/keys/{id}": {"delete": op("Revoke a key", "admin", {"204": {"description": "revoked"}, **errs("401", "403", "404")}, [P("KeyId")], tags=["keys"])},
 }
+# issue 16: model bundles (docs/API.md, "Model bundles")
+bundle_bin = {"type": "string", "format": "binary", "description": "a model bundle (docs/API.md, Model bundles)"}
+paths["/v1/products/{id}/models/{version}/bundle"] = {"get": op("A version as one file to import elsewhere: model, product settings, threshold(s), backbone hash, figures, SHA-256, HMAC signature with --bundle-key-file", "operate", {**resp("200", "the bundle", bundle_bin, "application/vnd.cfa.bundle"), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])}
+paths["/v1/products/{id}/models"]["post"] = op("Import a bundle as the product's next version (the product is created from the bundle when absent); 400 invalid_bundle, 403 bundle_signature_invalid / bundle_unsigned, 409 backbone_mismatch / read_only_replica, 422 bundle_checksum_mismatch / unsupported_bundle_version", "operate", {**resp("201", "the imported version (its figures carry origin)", ref("Model"), headers=loc), **errs("400", "401", "403", "404", "409", "413", "415", "422", "503")},
+  [P("ProductId"), {"name": "activate", "in": "query", "schema": {"type": "boolean", "default": False}, "description": "make the imported version the active one"}],
+  {"required": True, "content": {c: {"schema": bundle_bin} for c in ("application/vnd.cfa.bundle", "application/octet-stream")}}, tags=["models"])
 doc = {"openapi": "3.0.3",
  "info": {"title": "cfa-server", "version": "1",
           "description": "CFA anomaly inspection for factory lines (docs/API.md, version 1). Errors: `{\"error\": {\"code\", \"message\"}}` with the matching status. Any request may be refused before routing with 400 `invalid_path`, `invalid_query`, `invalid_header` or `ambiguous_length` (docs/API.md, strict HTTP). Roles: inspect < operate < admin."},

@@ -410,6 +410,7 @@ static enum MHD_Result on_headers(api_server *s, hreq *r, const char *url)
             deny(r, 404, "not_found", "no such endpoint: %s %.200s", r->method, url);
         else
             auth_check(r);
+        replica_check(r);
     }
     if (conn_headers_done(s->conns, r->con, deadline_body(r), is_probe(r)) != 0)
         return reply_over_limit(r);

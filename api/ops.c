@@ -33,6 +33,8 @@ enum MHD_Result h_readyz(hreq *r)
         return reply_error(r, 503, "not_ready", "inference workers not running");
     if (c->jobs == NULL || !jobs_alive(c->jobs))
         return reply_error(r, 503, "not_ready", "training runner not running");
+    if (replica_not_ready(r, why, sizeof why))
+        return reply_error(r, 503, "not_ready", "%s", why);
     return reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -58,6 +60,10 @@ enum MHD_Result h_metrics(hreq *r)
     store_image_count_all(c->st, &g.images_stored);
     size_t len = 0;
     char *text = mp_render(&g, &len);
+    if (text != NULL && replica_metrics(r, &text, &len) != 0) {
+        free(text);
+        text = NULL;
+    }
     if (text == NULL)
         return reply_error(r, 500, "internal_error", "out of memory");
     return reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);

@@ -16,6 +16,7 @@
 #define CFA_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "inspect.h"
@@ -33,6 +34,9 @@ typedef struct api_ctx {
     const cfg_t *cfg;
     const char *version;
     const char *web_dir; /* the console's files: set by api_start (static.c) */
+    const uint8_t *bundle_key; /* --bundle-key-file: signs exports, required of imports */
+    size_t bundle_key_len;
+    struct follow *follow; /* a replica's follower (follow.h); NULL on a trainer */
 } api_ctx;
 
 typedef struct api_server api_server;

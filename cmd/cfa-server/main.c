@@ -24,8 +24,10 @@
 #include "api.h"
 #include "base_log.h"
 #include "budget.h"
+#include "bundle.h"
 #include "cfa.h"
 #include "config.h"
+#include "follow.h"
 #include "inspect.h"
 #include "jobs.h"
 #include "pool.h"
@@ -42,6 +44,9 @@ typedef struct daemon_parts {
     pool_t *pool;
     jobs_t *jobs;
     inspect_t *inspect; /* the inspection use case over pool and store */
+    follow_t *follow;   /* --follow: the replica's follower thread      */
+    uint8_t bundle_key[BUNDLE_KEY_MAX]; /* --bundle-key-file          */
+    size_t bundle_key_len;
     api_ctx ctx;      /* outlives srv, as api_start requires        */
     api_server *srv;
 } daemon_parts;
@@ -193,12 +198,39 @@ static store_t *open_data(const cfg_t *cfg)
 static void stop_parts(daemon_parts *d)
 {
     api_stop(d->srv);
+    follow_stop(d->follow);
     inspect_free(d->inspect);
     jobs_stop(d->jobs);
     pool_free(d->pool);
     store_close(d->st);
     img_budget_free(d->pixels);
     memset(d, 0, sizeof *d);
+}
+
+/* --bundle-key-file, and for a replica (--follow) the trainer's key and the
+ * follower thread. 0, or -1 with err. */
+static int start_bundles(daemon_parts *d, const cfg_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->bundle_key_file[0] != '\0' &&
+        bundle_key_load(cfg->bundle_key_file, d->bundle_key, &d->bundle_key_len, err, errlen) != 0)
+        return -1;
+    if (cfg->follow_url[0] == '\0')
+        return 0;
+    uint8_t key[BUNDLE_KEY_MAX + 1];
+    size_t klen = strlen(cfg->follow_key);
+    if (cfg->follow_key_file[0] != '\0') {
+        if (bundle_key_load(cfg->follow_key_file, key, &klen, err, errlen) != 0)
+            return -1;
+    } else {
+        memcpy(key, cfg->follow_key, klen);
+    }
+    key[klen] = '\0';
+    follow_options fo = {.url = cfg->follow_url, .key = (const char *)key,
+                         .interval_ms = cfg->follow_interval_ms, .st = d->st,
+                         .backbone_sha256 = pool_backbone_sha256(d->pool),
+                         .bundle_key = d->bundle_key_len > 0 ? d->bundle_key : NULL,
+                         .bundle_key_len = d->bundle_key_len};
+    return follow_start(&fo, &d->follow, err, errlen);
 }
 
 /* Starts the pool, the job runner and the HTTP API on the
@@ -231,13 +263,18 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
+    if (start_bundles(d, cfg, err, sizeof err) != 0)
+        goto fail;
     d->ctx = (api_ctx){.st = d->st,
                        .pool = d->pool,
                        .jobs = d->jobs,
                        .inspect = d->inspect,
                        .pixels = d->pixels,
                        .cfg = cfg,
-                       .version = CFA_VERSION_STRING};
+                       .version = CFA_VERSION_STRING,
+                       .bundle_key = d->bundle_key_len > 0 ? d->bundle_key : NULL,
+                       .bundle_key_len = d->bundle_key_len,
+                       .follow = d->follow};
     if (api_start(&d->ctx, &d->srv, err, sizeof err) != 0)
         goto fail;
     return 0;

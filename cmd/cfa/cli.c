@@ -3,9 +3,11 @@
  *   cfa train --data DIR --out MODEL [settings]
  *   cfa eval  --data DIR [--model MODEL | settings] [--json]
  *   cfa infer --model MODEL IMAGE [--threshold X] [--heatmap OUT.png] [--map OUT.png]
+ *   cfa bundle export|import ...   the daemon's model bundles (bundle_cmd.c)
  *
  * Uses core/ (the engine) and server/'s codecs and metrics, never api/. */
 #define _GNU_SOURCE
+#include "bundle_cmd.h"
 #include "cfa.h"
 #include "heatmap.h"
 #include "image.h"
@@ -599,6 +601,10 @@ static void usage(FILE *f)
           "  cfa infer --model MODEL IMAGE [--threshold X] [--heatmap OUT.png] [--map OUT.png]\n"
           "            --threshold: also the daemon's decision (NG when score >= X) and regions\n"
           "  cfa info              BLAS kernels and CUDA devices this process uses\n"
+          "  cfa bundle export --model MODEL --product ID --threshold X --out FILE [--name N]\n"
+          "                    [--key-file K]   a model file as a bundle the daemon imports\n"
+          "  cfa bundle import FILE --out MODEL [--key-file K]   a daemon's bundle checked\n"
+          "                    (checksum, signature, --backbone) into a model file\n"
           "\n"
           "DIR is an MVTec-layout folder: train/good, test/<type>, ground_truth/<type>/<stem>_mask.png.\n"
           "\n"
@@ -663,6 +669,8 @@ int main(int argc, char **argv)
                      getenv("HOME") ? getenv("HOME") : ".");
         o.backbone = default_bb;
     }
+    if (!strcmp(cmd, "bundle"))
+        return cmd_bundle(argc - 2, argv + 2, o.backbone);
     settings_defaults(&o.s, SETTINGS_PAPER);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];

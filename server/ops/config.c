@@ -57,6 +57,7 @@ void cfg_defaults(cfg_t *c)
     /* the training defaults and why they differ from the paper's: settings.def */
     settings_defaults(&c->train, SETTINGS_DAEMON);
     c->log_level = LL_INFO;
+    c->follow_interval_ms = 2000;
 }
 
 static int to_ll(const char *s, long long min, long long max, long long *out)
@@ -165,6 +166,11 @@ static const opt_def OPTS[] = {
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
     {"web-dir", "CFA_WEB_DIR", K_PATH, OFF(web_dir), 0, 0, "the operator console's files, served at / (default: share/cfa-inspect/web beside the binary, else the source tree's web/)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
+    {"bundle-key-file", "CFA_BUNDLE_KEY_FILE", K_PATH, OFF(bundle_key_file), 0, 0, "HMAC-SHA256 key (file): model bundles exported are signed with it, bundles imported must be"},
+    {"follow", "CFA_FOLLOW", K_PATH, OFF(follow_url), 0, 0, "URL of a trainer (http://host:port): run as an inference replica that copies its products, active versions and thresholds; training and uploads here answer 409"},
+    {"follow-key", "CFA_FOLLOW_KEY", K_PATH, OFF(follow_key), 0, 0, "an operate key of the --follow trainer"},
+    {"follow-key-file", "CFA_FOLLOW_KEY_FILE", K_PATH, OFF(follow_key_file), 0, 0, "file holding the --follow-key (e.g. a mounted Secret)"},
+    {"follow-interval-ms", "CFA_FOLLOW_INTERVAL_MS", K_INT, OFF(follow_interval_ms), 100, 3600000, "how often a replica polls its trainer (default 2000)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
 
@@ -377,6 +383,10 @@ int cfg_from_args(cfg_t *c, int argc, char **argv, char *err, size_t errlen)
     }
     if ((c->tls_cert[0] != '\0') != (c->tls_key[0] != '\0')) {
         snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (c->follow_url[0] != '\0' && c->follow_key[0] == '\0' && c->follow_key_file[0] == '\0') {
+        snprintf(err, errlen, "--follow needs --follow-key or --follow-key-file");
         return -1;
     }
     char why[160];

@@ -61,6 +61,12 @@ typedef struct cfg {
     settings_t train;
     int log_level;          /* LL_DEBUG (0) .. LL_ERROR (3), base_log.h */
     char web_dir[CFG_PATH_MAX]; /* the console's files; "" = the default  */
+    /* issue 16: model bundles and replicas that follow a trainer */
+    char bundle_key_file[CFG_PATH_MAX]; /* HMAC key: signs bundles, required of imports */
+    char follow_url[CFG_PATH_MAX];      /* "": a trainer; else a replica of this URL */
+    char follow_key[CFG_PATH_MAX];      /* the trainer's operate key               */
+    char follow_key_file[CFG_PATH_MAX]; /* ... or the file that holds it            */
+    int follow_interval_ms;             /* between polls of the trainer            */
 } cfg_t;
 
 void cfg_defaults(cfg_t *c);
