@@ -168,6 +168,32 @@ def check(root, dockerfile, tracked, problems):
     print("%s: %d files in the context, %d COPY/ADD sources checked" % (name, len(ctx), n_copy))
 
 
+# Docker's documented examples (docs.docker.com, "Build context", .dockerignore
+# files) and moby/patternmatcher's tests: (ignore file, path, excluded?)
+SELF_TEST = [
+    ("*/temp*", "somedir/temporary.txt", True), ("*/temp*", "somedir/temp", True),
+    ("*/temp*", "temp", False), ("*/temp*", "a/b/temp", False),
+    ("*/*/temp*", "somedir/subdir/temporary.txt", True), ("temp?", "tempa", True),
+    ("temp?", "tempab", False), ("**/*.go", "main.go", True), ("**/*.go", "a/b/c.go", True),
+    ("build", "build/CMakeCache.txt", True), ("build", "src/build/x.c", False),
+    ("/build", "build/x", True), ("build*", "build-asan/x", True), ("build*", "xbuild", False),
+    ("*.md\n!README*.md\nREADME-secret.md", "README.md", False),
+    ("*.md\n!README*.md\nREADME-secret.md", "README-secret.md", True),
+    ("*.md\n!README*.md\nREADME-secret.md", "docs/API.md", False),
+    ("**/node_modules", "tools/x/node_modules/a/b.js", True), ("a/**/b", "a/b", True),
+    ("a/**/b", "a/x/y/b", True), ("a/**", "a/x/y", True), ("a/**", "ab", False),
+    ("file.?xt", "file.txt", True), ("file.?xt", "fileatxt", False),
+]
+
+
+def self_test():
+    bad = []
+    for ign, path, want in SELF_TEST:
+        if excluded(path, parse_ignore(ign)) != want:
+            bad.append("pattern %r on %s: excluded=%s, Docker says %s" % (ign, path, not want, want))
+    return bad
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True, help="repository root (the build context)")
@@ -177,7 +203,8 @@ def main():
     tracked = subprocess.run(["git", "-C", root, "ls-files", "-z"], check=True,
                              capture_output=True).stdout.decode().split("\0")
     tracked = [t for t in tracked if t]
-    problems = []
+    problems = self_test()
+    print("ignore rules: %d of Docker's examples checked" % len(SELF_TEST))
     for d in a.dockerfiles:
         check(root, os.path.abspath(d), tracked, problems)
     for p in problems:
