@@ -12,7 +12,11 @@ under it, '!' re-includes, the last matching pattern wins. Checks:
     node_modules, the carried .debs (.deps/) and *.pt are outside the context,
     both as found on disk and for such paths that do not exist here;
   - every file git tracks is inside it (the image builds the tree);
-  - every COPY/ADD source without --from exists in it.
+  - every COPY/ADD source without --from exists in it;
+  - the image (the last stage) is what issue 16 asks: multi-stage, the last
+    stage copies nothing but named files from the context, runs as a non-root
+    USER, has a HEALTHCHECK on /readyz and the OCI version/revision labels
+    from build arguments.
 Exit 1 with every problem listed."""
 import argparse
 import json
@@ -151,6 +155,7 @@ def check(root, dockerfile, tracked, problems):
     for p in tracked:
         if p not in ctx and os.path.exists(os.path.join(root, p)):
             problems.append("%s: tracked file %s is left out of the build context" % (name, p))
+    check_runtime_stage(name, open(dockerfile).read(), problems)
     n_copy = 0
     for kw, args in instructions(open(dockerfile).read()):
         if kw not in ("COPY", "ADD"):
@@ -192,6 +197,34 @@ def self_test():
         if excluded(path, parse_ignore(ign)) != want:
             bad.append("pattern %r on %s: excluded=%s, Docker says %s" % (ign, path, not want, want))
     return bad
+
+
+def check_runtime_stage(name, text, problems):
+    stages, cur = [], None
+    for kw, args in instructions(text):
+        if kw == "FROM":
+            cur = []
+            stages.append(cur)
+        if cur is not None:
+            cur.append((kw, args))
+    if len(stages) < 2:
+        problems.append("%s: one stage: the toolchain ends up in the image" % name)
+    last = stages[-1] if stages else []
+    users = [a for k, a in last if k == "USER"]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("%s: the last stage runs as root (no USER, or USER root)" % name)
+    checks = [a for k, a in last if k == "HEALTHCHECK"]
+    if not checks or "/readyz" not in checks[-1]:
+        problems.append("%s: no HEALTHCHECK on /readyz in the last stage" % name)
+    labels = " ".join(a for k, a in last if k == "LABEL")
+    args = {a.split("=")[0] for k, a in last if k == "ARG"}
+    for key, arg in (("org.opencontainers.image.version", "VERSION"),
+                     ("org.opencontainers.image.revision", "REVISION")):
+        if not re.search(re.escape(key) + r'="?\$\{?' + arg, labels) or arg not in args:
+            problems.append("%s: LABEL %s from ARG %s missing" % (name, key, arg))
+    for k, a in last:
+        if k in ("COPY", "ADD") and any(os.path.normpath(src) == "." for src in copy_sources(a)):
+            problems.append("%s: the last stage copies the whole context" % name)
 
 
 def main():
