@@ -171,7 +171,7 @@ log "mode $MODE, device $DEVICE, torch $("$PY" -c 'import torch; print(torch.__v
 # dependencies (libmicrohttpd -> libgnutls ...), with no LD_LIBRARY_PATH that
 # would reach python3 and the system tools the tests run.
 configure() {
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+  cmake -S "$ROOT" -B "$BUILD" \
     -DPKG_CONFIG_EXECUTABLE="$DEPS/bin/pkg-config" \
     -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags \
     -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--disable-new-dtags \
@@ -180,7 +180,7 @@ configure() {
 step configure configure || exit 1
 # --quick builds only what its steps run
 targets=()
-[ "$QUICK" = 1 ] && targets=(--target cfa-server cfa bench_http bench_jpeg test_config test_sha256
+[ "$QUICK" = 1 ] && targets=(--target cfa-server cfa bench_http bench_jpeg bench_model bench_train test_config test_sha256
                              test_image test_store test_inspect test_metrics_prom)
 step build cmake --build "$BUILD" -j "$JOBS" "${targets[@]}" || exit 1
 # every carried library resolves, from the prefix
