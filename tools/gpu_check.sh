@@ -78,8 +78,16 @@ fetch() {
       --no-breaks --no-replaces --no-enhances "${DEB_ROOTS[@]}" \
     | grep -v '^ ' | grep -v '^<' | sort -u | grep -Ev "$DEB_SKIP")
   [ "${#pkgs[@]}" -gt "${#DEB_ROOTS[@]}" ] || die "apt-cache depends resolved too little: ${pkgs[*]}"
+  # already there: the same packages at the same candidate versions
+  local want
+  want="$(apt-cache show --no-all-versions "${pkgs[@]}" 2>/dev/null | grep -E '^(Package|Version):' | sha256sum | cut -c1-16)"
+  if [ -f "$DEBS/.stamp" ] && [ "$(cat "$DEBS/.stamp")" = "$want" ]; then
+    log "$DEBS up to date (${#pkgs[@]} packages)"
+    return
+  fi
   rm -rf "$DEBS.new" && mkdir -p "$DEBS.new"
   (cd "$DEBS.new" && apt-get download "${pkgs[@]}" >/dev/null) || die "apt-get download failed"
+  echo "$want" > "$DEBS.new/.stamp"
   rm -rf "$DEBS" && mv "$DEBS.new" "$DEBS"
   log "fetched ${#pkgs[@]} packages into $DEBS ($(du -sh "$DEBS" | cut -f1))"
 }
@@ -227,12 +235,15 @@ steps = [dict(zip(("name", "rc", "seconds"), (l.split("\t")[0], int(l.split("\t"
          for l in open(os.path.join(out, "steps.tsv")) if l.strip()]
 bench = {}
 for d in sorted(glob.glob(os.path.join(out, "bench_*"))):
+    if not os.path.isdir(d):
+        continue
     runs = {}
     for f in sorted(glob.glob(os.path.join(d, "http_c*.json"))):
-        try:
-            runs[os.path.basename(f)[5:-5]] = json.load(open(f))
-        except ValueError:
-            pass
+        # bench_http's report, then its figures as one JSON line
+        lines = [l for l in open(f) if l.startswith("{")]
+        if lines:
+            r = json.loads(lines[-1])
+            runs["clients_%d" % r.get("clients", 0)] = r
     bench[os.path.basename(d)[6:]] = runs
 try:
     import torch
@@ -250,10 +261,13 @@ for s in steps:
     print("%-24s %s %5d s" % (s["name"], "ok  " if s["rc"] == 0 else "FAIL", s["seconds"]))
 for k, runs in bench.items():
     for c, r in runs.items():
-        print("%-24s %s clients: %s" % (k, c, {x: r[x] for x in ("throughput_rps", "p50_ms", "p99_ms") if x in r}))
+        lat = r.get("latency_ms", {})
+        print("%-24s %-11s %4d ok %3d x 503 %8.1f inspections/s  p50 %s ms  p99 %s ms"
+              % (k, c, r.get("ok", 0), r.get("status_503", 0), r.get("throughput_rps", 0),
+                 lat.get("p50"), lat.get("p99")))
 EOF
 log "wrote $OUT/gpu_check.json"
 [ $fails -eq 0 ] || die "a step failed (see $OUT/gpu_check.json)"
 log "PASS"
 }
-main "$@"
+main "$@"; exit $?
