@@ -52,9 +52,11 @@ endif()
 
 # tools/gpu_check.sh --cpu --quick: the GPU check's every step on cpu, against
 # Debian's libtorch and the .debs carried in .deps/debs (fetched first with
-# --fetch, which needs apt), in its own build folder (ccache makes reruns cheap)
+# --fetch, which needs apt), in its own build folder beside the build folder
+# (BUILD-gpu-check: the same depth, so ccache's relative paths match and the
+# objects of the main build are reused)
 add_test(NAME deploy.gpu_check_cpu
-         COMMAND sh -c "\"$1/tools/gpu_check.sh\" --fetch && \"$1/tools/gpu_check.sh\" --cpu --quick --out \"$2/gpu-check-out\" --build \"$2/gpu-check-build\" --data \"$3\" --backbone \"$4\""
+         COMMAND sh -c "\"$1/tools/gpu_check.sh\" --fetch && \"$1/tools/gpu_check.sh\" --cpu --quick --out \"$2-gpu-check/out\" --build \"$2-gpu-check\" --data \"$3\" --backbone \"$4\""
                  sh ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR} ${CFA_TEST_DATA_DIR} ${CFA_BACKBONE_PATH})
 set_tests_properties(deploy.gpu_check_cpu PROPERTIES LABELS deploy TIMEOUT 1800
                      ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
