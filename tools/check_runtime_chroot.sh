@@ -131,6 +131,15 @@ for _ in $(seq 1 600); do   # the backbone loads before /readyz says 200
 done
 [ -n "$ready" ] || { tail -20 "$WORK/daemon.log" >&2; die "/readyz never answered 200"; }
 log "/readyz: 200"
+# the image's HEALTHCHECK command, from inside the root as the user (curl is
+# in the package list for it), and the CLI's libraries
+chroot --userspec="$APP_USER:$APP_USER" "$RFS" curl -fsS -o /dev/null "$URL/readyz" \
+  || die "the HEALTHCHECK's curl failed inside the root"
+if ! chroot --userspec="$APP_USER:$APP_USER" "$RFS" /usr/local/bin/cfa --help > /dev/null 2>&1; then
+  chroot "$RFS" ldd /usr/local/bin/cfa | grep "not found" >&2
+  die "cfa does not run in the root"
+fi
+log "HEALTHCHECK command (curl, in the root): ok; cfa runs"
 
 # ------------------------------------- 4. one product, trained, one inspection
 curl -fsS -X POST "$URL/v1/products" -H "$AUTH" -H 'Content-Type: application/json' \
