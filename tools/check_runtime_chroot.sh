@@ -97,7 +97,7 @@ DESTDIR="$RFS" cmake --install "$BUILD" --prefix /usr/local > "$WORK/install.log
 mkdir -p "$RFS/opt/cfa"
 cp "$BACKBONE" "$RFS/opt/cfa/resnet50_imagenet.pt"
 chroot "$RFS" groupadd --system --gid "$APP_UID" "$APP_USER"
-chroot "$RFS" useradd --system --uid "$APP_UID" --gid "$APP_UID" --home-dir /var/lib/cfa \
+chroot "$RFS" useradd --uid "$APP_UID" --gid "$APP_UID" --home-dir /var/lib/cfa \
   --no-create-home --shell /usr/sbin/nologin "$APP_USER"
 mkdir -p "$RFS/var/lib/cfa"
 chroot "$RFS" chown "$APP_USER:$APP_USER" /var/lib/cfa
