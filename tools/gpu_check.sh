@@ -254,7 +254,8 @@ except Exception:
 rev = subprocess.run(["git", "-C", os.path.dirname(out), "rev-parse", "HEAD"], capture_output=True,
                      text=True).stdout.strip() or None
 doc = {"mode": mode, "device": device, "gpu": gpu, "torch": torch_v, "host": platform.node(),
-       "revision": rev, "wall_s": wall, "passed": all(s["rc"] == 0 for s in steps),
+       "revision": rev, "wall_s": wall, "budget_s": 480, "within_budget": wall <= 480,
+       "passed": all(s["rc"] == 0 for s in steps),
        "steps": steps, "http_224": bench}
 json.dump(doc, open(os.path.join(out, "gpu_check.json"), "w"), indent=1)
 for s in steps:
