@@ -9,6 +9,7 @@
 #  4. darknet's sample photos (eagle.jpg, dog.jpg) for the classification test,
 #     via apt-get download + dpkg-deb -x (darknet itself is not installed)
 #  5. npm ci in tests/console (playwright-core for the console's browser test)
+#  6. npm ci in tools/deploy-check (the Dockerfile and Kubernetes checks)
 #
 # Environment: CFA_CACHE_DIR (default ~/.cache/cfa), CFA_SKIP_APT=1 (skip step 1),
 # CFA_TORCH=external: libtorch comes from elsewhere (the official CUDA build, see
@@ -174,6 +175,19 @@ if [ -n "$want" ] && [ "$have" = "$want" ]; then
 else
   log "npm ci in $CONSOLE_DIR (playwright-core $want)"
   (cd "$CONSOLE_DIR" && npm ci --prefer-offline --no-audit --no-fund >/dev/null) || die "npm ci in tests/console failed"
+fi
+
+# ------------------------------------------------- 6. deploy-check npm tools
+# dockerfilelint, dockerfile-utils, kubernetes-models (tests/integration/deploy.cmake),
+# pinned by tools/deploy-check/package-lock.json; redone when the lock changes
+DC="$ROOT/tools/deploy-check"
+if [ -f "$DC/node_modules/.package-lock.json" ] \
+   && [ "$(sha256sum < "$DC/package-lock.json")" = "$(cat "$DC/node_modules/.lock-sha256" 2>/dev/null)" ]; then
+  log "deploy-check npm tools: up to date"
+else
+  log "npm ci in tools/deploy-check"
+  (cd "$DC" && npm ci --no-audit --no-fund --silent) || die "npm ci in $DC failed"
+  sha256sum < "$DC/package-lock.json" > "$DC/node_modules/.lock-sha256"
 fi
 
 # ------------------------------------------------------------------- summary
