@@ -32,6 +32,9 @@ const api_route api_routes[] = {
     {"POST", "/v1/keys", "/v1/keys", STORE_ROLE_ADMIN, 1, h_key_create, 0},
     {"GET", "/v1/keys", "/v1/keys", STORE_ROLE_ADMIN, 0, h_key_list, 0},
     {"DELETE", "/v1/keys/{}", "/v1/keys/{id}", STORE_ROLE_ADMIN, 0, h_key_delete, 0},
+    {"PUT", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 2, h_mask_put, 0},
+    {"GET", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 0, h_mask_get, 0},
+    {"DELETE", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 0, h_mask_delete, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

@@ -212,7 +212,12 @@ static void score_batch(worker *w, pool_req **reqs, int n, const cfa_model **mod
         if (m == NULL && st[i] == CFA_OK)
             m = worker_model(w, reqs[i]->product, reqs[i]->version, &st[i], err[i], sizeof err[i]);
         models[i] = m;
-        if (m != NULL) {
+        if (m != NULL && reqs[i]->n_tiles > 0) { /* a tiled image: its own forward */
+            st[i] = cfa_score_tiles(w->bb, m, reqs[i]->tiles, reqs[i]->n_tiles,
+                                    reqs[i]->tile_results);
+            if (st[i] != CFA_OK)
+                snprintf(err[i], sizeof err[i], "%s", cfa_last_error());
+        } else if (m != NULL) {
             idx[g] = i;
             imgs[g] = reqs[i]->image;
             g++;
