@@ -3,24 +3,23 @@
 
 #include <string.h>
 
-/* Tile origins along one side of length n: stride tile - overlap, the last
- * moved back to end at n. Returns their number, or -1 past max. */
+/* Tile origins along one side of length n: as few tiles as keep neighbours
+ * overlapping by at least `overlap`, spread evenly from 0 to n - tile (an
+ * even spread, not a last tile moved back onto its neighbour, so no pixels
+ * are scored three times). Returns their number, or -1 past max. */
 static int tile_starts(int n, int tile, int overlap, int *starts, int max)
 {
     if (n <= tile) {
         starts[0] = 0;
         return 1;
     }
-    int stride = tile - overlap, k = 0;
-    for (int s = 0;; s += stride) {
-        if (k >= max)
-            return -1;
-        if (s + tile >= n) {
-            starts[k++] = n - tile;
-            return k;
-        }
-        starts[k++] = s;
-    }
+    int stride = tile - overlap;
+    int64_t k = ((int64_t)n - tile + stride - 1) / stride + 1;
+    if (k > max)
+        return -1;
+    for (int i = 0; i < (int)k; i++)
+        starts[i] = (int)(((int64_t)i * (n - tile) + (k - 1) / 2) / (k - 1));
+    return (int)k;
 }
 
 int roi_tile_grid(int w, int h, int tile, int overlap, roi_tile *out, int max)

@@ -16,9 +16,9 @@
  *     }
  *
  * Tiles: tile x tile squares at the image's own resolution, overlapping by
- * `overlap` pixels, the last row and column moved back to end at the image's
- * edge (so no tile runs past it, and every pixel is in at least one tile); a
- * side shorter than the tile is one tile of that side. Their maps are
+ * at least `overlap` pixels, spread evenly from edge to edge (no tile runs
+ * past the image, every pixel is in at least one tile); a side shorter than
+ * the tile is one tile of that side. Their maps are
  * stitched with the maximum where tiles overlap (roi_tile_stitch).
  *
  * All functions are reentrant and keep no state.
