@@ -241,6 +241,11 @@ static step_result step_roi(job_run *r)
     if (tile > 0) {
         r->p.resize_h = r->p.resize_w = tile;
         r->p.crop_h = r->p.crop_w = 0;
+        /* the figures' params say what the model was trained with */
+        settings_set(&r->set, SET_resize_h, (setting_value){.i = tile});
+        settings_set(&r->set, SET_resize_w, (setting_value){.i = tile});
+        settings_set(&r->set, SET_crop_h, (setting_value){.i = 0});
+        settings_set(&r->set, SET_crop_w, (setting_value){.i = 0});
         r->sc.lim.fit_w = r->sc.lim.fit_h = 0;
         if (train_tiles_init(&r->tiles, r->imgs, r->order + r->n_hold, r->n_train, tile, ov,
                              &r->sc.lim, &r->j->cancel) != 0)

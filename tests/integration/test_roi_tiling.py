@@ -230,8 +230,10 @@ def sec_tiling(env):
         sq = train(c, "squeezed", dict(FAST, crop_h=0, crop_w=0, resize_h=SQUEEZE,
                                        resize_w=SQUEEZE, margin=1.15))
         ti = train(c, "tiled", dict(FAST, tile=BIG, tile_overlap=0, margin=1.15))
+        tp = ti["figures"].get("params", {})
         check(sq["figures"].get("tile") == 0 and ti["figures"].get("tile") == BIG and
-              ti["figures"].get("tiles", 0) >= 9,
+              ti["figures"].get("tiles", 0) >= 9 and tp.get("resize_w") == BIG and
+              tp.get("crop_w") == 0,
               "the tiled model's figures: tile %s, %s tiles" %
               (ti["figures"].get("tile"), ti["figures"].get("tiles")))
         x0, y, length, width = BIG + 24, BIG + 60, 80, 1
