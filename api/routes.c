@@ -37,6 +37,9 @@ const api_route api_routes[] = {
     {"GET", "/v1/inspections/{}/image", "/v1/inspections/{id}/image", STORE_ROLE_INSPECT, 0, h_inspection_image, 0},
     {"GET", "/v1/products/{}/models/{}/bundle", "/v1/products/{id}/models/{version}/bundle", STORE_ROLE_OPERATE, 0, h_model_bundle, 0},
     {"POST", "/v1/products/{}/models", "/v1/products/{id}/models", STORE_ROLE_OPERATE, 2, h_model_import, 0},
+    {"PUT", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 2, h_mask_put, 0},
+    {"GET", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 0, h_mask_get, 0},
+    {"DELETE", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 0, h_mask_delete, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 

@@ -308,6 +308,14 @@ CFA_API cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *mod
                                    const cfa_image *images, int n,
                                    cfa_result *out /* OUT: n results */);
 
+/* Scores the n tiles of one image (issue 13) with model m in ONE backbone
+ * forward (cfa_score and cfa_score_multi run forwards of at most 8 images):
+ * same results as cfa_score per tile. The caller bounds n (memory grows
+ * with it); out must point to n results. */
+CFA_API cfa_status cfa_score_tiles(cfa_backbone *bb, const cfa_model *m,
+                                   const cfa_image *tiles, int n,
+                                   cfa_result *out /* OUT: n results */);
+
 /* The image-geometry map from the model-geometry one: the centre crop is
  * undone by replicating the crop's border into the resize frame
  * (resize_w x resize_h), which is resized bilinearly (PyTorch's

@@ -56,6 +56,18 @@ extern "C" cfa_status cfa_map_to_image(const float *model_map, int model_w, int 
     if (!model_map || !out || model_w <= 0 || model_h <= 0 || w <= 0 || h <= 0 ||
         resize_w < model_w || resize_h < model_h || (int64_t)w * h > ((int64_t)1 << 31))
         return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_map_to_image: bad geometry");
+    /* the same size: a copy. Not the bilinear below, whose zero weight on
+     * the next pixel would spread a NaN (an uninspected pixel, roi.h) */
+    if (w == model_w && w == resize_w && h == model_h && h == resize_h) {
+        float mx = -std::numeric_limits<float>::infinity();
+        for (size_t i = 0; i < (size_t)w * (size_t)h; i++) {
+            out[i] = model_map[i];
+            mx = out[i] > mx ? out[i] : mx;
+        }
+        if (max_out)
+            *max_out = mx;
+        return CFA_OK;
+    }
     try {
         std::vector<int> x0(w), x1(w), y0(h), y1(h);
         std::vector<float> lx0(w), lx1(w), ly0(h), ly1(h);

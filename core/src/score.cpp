@@ -234,7 +234,7 @@ static void fill_result(cfa_result &r, const at::Tensor &frame, const cfa_params
 }
 
 static void score_multi(cfa_backbone *bb, const cfa_model *const *models, const cfa_image *images, int n,
-                        cfa_result *out)
+                        cfa_result *out, int chunk)
 {
     c10::InferenceMode guard;
     std::vector<ScoreJob> jobs;
@@ -248,7 +248,7 @@ static void score_multi(cfa_backbone *bb, const cfa_model *const *models, const 
         }
     }
     DeviceScope scope(bb->device);
-    run_jobs(bb, images, jobs, 8);
+    run_jobs(bb, images, jobs, chunk);
     for (int i = 0; i < n; i++) {
         at::Tensor frame = jobs[primary[i]].frame;
         if (partner[i] >= 0)
@@ -257,8 +257,9 @@ static void score_multi(cfa_backbone *bb, const cfa_model *const *models, const 
     }
 }
 
-extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *models,
-                                      const cfa_image *images, int n, cfa_result *out)
+/* cfa_score_multi with backbone forwards of up to chunk images. */
+static cfa_status score_chunked(cfa_backbone *bb, const cfa_model *const *models, const cfa_image *images,
+                                int n, cfa_result *out, int chunk)
 {
     if (!bb || n < 0 || (n > 0 && (!models || !images || !out)))
         return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_score: NULL argument");
@@ -268,13 +269,28 @@ extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *
     if (st != CFA_OK)
         return st;
     try {
-        score_multi(bb, models, images, n, out);
+        score_multi(bb, models, images, n, out, chunk);
         return CFA_OK;
     } catch (...) {
         for (int i = 0; i < n; i++)
             cfa_result_clear(&out[i]);
         return fail_exception("cfa_score");
     }
+}
+
+extern "C" cfa_status cfa_score_multi(cfa_backbone *bb, const cfa_model *const *models,
+                                      const cfa_image *images, int n, cfa_result *out)
+{
+    return score_chunked(bb, models, images, n, out, 8);
+}
+
+extern "C" cfa_status cfa_score_tiles(cfa_backbone *bb, const cfa_model *m, const cfa_image *tiles, int n,
+                                      cfa_result *out)
+{
+    if (!m)
+        return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_score_tiles: NULL argument");
+    std::vector<const cfa_model *> models((size_t)std::max(0, n), m);
+    return score_chunked(bb, models.data(), tiles, n, out, std::max(1, n));
 }
 
 extern "C" cfa_status cfa_score(cfa_backbone *bb, const cfa_model *m, const cfa_image *images, int n,

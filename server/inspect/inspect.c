@@ -2,6 +2,7 @@
  * regions, the render job, the audit row, retention. */
 #define _GNU_SOURCE
 #include "inspect.h"
+#include "roi_inspect.h"
 
 #include "base_clock.h"
 #include "base_log.h"
@@ -19,6 +20,7 @@
 struct inspect {
     inspect_options opt;
     atomic_long since_prune; /* inspections that kept files, since start */
+    roi_cache *roi;          /* the models' ROI masks, decoded (issue 13)   */
 };
 
 int inspect_create(const inspect_options *opts, inspect_t **out)
@@ -29,11 +31,14 @@ int inspect_create(const inspect_options *opts, inspect_t **out)
         return -1;
     in->opt = *opts;
     atomic_init(&in->since_prune, 0);
+    in->roi = roi_cache_new();
     return 0;
 }
 
 void inspect_free(inspect_t *in)
 {
+    if (in != NULL)
+        roi_cache_free(in->roi);
     free(in);
 }
 
@@ -51,15 +56,23 @@ void inspect_result_clear(inspect_result *res)
 /* Decodes the body and scores it on the pool. On INSPECT_OK *im holds the
  * pixels and pr->result the maps; otherwise neither holds anything. */
 static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_req *pr,
-                            inspect_result *res)
+                            roi_inspect *ri, inspect_result *res)
 {
     img_limits lim = q->limits;
+    if (roi_inspect_begin(in->roi, in->opt.st, q->product, q->version, ri, res->error,
+                          sizeof res->error) != 0) {
+        res->pool = POOL_FAILED;
+        res->engine = CFA_ERR_IO;
+        return INSPECT_ERR_POOL;
+    }
     /* The engine shrinks the image to the model's resize anyway: a JPEG is
      * decoded at the smallest DCT scale still >= it (image.h), a fraction
      * of the pixels to decode, charge and widen. No resize known (the
      * model cannot be read): whole, and pool_run reports why. */
     img_kind kind = IMG_KIND_UNKNOWN;
-    if (!in->opt.jpeg_full && img_probe(*q->body, q->len, &kind, NULL, NULL) == IMG_OK &&
+    /* tiles are cut at the image's own resolution: never a reduced decode */
+    if (!in->opt.jpeg_full && ri->tile <= 0 &&
+        img_probe(*q->body, q->len, &kind, NULL, NULL) == IMG_OK &&
         kind == IMG_KIND_JPEG) /* a PNG never scales: no lookup, no model parse */
         pool_model_resize(in->opt.pool, q->product, q->version, &lim.fit_w, &lim.fit_h);
     /* 8-bit sources stay bytes: a quarter of the memory, widened by the
@@ -76,12 +89,19 @@ static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_re
     pr->image.height = im->height;
     pr->image.rgb = im->rgb;
     pr->image.rgb8 = im->rgb8;
+    if (roi_inspect_tiles(ri, im, pr, res->error, sizeof res->error) != 0) {
+        img_rgbf_free(im);
+        res->img = IMG_ERR_TOO_LARGE;
+        return INSPECT_ERR_DECODE;
+    }
     res->pool = pool_run(in->opt.pool, pr);
     if (q->announced != NULL)
         *q->announced = 0; /* pool_run ended the announcement */
     res->timings.queue = pr->queue_ms;
     res->timings.model = pr->model_ms;
-    if (res->pool == POOL_OK && inspect_map_to_source(&pr->result, im->src_width, im->src_height) != 0) {
+    if (res->pool == POOL_OK &&
+        ((ri->n_tiles == 0 && inspect_map_to_source(&pr->result, im->src_width, im->src_height) != 0) ||
+         roi_inspect_finish(ri, im, &pr->result) != 0)) {
         cfa_result_clear(&pr->result);
         res->pool = POOL_FAILED;
         pr->status = CFA_ERR_NOMEM;
@@ -168,11 +188,14 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
 {
     img_rgbf im;
     pool_req pr;
+    roi_inspect ri;
     memset(res, 0, sizeof *res);
     memset(&im, 0, sizeof im);
+    memset(&ri, 0, sizeof ri);
     if (in->opt.pool == NULL)
         return res->status = INSPECT_NOT_READY;
-    res->status = score(in, q, &im, &pr, res);
+    res->status = score(in, q, &im, &pr, &ri, res);
+    roi_inspect_clear(in->roi, &ri); /* the tiles' maps are stitched into pr.result */
     if (res->status != INSPECT_OK)
         return res->status;
     double t_scored = mono_ms();

@@ -187,6 +187,22 @@ static void finish(pool_t *p, device_q *d, waiter *wt)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The tiled images of a batch (issue 13): each its own backbone forward of
+ * all its tiles, after the models of the batch are known (a failure here
+ * is the request's, not its model's). */
+static void score_tiled(worker *w, pool_req **reqs, int n, const cfa_model **models,
+                        cfa_status *st, char (*err)[256])
+{
+    for (int i = 0; i < n; i++) {
+        if (models[i] == NULL || reqs[i]->n_tiles == 0)
+            continue;
+        st[i] = cfa_score_tiles(w->bb, models[i], reqs[i]->tiles, reqs[i]->n_tiles,
+                                reqs[i]->tile_results);
+        if (st[i] != CFA_OK)
+            snprintf(err[i], sizeof err[i], "%s", cfa_last_error());
+    }
+}
+
 /* Scores the n requests of a batch: one cfa_score_multi call for all whose
  * model loaded (one backbone forward across products, then each model's
  * descriptor and scoring); if that call fails, each image alone, so that one
@@ -212,12 +228,13 @@ static void score_batch(worker *w, pool_req **reqs, int n, const cfa_model **mod
         if (m == NULL && st[i] == CFA_OK)
             m = worker_model(w, reqs[i]->product, reqs[i]->version, &st[i], err[i], sizeof err[i]);
         models[i] = m;
-        if (m != NULL) {
+        if (m != NULL && reqs[i]->n_tiles == 0) {
             idx[g] = i;
             imgs[g] = reqs[i]->image;
             g++;
         }
     }
+    score_tiled(w, reqs, n, models, st, err);
     if (g == 0)
         return;
     const cfa_model **gm = malloc(sizeof *gm * (size_t)g);

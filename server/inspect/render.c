@@ -2,6 +2,7 @@
  * their first GET (render.h). */
 #define _GNU_SOURCE
 #include "render.h"
+#include "roi.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -41,8 +42,10 @@ int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, flo
     int ok = rgb != NULL &&
              heatmap_render(map, w, h,
                             base != NULL && (base->rgb != NULL || base->rgb8 != NULL) ? base : NULL, 0.0f,
-                            vmax, rgb) == 0 &&
-             png_encode_rgb8(rgb, w, h, png, len) == IMG_OK;
+                            vmax, rgb) == 0;
+    if (ok) /* pixels outside the product's ROI mask are NaN: drawn blank */
+        roi_blank_uninspected(map, w, h, base, rgb);
+    ok = ok && png_encode_rgb8(rgb, w, h, png, len) == IMG_OK;
     free(rgb);
     return ok ? 0 : -1;
 }

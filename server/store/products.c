@@ -144,6 +144,9 @@ store_status store_product_delete(store_t *st, const char *id)
         char path[STORE_PATH_MAX];
         snprintf(path, sizeof path, "%s/images/%s", st->dir, id);
         fs_rm_tree(path);
+        /* its ROI masks too: their models went with the product */
+        snprintf(path, sizeof path, "%s/masks/%s", st->dir, id);
+        fs_rm_tree(path);
     }
     return r;
 }

@@ -7,6 +7,7 @@
  * split and calibrate are in calib.c. */
 #define _GNU_SOURCE
 #include "jobs.h"
+#include "train_roi.h"
 
 #include "base_clock.h"
 #include "base_log.h"
@@ -161,6 +162,9 @@ typedef struct job_run {
     float *cal_scores;     /* the n_cal calibration scores, for the figures  */
     int64_t version;
     char err[512];
+    train_tiles tiles;     /* with opt.tile: the training images' tiles      */
+    roi_mask mask;         /* the product's ROI mask at the start, if any    */
+    char mask_sha[STORE_SHA256_HEX]; /* "" without one                        */
 } job_run;
 
 static step_result fail(job_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -225,9 +229,51 @@ static step_result step_split(job_run *r)
     return STEP_OK;
 }
 
+/* Issue 13: with a tile, the model's resize is the tile (no crop: a tile is
+ * scored whole, at the image's own resolution) and JPEGs decode whole; the
+ * product's ROI mask at this moment is the model's for good. */
+static step_result step_roi(job_run *r)
+{
+    int tile = r->opt.tile, ov = r->opt.tile_overlap;
+    if (tile > 0 && (tile < 32 || ov * 2 > tile))
+        return fail(r, "tile must be 0 or at least 32, and tile_overlap at most half of it");
+    if (tile > 0 && r->p.ensemble)
+        return fail(r, "ensemble needs a crop, and tiles are scored uncropped: not both");
+    if (tile > 0) {
+        r->p.resize_h = r->p.resize_w = tile;
+        r->p.crop_h = r->p.crop_w = 0;
+        /* the figures' params say what the model was trained with */
+        settings_set(&r->set, SET_resize_h, (setting_value){.i = tile});
+        settings_set(&r->set, SET_resize_w, (setting_value){.i = tile});
+        settings_set(&r->set, SET_crop_h, (setting_value){.i = 0});
+        settings_set(&r->set, SET_crop_w, (setting_value){.i = 0});
+        r->sc.lim.fit_w = r->sc.lim.fit_h = 0;
+        if (train_tiles_init(&r->tiles, r->imgs, r->order + r->n_hold, r->n_train, tile, ov,
+                             &r->sc.lim, &r->j->cancel) != 0)
+            return fail(r, "%s", r->tiles.err);
+    }
+    store_mask_t m;
+    store_status ss = store_mask_get(r->j->st, r->job->product, &m);
+    if (ss == STORE_ERR_NOT_FOUND)
+        return STEP_OK;
+    char path[4096];
+    img_status is = IMG_OK;
+    img_limits lim = img_default_limits();
+    roi_status rs = ROI_ERR_DECODE;
+    if (ss == STORE_OK &&
+        store_mask_path(r->j->st, r->job->product, m.sha256, path, sizeof path) == STORE_OK)
+        rs = roi_mask_load_file(path, &lim, &r->mask, &is);
+    if (rs != ROI_OK)
+        return fail(r, "the product's ROI mask: %s (%s)", roi_status_str(rs), img_status_str(is));
+    snprintf(r->mask_sha, sizeof r->mask_sha, "%s", m.sha256);
+    return STEP_OK;
+}
+
 static step_result step_train(job_run *r)
 {
     cfa_image_source src = {r->n_train, src_get, src_release, &r->sc};
+    if (r->opt.tile > 0)
+        src = (cfa_image_source){r->tiles.n, train_tiles_get, train_tiles_release, &r->tiles};
     r->pc = (prog_ctx){r->j, r->job->id, 0, -1, "", 0, 0};
     store_job_progress(r->j->st, r->job->id, "features", 0, r->p.epochs, NAN, 0.0, NULL);
     cfa_status st =
@@ -235,8 +281,8 @@ static step_result step_train(job_run *r)
     if (st == CFA_ERR_CANCELED)
         return STEP_CANCELED;
     if (st != CFA_OK)
-        return fail(r, "training failed: %s: %s%s%s", cfa_status_str(st), cfa_last_error(),
-                    r->sc.err[0] ? "; " : "", r->sc.err);
+        return fail(r, "training failed: %s: %s%s%s%s", cfa_status_str(st), cfa_last_error(),
+                    r->sc.err[0] || r->tiles.err[0] ? "; " : "", r->sc.err, r->tiles.err);
     return STEP_OK;
 }
 
@@ -272,18 +318,25 @@ static float *score_images(job_run *r, const int *order, int n)
             free(scores);
             return NULL;
         }
-        cfa_image ci = {im.width, im.height, im.rgb, im.rgb8};
-        cfa_result res;
-        memset(&res, 0, sizeof res);
-        cfa_status st = cfa_score(r->j->bb, r->model, &ci, 1, &res);
+        cfa_status st = CFA_OK;
+        if (r->opt.tile > 0 || r->mask.px != NULL) { /* issue 13: as inspections score */
+            st = roi_calib_score(r->j->bb, r->model, &im, r->opt.tile, r->opt.tile_overlap,
+                                 r->mask.px != NULL ? &r->mask : NULL, &scores[k]);
+        } else {
+            cfa_image ci = {im.width, im.height, im.rgb, im.rgb8};
+            cfa_result res;
+            memset(&res, 0, sizeof res);
+            st = cfa_score(r->j->bb, r->model, &ci, 1, &res);
+            if (st == CFA_OK)
+                scores[k] = source_score(&res, im.src_width, im.src_height);
+            cfa_result_clear(&res);
+        }
         img_rgbf_free(&im);
         if (st != CFA_OK) {
             fail(r, "calibration: %s", cfa_last_error());
             free(scores);
             return NULL;
         }
-        scores[k] = source_score(&res, im.src_width, im.src_height);
-        cfa_result_clear(&res);
     }
     return scores;
 }
@@ -343,6 +396,11 @@ static char *figures_json(const job_run *r)
     json_object_set_new(fig, "total_seconds", json_real(now_s() - r->t0));
     /* the settings that shape the model and that the API can set */
     json_object_set_new(fig, "params", settings_to_json(&r->set, SW_BODY | SW_ENGINE));
+    /* issue 13: what inspections with this model follow (roi_inspect.h) */
+    json_object_set_new(fig, "tile", json_integer(r->opt.tile));
+    json_object_set_new(fig, "tile_overlap", json_integer(r->opt.tile_overlap));
+    json_object_set_new(fig, "tiles", json_integer(r->tiles.n)); /* the bank's images */
+    json_object_set_new(fig, "mask_sha256", r->mask_sha[0] ? json_string(r->mask_sha) : json_null());
     char *text = json_dumps(fig, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(fig);
     return text;
@@ -404,6 +462,8 @@ static void run_free(job_run *r)
         free(r->sc.held);
     }
     store_images_free(r->imgs, r->n_imgs);
+    train_tiles_free(&r->tiles);
+    roi_mask_free(&r->mask);
 }
 
 static void run_job(jobs_t *j, store_job_t *job)
@@ -417,6 +477,8 @@ static void run_job(jobs_t *j, store_job_t *job)
     log_info("jobs", "%s (%s) started: epochs %d gamma_c %d gamma_d %d", job->id,
             job->product, r.p.epochs, r.p.gamma_c, r.p.gamma_d);
     step_result s = step_split(&r);
+    if (s == STEP_OK)
+        s = step_roi(&r);
     if (s == STEP_OK)
         s = step_train(&r);
     if (s == STEP_OK)

@@ -69,3 +69,7 @@ cfa_add_fuzzer(fuzz_image SOURCES ${_cfa_fuzz_dir}/fuzz_image.c LIBS cfa_media
 # Regenerates the seed corpus (see make_corpus.c); not built by default.
 add_executable(make_fuzz_corpus EXCLUDE_FROM_ALL ${_cfa_fuzz_dir}/make_corpus.c)
 target_link_libraries(make_fuzz_corpus PRIVATE PkgConfig::SPNG PkgConfig::TURBOJPEG)
+
+# The ROI mask parser of PUT /v1/products/{id}/mask (issue 13).
+cfa_add_fuzzer(fuzz_mask SOURCES ${_cfa_fuzz_dir}/fuzz_mask.c LIBS cfa_media
+               CORPUS ${_cfa_fuzz_dir}/corpus/mask)

@@ -1,7 +1,7 @@
 # Unit tests of cfa_media (image decoding and PNG encoding, heatmaps and
 # regions) and cfa_eval (evaluation metrics) (label: unit). test_image also reads the real
 # PNGs of ${CFA_TEST_DATA_DIR}/magnetic_tile_mini, skipped when absent.
-foreach(_cfa_media_t image heatmap eval)
+foreach(_cfa_media_t image heatmap eval roi)
   add_executable(test_${_cfa_media_t} ${CMAKE_CURRENT_LIST_DIR}/test_${_cfa_media_t}.c)
   target_link_libraries(test_${_cfa_media_t} PRIVATE cfa_media cfa_eval PkgConfig::CMOCKA m)
   add_test(NAME unit.${_cfa_media_t} COMMAND test_${_cfa_media_t})

@@ -546,6 +546,50 @@ static void test_files_not_stored(void **state)
     stop(fx);
 }
 
+/* Issue 13: a model whose figures name a tile and a mask. The image is
+ * scored as 6 tiles of 16 (3 x 2, overlap 4) in ONE engine call, the maps
+ * are stitched (the fake's score scale is then 1000 + the tile's width), and
+ * the mask (x < 12 not inspected) leaves square A out: the score is square
+ * B's, its region the only one, and the left of the map is NaN. */
+static void test_tiles_and_mask(void **state)
+{
+    (void)state;
+    fixture *fx = start(4, 0);
+    uint8_t mask_rgb[W * H * 3];
+    for (int k = 0; k < W * H; k++)
+        memset(&mask_rgb[3 * k], (k % W) >= 12 ? 255 : 0, 3);
+    void *mpng = NULL;
+    size_t mlen = 0;
+    store_mask_t m;
+    assert_int_equal(png_encode_rgb8(mask_rgb, W, H, &mpng, &mlen), IMG_OK);
+    assert_int_equal(store_product_create(fx->st, PRODUCT, "n", NULL, NULL), STORE_OK);
+    assert_int_equal(store_mask_put(fx->st, PRODUCT, mpng, mlen, W, H, &m), STORE_OK);
+    free(mpng);
+    char fig[256];
+    snprintf(fig, sizeof fig, "{\"tile\": 16, \"tile_overlap\": 4, \"mask_sha256\": \"%s\"}",
+             m.sha256);
+    store_model_new mn = {PRODUCT, NULL, "x", 1, 1.0, NULL, fig, 1};
+    assert_int_equal(store_model_insert(fx->st, &mn, NULL), STORE_OK);
+    int calls0 = fake_score_calls;
+    inspect_result res;
+    size_t len;
+    uint8_t *body = body_png(W, &len);
+    inspect_req q = request(&body, len, 400.0, 1);
+    assert_int_equal(inspect_run(fx->in, &q, &res), INSPECT_OK);
+    free(body); /* NULL once the render job took it */
+    pthread_mutex_lock(&fake_mu);
+    assert_int_equal(fake_score_calls - calls0, 1); /* one forward for all tiles */
+    assert_int_equal(fake_max_batch, 6);
+    pthread_mutex_unlock(&fake_mu);
+    assert_float_equal(res.row.score, 1016.0 * 128.0 / 255.0, 1e-2);
+    assert_string_equal(res.row.decision, "NG");
+    assert_int_equal(res.n_regions, 1);
+    assert_int_equal(res.regions[0].x, 20);
+    assert_int_equal(res.regions[0].y, 10);
+    inspect_result_clear(&res);
+    stop(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_pool_busy),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_files_not_stored),
+        cmocka_unit_test(test_tiles_and_mask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

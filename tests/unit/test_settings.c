@@ -284,7 +284,7 @@ static void test_apply(void **state)
                             " \"holdout\": 0.25, \"margin\": 1.5, \"activate\": false, \"crop_h\": 0}",
                             SW_BODY);
     cfa_params p = cfa_default_params();
-    settings_job j = {-1, -1, -1, -1};
+    settings_job j = {-1, -1, -1, -1, -1, -1};
     settings_apply(&s, &p, &j);
     assert_int_equal(p.bank, CFA_BANK_EMA);
     assert_true(p.seed == (uint64_t)INT64_MAX);

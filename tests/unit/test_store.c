@@ -1095,6 +1095,39 @@ static void test_sweep_temp(void **state)
     assert_int_equal(n, 0);
 }
 
+/* ROI masks (issue 13, migration *_roi_masks.sql): the file is durable and
+ * named by its sha256, the row is the product's current mask, a replaced or
+ * deleted mask keeps its file (models name it), deleting the product removes
+ * both. */
+static void test_masks(void **state)
+{
+    fixture *fx = *state;
+    store_mask_t m;
+    char path[4096];
+    assert_int_equal(store_product_create(fx->st, "p1", "n", NULL, NULL), STORE_OK);
+    assert_int_equal(store_mask_get(fx->st, "p1", &m), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_mask_put(fx->st, "nope", "ab", 2, 1, 1, &m), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_mask_put(fx->st, "p1", "ab", 2, 0, 1, &m), STORE_ERR_INVALID);
+    assert_int_equal(store_mask_put(fx->st, "p1", "first", 5, 4, 3, &m), STORE_OK);
+    char first[STORE_SHA256_HEX];
+    snprintf(first, sizeof first, "%s", m.sha256);
+    assert_int_equal(store_mask_put(fx->st, "p1", "second", 6, 8, 6, NULL), STORE_OK);
+    assert_int_equal(store_mask_get(fx->st, "p1", &m), STORE_OK);
+    assert_int_equal(m.width, 8);
+    assert_int_equal(m.bytes, 6);
+    assert_string_not_equal(m.sha256, first);
+    assert_int_equal(store_mask_path(fx->st, "p1", first, path, sizeof path), STORE_OK);
+    assert_int_equal(access(path, F_OK), 0); /* the replaced mask's file stays */
+    assert_int_equal(store_mask_delete(fx->st, "p1"), STORE_OK);
+    assert_int_equal(store_mask_delete(fx->st, "p1"), STORE_ERR_NOT_FOUND);
+    assert_int_equal(access(path, F_OK), 0);
+    char *fig = NULL;
+    assert_int_equal(store_model_figures(fx->st, "p1", 1, &fig), STORE_ERR_NOT_FOUND);
+    assert_null(fig);
+    assert_int_equal(store_product_delete(fx->st, "p1"), STORE_OK);
+    assert_int_not_equal(access(path, F_OK), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1117,6 +1150,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_masks, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -59,6 +59,13 @@ typedef struct pool_req {
     int64_t version;
     cfa_image image;
     int announced;          /* 1: counted by an earlier pool_announce(p, 1) */
+    /* n_tiles > 0: score these tiles of the image (issue 13, roi.h) instead
+     * of image, in one backbone forward of their own (cfa_score_tiles);
+     * tile_results (n_tiles, zeroed) receive the maps, the caller clears
+     * them; result stays empty */
+    const cfa_image *tiles;
+    int n_tiles;
+    cfa_result *tile_results;
     /* out */
     cfa_status status;      /* of model load or scoring                  */
     char error[256];

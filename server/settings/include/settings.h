@@ -80,6 +80,7 @@ typedef struct settings {
 typedef struct settings_job {
     double holdout, target_far, margin;
     int activate;
+    int tile, tile_overlap; /* issue 13: tiles of the images, 0 = off */
 } settings_job;
 
 typedef enum { SETTINGS_PAPER, SETTINGS_DAEMON } settings_defaults_of;

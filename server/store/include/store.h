@@ -538,4 +538,31 @@ store_status store_key_count_active(store_t *st, int64_t *n /* OUT */);
 #ifdef __cplusplus
 }
 #endif
+/* ------------------------------------------------------------ ROI masks */
+/* A product's current inspection mask (issue 13, masks.c): the PNG at
+ * <data_dir>/masks/<product>/<sha256>.png. */
+typedef struct {
+    char sha256[STORE_SHA256_HEX];
+    int width, height;
+    int64_t bytes;
+    int64_t created_at;
+} store_mask_t;
+
+/* Writes the PNG durably, then makes it the product's mask (replacing the
+ * last one's row; its file stays for the models trained with it).
+ * STORE_ERR_NOT_FOUND for an unknown product. out may be NULL. */
+store_status store_mask_put(store_t *st, const char *product, const void *data, size_t len,
+                            int width, int height, store_mask_t *out /* OUT, may be NULL */);
+/* STORE_ERR_NOT_FOUND when the product has no mask. */
+store_status store_mask_get(store_t *st, const char *product, store_mask_t *out /* OUT */);
+/* Removes the row (not the file); STORE_ERR_NOT_FOUND when there was none. */
+store_status store_mask_delete(store_t *st, const char *product);
+/* The file of mask sha256 of product (existence not checked). */
+store_status store_mask_path(store_t *st, const char *product, const char *sha256, char *buf,
+                             size_t buflen);
+/* The figures JSON of model product@version, without its blob (malloc'd
+ * into *figures_json, caller frees); STORE_ERR_NOT_FOUND when absent. */
+store_status store_model_figures(store_t *st, const char *product, int64_t version,
+                                 char **figures_json /* OUT */);
+
 #endif /* CFA_STORE_H */
