@@ -29,6 +29,7 @@
 #include "inspect.h"
 #include "jobs.h"
 #include "pool.h"
+#include "sinks.h"
 #include "store.h"
 
 #ifndef CFA_VERSION_STRING
@@ -42,6 +43,7 @@ typedef struct daemon_parts {
     pool_t *pool;
     jobs_t *jobs;
     inspect_t *inspect; /* the inspection use case over pool and store */
+    sinks_t *sinks;   /* result sink senders over the store's outbox */
     api_ctx ctx;      /* outlives srv, as api_start requires        */
     api_server *srv;
 } daemon_parts;
@@ -193,6 +195,7 @@ static store_t *open_data(const cfg_t *cfg)
 static void stop_parts(daemon_parts *d)
 {
     api_stop(d->srv);
+    sinks_stop(d->sinks);
     inspect_free(d->inspect);
     jobs_stop(d->jobs);
     pool_free(d->pool);
@@ -224,6 +227,14 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
     }
     if (pool_create(&po, fetch_model, d->st, &d->pool, err, sizeof err) != 0 ||
         jobs_start(d->st, cfg, d->pixels, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
+        goto fail;
+    sinks_options so = {.st = d->st, .max_tries = cfg->sink_max_tries,
+                        .backoff_ms = cfg->sink_backoff_ms,
+                        .backoff_max_ms = cfg->sink_backoff_max_ms > cfg->sink_backoff_ms
+                                              ? cfg->sink_backoff_max_ms
+                                              : cfg->sink_backoff_ms,
+                        .timeout_ms = cfg->sink_timeout_ms};
+    if (sinks_start(&so, &d->sinks, err, sizeof err) != 0)
         goto fail;
     inspect_options io = {.st = d->st, .pool = d->pool, .retention = cfg->retention,
                           .jpeg_full = !cfg->jpeg_dct_scale};
