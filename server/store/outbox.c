@@ -18,6 +18,8 @@
 
 #include <time.h>
 
+#include "base_clock.h"
+
 #define OB_INSPECTION 0 /* mask bit of "inspection" (every one)   */
 #define OB_INSPECTION_NG 1 /* ... of "inspection.ng"              */
 #define OB_EVENT0 2     /* store_event_kinds[i] is bit OB_EVENT0 + i */
@@ -181,14 +183,7 @@ void store_outbox_notify(store_t *st)
 
 int store_outbox_wait(store_t *st, int64_t *gen, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = wall_deadline(timeout_ms);
     pthread_mutex_lock(&st->ob->mu);
     while (st->ob->gen == *gen)
         if (pthread_cond_timedwait(&st->ob->cv, &st->ob->mu, &until) != 0)

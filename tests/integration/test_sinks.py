@@ -47,7 +47,7 @@ SECRET = "s3cret-for-the-hmac"
 MAX_TRIES = 6
 BACKOFF_MS = 200
 DAEMON_FLAGS = ["--sink-max-tries", str(MAX_TRIES), "--sink-backoff-ms", str(BACKOFF_MS),
-                "--sink-backoff-max-ms", "10000", "--sink-timeout-ms", "3000"]
+                "--sink-backoff-max-ms", "10000", "--sink-timeout-ms", "120000"]
 
 
 def wait_for(cond, timeout, what):
@@ -367,14 +367,24 @@ def sec_backoff(c, rcv, web, pid, images):
 
 
 def sec_outage(c, rcv, web, pid, images):
-    rcv.stop()
-    failed0 = sink_figures(c, web)["failed"]
+    # the receiver holds the first delivery while the parts are inspected,
+    # then goes away: the outage starts with every delivery queued, however
+    # long the inspections took
+    rcv.mode = "hold"
+    rcv.release.clear()
+    n0 = len(rcv.got)
     res = inspect_all(c, pid, images, parallel=True)
     ids = {r["inspection_id"] for r in res}
+    wait_for(lambda: len(rcv.got) > n0, 60, "a delivery in flight")
+    rcv.stop()
+    failed0 = sink_figures(c, web)["failed"]
+    rcv.mode = "fail"
+    rcv.release.set()
     # a while: until two tries failed with connection refused (well before
     # the delivery would be dead)
     wait_for(lambda: sink_figures(c, web)["failed"] >= failed0 + 2, 30, "tries during the outage")
     check(not (ids & rcv.inspection_ids()), "nothing arrives while the receiver is down")
+    rcv.mode = "ok"
     rcv.start()  # the same port
     wait_for(lambda: ids <= rcv.inspection_ids(), 60, "catch-up after the outage (%d)" % len(ids))
 
