@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "sinks_int.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,13 @@ int sinks_start(const sinks_options *o, sinks_t **out, char *err, size_t errlen)
     }
     s->o = *o;
     atomic_init(&s->stop, 0);
+    /* before any thread: curl_global_init is not thread-safe */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(s);
+        snprintf(err, errlen, "sinks: libcurl does not initialise");
+        return -1;
+    }
+    s->curl_ready = 1;
     s->web_started = pthread_create(&s->web, NULL, sinks_webhook_main, s) == 0;
     s->mqtt_started = s->web_started && pthread_create(&s->mqtt, NULL, sinks_mqtt_main, s) == 0;
     if (!s->mqtt_started) {
@@ -185,5 +193,7 @@ void sinks_stop(sinks_t *s)
         pthread_join(s->web, NULL);
     if (s->mqtt_started)
         pthread_join(s->mqtt, NULL);
+    if (s->curl_ready)
+        curl_global_cleanup();
     free(s);
 }

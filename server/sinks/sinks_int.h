@@ -12,6 +12,7 @@ struct sinks {
     atomic_int stop;
     pthread_t web, mqtt;
     int web_started, mqtt_started;
+    int curl_ready;        /* curl_global_init succeeded */
 };
 
 /* The JSON a delivery carries (malloc'd), or NULL when what it reports is

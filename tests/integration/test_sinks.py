@@ -92,14 +92,16 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 want = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
                 with rcv.lock:
-                    mode = rcv.mode
                     if self.headers.get("X-CFA-Signature") != want:
                         rcv.bad_sig += 1
-                    rcv.got.append((time.time(), self.headers.get("X-CFA-Delivery"),
-                                    self.headers.get("X-CFA-Event"), json.loads(body), mode))
-                if mode == "hold":
+                    rec = [time.time(), self.headers.get("X-CFA-Delivery"),
+                           self.headers.get("X-CFA-Event"), json.loads(body), rcv.mode]
+                    rcv.got.append(rec)
+                if rec[4] == "hold":
                     rcv.release.wait(120)
-                code = 503 if mode == "fail" else 200
+                    with rcv.lock:
+                        rec[4] = "fail" if rcv.mode == "hold" else rcv.mode
+                code = 503 if rec[4] == "fail" else 200
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.send_header("Connection", "close")
@@ -314,8 +316,10 @@ def sec_kill(env, d, c, rcv, sub, pid, images):
     check(len(held) == 1 and held <= pending,
           "deliveries in flight (1) and queued (%d of %d) at the kill" % (len(pending), len(res)))
     d.kill()
-    rcv.mode = "ok"
+    rcv.mode = "fail"  # the held answer goes nowhere: its daemon is gone
     rcv.release.set()
+    wait_for(lambda: all(g[4] != "hold" for g in rcv.got), 30, "the held answer given")
+    rcv.mode = "ok"
     d.start()
     c.port = d.port
     st, js, _, _ = c.req("GET", "/v1/inspections?product=%s&decision=NG&limit=1000" % pid)
