@@ -72,7 +72,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=40)
-    ap.add_argument("--query", default="store=false")
+    ap.add_argument("--query", default="?store=false")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="cfa-sinks-bench-")
     train_dir = os.path.join(a.data, "train", "good")
