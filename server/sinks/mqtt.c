@@ -38,6 +38,8 @@ typedef struct {
     int backoff_ms;
     inflight fl[MQ_INFLIGHT];
     int nfl;
+    int64_t acked[MQ_INFLIGHT]; /* PUBACKed this round, not yet recorded */
+    int nacked;
     int seen;              /* still listed at the last sync             */
 } client;
 
@@ -59,8 +61,7 @@ static void on_publish(struct mosquitto *m, void *obj, int mid)
     for (int i = 0; i < c->nfl; i++) {
         if (c->fl[i].mid != mid)
             continue;
-        if (store_outbox_delivered(c->s->o.st, c->fl[i].seq, c->id) != STORE_OK)
-            log_warn("sinks", "recording a delivery: %s", store_last_error());
+        c->acked[c->nacked++] = c->fl[i].seq;
         c->fl[i] = c->fl[--c->nfl];
         return;
     }
@@ -161,8 +162,19 @@ static void expire(client *c)
         drop(c, "no PUBACK in time");
 }
 
+/* The PUBACKs gathered since the last call, in one commit (at most
+ * MQ_INFLIGHT: each one ended a message in flight); a row still in the
+ * table when the daemon dies is published again (at least once). */
+static void flush_acks(client *c)
+{
+    if (store_outbox_delivered(c->s->o.st, c->acked, (size_t)c->nacked, c->id) != STORE_OK)
+        log_warn("sinks", "recording deliveries: %s", store_last_error());
+    c->nacked = 0;
+}
+
 static void step(client *c)
 {
+    flush_acks(c);
     if (c->m == NULL) {
         try_connect(c);
         if (c->m == NULL)
@@ -173,6 +185,7 @@ static void step(client *c)
     if (c->m == NULL)
         return;
     int rc = mosquitto_loop(c->m, MQ_LOOP_MS, 1);
+    flush_acks(c);
     if (rc != MOSQ_ERR_SUCCESS) {
         drop(c, mosquitto_strerror(rc));
         return;
@@ -182,6 +195,7 @@ static void step(client *c)
 
 static void client_free(client *c)
 {
+    flush_acks(c);
     if (c->m != NULL)
         mosquitto_destroy(c->m);
     free(c->config);
@@ -229,6 +243,7 @@ static void sync_clients(struct sinks *s, const sink_list *l, client ***cs, size
 void *sinks_mqtt_main(void *arg)
 {
     struct sinks *s = arg;
+    pthread_setname_np(pthread_self(), "cfa-mqtt");
     mosquitto_lib_init();
     sink_list l = {0};
     client **cs = NULL;

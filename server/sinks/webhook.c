@@ -108,7 +108,9 @@ static int64_t step_sink(struct sinks *s, CURL *h, const store_sink_t *listed)
         store_sink_clear(&k);
         return wake;
     }
-    for (size_t i = 0; i < n && !atomic_load(&s->stop); i++) {
+    int64_t *acked = n > 0 ? malloc(n * sizeof *acked) : NULL;
+    size_t nacked = 0;
+    for (size_t i = 0; i < n && acked != NULL && !atomic_load(&s->stop); i++) {
         int64_t now = sinks_now_ms();
         if (rows[i].next_at > now) {
             wake = rows[i].next_at;
@@ -126,11 +128,13 @@ static int64_t step_sink(struct sinks *s, CURL *h, const store_sink_t *listed)
             wake = sinks_note_failure(s, &rows[i], why);
             break;
         }
-        if (store_outbox_delivered(s->o.st, rows[i].seq, k.id) != STORE_OK)
-            log_warn("sinks", "recording a delivery: %s", store_last_error());
+        acked[nacked++] = rows[i].seq;
         if (i + 1 == n)
             wake = sinks_now_ms(); /* a full batch: there may be more */
     }
+    if (store_outbox_delivered(s->o.st, acked, nacked, k.id) != STORE_OK)
+        log_warn("sinks", "recording deliveries: %s", store_last_error());
+    free(acked);
     free(rows);
     store_sink_clear(&k);
     return wake;
@@ -152,6 +156,7 @@ static CURL *new_handle(void)
 void *sinks_webhook_main(void *arg)
 {
     struct sinks *s = arg;
+    pthread_setname_np(pthread_self(), "cfa-webhook"); /* top, /proc: its CPU apart */
     CURL *h = new_handle();
     if (h == NULL) {
         log_error("sinks", "libcurl: cannot make a handle; webhooks are not sent");

@@ -244,15 +244,29 @@ static store_status write_pair(store_t *st, const db_query *a, const db_query *b
     return db_wend(st, r);
 }
 
-store_status store_outbox_delivered(store_t *st, int64_t seq, const char *sink_id)
+store_status store_outbox_delivered(store_t *st, const int64_t *seqs, size_t n,
+                                    const char *sink_id)
 {
     static const char DEL[] = "DELETE FROM outbox WHERE seq = ?1";
-    static const char COUNT[] = "UPDATE sinks SET delivered = delivered + changes() WHERE id = ?1";
-    /* changes() is the DELETE's: a row delivered twice (a retry raced an
-     * acknowledgement) is counted once */
-    db_query a = {DEL, {DB_INT(seq)}, NULL, 0};
-    db_query b = {COUNT, {DB_TEXT(sink_id)}, NULL, 0};
-    return write_pair(st, &a, &b);
+    static const char COUNT[] = "UPDATE sinks SET delivered = delivered + ?2 WHERE id = ?1";
+    if (n == 0)
+        return STORE_OK;
+    if (!seqs)
+        return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    int64_t gone = 0; /* a row acknowledged twice (a retry raced an
+                         acknowledgement) is counted once */
+    for (size_t i = 0; i < n && r == STORE_OK; i++) {
+        db_query a = {DEL, {DB_INT(seqs[i])}, NULL, 0};
+        r = db_wrun(st, &a);
+        gone += r == STORE_OK ? sqlite3_changes(st->w.db) : 0;
+    }
+    db_query b = {COUNT, {DB_TEXT(sink_id), DB_INT(gone)}, NULL, 0};
+    if (r == STORE_OK)
+        r = db_wrun(st, &b);
+    return db_wend(st, r);
 }
 
 store_status store_outbox_failed(store_t *st, int64_t seq, const char *sink_id, int attempts,

@@ -61,6 +61,24 @@ def broker(tmp):
     raise RuntimeError("mosquitto did not start")
 
 
+def cpu_seconds(pid):
+    """CPU seconds (user + system) of the process and of its sender threads
+    (named cfa-webhook, cfa-mqtt), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(path):
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    total = stat("/proc/%d/stat" % pid)
+    senders = 0.0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            if f.read().strip() in ("cfa-webhook", "cfa-mqtt"):
+                senders += stat("/proc/%d/task/%s/stat" % (pid, tid))
+    return total, senders
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -92,6 +110,7 @@ def main():
             "events": ["inspection"]})
         assert st1 == 201 and st2 == 201, (st1, st2)
         ratios = []
+        cpu0 = cpu_seconds(daemons["B"][0].pid)
         for r in range(a.rounds):
             res = {}
             for name in (("A", "B") if r % 2 == 0 else ("B", "A")):
@@ -101,6 +120,10 @@ def main():
             print("round %d: off %.3f rps (p50 %.0f ms)  on %.3f rps (p50 %.0f ms)  on/off %.3f"
                   % (r + 1, ra, res["A"]["latency_ms"]["p50"], rb, res["B"]["latency_ms"]["p50"],
                      rb / ra), flush=True)
+        cpu1 = cpu_seconds(daemons["B"][0].pid)
+        total, senders = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        print("sinks on: CPU of the daemon %.1f s, of its sender threads %.2f s (%.2f%%)"
+              % (total, senders, 100.0 * senders / total if total else 0.0))
         st, js, _, _ = c.req("GET", "/v1/sinks")
         figs = [(s["kind"], s["deliveries"]) for s in js["sinks"]]
         print("median on/off throughput over %d rounds: %.3f; sinks: %s; webhook bodies received: %d"

@@ -642,8 +642,11 @@ typedef struct {
 /* The sink's oldest queued rows (at most limit), in order. */
 store_status store_outbox_head(store_t *st, const char *sink_id, size_t limit,
                                store_outbox_t **out /* OUT, free() */, size_t *n /* OUT */);
-/* The peer acknowledged row seq: deletes it and counts the delivery. */
-store_status store_outbox_delivered(store_t *st, int64_t seq, const char *sink_id);
+/* The peer acknowledged rows seqs[0..n): deletes them and counts the
+ * deliveries, in one transaction (the senders gather a round's
+ * acknowledgements: one commit, not one per delivery). */
+store_status store_outbox_delivered(store_t *st, const int64_t *seqs, size_t n,
+                                    const char *sink_id);
 /* A try of row seq failed: records it (attempts, next_at, the error) and
  * counts the failure; dead: the row leaves the queue (state dead). */
 store_status store_outbox_failed(store_t *st, int64_t seq, const char *sink_id, int attempts,
