@@ -19,6 +19,8 @@
 
 #define MQ_INFLIGHT 32 /* messages a client waits PUBACKs for */
 #define MQ_LOOP_MS 20  /* one mosquitto_loop's wait per client  */
+#define MQ_RECHECK_MS 250 /* the outbox is read on news (a commit, PUBACKs,
+                             a connection) or this often: not each loop */
 
 typedef struct {
     int mid;
@@ -40,6 +42,7 @@ typedef struct {
     int nfl;
     int64_t acked[MQ_INFLIGHT]; /* PUBACKed this round, not yet recorded */
     int nacked;
+    int64_t recheck_at;    /* ms: read the outbox again even without news */
     int seen;              /* still listed at the last sync             */
 } client;
 
@@ -49,6 +52,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     client *c = obj;
     if (rc == 0) {
         c->connected = 1;
+        c->recheck_at = 0;
         c->backoff_ms = c->s->o.backoff_ms;
         log_info("sinks", "mqtt sink %s: connected to %s:%d", c->id, c->spec.host, c->spec.port);
     }
@@ -167,12 +171,15 @@ static void expire(client *c)
  * table when the daemon dies is published again (at least once). */
 static void flush_acks(client *c)
 {
+    if (c->nacked == 0)
+        return;
     if (store_outbox_delivered(c->s->o.st, c->acked, (size_t)c->nacked, c->id) != STORE_OK)
         log_warn("sinks", "recording deliveries: %s", store_last_error());
     c->nacked = 0;
+    c->recheck_at = 0; /* room in flight: more may be waiting */
 }
 
-static void step(client *c)
+static void step(client *c, int news)
 {
     flush_acks(c);
     if (c->m == NULL) {
@@ -180,8 +187,11 @@ static void step(client *c)
         if (c->m == NULL)
             return;
     }
-    if (c->connected)
+    int64_t now = sinks_now_ms();
+    if (c->connected && (news || now >= c->recheck_at)) {
+        c->recheck_at = now + MQ_RECHECK_MS;
         publish_due(c);
+    }
     if (c->m == NULL)
         return;
     int rc = mosquitto_loop(c->m, MQ_LOOP_MS, 1);
@@ -254,8 +264,9 @@ void *sinks_mqtt_main(void *arg)
         sinks_refresh(s->o.st, "mqtt", &l, 0);
         if (l.at != before)
             sync_clients(s, &l, &cs, &nc);
+        int news = nc > 0 && store_outbox_wait(s->o.st, &gen, 0);
         for (size_t j = 0; j < nc && !atomic_load(&s->stop); j++)
-            step(cs[j]);
+            step(cs[j], news);
         if (nc == 0)
             store_outbox_wait(s->o.st, &gen, 1000);
     }
