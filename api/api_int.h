@@ -57,6 +57,7 @@ struct hreq {
     char deny_code[32];
     char deny_msg[320];
     char key_id[40];
+    char request_id[65];
     int close;             /* answer with Connection: close (strict.c) */
     size_t drained;        /* bytes of a refused body read and dropped */
 };
@@ -223,5 +224,27 @@ enum MHD_Result h_job_events(hreq *r); /* job_events.c: Server-Sent Events */
 /* 1: every event stream ends at its next poll (api_quiesce); 0: streams
  * run (api_start). */
 void job_events_closing(int closing);
+enum MHD_Result h_event_list(hreq *r);
+enum MHD_Result h_sink_create(hreq *r);
+enum MHD_Result h_sink_list(hreq *r);
+enum MHD_Result h_sink_get(hreq *r);
+enum MHD_Result h_sink_patch(hreq *r);
+enum MHD_Result h_sink_delete(hreq *r);
+enum MHD_Result h_sink_redeliver(hreq *r);
+
+/* ---- the event log (events.c) and sinks (sinks.c) ------------------------ */
+
+#define API_BODY_SINK 16384     /* a sink: URL, secret, topic, events     */
+/* An event of this request (key id, request id) into *e (store_event_clear);
+ * before and after are stolen (NULL: none). */
+void event_fill(hreq *r, store_event_t *e, const char *kind, const char *product,
+                json_t *before, json_t *after);
+/* Appends that event to the log (a failure is logged: the change is made). */
+void event_record(hreq *r, const char *kind, const char *product, json_t *before,
+                  json_t *after);
+/* The product as the store has it now, as JSON (NULL when there is none). */
+json_t *product_state(hreq *r, const char *id);
+/* The sinks' figures in the Prometheus text format (malloc'd; NULL on failure). */
+char *sinks_metrics_text(store_t *st);
 
 #endif

@@ -162,6 +162,51 @@ paths["/v1/products/{id}/models/{version}/bundle"] = {"get": op("A version as on
 paths["/v1/products/{id}/models"]["post"] = op("Import a bundle as the product's next version (the product is created from the bundle when absent); 400 invalid_bundle, 403 bundle_signature_invalid / bundle_unsigned, 409 backbone_mismatch / read_only_replica, 422 bundle_checksum_mismatch / unsupported_bundle_version", "operate", {**resp("201", "the imported version (its figures carry origin)", ref("Model"), headers=loc), **errs("400", "401", "403", "404", "409", "413", "415", "422", "503")},
   [P("ProductId"), {"name": "activate", "in": "query", "schema": {"type": "boolean", "default": False}, "description": "make the imported version the active one"}],
   {"required": True, "content": {c: {"schema": bundle_bin} for c in ("application/vnd.cfa.bundle", "application/octet-stream")}}, tags=["models"])
+# ---- the event log and result sinks (docs/API.md, "Events", "Result sinks")
+event_kinds = ["product.created", "product.changed", "product.deleted", "image.added", "image.removed",
+               "training.started", "training.finished", "model.activated", "threshold.set",
+               "key.created", "key.revoked", "sink.created", "sink.changed", "sink.deleted"]
+sink_events = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["inspection", "inspection.ng"] + event_kinds},
+               "description": "inspection (every one), inspection.ng (NG only), or event-log kinds"}
+sink_common = {"name": name_s, "product": {"type": "string", "nullable": True, "description": "null: every product"},
+               "events": sink_events, "enabled": {"type": "boolean", "default": True}}
+sink_kind_props = {"kind": {"type": "string", "enum": ["webhook", "mqtt"]},
+  "url": {"type": "string", "maxLength": 2048, "description": "webhook: http:// or https://"},
+  "secret": {"type": "string", "nullable": True, "maxLength": 256, "writeOnly": True, "description": "webhook: HMAC-SHA256 key; X-CFA-Signature: sha256=<hex> over the body. Never returned; null removes it"},
+  "timeout_ms": {"type": "integer", "minimum": 100, "maximum": 120000, "description": "webhook: one request"},
+  "host": {"type": "string", "maxLength": 255, "description": "mqtt: broker"}, "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 1883},
+  "topic": {"type": "string", "maxLength": 256, "description": "mqtt: template with {product}, {decision}, {event}; no + or #"},
+  "qos": {"type": "integer", "enum": [1]}}
+schemas.update({
+ "Event": obj({"seq": integer, "at": ts, "kind": {"type": "string", "enum": event_kinds},
+   "product": {"type": "string", "nullable": True}, "key_id": {"type": "string", "nullable": True},
+   "request_id": {"type": "string", "nullable": True}, "before": {"nullable": True, "description": "the state before (JSON), null when none"},
+   "after": {"nullable": True, "description": "the state after (JSON), null when none"}},
+   ["seq", "at", "kind", "product", "key_id", "request_id", "before", "after"]),
+ "SinkCreate": obj(dict(sink_common, **sink_kind_props), ["kind", "events"], **closed),
+ "SinkPatch": obj(dict(sink_common, **sink_kind_props), **closed),
+ "Sink": obj(dict(sink_common, **{k: v for k, v in sink_kind_props.items() if k != "secret"}, **{"id": string,
+   "has_secret": {"type": "boolean", "description": "webhook: a secret is set"},
+   "deliveries": obj({"queued": integer, "delivered": integer, "failed": integer, "dead": integer, "oldest_age_s": num},
+                     ["queued", "delivered", "failed", "dead", "oldest_age_s"]),
+   "created_at": ts, "updated_at": ts}), ["id", "kind", "name", "product", "events", "enabled", "deliveries"]),
+})
+params.update({"SinkId": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}})
+paths.update({
+ "/v1/events": {"get": op("The event log, oldest first", "operate", {**resp("200", "events", listof("events", ref("Event"), True)), **errs("400", "401", "403")},
+   [{"name": "kind", "in": "query", "schema": {"type": "string", "enum": event_kinds}}, {"name": "product", "in": "query", "schema": string},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "at or after"},
+    {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "before"},
+    P("Limit"), P("Cursor"), P("After")], tags=["events"])},
+ "/v1/sinks": {
+   "post": op("Create a result sink (webhook or MQTT)", "admin", {**resp("201", "created", ref("Sink"), headers=loc), **errs("400", "401", "403", "413", "415")}, body=jbody(ref("SinkCreate")), tags=["sinks"]),
+   "get": op("List sinks with their delivery figures", "admin", {**resp("200", "sinks", listof("sinks", ref("Sink"), True)), **errs("400", "401", "403")}, [P("Limit"), P("Cursor"), P("After")], tags=["sinks"])},
+ "/v1/sinks/{id}": {
+   "get": op("One sink", "admin", {**resp("200", "the sink", ref("Sink")), **errs("401", "403", "404")}, [P("SinkId")], tags=["sinks"]),
+   "patch": op("Change a sink (not its kind)", "admin", {**resp("200", "the sink", ref("Sink")), **errs("400", "401", "403", "404", "413", "415")}, [P("SinkId")], jbody(ref("SinkPatch")), tags=["sinks"]),
+   "delete": op("Delete a sink and its queued deliveries", "admin", {"204": {"description": "deleted"}, **errs("401", "403", "404")}, [P("SinkId")], tags=["sinks"])},
+ "/v1/sinks/{id}/redeliver": {"post": op("Queue the sink's dead deliveries again", "admin", {**resp("202", "requeued", obj({"requeued": integer}, ["requeued"])), **errs("401", "403", "404")}, [P("SinkId")], tags=["sinks"])},
+})
 doc = {"openapi": "3.0.3",
  "info": {"title": "cfa-server", "version": "1",
           "description": "CFA anomaly inspection for factory lines (docs/API.md, version 1). Errors: `{\"error\": {\"code\", \"message\"}}` with the matching status. Any request may be refused before routing with 400 `invalid_path`, `invalid_query`, `invalid_header` or `ambiguous_length` (docs/API.md, strict HTTP). Roles: inspect < operate < admin."},
@@ -172,6 +217,7 @@ doc = {"openapi": "3.0.3",
  "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"}},
    "schemas": schemas, "parameters": params,
    "responses": {"E" + k: v for k, v in E.items()}}}
+doc["tags"] += [{"name": "events"}, {"name": "sinks"}]
 text = json.dumps(doc, indent=1) + "\n"
 if args.check:
     with open(args.check) as f:

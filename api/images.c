@@ -158,7 +158,7 @@ enum MHD_Result h_image_upload(hreq *r)
                           r->params[0], (long long)have, n, (long long)r->ctx->cfg->max_images);
         goto out;
     }
-    json_t *arr = json_array();
+    json_t *arr = json_array(), *added = json_array();
     for (int i = 0; i < n; i++) {
         store_image_t im;
         int created = 0;
@@ -167,13 +167,24 @@ enum MHD_Result h_image_upload(hreq *r)
                              ups[i].h, ups[i].ext, &im, &created);
         if (ss != STORE_OK) {
             json_decref(arr);
+            if (json_array_size(added) > 0) /* the parts before this one are stored */
+                event_record(r, "image.added", r->params[0], NULL,
+                             json_pack("{s:o}", "images", added));
+            else
+                json_decref(added);
             ret = store_fail(r, ss, "product", r->params[0]);
             goto out;
         }
         json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:b}", "id", im.sha256, "width",
                                              im.width, "height", im.height, "created",
                                              created));
+        if (created)
+            json_array_append_new(added, json_string(im.sha256));
     }
+    if (json_array_size(added) > 0)
+        event_record(r, "image.added", r->params[0], NULL, json_pack("{s:o}", "images", added));
+    else
+        json_decref(added);
     ret = reply_json(r, 201, json_pack("{s:o}", "images", arr));
 out:
     free(parts);
@@ -210,5 +221,6 @@ enum MHD_Result h_image_delete(hreq *r)
     store_status ss = store_image_delete(r->ctx->st, r->params[0], r->params[1]);
     if (ss != STORE_OK)
         return store_fail(r, ss, "image", r->params[1]);
+    event_record(r, "image.removed", r->params[0], json_pack("{s:s}", "image", r->params[1]), NULL);
     return reply_empty(r, 204);
 }

@@ -34,6 +34,7 @@ enum MHD_Result h_key_create(hreq *r)
     json_decref(body);
     if (ss != STORE_OK)
         return store_fail(r, ss, "key", "");
+    event_record(r, "key.created", NULL, NULL, key_json(&k));
     json_t *o = key_json(&k);
     json_object_set_new(o, "key", json_string(key));
     memset(key, 0, sizeof key);
@@ -68,5 +69,7 @@ enum MHD_Result h_key_delete(hreq *r)
     store_status ss = store_key_revoke(r->ctx->st, r->params[0]);
     if (ss != STORE_OK)
         return store_fail(r, ss, "key", r->params[0]);
+    event_record(r, "key.revoked", NULL, json_pack("{s:s}", "id", r->params[0]),
+                 json_pack("{s:s, s:b}", "id", r->params[0], "revoked", 1));
     return reply_empty(r, 204);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base_alloc.h"
 #include "budget.h"
 #include "metrics_prom.h"
 
@@ -66,6 +67,14 @@ enum MHD_Result h_metrics(hreq *r)
     }
     if (text == NULL)
         return reply_error(r, 500, "internal_error", "out of memory");
+    char *sinks = sinks_metrics_text(c->st);
+    if (sinks != NULL) {
+        size_t sl = strlen(sinks);
+        text = xrealloc(text, len + sl + 1);
+        memcpy(text + len, sinks, sl + 1);
+        len += sl;
+        free(sinks);
+    }
     return reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
 

@@ -54,6 +54,7 @@ enum MHD_Result h_product_create(hreq *r)
     }
     char loc[128];
     snprintf(loc, sizeof loc, "/v1/products/%s", p.id);
+    event_record(r, "product.created", p.id, NULL, product_json(&p));
     ret = reply_json_hdr(r, 201, product_json(&p), "Location", loc);
     store_product_clear(&p);
 out:
@@ -115,13 +116,16 @@ enum MHD_Result h_product_patch(hreq *r)
     char *stext = settings != NULL ? settings_dumps(&set, SW_PRODUCT) : NULL;
     store_product_t p;
     memset(&p, 0, sizeof p);
+    json_t *before = product_state(r, r->params[0]);
     store_status ss = store_product_patch(r->ctx->st, r->params[0], json_string_value(name),
                                           stext, &p);
     free(stext);
     if (ss != STORE_OK) {
+        json_decref(before);
         ret = store_fail(r, ss, "product", r->params[0]);
         goto out;
     }
+    event_record(r, "product.changed", p.id, before, product_json(&p));
     ret = reply_json(r, 200, product_json(&p));
     store_product_clear(&p);
 out:
@@ -131,7 +135,10 @@ out:
 
 enum MHD_Result h_product_delete(hreq *r)
 {
+    json_t *before = product_state(r, r->params[0]);
     store_status ss = store_product_delete(r->ctx->st, r->params[0]);
+    if (ss != STORE_OK)
+        json_decref(before);
     if (ss == STORE_ERR_CONFLICT)
         return reply_error(r, 409, "job_active",
                            "product %s has a queued or running job; cancel it first",
@@ -140,5 +147,6 @@ enum MHD_Result h_product_delete(hreq *r)
         return store_fail(r, ss, "product", r->params[0]);
     if (r->ctx->pool != NULL)
         pool_forget(r->ctx->pool, r->params[0]);
+    event_record(r, "product.deleted", r->params[0], before, NULL);
     return reply_empty(r, 204);
 }

@@ -40,6 +40,13 @@ const api_route api_routes[] = {
     {"PUT", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 2, h_mask_put, 0},
     {"GET", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 0, h_mask_get, 0},
     {"DELETE", "/v1/products/{}/mask", "/v1/products/{id}/mask", STORE_ROLE_OPERATE, 0, h_mask_delete, 0},
+    {"GET", "/v1/events", "/v1/events", STORE_ROLE_OPERATE, 0, h_event_list, 0},
+    {"POST", "/v1/sinks", "/v1/sinks", STORE_ROLE_ADMIN, 1, h_sink_create, 0},
+    {"GET", "/v1/sinks", "/v1/sinks", STORE_ROLE_ADMIN, 0, h_sink_list, 0},
+    {"GET", "/v1/sinks/{}", "/v1/sinks/{id}", STORE_ROLE_ADMIN, 0, h_sink_get, 0},
+    {"PATCH", "/v1/sinks/{}", "/v1/sinks/{id}", STORE_ROLE_ADMIN, 1, h_sink_patch, 0},
+    {"DELETE", "/v1/sinks/{}", "/v1/sinks/{id}", STORE_ROLE_ADMIN, 0, h_sink_delete, 0},
+    {"POST", "/v1/sinks/{}/redeliver", "/v1/sinks/{id}/redeliver", STORE_ROLE_ADMIN, 0, h_sink_redeliver, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 
@@ -52,6 +59,7 @@ static const struct {
     {h_product_create, API_BODY_SETTINGS}, {h_product_patch, API_BODY_SETTINGS},
     {h_train, API_BODY_SETTINGS},          {h_threshold, API_BODY_SMALL},
     {h_key_create, API_BODY_SMALL},
+    {h_sink_create, API_BODY_SINK},        {h_sink_patch, API_BODY_SINK},
 };
 
 size_t api_route_body_max(const api_route *route)

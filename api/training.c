@@ -64,6 +64,7 @@ enum MHD_Result h_train(hreq *r)
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
     jobs_notify(r->ctx->jobs);
+    event_record(r, "training.started", r->params[0], NULL, job_json(&job));
     char loc[96];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     ret = reply_json_hdr(r, 202, json_pack("{s:o}", "job", job_json(&job)), "Location", loc);
@@ -168,9 +169,13 @@ enum MHD_Result h_model_activate(hreq *r)
     long long v;
     if (parse_int_range(r->params[1], 1, INT64_MAX, &v) != 0)
         return reply_error(r, 404, "not_found", "no such model version: %s", r->params[1]);
+    json_t *before = product_state(r, r->params[0]);
     store_status ss = store_model_activate(r->ctx->st, r->params[0], (int64_t)v);
-    if (ss != STORE_OK)
+    if (ss != STORE_OK) {
+        json_decref(before);
         return store_fail(r, ss, "model version", r->params[1]);
+    }
+    event_record(r, "model.activated", r->params[0], before, product_state(r, r->params[0]));
     return reply_path_product(r);
 }
 
@@ -218,11 +223,17 @@ enum MHD_Result h_threshold(hreq *r)
     if (path_product(r, &p, &ret) != 0)
         return ret;
     int64_t active = p.active_version;
+    json_t *before = product_json(&p);
     store_product_clear(&p);
-    if (active == 0)
+    if (active == 0) {
+        json_decref(before);
         return reply_error(r, 422, "no_model", "product %s has no active model", r->params[0]);
+    }
     store_status ss = store_model_set_threshold(r->ctx->st, r->params[0], active, thr);
-    if (ss != STORE_OK)
+    if (ss != STORE_OK) {
+        json_decref(before);
         return store_fail(r, ss, "product", r->params[0]);
+    }
+    event_record(r, "threshold.set", r->params[0], before, product_state(r, r->params[0]));
     return reply_path_product(r);
 }

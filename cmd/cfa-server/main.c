@@ -31,6 +31,7 @@
 #include "inspect.h"
 #include "jobs.h"
 #include "pool.h"
+#include "sinks.h"
 #include "store.h"
 
 #ifndef CFA_VERSION_STRING
@@ -47,6 +48,7 @@ typedef struct daemon_parts {
     follow_t *follow;   /* --follow: the replica's follower thread      */
     uint8_t bundle_key[BUNDLE_KEY_MAX]; /* --bundle-key-file          */
     size_t bundle_key_len;
+    sinks_t *sinks;   /* result sink senders over the store's outbox */
     api_ctx ctx;      /* outlives srv, as api_start requires        */
     api_server *srv;
 } daemon_parts;
@@ -199,6 +201,7 @@ static void stop_parts(daemon_parts *d)
 {
     api_stop(d->srv);
     follow_stop(d->follow);
+    sinks_stop(d->sinks);
     inspect_free(d->inspect);
     jobs_stop(d->jobs);
     pool_free(d->pool);
@@ -256,6 +259,14 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
     }
     if (pool_create(&po, fetch_model, d->st, &d->pool, err, sizeof err) != 0 ||
         jobs_start(d->st, cfg, d->pixels, cfg->devices[0], &d->jobs, err, sizeof err) != 0)
+        goto fail;
+    sinks_options so = {.st = d->st, .max_tries = cfg->sink_max_tries,
+                        .backoff_ms = cfg->sink_backoff_ms,
+                        .backoff_max_ms = cfg->sink_backoff_max_ms > cfg->sink_backoff_ms
+                                              ? cfg->sink_backoff_max_ms
+                                              : cfg->sink_backoff_ms,
+                        .timeout_ms = cfg->sink_timeout_ms};
+    if (sinks_start(&so, &d->sinks, err, sizeof err) != 0)
         goto fail;
     inspect_options io = {.st = d->st, .pool = d->pool, .retention = cfg->retention,
                           .jpeg_full = !cfg->jpeg_dct_scale};

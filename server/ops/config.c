@@ -54,6 +54,10 @@ void cfg_defaults(cfg_t *c)
     c->max_conn_per_ip = 128;
     c->protect_metrics = 0;
     c->requeue_jobs = 1;
+    c->sink_max_tries = 10;
+    c->sink_backoff_ms = 1000;
+    c->sink_backoff_max_ms = 300000;
+    c->sink_timeout_ms = 10000;
     /* the training defaults and why they differ from the paper's: settings.def */
     settings_defaults(&c->train, SETTINGS_DAEMON);
     c->log_level = LL_INFO;
@@ -165,6 +169,10 @@ static const opt_def OPTS[] = {
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
     {"web-dir", "CFA_WEB_DIR", K_PATH, OFF(web_dir), 0, 0, "the operator console's files, served at / (default: share/cfa-inspect/web beside the binary, else the source tree's web/)"},
+    {"sink-max-tries", "CFA_SINK_MAX_TRIES", K_INT, OFF(sink_max_tries), 1, 1000, "tries of a result sink delivery before it is dead (default 10; POST /v1/sinks/{id}/redeliver puts dead ones back)"},
+    {"sink-backoff-ms", "CFA_SINK_BACKOFF_MS", K_INT, OFF(sink_backoff_ms), 1, 3600000, "delay before a sink's first retry in ms, doubling per try, with jitter (default 1000)"},
+    {"sink-backoff-max-ms", "CFA_SINK_BACKOFF_MAX_MS", K_INT, OFF(sink_backoff_max_ms), 1, 86400000, "longest delay between a sink's retries in ms (default 300000)"},
+    {"sink-timeout-ms", "CFA_SINK_TIMEOUT_MS", K_INT, OFF(sink_timeout_ms), 100, 600000, "one webhook request, or the wait for an MQTT PUBACK, in ms (default 10000)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
     {"bundle-key-file", "CFA_BUNDLE_KEY_FILE", K_PATH, OFF(bundle_key_file), 0, 0, "HMAC-SHA256 key (file): model bundles exported are signed with it, bundles imported must be"},
     {"follow", "CFA_FOLLOW", K_PATH, OFF(follow_url), 0, 0, "URL of a trainer (http://host:port): run as an inference replica that copies its products, active versions and thresholds; training and uploads here answer 409"},

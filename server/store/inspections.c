@@ -102,7 +102,8 @@ static store_status inspection_insert_w(store_t *st, const store_inspection_t *i
     sqlite3_bind_int64(s, 10, created);
     sqlite3_bind_int(s, 11, in->has_images ? 1 : 0);
     db_bind_text_or_null(s, 12, in->key_id[0] ? in->key_id : NULL);
-    return db_run(&st->w, s);
+    store_status r = db_run(&st->w, s);
+    return r == STORE_OK ? store_outbox_inspection_w(st, in) : r;
 }
 
 store_status store_inspections_insert_many(store_t *st, store_inspection_t *in, size_t n)
@@ -123,7 +124,9 @@ store_status store_inspections_insert_many(store_t *st, store_inspection_t *in, 
         return r;
     for (size_t i = 0; i < n && r == STORE_OK; i++)
         r = inspection_insert_w(st, &in[i]);
-    return db_wend(st, r);
+    r = db_wend(st, r);
+    store_outbox_notify(st);
+    return r;
 }
 
 store_status store_inspection_insert(store_t *st, store_inspection_t *in)
@@ -240,6 +243,7 @@ store_status store_inspection_commit(store_t *st, store_inspection_t *in)
         pthread_mutex_unlock(&st->gmu);
         commit_group(st, group);
         note_health(st, group);
+        store_outbox_notify(st);
         pthread_mutex_lock(&st->gmu);
         st->ggroups++;
         for (struct gc_waiter *w = group, *next; w; w = next) {

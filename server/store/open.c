@@ -198,6 +198,7 @@ static store_t *store_alloc(const char *data_dir, const store_options *o)
     pthread_mutex_init(&st->hmu, NULL);
     for (int i = 0; i < BLOB_LOCKS; i++)
         pthread_mutex_init(&st->blob_mu[i], NULL);
+    store_outbox_init(st);
     return st;
 }
 
@@ -243,6 +244,7 @@ void store_close(store_t *st)
     pthread_mutex_destroy(&st->hmu);
     for (int i = 0; i < BLOB_LOCKS; i++)
         pthread_mutex_destroy(&st->blob_mu[i]);
+    store_outbox_free(st);
     free(st->dir);
     free(st);
 }

@@ -94,6 +94,10 @@ struct store {
     pthread_mutex_t hmu;
     store_status health;
     char health_why[256];
+
+    /* Result sinks (outbox.c): the sinks cached for matching, and the
+     * senders' wake-up. */
+    struct outbox_cache *ob;
 };
 
 /* ---- memory -------------------------------------------------------------
@@ -197,7 +201,7 @@ typedef struct {
 #define DB_REAL(v) ((db_arg){DB_ARG_REAL, NULL, 0, (v)})
 #define DB_BLOB(v, len) ((db_arg){DB_ARG_BLOB, (v), (int64_t)(len), 0})
 #define DB_NULL DB_TEXT(NULL)
-#define DB_ARGS_MAX 8
+#define DB_ARGS_MAX 10
 
 /* A statement: the SQL (static storage: its address keys the statement cache),
  * its parameters ?1, ?2, ... in order (ended by the first DB_ARG_END), the
@@ -299,5 +303,22 @@ store_status store_job_finish_w(store_t *st, const char *id, store_job_state sta
  * clears it (a full disk only when shows_space: a file was written). why
  * (may be NULL) is the detail. */
 void store_note_write(store_t *st, store_status s, const char *why, int shows_space);
+
+/* ---- event log and outbox (events.c, outbox.c, sinks.c) ---------------- */
+
+/* The outbox's cache of sinks and the senders' wake-up: made by store_open,
+ * freed by store_close. */
+void store_outbox_init(store_t *st);
+void store_outbox_free(store_t *st);
+/* One outbox row per sink that wants this inspection, inside the caller's
+ * write transaction (the audit row's). */
+store_status store_outbox_inspection_w(store_t *st, const store_inspection_t *in);
+/* The same for an event-log row (e->seq set). */
+store_status store_outbox_event_w(store_t *st, const store_event_t *e);
+/* Marks the cache stale after a change of the sinks (inside that change's
+ * write transaction: the next match reloads it). */
+void store_outbox_sinks_changed_w(store_t *st);
+/* Appends e inside the caller's write transaction (seq and at set). */
+store_status store_event_append_w(store_t *st, store_event_t *e);
 
 #endif /* CFA_STORE_INT_H */

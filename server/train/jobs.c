@@ -427,6 +427,33 @@ static step_result step_record(job_run *r)
     return STEP_OK;
 }
 
+/* The event log's rows of a job's end (and of the activation it made): by
+ * the daemon, so no key or request id. A row that cannot be written is
+ * logged; the job's outcome stands. */
+static void record_events(job_run *r, const char *state, int activated)
+{
+    char after[512];
+    store_event_t e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.kind, sizeof e.kind, "training.finished");
+    snprintf(e.product, sizeof e.product, "%s", r->job->product);
+    snprintf(after, sizeof after, "{\"job_id\":\"%s\",\"state\":\"%s\",\"model_version\":%lld}",
+             r->job->id, state, (long long)r->version);
+    e.after_json = after;
+    if (store_event_append(r->j->st, &e) != STORE_OK)
+        log_warn("jobs", "%s: training.finished not recorded: %s", r->job->id, store_last_error());
+    if (!activated)
+        return;
+    memset(&e, 0, sizeof e);
+    snprintf(e.kind, sizeof e.kind, "model.activated");
+    snprintf(e.product, sizeof e.product, "%s", r->job->product);
+    snprintf(after, sizeof after, "{\"active_version\":%lld,\"threshold\":%.9g,\"job_id\":\"%s\"}",
+             (long long)r->version, r->cal.threshold, r->job->id);
+    e.after_json = after;
+    if (store_event_append(r->j->st, &e) != STORE_OK)
+        log_warn("jobs", "%s: model.activated not recorded: %s", r->job->id, store_last_error());
+}
+
 /* Ends the job by the outcome of its steps. */
 static void finish(job_run *r, step_result s)
 {
@@ -449,6 +476,7 @@ static void finish(job_run *r, step_result s)
         log_warn("jobs", "%s failed: %s", id, r->err);
     }
     mp_training_done(state, now_s() - r->t0);
+    record_events(r, state, s == STEP_OK && r->opt.activate);
 }
 
 static void run_free(job_run *r)

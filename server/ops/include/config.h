@@ -55,6 +55,10 @@ typedef struct cfg {
     int max_conn_per_ip;    /* open connections per client address, 0 = any */
     int protect_metrics;    /* 1: /metrics needs an inspect key           */
     int requeue_jobs;       /* on start-up: running jobs -> queued (1) or failed (0) */
+    int sink_max_tries;     /* result sinks: tries before a delivery is dead */
+    int sink_backoff_ms;    /* ... the first retry's delay, doubling      */
+    int sink_backoff_max_ms;/* ... up to this                             */
+    int sink_timeout_ms;    /* ... one webhook request / MQTT PUBACK      */
     /* the daemon's training defaults: settings.def's DAEMON column, then
      * CFA_* and flags; every setting set (settings_resolve puts product
      * settings and the POST /train body over them) */

@@ -535,6 +535,129 @@ store_status store_key_revoke(store_t *st, const char *id);
 /* Number of keys not revoked (0 on first start -> bootstrap the admin key). */
 store_status store_key_count_active(store_t *st, int64_t *n /* OUT */);
 
+/* ------------------------------------------------------------- event log */
+
+#define STORE_EVENT_KIND_MAX 32
+#define STORE_REQUEST_ID_MAX 65
+
+/* One change of state (docs/API.md, "Events"). */
+typedef struct {
+    int64_t seq;                        /* set by store_event_append        */
+    int64_t at;                         /* ms; 0: now                        */
+    char kind[STORE_EVENT_KIND_MAX];    /* one of store_event_kinds          */
+    char product[STORE_PRODUCT_ID_MAX]; /* "" when none                      */
+    char key_id[STORE_ID_LEN];          /* "" for the daemon itself          */
+    char request_id[STORE_REQUEST_ID_MAX];
+    char *before_json;                  /* JSON text, NULL: none             */
+    char *after_json;
+    char cursor[24];                    /* seq in decimal (list cursor)      */
+} store_event_t;
+
+void store_event_clear(store_event_t *e);
+void store_events_free(store_event_t *arr, size_t n);
+
+/* The event kinds, NULL-ended ("product.created", ...; docs/API.md). */
+extern const char *const store_event_kinds[];
+/* Index of kind in store_event_kinds, or -1. */
+int store_event_kind_index(const char *kind);
+
+/* Appends e (setting e->seq, and e->at when 0) and one outbox row per sink
+ * that wants its kind, in one transaction. STORE_ERR_INVALID for an unknown
+ * kind or a bad product or key id. */
+store_status store_event_append(store_t *st, store_event_t *e);
+store_status store_event_get(store_t *st, int64_t seq, store_event_t *out /* OUT */);
+
+typedef struct {
+    const char *kind;     /* NULL: any                                       */
+    const char *product;  /* NULL: any                                       */
+    int64_t since, until; /* ms, 0: unbounded; since <= at < until           */
+    size_t limit;
+    const char *after;    /* cursor (a seq in decimal), NULL: first page     */
+} store_event_filter;
+/* Events oldest first (by seq); next gets the cursor of the next page. */
+store_status store_event_list(store_t *st, const store_event_filter *f,
+                              store_event_t **out /* OUT, store_events_free */,
+                              size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
+/* 1 if s is an event list cursor (a positive decimal seq), else 0. */
+int store_valid_seq_cursor(const char *s);
+
+/* ------------------------------------------------------------ result sinks */
+
+#define STORE_SINK_KIND_MAX 16
+
+/* A result sink and its delivery figures (those are read, never written). */
+typedef struct {
+    char id[STORE_ID_LEN];
+    char kind[STORE_SINK_KIND_MAX];     /* "webhook" or "mqtt"              */
+    char *name;                         /* never NULL                        */
+    char product[STORE_PRODUCT_ID_MAX]; /* "": every product                 */
+    char *events;                       /* comma-separated names             */
+    char *config_json;                  /* the kind's settings (server/sinks) */
+    char *secret;                       /* NULL: none; filled by get_secret  */
+    int has_secret;
+    int enabled;
+    int64_t delivered, failed;          /* acknowledged deliveries, failed tries */
+    int64_t queued, dead;               /* outbox rows by state              */
+    int64_t oldest_at;                  /* created_at of the oldest queued row, 0: none */
+    int64_t created_at, updated_at;
+} store_sink_t;
+
+void store_sink_clear(store_sink_t *s);
+void store_sinks_free(store_sink_t *arr, size_t n);
+
+/* Creates s (id, created_at, updated_at set) with secret (NULL: none) and
+ * appends ev (may be NULL) in the same transaction. */
+store_status store_sink_create(store_t *st, store_sink_t *s, const char *secret,
+                               store_event_t *ev);
+/* Replaces name, product, events, config_json and enabled of s->id; the
+ * secret when secret is not NULL ("" removes it). ev as for create. */
+store_status store_sink_update(store_t *st, const store_sink_t *s, const char *secret,
+                               store_event_t *ev);
+/* Deletes the sink and its outbox rows; ev as for create. */
+store_status store_sink_delete(store_t *st, const char *id, store_event_t *ev);
+/* One sink with its figures; with_secret also fills secret. */
+store_status store_sink_get(store_t *st, const char *id, int with_secret,
+                            store_sink_t *out /* OUT */);
+/* Sinks by id, paged (cursor: the id); kind NULL: every kind. */
+store_status store_sink_list(store_t *st, const char *kind, size_t limit, const char *after,
+                             store_sink_t **out /* OUT, store_sinks_free */,
+                             size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
+/* Puts the sink's dead rows back in the queue, due now, tries reset;
+ * *n gets their number. */
+store_status store_sink_redeliver(store_t *st, const char *id, int64_t *n /* OUT */);
+
+/* ------------------------------------------------------------------ outbox */
+
+/* One delivery owed to a sink. */
+typedef struct {
+    int64_t seq;
+    char sink_id[STORE_ID_LEN];
+    char event[STORE_EVENT_KIND_MAX];   /* "inspection" or an event kind     */
+    char ref[STORE_ID_LEN];             /* inspection id, or event seq       */
+    char product[STORE_PRODUCT_ID_MAX];
+    int attempts;
+    int64_t next_at, created_at;
+} store_outbox_t;
+
+/* The sink's oldest queued rows (at most limit), in order. */
+store_status store_outbox_head(store_t *st, const char *sink_id, size_t limit,
+                               store_outbox_t **out /* OUT, free() */, size_t *n /* OUT */);
+/* The peer acknowledged rows seqs[0..n): deletes them and counts the
+ * deliveries, in one transaction (the senders gather a round's
+ * acknowledgements: one commit, not one per delivery). */
+store_status store_outbox_delivered(store_t *st, const int64_t *seqs, size_t n,
+                                    const char *sink_id);
+/* A try of row seq failed: records it (attempts, next_at, the error) and
+ * counts the failure; dead: the row leaves the queue (state dead). */
+store_status store_outbox_failed(store_t *st, int64_t seq, const char *sink_id, int attempts,
+                                 int64_t next_at, int dead, const char *error);
+/* Wakes store_outbox_wait (the store calls it after each commit that may
+ * have added rows; server/sinks on stop). */
+void store_outbox_notify(store_t *st);
+/* Waits up to timeout_ms for a commit that added outbox rows after *gen
+ * (in/out: the generation last seen). Returns 1 if there was one. */
+int store_outbox_wait(store_t *st, int64_t *gen, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif
