@@ -191,5 +191,15 @@ enum MHD_Result h_map(hreq *r);
 enum MHD_Result h_key_create(hreq *r);
 enum MHD_Result h_key_list(hreq *r);
 enum MHD_Result h_key_delete(hreq *r);
+/* labels.c, drift.c: operator feedback and drift (docs/API.md) */
+enum MHD_Result h_inspection_label(hreq *r);
+enum MHD_Result h_product_drift(hreq *r);
+enum MHD_Result h_model_delete(hreq *r);
+/* the current label of an inspection, or JSON null */
+json_t *inspection_label_json(store_t *st, const char *inspection_id);
+/* the product summary's feedback figures (counts and shares) */
+json_t *product_feedback_json(store_t *st, const char *product);
+/* the product's drift; NULL after replying with a store failure */
+json_t *product_drift_json(hreq *r, const store_product_t *p);
 
 #endif

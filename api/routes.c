@@ -32,6 +32,9 @@ const api_route api_routes[] = {
     {"POST", "/v1/keys", "/v1/keys", STORE_ROLE_ADMIN, 1, h_key_create, 0},
     {"GET", "/v1/keys", "/v1/keys", STORE_ROLE_ADMIN, 0, h_key_list, 0},
     {"DELETE", "/v1/keys/{}", "/v1/keys/{id}", STORE_ROLE_ADMIN, 0, h_key_delete, 0},
+    {"POST", "/v1/inspections/{}/label", "/v1/inspections/{id}/label", STORE_ROLE_INSPECT, 1, h_inspection_label, 0},
+    {"GET", "/v1/products/{}/drift", "/v1/products/{id}/drift", STORE_ROLE_INSPECT, 0, h_product_drift, 0},
+    {"DELETE", "/v1/products/{}/models/{}", "/v1/products/{id}/models/{version}", STORE_ROLE_OPERATE, 0, h_model_delete, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 
@@ -43,7 +46,7 @@ static const struct {
 } json_body_max[] = {
     {h_product_create, API_BODY_SETTINGS}, {h_product_patch, API_BODY_SETTINGS},
     {h_train, API_BODY_SETTINGS},          {h_threshold, API_BODY_SMALL},
-    {h_key_create, API_BODY_SMALL},
+    {h_key_create, API_BODY_SMALL},          {h_inspection_label, API_BODY_SMALL},
 };
 
 size_t api_route_body_max(const api_route *route)

@@ -42,6 +42,7 @@ void cfg_defaults(cfg_t *c)
     c->pixel_budget_mb = 768;
     c->pixel_wait_ms = 1000;
     c->retention = 10000;
+    c->drift_window = 200;
     c->max_connections = 256;
     c->max_images = 100000;
     c->request_timeout_s = 60;
@@ -163,6 +164,7 @@ static const opt_def OPTS[] = {
     {"max-connections-per-ip", "CFA_MAX_CONNECTIONS_PER_IP", K_INT, OFF(max_conn_per_ip), 0, 100000, "concurrent connections from one client address, 0 = no limit (default 128)"},
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
+    {"drift-window", "CFA_DRIFT_WINDOW", K_INT, OFF(drift_window), 20, 100000, "newest inspections of a product's active model compared with its calibration scores for drift (default 200)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])

@@ -158,6 +158,7 @@ typedef struct job_run {
     const char *cal_kind;  /* "holdout", or "train" when nothing is held out */
     int n_cal;
     calib_result cal;
+    float *cal_scores;     /* the n_cal scores, sorted (the drift reference) */
     int64_t version;
     char err[512];
 } job_run;
@@ -303,7 +304,7 @@ static step_result step_calibrate(job_run *r)
     if (scores == NULL)
         return STEP_FAILED;
     int rc = calib_threshold(scores, r->n_cal, r->opt.target_far, r->opt.margin, &r->cal);
-    free(scores);
+    r->cal_scores = scores; /* sorted: kept with the model for drift */
     if (rc != 0)
         return fail(r, "calibration: the model scored NaN on %d of %d images (%s)",
                     r->cal.n_nan, r->n_cal, r->cal_kind);
@@ -323,6 +324,11 @@ static char *figures_json(const job_run *r)
     json_object_set_new(fig, "calibration", json_string(r->cal_kind));
     json_object_set_new(fig, "calibration_max", json_real(r->cal.max));
     json_object_set_new(fig, "calibration_mean", json_real(r->cal.mean));
+    /* the reference distribution of GET /v1/products/{id}/drift */
+    json_t *cs = json_array();
+    for (int k = 0; r->cal_scores != NULL && k < r->n_cal; k++)
+        json_array_append_new(cs, json_real(r->cal_scores[k]));
+    json_object_set_new(fig, "calibration_scores", cs);
     json_object_set_new(fig, "target_far", json_real(r->opt.target_far));
     json_object_set_new(fig, "margin", json_real(r->opt.margin));
     json_object_set_new(fig, "feature_seconds", json_real(r->pc.feature_s));
@@ -384,6 +390,7 @@ static void run_free(job_run *r)
 {
     cfa_model_free(r->model);
     free(r->order);
+    free(r->cal_scores);
     if (r->sc.held != NULL) {
         for (size_t i = 0; i < r->n_imgs; i++)
             img_rgbf_free(&r->sc.held[i]);

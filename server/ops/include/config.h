@@ -55,6 +55,7 @@ typedef struct cfg {
     int max_conn_per_ip;    /* open connections per client address, 0 = any */
     int protect_metrics;    /* 1: /metrics needs an inspect key           */
     int requeue_jobs;       /* on start-up: running jobs -> queued (1) or failed (0) */
+    int drift_window;       /* newest inspections the drift statistic reads */
     /* the daemon's training defaults: settings.def's DAEMON column, then
      * CFA_* and flags; every setting set (settings_resolve puts product
      * settings and the POST /train body over them) */
