@@ -125,11 +125,11 @@ static void dp(const int *pts, int lo, int hi, double eps, uint8_t *keep, int *s
     }
 }
 
-/* Simplifies the closed outline pts[0..n) in place to at most
- * INSPECT_POLYGON_MAX points; the new count. */
+/* Simplifies the closed outline pts[0..n) in place (room for n + 1 points)
+ * to at most INSPECT_POLYGON_MAX points; the new count, or -1. */
 static int simplify(int *pts, int n)
 {
-    if (n <= INSPECT_POLYGON_MAX)
+    if (n <= 3)
         return n;
     uint8_t *keep = malloc((size_t)n);
     int *stack = malloc((size_t)(4 * n + 4) * sizeof *stack), far = 0, m = n;
@@ -143,7 +143,8 @@ static int simplify(int *pts, int n)
         if (hypot(pts[2 * i] - pts[0], pts[2 * i + 1] - pts[1]) >
             hypot(pts[2 * far] - pts[0], pts[2 * far + 1] - pts[1]))
             far = i;
-    for (double eps = 0.5; m > INSPECT_POLYGON_MAX; eps *= 2) {
+    /* at least one pass at 0.5 px: points on a straight run go */
+    for (double eps = 0.5; eps == 0.5 || m > INSPECT_POLYGON_MAX; eps *= 2) {
         memset(keep, 0, (size_t)n);
         keep[0] = keep[far] = 1;
         dp(pts, 0, far, eps, keep, stack);
