@@ -10,72 +10,127 @@
 /* The 8 neighbours clockwise (image y down), starting west. */
 static const int DX[8] = {-1, -1, 0, 1, 1, 1, 0, -1};
 static const int DY[8] = {0, -1, -1, -1, 0, 1, 1, 1};
+#define OUTLINE_MAX (1 << 22) /* points traced at most: 32 MiB */
 
-/* The region's own pixels inside its box: the component of the box's
- * foreground whose size is the region's area. A mask of bw x bh, or NULL. */
-static uint8_t *region_mask(const float *map, int w, double threshold, const heatmap_region *r)
+static int map_ok(int w, int h)
 {
-    size_t nb = (size_t)r->width * (size_t)r->height;
-    uint8_t *fg = malloc(nb);
-    uint32_t *lab = malloc(nb * sizeof *lab), n_lab = 0;
-    uint64_t *count = NULL;
-    if (fg == NULL || lab == NULL)
-        goto fail;
-    for (int y = 0; y < r->height; y++)
-        for (int x = 0; x < r->width; x++)
-            fg[(size_t)y * r->width + x] =
-                map[(size_t)(r->y + y) * w + (r->x + x)] >= (float)threshold;
-    if (regions_label(fg, r->width, r->height, lab, &n_lab) != 0 || n_lab == 0 ||
-        (count = calloc(n_lab + 1, sizeof *count)) == NULL)
-        goto fail;
-    for (size_t i = 0; i < nb; i++)
-        count[lab[i]]++;
-    uint32_t keep = 0;
-    for (uint32_t l = 1; l <= n_lab && keep == 0; l++)
-        if ((int64_t)count[l] == r->area)
-            keep = l;
-    for (size_t i = 0; i < nb; i++)
-        fg[i] = keep != 0 && lab[i] == keep;
-    free(lab);
-    free(count);
-    if (keep == 0) {
-        free(fg);
-        return NULL;
+    return w > 0 && h > 0;
+}
+
+/* The labelled components of the map at the threshold inside one box
+ * (x0, y0, bw x bh: the union of the regions' boxes, so one pass serves
+ * every region), with each label's pixel count and box. */
+typedef struct comps {
+    int x0, y0, bw, bh;
+    uint32_t *lab, n;
+    int64_t *count;
+    int *box; /* 4 a label: min x, min y, max x, max y (box coordinates) */
+} comps;
+
+static void comps_free(comps *c)
+{
+    free(c->lab);
+    free(c->count);
+    free(c->box);
+}
+
+static void comps_stats(comps *c)
+{
+    for (uint32_t l = 1; l <= c->n; l++) {
+        c->box[4 * l] = c->box[4 * l + 1] = INT32_MAX;
+        c->box[4 * l + 2] = c->box[4 * l + 3] = -1;
     }
-    return fg;
-fail:
+    for (int y = 0; y < c->bh; y++)
+        for (int x = 0; x < c->bw; x++) {
+            uint32_t l = c->lab[(size_t)y * c->bw + x];
+            int *b = &c->box[4 * l];
+            c->count[l]++;
+            b[0] = x < b[0] ? x : b[0];
+            b[1] = y < b[1] ? y : b[1];
+            b[2] = x > b[2] ? x : b[2];
+            b[3] = y > b[3] ? y : b[3];
+        }
+}
+
+static int comps_make(const float *map, int w, double threshold, const heatmap_region *regs,
+                      int n, comps *c)
+{
+    int x1 = 0, y1 = 0;
+    memset(c, 0, sizeof *c);
+    c->x0 = c->y0 = INT32_MAX;
+    for (int i = 0; i < n; i++) {
+        c->x0 = regs[i].x < c->x0 ? regs[i].x : c->x0;
+        c->y0 = regs[i].y < c->y0 ? regs[i].y : c->y0;
+        x1 = regs[i].x + regs[i].width > x1 ? regs[i].x + regs[i].width : x1;
+        y1 = regs[i].y + regs[i].height > y1 ? regs[i].y + regs[i].height : y1;
+    }
+    c->bw = x1 - c->x0;
+    c->bh = y1 - c->y0;
+    if (n <= 0 || c->bw <= 0 || c->bh <= 0)
+        return -1;
+    size_t nb = (size_t)c->bw * (size_t)c->bh;
+    uint8_t *fg = malloc(nb);
+    c->lab = malloc(nb * sizeof *c->lab);
+    if (fg == NULL || c->lab == NULL) {
+        free(fg);
+        return -1;
+    }
+    for (int y = 0; y < c->bh; y++)
+        for (int x = 0; x < c->bw; x++)
+            fg[(size_t)y * c->bw + x] =
+                map[(size_t)(c->y0 + y) * w + (c->x0 + x)] >= (float)threshold;
+    int rc = regions_label(fg, c->bw, c->bh, c->lab, &c->n);
     free(fg);
-    free(lab);
-    free(count);
-    return NULL;
+    if (rc != 0 || (c->count = calloc(c->n + 1, sizeof *c->count)) == NULL ||
+        (c->box = malloc((c->n + 1) * 4 * sizeof *c->box)) == NULL)
+        return -1;
+    comps_stats(c);
+    return 0;
 }
 
-static int on(const uint8_t *m, int bw, int bh, int x, int y)
+/* The label of the region: the component with its area and its box; 0 if
+ * none. */
+static uint32_t comps_find(const comps *c, const heatmap_region *r)
 {
-    return x >= 0 && y >= 0 && x < bw && y < bh && m[(size_t)y * bw + x];
+    for (uint32_t l = 1; l <= c->n; l++) {
+        const int *b = &c->box[4 * l];
+        if (c->count[l] == r->area && b[0] + c->x0 == r->x && b[1] + c->y0 == r->y &&
+            b[2] - b[0] + 1 == r->width && b[3] - b[1] + 1 == r->height)
+            return l;
+    }
+    return 0;
 }
 
-/* Moore-neighbour tracing from the first pixel in raster order, stopped
- * when it leaves the start the way it first did (Jacob's criterion). The
- * boundary pixels into pts (2 ints each, room for cap points); the count. */
-static int trace(const uint8_t *m, int bw, int bh, int *pts, int cap)
+static int on(const comps *c, uint32_t l, int x, int y)
 {
-    int sx = 0, sy = 0;
-    while (!m[(size_t)sy * bw + sx])
-        if (++sx == bw)
-            sx = 0, sy++;
+    return x >= 0 && y >= 0 && x < c->bw && y < c->bh && c->lab[(size_t)y * c->bw + x] == l;
+}
+
+/* Moore-neighbour tracing of component l from its first pixel in raster
+ * order, stopped when it leaves the start the way it first did (Jacob's
+ * criterion). The boundary pixels into pts (2 ints each, room for cap
+ * points); the count, or -1 past cap. */
+static int trace(const comps *c, uint32_t l, int *pts, int cap)
+{
+    const int *bb = &c->box[4 * l];
+    int sx = bb[0], sy = bb[1];
+    while (!on(c, l, sx, sy))
+        if (++sx > bb[2])
+            sx = bb[0], sy++;
     int x = sx, y = sy, back = 0, n = 0, first = -1; /* west of the start is off */
     for (;;) {
         int d = -1;
         for (int k = 1; k <= 8 && d < 0; k++)
-            if (on(m, bw, bh, x + DX[(back + k) % 8], y + DY[(back + k) % 8]))
+            if (on(c, l, x + DX[(back + k) % 8], y + DY[(back + k) % 8]))
                 d = (back + k) % 8;
-        if (d < 0 || (x == sx && y == sy && d == first) || n == cap)
-            break; /* a lone pixel, back at the start, or a runaway */
+        if (d < 0 || (x == sx && y == sy && d == first))
+            break; /* a lone pixel, or back at the start */
+        if (n == cap)
+            return -1;
         if (first < 0)
             first = d;
-        pts[2 * n] = x;
-        pts[2 * n + 1] = y;
+        pts[2 * n] = x + c->x0;
+        pts[2 * n + 1] = y + c->y0;
         n++;
         /* the last background neighbour checked, seen from the new pixel */
         int px = x + DX[(d + 7) % 8], py = y + DY[(d + 7) % 8];
@@ -86,8 +141,8 @@ static int trace(const uint8_t *m, int bw, int bh, int *pts, int cap)
                 back = k;
     }
     if (n == 0) {
-        pts[0] = sx;
-        pts[1] = sy;
+        pts[0] = sx + c->x0;
+        pts[1] = sy + c->y0;
         n = 1;
     }
     return n;
@@ -167,40 +222,61 @@ static int simplify(int *pts, int n)
     return k;
 }
 
-int contour_region(const float *map, int w, int h, double threshold, const heatmap_region *reg,
-                   int **pts, int *n)
+/* The outline of region r (its label in c) into *pts / *n; 0 or -1. */
+static int outline(const comps *c, const heatmap_region *r, int **pts, int *n)
 {
-    *pts = NULL;
-    *n = 0;
-    if (map == NULL || reg->width <= 0 || reg->height <= 0 || reg->x < 0 || reg->y < 0 ||
-        reg->x + reg->width > w || reg->y + reg->height > h)
-        return -1;
-    uint8_t *m = region_mask(map, w, threshold, reg);
-    /* a boundary visits each pixel at most 4 times; +1 for the closing point */
-    int cap = (int)(reg->area < (1 << 27) ? 4 * reg->area + 4 : (1 << 29));
-    int *p = m != NULL ? malloc((size_t)(cap + 1) * 2 * sizeof *p) : NULL;
-    int k = p != NULL ? simplify(p, trace(m, reg->width, reg->height, p, cap)) : -1;
-    free(m);
+    uint32_t l = comps_find(c, r);
+    /* a boundary visits a pixel at most 4 times; past OUTLINE_MAX points the
+     * region gets no polygon rather than the memory to trace it */
+    int64_t cap = 4 * r->area + 4 < OUTLINE_MAX ? 4 * r->area + 4 : OUTLINE_MAX;
+    int *p = l != 0 ? malloc((size_t)(cap + 1) * 2 * sizeof *p) : NULL;
+    int k = p != NULL ? trace(c, l, p, (int)cap) : -1;
+    k = k > 0 ? simplify(p, k) : -1;
     if (k < 0) {
         free(p);
         return -1;
-    }
-    for (int i = 0; i < k; i++) {
-        p[2 * i] += reg->x;
-        p[2 * i + 1] += reg->y;
     }
     *pts = p;
     *n = k;
     return 0;
 }
 
+static int regions_valid(int w, int h, const heatmap_region *regs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (regs[i].width <= 0 || regs[i].height <= 0 || regs[i].x < 0 || regs[i].y < 0 ||
+            regs[i].x + regs[i].width > w || regs[i].y + regs[i].height > h)
+            return 0;
+    return map_ok(w, h);
+}
+
+int contour_region(const float *map, int w, int h, double threshold, const heatmap_region *reg,
+                   int **pts, int *n)
+{
+    comps c;
+    *pts = NULL;
+    *n = 0;
+    if (map == NULL || !regions_valid(w, h, reg, 1) ||
+        comps_make(map, w, threshold, reg, 1, &c) != 0) {
+        comps_free(&c);
+        return -1;
+    }
+    int rc = outline(&c, reg, pts, n);
+    comps_free(&c);
+    return rc;
+}
+
 void inspect_region_outlines(const float *map, int w, int h, double threshold,
                              const heatmap_region *regs, int n, json_t *regions)
 {
+    comps c;
+    memset(&c, 0, sizeof c);
+    int ok = n > 0 && map != NULL && regions_valid(w, h, regs, n) &&
+             comps_make(map, w, threshold, regs, n, &c) == 0;
     for (int i = 0; i < n && i < (int)json_array_size(regions); i++) {
         int *pts = NULL, np = 0;
         json_t *poly = json_null();
-        if (contour_region(map, w, h, threshold, &regs[i], &pts, &np) == 0) {
+        if (ok && outline(&c, &regs[i], &pts, &np) == 0) {
             poly = json_array();
             for (int k = 0; k < np; k++)
                 json_array_append_new(poly, json_pack("[i,i]", pts[2 * k], pts[2 * k + 1]));
@@ -208,4 +284,5 @@ void inspect_region_outlines(const float *map, int w, int h, double threshold,
         free(pts);
         json_object_set_new(json_array_get(regions, i), "polygon", poly);
     }
+    comps_free(&c);
 }

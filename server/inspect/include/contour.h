@@ -8,7 +8,9 @@
  * by Douglas-Peucker with the smallest tolerance out of 0.5, 1, 2, 4, ...
  * pixels that leaves at most INSPECT_POLYGON_MAX points, so an inline
  * response stays small (64 regions x 32 points at most). Holes are not
- * drawn: the region's area counts its pixels.
+ * drawn: the region's area counts its pixels. The map is labelled once, over
+ * the union of the regions' boxes, for all of them; an outline longer than
+ * 4M points (a pathological region of a huge image) is not traced.
  *
  * Thread-safety: no state; any thread.
  */
@@ -23,7 +25,8 @@
 
 /* The outline of the region's component in map (w x h) at threshold, as
  * [[x, y], ...] into *pts (malloc'd, 2 ints a point; caller frees) and *n.
- * 0, or -1 (out of memory, or no component matches the region). */
+ * 0, or -1 (out of memory, no component matches the region, or its outline
+ * is too long to trace). */
 int contour_region(const float *map, int w, int h, double threshold, const heatmap_region *reg,
                    int **pts /* OUT */, int *n /* OUT */);
 /* Adds "polygon" to each of the n region objects of regions (the array
