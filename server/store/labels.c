@@ -106,11 +106,15 @@ static void count_add(store_label_counts *c, const char *decision, const char *l
 
 store_status store_label_count(store_t *st, const char *product, store_label_counts *out)
 {
-    /* the newest label of each labelled inspection of the product */
+    /* the newest label of each labelled inspection of the product as it is
+     * now: inspections from before it was (re)created belong to a deleted
+     * product of the same id and are left out */
     static const char SQL[] =
-        "SELECT l.decision, l.label, count(*) FROM inspection_labels l WHERE l.product = ?1 "
-        "AND l.seq = (SELECT max(m.seq) FROM inspection_labels m "
-        "WHERE m.inspection_id = l.inspection_id) GROUP BY l.decision, l.label";
+        "SELECT l.decision, l.label, count(*) FROM inspection_labels l JOIN inspections i "
+        "ON i.id = l.inspection_id WHERE l.product = ?1 AND i.created_at >= "
+        "(SELECT created_at FROM products WHERE id = ?1) AND l.seq = (SELECT max(m.seq) "
+        "FROM inspection_labels m WHERE m.inspection_id = l.inspection_id) "
+        "GROUP BY l.decision, l.label";
     memset(out, 0, sizeof *out);
     if (!store_valid_product_id(product))
         return STORE_ERR_INVALID;

@@ -1151,6 +1151,12 @@ static void test_rails_and_labels(void **state)
     assert_int_equal(store_inspection_scores(fx->st, "r1", 4, 10, &sc, &ns), STORE_OK);
     assert_true(ns == 1 && sc[0] == 2.0);
     free(sc);
+    /* created again: the old product's labelled inspections do not count */
+    assert_int_equal(store_product_delete(fx->st, "r1"), STORE_OK);
+    usleep(2000); /* created_at is in ms: a later one */
+    mk_product(fx->st, "r1");
+    assert_int_equal(store_label_count(fx->st, "r1", &c), STORE_OK);
+    assert_true(c.ng_ok == 0 && c.ng_defect == 0);
     store_inspection_clear(&in);
 }
 

@@ -575,7 +575,8 @@ store_status store_label_add(store_t *st, const char *inspection_id, const char 
 store_status store_label_get(store_t *st, const char *inspection_id,
                              store_label_t *out /* OUT */);
 
-/* Inspections of a product by decision and current label. */
+/* Inspections of a product by decision and current label; only those made
+ * since the product was (re)created (a deleted product's id may return). */
 typedef struct {
     int64_t ng_defect, ng_false_alarm, ng_ok; /* decided NG, labelled ... */
     int64_t ok_defect, ok_false_alarm, ok_ok; /* decided OK, labelled ... */
