@@ -246,5 +246,15 @@ void event_record(hreq *r, const char *kind, const char *product, json_t *before
 json_t *product_state(hreq *r, const char *id);
 /* The sinks' figures in the Prometheus text format (malloc'd; NULL on failure). */
 char *sinks_metrics_text(store_t *st);
+/* labels.c, drift.c: operator feedback and drift (docs/API.md) */
+enum MHD_Result h_inspection_label(hreq *r);
+enum MHD_Result h_product_drift(hreq *r);
+enum MHD_Result h_model_delete(hreq *r);
+/* the current label of an inspection, or JSON null */
+json_t *inspection_label_json(store_t *st, const char *inspection_id);
+/* the product summary's feedback figures (counts and shares) */
+json_t *product_feedback_json(store_t *st, const char *product);
+/* the product's drift; NULL after replying with a store failure */
+json_t *product_drift_json(hreq *r, const store_product_t *p);
 
 #endif

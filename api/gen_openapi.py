@@ -206,6 +206,31 @@ paths.update({
    "patch": op("Change a sink (not its kind)", "admin", {**resp("200", "the sink", ref("Sink")), **errs("400", "401", "403", "404", "413", "415")}, [P("SinkId")], jbody(ref("SinkPatch")), tags=["sinks"]),
    "delete": op("Delete a sink and its queued deliveries", "admin", {"204": {"description": "deleted"}, **errs("401", "403", "404")}, [P("SinkId")], tags=["sinks"])},
  "/v1/sinks/{id}/redeliver": {"post": op("Queue the sink's dead deliveries again", "admin", {**resp("202", "requeued", obj({"requeued": integer}, ["requeued"])), **errs("401", "403", "404")}, [P("SinkId")], tags=["sinks"])},
+# ---- feedback, drift, region outlines, model delete (docs/API.md) ----
+nullnum = {"type": "number", "nullable": True}
+schemas.update({
+ "Label": obj({"label": {"type": "string", "enum": ["false_alarm", "defect", "ok"]}, "note": string,
+   "key_id": {"type": "string", "nullable": True}, "at": ts,
+   "training_image_id": {"type": "string", "description": "the training image add_to_training added"}}, ["label", "note", "key_id", "at"]),
+ "LabelRequest": obj({"label": {"type": "string", "enum": ["false_alarm", "defect", "ok"]},
+   "note": {"type": "string", "maxLength": 1024, "description": "at most 1024 bytes"},
+   "add_to_training": {"type": "boolean", "default": False, "description": "false_alarm/ok only, operate key: adds the inspection's stored image to the product's training images"}}, ["label"], **closed),
+ "Feedback": obj({k: integer for k in ["labelled_ng", "confirmed_defects", "false_alarms", "labelled_good", "labelled_defects", "missed_defects"]} | {
+   "precision": dict(nullnum, description="confirmed_defects / labelled_ng"), "far": dict(nullnum, description="false_alarms / labelled_good"),
+   "miss_rate": dict(nullnum, description="missed_defects / labelled_defects")}),
+ "Drift": obj({"model_version": integer, "available": {"type": "boolean"}, "statistic": {"type": "string", "enum": ["ks_two_sample"]},
+   "window": integer, "n_window": integer, "n_reference": integer, "reference": {"type": "string", "nullable": True, "description": "holdout or train"},
+   "ks_d": nullnum, "p_value": nullnum, "median_shift": nullnum, "window_median": nullnum, "reference_median": nullnum,
+   "flag": {"type": "boolean"}, "bound": obj({"p_below": num, "min_window": integer, "min_reference": integer})},
+   ["model_version", "available", "n_window", "n_reference", "ks_d", "p_value", "flag"]),
+})
+schemas["Region"]["properties"]["polygon"] = {"type": "array", "nullable": True, "maxItems": 32, "items": {"type": "array", "items": integer, "minItems": 2, "maxItems": 2}, "description": "outer outline, [x, y] image pixels, at most 32 points"}
+schemas["Product"]["properties"].update({"feedback": ref("Feedback"), "drift": ref("Drift")})
+schemas["InspectionResult"]["properties"]["label"] = dict(ref("Label"), description="GET /v1/inspections/{id}: the newest label, or null")
+paths.update({
+ "/v1/inspections/{id}/label": {"post": op("Label an inspection (false_alarm, defect, ok); a new label replaces the old, the history is kept", "inspect", {**resp("200", "the label", ref("Label")), **errs("400", "401", "403", "404", "409", "413", "415", "422")}, [P("InspectionId")], jbody(ref("LabelRequest")), tags=["inspection"])},
+ "/v1/products/{id}/drift": {"get": op("Drift: the active model's newest inspection scores against its calibration scores", "inspect", {**resp("200", "the drift", ref("Drift")), **errs("401", "404")}, [P("ProductId")], tags=["products"])},
+ "/v1/products/{id}/models/{version}": {"delete": op("Delete a model version that is not active (its number is never reused)", "operate", {"204": {"description": "deleted"}, **errs("401", "403", "404", "409")}, [P("ProductId"), P("Version")], tags=["models"])},
 })
 doc = {"openapi": "3.0.3",
  "info": {"title": "cfa-server", "version": "1",

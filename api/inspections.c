@@ -126,7 +126,9 @@ enum MHD_Result h_inspection_get(hreq *r)
     store_status ss = store_inspection_get(r->ctx->st, r->params[0], &in);
     if (ss != STORE_OK)
         return store_fail(r, ss, "inspection", r->params[0]);
-    enum MHD_Result ret = reply_json(r, 200, inspection_json(&in));
+    json_t *o = inspection_json(&in);
+    json_object_set_new(o, "label", inspection_label_json(r->ctx->st, in.id));
+    enum MHD_Result ret = reply_json(r, 200, o);
     store_inspection_clear(&in);
     return ret;
 }

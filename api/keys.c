@@ -67,6 +67,10 @@ enum MHD_Result h_key_delete(hreq *r)
     if (!store_valid_id(r->params[0]))
         return reply_error(r, 404, "not_found", "no such key: %s", r->params[0]);
     store_status ss = store_key_revoke(r->ctx->st, r->params[0]);
+    if (ss == STORE_ERR_CONFLICT)
+        return reply_error(r, 409, "last_admin_key",
+                           "key %s is the last active admin key: create another admin key "
+                           "before revoking it", r->params[0]);
     if (ss != STORE_OK)
         return store_fail(r, ss, "key", r->params[0]);
     event_record(r, "key.revoked", NULL, json_pack("{s:s}", "id", r->params[0]),

@@ -10,6 +10,7 @@
 #include "base_alloc.h"
 #include "budget.h"
 #include "metrics_prom.h"
+#include "drift.h"
 
 #define MAX_UPLOAD_PARTS 256
 
@@ -39,8 +40,33 @@ enum MHD_Result h_readyz(hreq *r)
     return reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* Each product's active version and drift, for /metrics (at most
+ * MP_MAX_PRODUCTS, in id order); the count filled. */
+static int product_gauges(api_ctx *c, mp_product_gauge *pg)
+{
+    store_product_t *arr = NULL;
+    size_t n = 0;
+    char next[STORE_PRODUCT_ID_MAX];
+    if (store_product_list(c->st, MP_MAX_PRODUCTS, NULL, &arr, &n, next) != STORE_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        drift_result d;
+        snprintf(pg[i].product, sizeof pg[i].product, "%s", arr[i].id);
+        pg[i].active_version = arr[i].active_version;
+        if (drift_compute(c->st, arr[i].id, arr[i].active_version,
+                          (size_t)c->cfg->drift_window, &d) == STORE_OK) {
+            pg[i].drift_available = d.available;
+            pg[i].drift_d = d.ks_d;
+            pg[i].drift_flag = d.flag;
+        }
+    }
+    store_products_free(arr, n);
+    return (int)n;
+}
+
 enum MHD_Result h_metrics(hreq *r)
 {
+    static mp_product_gauge pg_none[1];
     api_ctx *c = r->ctx;
     mp_gauges g;
     memset(&g, 0, sizeof g);
@@ -59,12 +85,16 @@ enum MHD_Result h_metrics(hreq *r)
     store_inspection_commit_stats(c->st, &g.audit_commits, &g.audit_rows);
     store_job_counts(c->st, g.jobs);
     store_image_count_all(c->st, &g.images_stored);
+    mp_product_gauge *pg = calloc(MP_MAX_PRODUCTS, sizeof *pg);
+    g.products = pg != NULL ? pg : pg_none;
+    g.n_products = pg != NULL ? product_gauges(c, pg) : 0;
     size_t len = 0;
     char *text = mp_render(&g, &len);
     if (text != NULL && replica_metrics(r, &text, &len) != 0) {
         free(text);
         text = NULL;
     }
+    free(pg);
     if (text == NULL)
         return reply_error(r, 500, "internal_error", "out of memory");
     char *sinks = sinks_metrics_text(c->st);

@@ -80,9 +80,23 @@ enum MHD_Result h_product_list(hreq *r)
     return reply_list(r, "products", a, next);
 }
 
+/* The product with its operator feedback and drift (labels.c, drift.c). */
 enum MHD_Result h_product_get(hreq *r)
 {
-    return reply_path_product(r);
+    store_product_t p;
+    enum MHD_Result ret;
+    if (path_product(r, &p, &ret) != 0)
+        return ret;
+    json_t *drift = product_drift_json(r, &p);
+    if (drift == NULL) {
+        store_product_clear(&p);
+        return MHD_YES;
+    }
+    json_t *o = product_json(&p);
+    json_object_set_new(o, "feedback", product_feedback_json(r->ctx->st, p.id));
+    json_object_set_new(o, "drift", drift);
+    store_product_clear(&p);
+    return reply_json(r, 200, o);
 }
 
 enum MHD_Result h_product_patch(hreq *r)

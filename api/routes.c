@@ -47,6 +47,9 @@ const api_route api_routes[] = {
     {"PATCH", "/v1/sinks/{}", "/v1/sinks/{id}", STORE_ROLE_ADMIN, 1, h_sink_patch, 0},
     {"DELETE", "/v1/sinks/{}", "/v1/sinks/{id}", STORE_ROLE_ADMIN, 0, h_sink_delete, 0},
     {"POST", "/v1/sinks/{}/redeliver", "/v1/sinks/{id}/redeliver", STORE_ROLE_ADMIN, 0, h_sink_redeliver, 0},
+    {"POST", "/v1/inspections/{}/label", "/v1/inspections/{id}/label", STORE_ROLE_INSPECT, 1, h_inspection_label, 0},
+    {"GET", "/v1/products/{}/drift", "/v1/products/{id}/drift", STORE_ROLE_INSPECT, 0, h_product_drift, 0},
+    {"DELETE", "/v1/products/{}/models/{}", "/v1/products/{id}/models/{version}", STORE_ROLE_OPERATE, 0, h_model_delete, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 
@@ -58,7 +61,7 @@ static const struct {
 } json_body_max[] = {
     {h_product_create, API_BODY_SETTINGS}, {h_product_patch, API_BODY_SETTINGS},
     {h_train, API_BODY_SETTINGS},          {h_threshold, API_BODY_SMALL},
-    {h_key_create, API_BODY_SMALL},
+    {h_key_create, API_BODY_SMALL},        {h_inspection_label, API_BODY_SMALL},
     {h_sink_create, API_BODY_SINK},        {h_sink_patch, API_BODY_SINK},
 };
 

@@ -179,6 +179,21 @@ enum MHD_Result h_model_activate(hreq *r)
     return reply_path_product(r);
 }
 
+enum MHD_Result h_model_delete(hreq *r)
+{
+    long long v;
+    if (parse_int_range(r->params[1], 1, INT64_MAX, &v) != 0)
+        return reply_error(r, 404, "not_found", "no such model version: %s", r->params[1]);
+    store_status ss = store_model_delete(r->ctx->st, r->params[0], (int64_t)v);
+    if (ss == STORE_ERR_CONFLICT)
+        return reply_error(r, 409, "model_active",
+                           "version %lld is the active model of %s: activate another first",
+                           v, r->params[0]);
+    if (ss != STORE_OK)
+        return store_fail(r, ss, "model version", r->params[1]);
+    return reply_empty(r, 204);
+}
+
 /* Extension: the serialised model (cfa_model_save format), to move models
  * between replicas or to score with the CLI (`cfa eval --model`). */
 enum MHD_Result h_model_artifact(hreq *r)

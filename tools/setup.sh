@@ -54,6 +54,7 @@ PACKAGES=(
   libspng-dev libpng-dev libcmocka-dev libgnutls28-dev
   ccache clang-14 libclang-rt-14-dev wrk
   libcurl4-openssl-dev libmosquitto-dev mosquitto nginx-light chromium yamllint debootstrap
+  python3-prometheus-client
 )
 # Debian's npm conflicts with a nodejs installed from elsewhere: only add it when
 # there is no npm at all.

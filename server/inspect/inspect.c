@@ -6,6 +6,8 @@
 
 #include "base_clock.h"
 #include "base_log.h"
+#include "contour.h"
+#include "metrics_prom.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -206,6 +208,8 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
                         &res->n_regions) != 0)
         res->n_regions = 0;
     json_t *regions = inspect_regions_json(res->regions, res->n_regions);
+    inspect_region_outlines(r->map, r->width, r->height, q->threshold, res->regions,
+                            res->n_regions, regions);
     store_time_id(row->id);
     /* colour scale of the heatmap: half again the threshold, so that the
      * threshold sits at two thirds of it */
@@ -239,6 +243,7 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     cfa_result_clear(r);
     if (ss != STORE_OK)
         return store_failed(in, res, ss, q->keep);
+    mp_inspection(row->product, row->decision, NULL, row->score);
     if (row->has_images && in->opt.retention > 0 &&
         atomic_fetch_add(&in->since_prune, 1) % PRUNE_EVERY == PRUNE_EVERY - 1)
         store_inspections_prune(in->opt.st, in->opt.retention, NULL);

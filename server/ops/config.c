@@ -42,6 +42,7 @@ void cfg_defaults(cfg_t *c)
     c->pixel_budget_mb = 768;
     c->pixel_wait_ms = 1000;
     c->retention = 10000;
+    c->drift_window = 200;
     c->max_connections = 256;
     c->max_images = 100000;
     c->request_timeout_s = 60;
@@ -173,6 +174,7 @@ static const opt_def OPTS[] = {
     {"sink-backoff-ms", "CFA_SINK_BACKOFF_MS", K_INT, OFF(sink_backoff_ms), 1, 3600000, "delay before a sink's first retry in ms, doubling per try, with jitter (default 1000)"},
     {"sink-backoff-max-ms", "CFA_SINK_BACKOFF_MAX_MS", K_INT, OFF(sink_backoff_max_ms), 1, 86400000, "longest delay between a sink's retries in ms (default 300000)"},
     {"sink-timeout-ms", "CFA_SINK_TIMEOUT_MS", K_INT, OFF(sink_timeout_ms), 100, 600000, "one webhook request, or the wait for an MQTT PUBACK, in ms (default 10000)"},
+    {"drift-window", "CFA_DRIFT_WINDOW", K_INT, OFF(drift_window), 20, 100000, "newest inspections of a product's active model compared with its calibration scores for drift (default 200)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
     {"bundle-key-file", "CFA_BUNDLE_KEY_FILE", K_PATH, OFF(bundle_key_file), 0, 0, "HMAC-SHA256 key (file): model bundles exported are signed with it, bundles imported must be"},
     {"follow", "CFA_FOLLOW", K_PATH, OFF(follow_url), 0, 0, "URL of a trainer (http://host:port): run as an inference replica that copies its products, active versions and thresholds; training and uploads here answer 409"},

@@ -1,6 +1,7 @@
 /* metrics_prom.c - Prometheus text exposition (format 0.0.4). */
 #define _GNU_SOURCE
 #include "metrics_prom.h"
+#include "metrics_int.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -42,6 +43,9 @@ static const char *CLOSE_REASONS[3] = {"header_timeout", "body_timeout", "evicte
 static uint64_t conn_closed[3];
 static uint64_t trained[5];
 static double train_seconds;
+static const double TRAIN_BUCKETS[] = {10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200};
+#define N_TRAIN (sizeof TRAIN_BUCKETS / sizeof TRAIN_BUCKETS[0])
+static uint64_t train_buckets[N_TRAIN];
 static const char *STATES[5] = {"queued", "running", "succeeded", "failed", "canceled"};
 
 void mp_request(const char *method, const char *route, int status, double seconds)
@@ -121,16 +125,13 @@ void mp_training_done(const char *state, double seconds)
         if (strcmp(state, STATES[i]) == 0)
             trained[i]++;
     train_seconds += seconds;
+    for (size_t b = 0; b < N_TRAIN; b++)
+        if (seconds <= TRAIN_BUCKETS[b])
+            train_buckets[b]++;
     pthread_mutex_unlock(&mu);
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
+void sb_printf(sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     for (;;) {
@@ -214,6 +215,17 @@ char *mp_render(const mp_gauges *g, size_t *len)
     for (int i = 2; i < 5; i++)
         sb_printf(&b, "cfa_training_finished_total{state=\"%s\"} %llu\n", STATES[i],
                   (unsigned long long)trained[i]);
+    uint64_t n_trained = trained[2] + trained[3] + trained[4];
+    sb_printf(&b, "# HELP cfa_training_duration_seconds Wall time of the training jobs this "
+                  "process finished (any final state).\n"
+                  "# TYPE cfa_training_duration_seconds histogram\n");
+    for (size_t i = 0; i < N_TRAIN; i++)
+        sb_printf(&b, "cfa_training_duration_seconds_bucket{le=\"%g\"} %llu\n", TRAIN_BUCKETS[i],
+                  (unsigned long long)train_buckets[i]);
+    sb_printf(&b, "cfa_training_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                  "cfa_training_duration_seconds_sum %.3f\n"
+                  "cfa_training_duration_seconds_count %llu\n",
+              (unsigned long long)n_trained, train_seconds, (unsigned long long)n_trained);
     pthread_mutex_unlock(&mu);
     if (g != NULL) {
         sb_printf(&b, "# HELP cfa_queue_depth Inspections waiting per device.\n"
@@ -253,6 +265,7 @@ char *mp_render(const mp_gauges *g, size_t *len)
                   (long long)g->pixel_bytes_in_use, (long long)g->pixel_budget_bytes,
                   (long long)g->pixel_refused);
     }
+    mp_render_extra(&b, g != NULL ? g->products : NULL, g != NULL ? g->n_products : 0);
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -256,14 +256,42 @@ store_status store_key_list(store_t *st, size_t limit, const char *after, store_
 
 /* ---------------------------------------------------------------- revoke */
 
+/* Inside the write transaction: whether id is the last active admin key
+ * (1), not (0), or the query failed (-1). */
+static int key_is_last_admin_w(store_t *st, const char *id)
+{
+    static const char SQL[] =
+        "SELECT role = 'admin' AND (SELECT count(*) FROM api_keys WHERE role = 'admin' "
+        "AND revoked_at IS NULL) <= 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL";
+    sqlite3_stmt *s = db_prep(&st->w, SQL);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    int rc = db_step(s);
+    int last = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) != 0 : rc == SQLITE_DONE ? 0 : -1;
+    db_done(s);
+    return last;
+}
+
 store_status store_key_revoke(store_t *st, const char *id)
 {
     static const char SQL[] =
         "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
     if (!store_valid_id(id))
         return STORE_ERR_INVALID;
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    /* checked and revoked in one transaction: two admins revoking each
+     * other at once cannot both succeed */
+    int last = key_is_last_admin_w(st, id);
+    r = last < 0 ? STORE_ERR_DB : last ? STORE_ERR_CONFLICT : STORE_OK;
     db_query q = {SQL, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
-    return db_write(st, &q, 1);
+    if (r == STORE_OK)
+        r = db_wrun(st, &q);
+    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
+        r = STORE_ERR_NOT_FOUND;
+    return db_wend(st, r);
 }
 
 store_status store_key_count_active(store_t *st, int64_t *n)

@@ -104,11 +104,14 @@ static store_status model_job_check_w(store_t *st, const store_model_new *m)
     return r;
 }
 
-/* The product's next version (max + 1) into *v. */
+/* The product's next version into *v: one past the highest it ever had,
+ * deleted models and deleted products included (model_versions outlives
+ * both), so a version is never given out twice for a product id. */
 static store_status model_next_version_w(store_t *st, const char *product, int64_t *v)
 {
     static const char SQL[] =
-        "SELECT coalesce(max(version), 0) + 1 FROM models WHERE product = ?1";
+        "SELECT max(coalesce((SELECT max(version) FROM models WHERE product = ?1), 0), "
+        "coalesce((SELECT last_version FROM model_versions WHERE product = ?1), 0)) + 1";
     sqlite3_stmt *s = db_prep(&st->w, SQL);
     if (!s)
         return STORE_ERR_DB;
@@ -145,6 +148,15 @@ static store_status model_row_insert_w(store_t *st, const store_model_new *m, in
     return db_run(&st->w, s);
 }
 
+static store_status model_version_record_w(store_t *st, const char *product, int64_t v)
+{
+    static const char SQL[] =
+        "INSERT INTO model_versions(product, last_version) VALUES (?1, ?2) "
+        "ON CONFLICT(product) DO UPDATE SET last_version = max(last_version, excluded.last_version)";
+    db_query q = {SQL, {DB_TEXT(product), DB_INT(v)}, NULL, 0};
+    return db_wrun(st, &q);
+}
+
 /* Every step of store_model_insert inside its one write transaction. */
 static store_status model_insert_w(store_t *st, const store_model_new *m, int64_t *v)
 {
@@ -157,6 +169,8 @@ static store_status model_insert_w(store_t *st, const store_model_new *m, int64_
     int64_t now = store_now_ms();
     if (r == STORE_OK)
         r = model_row_insert_w(st, m, *v, now);
+    if (r == STORE_OK)
+        r = model_version_record_w(st, m->product, *v);
     if (r == STORE_OK && m->activate)
         r = product_set_active_w(st, m->product, *v, now);
     if (r == STORE_OK && m->job_id)
@@ -256,4 +270,54 @@ store_status store_model_set_threshold(store_t *st, const char *product, int64_t
         return STORE_ERR_INVALID;
     db_query q = {SQL, {DB_TEXT(product), DB_INT(version), DB_REAL(threshold)}, NULL, 0};
     return db_write(st, &q, 1);
+}
+
+/* ---------------------------------------------------------------- delete */
+
+store_status store_model_delete(store_t *st, const char *product, int64_t version)
+{
+    static const char SQL_ACTIVE[] =
+        "SELECT coalesce(p.active_version = ?2, 0) FROM models m JOIN products p "
+        "ON p.id = m.product WHERE m.product = ?1 AND m.version = ?2";
+    static const char SQL_DEL[] = "DELETE FROM models WHERE product = ?1 AND version = ?2";
+    if (!store_valid_product_id(product) || version <= 0)
+        return STORE_ERR_INVALID;
+    store_status r;
+    sqlite3_stmt *s = db_wbegin_prep(st, SQL_ACTIVE, &r);
+    if (!s)
+        return r;
+    sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, version);
+    int rc = db_step(s);
+    r = rc == SQLITE_ROW ? (sqlite3_column_int(s, 0) ? STORE_ERR_CONFLICT : STORE_OK)
+        : rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
+    db_done(s);
+    db_query q = {SQL_DEL, {DB_TEXT(product), DB_INT(version)}, NULL, 0};
+    if (r == STORE_OK)
+        r = db_wrun(st, &q); /* model_versions keeps the number taken */
+    return db_wend(st, r);
+}
+
+store_status store_model_figures(store_t *st, const char *product, int64_t version,
+                                 char **figures_json)
+{
+    static const char SQL[] = "SELECT figures_json FROM models WHERE product = ?1 AND version = ?2";
+    *figures_json = NULL;
+    if (!store_valid_product_id(product) || version <= 0)
+        return STORE_ERR_INVALID;
+    conn_t *c = db_racquire(st);
+    sqlite3_stmt *s = db_prep(c, SQL);
+    store_status r = STORE_ERR_DB;
+    if (s) {
+        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, version);
+        int rc = db_step(s);
+        r = rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND
+                                                            : db_map_rc(c->db, rc);
+        if (r == STORE_OK)
+            *figures_json = db_col_dup(s, 0, "{}");
+        db_done(s);
+    }
+    db_rrelease(st, c);
+    return r;
 }

@@ -8,7 +8,8 @@ add_executable(test_inspect ${CMAKE_CURRENT_LIST_DIR}/test_inspect.c
                             ${PROJECT_SOURCE_DIR}/server/inspect/decide.c
                             ${PROJECT_SOURCE_DIR}/server/inspect/pool.c
                             ${PROJECT_SOURCE_DIR}/server/inspect/render.c
-                            ${PROJECT_SOURCE_DIR}/server/inspect/roi_inspect.c)
+                            ${PROJECT_SOURCE_DIR}/server/inspect/roi_inspect.c
+                            ${PROJECT_SOURCE_DIR}/server/inspect/contour.c)
 target_include_directories(test_inspect PRIVATE ${PROJECT_SOURCE_DIR}/server/inspect/include
                                                 ${PROJECT_SOURCE_DIR}/server/inspect)
 target_link_libraries(test_inspect PRIVATE cfa_store cfa_media cfa_ops cfa_core_io

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -76,8 +77,60 @@ static void test_render(void **state)
     free(s);
 }
 
+/* Per-product series: counts by decision and verdict, the score histogram,
+ * the scrape-time gauges, and products past MP_MAX_PRODUCTS under "_other". */
+static void test_products(void **state)
+{
+    (void)state;
+    char id[32];
+    mp_inspection("tile", "OK", NULL, 0.7);
+    mp_inspection("tile", "NG", NULL, 5.5);
+    mp_inspection("tile", "NG", NULL, 100.0);
+    mp_inspection("cup", "OK", "UNSURE", 2.0);
+    for (int i = 0; i < MP_MAX_PRODUCTS + 5; i++) {
+        snprintf(id, sizeof id, "p%03d", i);
+        mp_inspection(id, "OK", NULL, 1.0);
+    }
+    mp_product_gauge pg[2];
+    memset(pg, 0, sizeof pg);
+    snprintf(pg[0].product, sizeof pg[0].product, "tile");
+    pg[0].active_version = 3;
+    pg[0].drift_available = 1;
+    pg[0].drift_d = 0.25;
+    snprintf(pg[1].product, sizeof pg[1].product, "cup");
+    pg[1].drift_flag = 1;
+    mp_gauges g;
+    memset(&g, 0, sizeof g);
+    g.products = pg;
+    g.n_products = 2;
+    size_t len = 0;
+    char *s = mp_render(&g, &len);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "cfa_inspections_total{product=\"tile\",decision=\"OK\"} 1\n"));
+    assert_non_null(strstr(s, "cfa_inspections_total{product=\"tile\",decision=\"NG\"} 2\n"));
+    assert_non_null(strstr(s, "cfa_inspections_verdict_total{product=\"cup\",verdict=\"UNSURE\"} 1\n"));
+    assert_null(strstr(s, "cfa_inspections_verdict_total{product=\"tile\""));
+    assert_non_null(strstr(s, "cfa_inspection_score_bucket{product=\"tile\",le=\"1\"} 1\n"));
+    assert_non_null(strstr(s, "cfa_inspection_score_bucket{product=\"tile\",le=\"64\"} 2\n"));
+    assert_non_null(strstr(s, "cfa_inspection_score_bucket{product=\"tile\",le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(s, "cfa_inspection_score_count{product=\"tile\"} 3\n"));
+    /* tile and cup took 2 of the slots: 62 more named, 7 counted as _other */
+    assert_non_null(strstr(s, "cfa_inspections_total{product=\"p061\",decision=\"OK\"} 1\n"));
+    assert_null(strstr(s, "product=\"p062\""));
+    assert_non_null(strstr(s, "cfa_inspections_total{product=\"_other\",decision=\"OK\"} 7\n"));
+    assert_non_null(strstr(s, "cfa_model_active_version{product=\"tile\"} 3\n"));
+    assert_non_null(strstr(s, "cfa_drift_statistic{product=\"tile\"} 0.250000\n"));
+    assert_null(strstr(s, "cfa_drift_statistic{product=\"cup\"}"));
+    assert_non_null(strstr(s, "cfa_drift_flag{product=\"cup\"} 1\n"));
+    assert_non_null(strstr(s, "cfa_build_info{version=\""));
+    assert_non_null(strstr(s, "# TYPE process_cpu_seconds_total counter\n"));
+    assert_non_null(strstr(s, "# TYPE cfa_training_duration_seconds histogram\n"));
+    free(s);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_render)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_render),
+                                       cmocka_unit_test(test_products)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1126,6 +1126,69 @@ static void test_masks(void **state)
     assert_null(fig);
     assert_int_equal(store_product_delete(fx->st, "p1"), STORE_OK);
     assert_int_not_equal(access(path, F_OK), 0);
+/* Safety rails and labels (migration 004): versions never reused across
+ * model and product deletion, the active model not deletable, the last
+ * admin key not revocable, labels replaced with history kept and counted. */
+static void test_rails_and_labels(void **state)
+{
+    fixture *fx = *state;
+    int64_t v = 0;
+    mk_product(fx->st, "r1");
+    store_model_new m = {.product = "r1", .blob = "AAAA", .blob_len = 4, .threshold = 1.0,
+                         .activate = 1};
+    assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
+    assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_ERR_CONFLICT);
+    assert_int_equal(store_model_activate(fx->st, "r1", 1), STORE_OK);
+    assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_OK);
+    assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
+    assert_int_equal(v, 3); /* not 2 again */
+    assert_int_equal(store_product_delete(fx->st, "r1"), STORE_OK);
+    mk_product(fx->st, "r1");
+    assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
+    assert_int_equal(v, 4); /* not 1: the product id's numbering continues */
+
+    store_key_t a, b;
+    assert_int_equal(store_key_create(fx->st, "a", STORE_ROLE_ADMIN, NULL, NULL, &a), STORE_OK);
+    assert_int_equal(store_key_create(fx->st, "b", STORE_ROLE_ADMIN, NULL, NULL, &b), STORE_OK);
+    assert_int_equal(store_key_revoke(fx->st, a.id), STORE_OK);
+    assert_int_equal(store_key_revoke(fx->st, b.id), STORE_ERR_CONFLICT);
+    store_key_clear(&a);
+    store_key_clear(&b);
+
+    store_inspection_t in = {.product = "r1", .model_version = 4, .score = 2, .threshold = 1,
+                             .decision = "NG", .map_max = 2};
+    assert_int_equal(store_inspection_insert(fx->st, &in), STORE_OK);
+    store_label_t l;
+    assert_int_equal(store_label_get(fx->st, in.id, &l), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_label_add(fx->st, in.id, "defect", NULL, "", NULL, NULL), STORE_OK);
+    assert_int_equal(store_label_add(fx->st, in.id, "ok", "fine", "", NULL, &l), STORE_OK);
+    store_label_clear(&l);
+    assert_int_equal(store_label_add(fx->st, in.id, "maybe", NULL, "", NULL, NULL),
+                     STORE_ERR_INVALID);
+    assert_int_equal(store_label_add(fx->st, "0123456789abcdef0123456789abcdef", "ok", NULL, "",
+                                     NULL, NULL), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_label_get(fx->st, in.id, &l), STORE_OK);
+    assert_string_equal(l.label, "ok");
+    assert_string_equal(l.note, "fine");
+    store_label_clear(&l);
+    store_label_counts c;
+    assert_int_equal(store_label_count(fx->st, "r1", &c), STORE_OK);
+    assert_true(c.ng_ok == 1 && c.ng_defect == 0 && c.ok_ok == 0); /* the newest only */
+    double *sc = NULL;
+    size_t ns = 0;
+    assert_int_equal(store_inspection_scores(fx->st, "r1", 4, 10, &sc, &ns), STORE_OK);
+    assert_true(ns == 1 && sc[0] == 2.0);
+    free(sc);
+    /* created again: the old product's labelled inspections do not count */
+    assert_int_equal(store_product_delete(fx->st, "r1"), STORE_OK);
+    usleep(2000); /* created_at is in ms: a later one */
+    mk_product(fx->st, "r1");
+    assert_int_equal(store_label_count(fx->st, "r1", &c), STORE_OK);
+    assert_true(c.ng_ok == 0 && c.ng_defect == 0);
+    store_inspection_clear(&in);
 }
 
 int main(void)
@@ -1151,6 +1214,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_temp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rails_and_labels, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

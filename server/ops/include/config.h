@@ -59,6 +59,7 @@ typedef struct cfg {
     int sink_backoff_ms;    /* ... the first retry's delay, doubling      */
     int sink_backoff_max_ms;/* ... up to this                             */
     int sink_timeout_ms;    /* ... one webhook request / MQTT PUBACK      */
+    int drift_window;       /* newest inspections the drift statistic reads */
     /* the daemon's training defaults: settings.def's DAEMON column, then
      * CFA_* and flags; every setting set (settings_resolve puts product
      * settings and the POST /train body over them) */

@@ -26,6 +26,23 @@ void mp_conn_closed(const char *reason);
 /* One training job finished with state ("succeeded", ...). */
 void mp_training_done(const char *state, double seconds);
 
+/* One inspection answered: product, its two-valued decision ("OK"/"NG"),
+ * its three-way verdict ("OK"/"UNSURE"/"NG", or NULL where the result has
+ * none) and its score. The first MP_MAX_PRODUCTS products get their own
+ * series; later ones are counted as product "_other". */
+#define MP_MAX_PRODUCTS 64
+void mp_inspection(const char *product, const char *decision, const char *verdict,
+                   double score);
+
+/* Per-product figures sampled at scrape time (from the store). */
+typedef struct mp_product_gauge {
+    char product[65];
+    int64_t active_version;   /* 0: none */
+    int drift_available;
+    double drift_d;           /* KS D, server/inspect/drift.h */
+    int drift_flag;
+} mp_product_gauge;
+
 /* Extra gauges sampled at scrape time. */
 typedef struct mp_gauges {
     int n_devices;
@@ -41,6 +58,8 @@ typedef struct mp_gauges {
     int64_t pixel_bytes_in_use;   /* the decoded-pixel budget (media/budget.h) */
     int64_t pixel_budget_bytes;
     int64_t pixel_refused;        /* charges refused after the wait (503) */
+    const mp_product_gauge *products; /* at most MP_MAX_PRODUCTS */
+    int n_products;
 } mp_gauges;
 
 /* Renders the Prometheus text exposition into a malloc'd NUL-terminated

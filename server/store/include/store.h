@@ -403,6 +403,14 @@ store_status store_model_list(store_t *st, const char *product, size_t limit,
                               store_model_t **out /* OUT, store_models_free */,
                               size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
 store_status store_model_activate(store_t *st, const char *product, int64_t version);
+/* Deletes a model that is not active: STORE_ERR_CONFLICT for the active
+ * one, STORE_ERR_NOT_FOUND when absent. Its version is never given out
+ * again for this product id (nor after the product is deleted and created
+ * again: store_model_insert continues past the highest version ever made). */
+store_status store_model_delete(store_t *st, const char *product, int64_t version);
+/* The figures JSON text of one model (no blob), malloc'd into *figures_json. */
+store_status store_model_figures(store_t *st, const char *product, int64_t version,
+                                 char **figures_json /* OUT, free() */);
 /* Sets the threshold of version (0 = the active model). */
 store_status store_model_set_threshold(store_t *st, const char *product,
                                        int64_t version, double threshold);
@@ -530,7 +538,9 @@ store_status store_key_verify(store_t *st, const char *presented,
 store_status store_key_list(store_t *st, size_t limit, const char *after,
                             store_key_t **out /* OUT, store_keys_free */,
                             size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
-/* Sets revoked_at. STORE_ERR_NOT_FOUND for unknown or already revoked keys. */
+/* Sets revoked_at. STORE_ERR_NOT_FOUND for unknown or already revoked keys;
+ * STORE_ERR_CONFLICT (nothing changed) for the last active admin key, so
+ * that the service always keeps a key that can make keys. */
 store_status store_key_revoke(store_t *st, const char *id);
 /* Number of keys not revoked (0 on first start -> bootstrap the admin key). */
 store_status store_key_count_active(store_t *st, int64_t *n /* OUT */);
@@ -657,6 +667,50 @@ void store_outbox_notify(store_t *st);
 /* Waits up to timeout_ms for a commit that added outbox rows after *gen
  * (in/out: the generation last seen). Returns 1 if there was one. */
 int store_outbox_wait(store_t *st, int64_t *gen, int timeout_ms);
+/* ------------------------------------------------- labels (labels.c) */
+
+/* Operator feedback on an inspection. The newest label of an inspection is
+ * its label; older ones stay in the table as history. */
+#define STORE_LABEL_MAX 12  /* "false_alarm" + NUL */
+#define STORE_NOTE_MAX 1024 /* bytes of a label's note */
+
+typedef struct {
+    char inspection_id[STORE_ID_LEN];
+    char label[STORE_LABEL_MAX];   /* "false_alarm", "defect", "ok"          */
+    char *note;                    /* never NULL ("" when none)              */
+    char key_id[STORE_ID_LEN];     /* "" if none                             */
+    int64_t created_at;
+    char image_id[STORE_SHA256_HEX]; /* training image added with it, or ""  */
+} store_label_t;
+
+void store_label_clear(store_label_t *l);
+/* 1 if s is one of the three labels, else 0. */
+int store_valid_label(const char *s);
+/* Records a label for the inspection (which must exist: STORE_ERR_NOT_FOUND)
+ * with the product and decision of its audit row. note may be NULL;
+ * image_id (may be NULL) names a training image added with it. out (may be
+ * NULL) receives the row. */
+store_status store_label_add(store_t *st, const char *inspection_id, const char *label,
+                             const char *note, const char *key_id, const char *image_id,
+                             store_label_t *out /* OUT, may be NULL */);
+/* The current (newest) label of an inspection; STORE_ERR_NOT_FOUND if none. */
+store_status store_label_get(store_t *st, const char *inspection_id,
+                             store_label_t *out /* OUT */);
+
+/* Inspections of a product by decision and current label; only those made
+ * since the product was (re)created (a deleted product's id may return). */
+typedef struct {
+    int64_t ng_defect, ng_false_alarm, ng_ok; /* decided NG, labelled ... */
+    int64_t ok_defect, ok_false_alarm, ok_ok; /* decided OK, labelled ... */
+} store_label_counts;
+store_status store_label_count(store_t *st, const char *product,
+                               store_label_counts *out /* OUT */);
+
+/* The scores of the newest n inspections of a product's model version,
+ * newest first, into *scores (malloc'd, caller frees; NULL when *n_out 0). */
+store_status store_inspection_scores(store_t *st, const char *product, int64_t version,
+                                     size_t n, double **scores /* OUT */,
+                                     size_t *n_out /* OUT */);
 
 #ifdef __cplusplus
 }
