@@ -206,6 +206,7 @@ paths.update({
    "patch": op("Change a sink (not its kind)", "admin", {**resp("200", "the sink", ref("Sink")), **errs("400", "401", "403", "404", "413", "415")}, [P("SinkId")], jbody(ref("SinkPatch")), tags=["sinks"]),
    "delete": op("Delete a sink and its queued deliveries", "admin", {"204": {"description": "deleted"}, **errs("401", "403", "404")}, [P("SinkId")], tags=["sinks"])},
  "/v1/sinks/{id}/redeliver": {"post": op("Queue the sink's dead deliveries again", "admin", {**resp("202", "requeued", obj({"requeued": integer}, ["requeued"])), **errs("401", "403", "404")}, [P("SinkId")], tags=["sinks"])},
+})
 # ---- feedback, drift, region outlines, model delete (docs/API.md) ----
 nullnum = {"type": "number", "nullable": True}
 schemas.update({

@@ -298,26 +298,3 @@ store_status store_model_delete(store_t *st, const char *product, int64_t versio
     return db_wend(st, r);
 }
 
-store_status store_model_figures(store_t *st, const char *product, int64_t version,
-                                 char **figures_json)
-{
-    static const char SQL[] = "SELECT figures_json FROM models WHERE product = ?1 AND version = ?2";
-    *figures_json = NULL;
-    if (!store_valid_product_id(product) || version <= 0)
-        return STORE_ERR_INVALID;
-    conn_t *c = db_racquire(st);
-    sqlite3_stmt *s = db_prep(c, SQL);
-    store_status r = STORE_ERR_DB;
-    if (s) {
-        sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 2, version);
-        int rc = db_step(s);
-        r = rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND
-                                                            : db_map_rc(c->db, rc);
-        if (r == STORE_OK)
-            *figures_json = db_col_dup(s, 0, "{}");
-        db_done(s);
-    }
-    db_rrelease(st, c);
-    return r;
-}

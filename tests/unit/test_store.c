@@ -1126,6 +1126,8 @@ static void test_masks(void **state)
     assert_null(fig);
     assert_int_equal(store_product_delete(fx->st, "p1"), STORE_OK);
     assert_int_not_equal(access(path, F_OK), 0);
+}
+
 /* Safety rails and labels (migration 004): versions never reused across
  * model and product deletion, the active model not deletable, the last
  * admin key not revocable, labels replaced with history kept and counted. */

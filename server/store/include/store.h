@@ -408,9 +408,6 @@ store_status store_model_activate(store_t *st, const char *product, int64_t vers
  * again for this product id (nor after the product is deleted and created
  * again: store_model_insert continues past the highest version ever made). */
 store_status store_model_delete(store_t *st, const char *product, int64_t version);
-/* The figures JSON text of one model (no blob), malloc'd into *figures_json. */
-store_status store_model_figures(store_t *st, const char *product, int64_t version,
-                                 char **figures_json /* OUT, free() */);
 /* Sets the threshold of version (0 = the active model). */
 store_status store_model_set_threshold(store_t *st, const char *product,
                                        int64_t version, double threshold);
