@@ -32,6 +32,7 @@ const api_route api_routes[] = {
     {"POST", "/v1/keys", "/v1/keys", STORE_ROLE_ADMIN, 1, h_key_create, 0},
     {"GET", "/v1/keys", "/v1/keys", STORE_ROLE_ADMIN, 0, h_key_list, 0},
     {"DELETE", "/v1/keys/{}", "/v1/keys/{id}", STORE_ROLE_ADMIN, 0, h_key_delete, 0},
+    {"GET", "/v1/inspections/export", "/v1/inspections/export", STORE_ROLE_INSPECT, 0, h_inspection_export, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 
@@ -52,4 +53,31 @@ size_t api_route_body_max(const api_route *route)
         if (json_body_max[i].fn == route->fn)
             return json_body_max[i].max;
     return 0;
+}
+
+/* The query parameters each handler reads (space-separated); any other is
+ * 400 unknown_query_parameter (line.c), so a typo or a filter this version
+ * lacks is never silently ignored. A handler not listed takes none. */
+#define Q_PAGE "limit cursor after "
+#define Q_AUDIT "product decision since until model_version part_id serial camera station order "
+static const struct {
+    api_handler fn;
+    const char *names;
+} query_allowed[] = {
+    {h_product_list, Q_PAGE},
+    {h_image_list, Q_PAGE},
+    {h_model_list, Q_PAGE},
+    {h_job_list, Q_PAGE "product state"},
+    {h_key_list, Q_PAGE},
+    {h_inspection_list, Q_PAGE Q_AUDIT},
+    {h_inspection_export, Q_AUDIT "cursor after format"},
+    {h_inspect, "store heatmap part_id serial camera station order"},
+};
+
+const char *api_route_query(const api_route *route)
+{
+    for (size_t i = 0; route != NULL && i < sizeof query_allowed / sizeof query_allowed[0]; i++)
+        if (query_allowed[i].fn == route->fn)
+            return query_allowed[i].names;
+    return "";
 }

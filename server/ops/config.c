@@ -57,6 +57,7 @@ void cfg_defaults(cfg_t *c)
     /* the training defaults and why they differ from the paper's: settings.def */
     settings_defaults(&c->train, SETTINGS_DAEMON);
     c->log_level = LL_INFO;
+    c->idempotency_window_s = 86400;
 }
 
 static int to_ll(const char *s, long long min, long long max, long long *out)
@@ -122,7 +123,7 @@ int cfg_parse_devices(cfg_t *c, const char *s)
 
 /* One table drives flags, environment variables and --help; the training
  * flags follow it from the settings table (settings.def). */
-enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_BOOL, K_LEVEL };
+enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_BOOL, K_LEVEL, K_LOGFMT };
 
 typedef struct opt_def {
     const char *flag;
@@ -164,6 +165,8 @@ static const opt_def OPTS[] = {
     {"protect-metrics", "CFA_PROTECT_METRICS", K_BOOL, OFF(protect_metrics), 0, 1, "require an inspect key for /metrics (0/1, default 0)"},
     {"requeue-jobs", "CFA_REQUEUE_JOBS", K_BOOL, OFF(requeue_jobs), 0, 1, "on start-up, re-queue jobs left running (1, default) or fail them (0)"},
     {"log-level", "CFA_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "messages shown, of the whole process: debug, info, warn or error, or 0-3 (default info)"},
+    {"log-format", "CFA_LOG_FORMAT", K_LOGFMT, OFF(log_json), 0, 0, "text (default: timestamp, level, module, message) or json (one object a line, with an access log line per request)"},
+    {"idempotency-window", "CFA_IDEMPOTENCY_WINDOW", K_I64, OFF(idempotency_window_s), 1, 31536000, "seconds a request sent with an Idempotency-Key is answered again with its first answer (default 86400)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
 
@@ -199,6 +202,11 @@ static int apply(cfg_t *c, const opt_def *o, const char *v, char *err, size_t er
     case K_LEVEL:
         /* the log module's own names, so the flag and the log agree */
         if ((ll = log_level_parse(v)) < 0)
+            goto bad;
+        *(int *)(base + o->off) = (int)ll;
+        return 0;
+    case K_LOGFMT:
+        if ((ll = log_format_parse(v)) < 0)
             goto bad;
         *(int *)(base + o->off) = (int)ll;
         return 0;

@@ -197,7 +197,7 @@ typedef struct {
 #define DB_REAL(v) ((db_arg){DB_ARG_REAL, NULL, 0, (v)})
 #define DB_BLOB(v, len) ((db_arg){DB_ARG_BLOB, (v), (int64_t)(len), 0})
 #define DB_NULL DB_TEXT(NULL)
-#define DB_ARGS_MAX 8
+#define DB_ARGS_MAX 16
 
 /* A statement: the SQL (static storage: its address keys the statement cache),
  * its parameters ?1, ?2, ... in order (ended by the first DB_ARG_END), the
@@ -299,5 +299,11 @@ store_status store_job_finish_w(store_t *st, const char *id, store_job_state sta
  * clears it (a full disk only when shows_space: a file was written). why
  * (may be NULL) is the detail. */
 void store_note_write(store_t *st, store_status s, const char *why, int shows_space);
+
+/* ---- idempotency (idempotency.c) ---------------------------------------- */
+/* Inserts an Idempotency-Key entry with the writer, inside the caller's
+ * transaction (an inspection's, with its audit row); STORE_ERR_EXISTS when a
+ * live entry holds the key. */
+store_status store_idem_insert_w(store_t *st, const store_idem_t *e);
 
 #endif /* CFA_STORE_INT_H */

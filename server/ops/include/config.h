@@ -60,6 +60,8 @@ typedef struct cfg {
      * settings and the POST /train body over them) */
     settings_t train;
     int log_level;          /* LL_DEBUG (0) .. LL_ERROR (3), base_log.h */
+    int log_json;           /* --log-format: 0 text, 1 json (base_log.h)   */
+    int64_t idempotency_window_s; /* Idempotency-Key replays, seconds      */
 } cfg_t;
 
 void cfg_defaults(cfg_t *c);
