@@ -225,9 +225,10 @@ int line_idem_begin(hreq *r, int by_ref, const part_fields *part, enum MHD_Resul
     request_hash(r, part, e->hash);
     e->expire_before = window_start(r);
     if (flight_add(li) != 0) {
-        *ret = reply_error(r, 409, "idempotency_in_flight",
-                           "a request with Idempotency-Key %s is being answered; retry shortly",
-                           key);
+        json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", "idempotency_in_flight",
+                                "message", "a request with this Idempotency-Key is being "
+                                           "answered; retry shortly");
+        *ret = reply_json_hdr(r, 409, err, "Retry-After", "1");
         return 1;
     }
     store_idem_t old;

@@ -50,8 +50,9 @@ int part_set(part_fields *p, int f, const char *v, size_t n, const char *source,
     }
     memcpy(p->v[f], v, n);
     p->v[f][n] = '\0';
+    if (!p->set[f]) /* the first source names the value in a conflict */
+        p->from[f] = source;
     p->set[f] = 1;
-    p->from[f] = source;
     return 0;
 }
 

@@ -222,7 +222,8 @@ void log_fieldsv(int level, const char *module, const char *fields, const char *
     } else {
         n = format_head(line, sizeof line, level, module);
         /* the message and its NUL; room kept for the request id and '\n' */
-        size_t room = sizeof line - n - LOG_REQUEST_ID_MAX - 16;
+        size_t rid = tl_request_id[0] != '\0' ? strlen(tl_request_id) + 3 : 0;
+        size_t room = sizeof line - n - rid - 1;
         n += format_msg(line + n, room, fmt, ap);
         if (tl_request_id[0] != '\0')
             n += (size_t)snprintf(line + n, sizeof line - n, " [%s]", tl_request_id);
