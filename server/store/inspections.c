@@ -99,8 +99,10 @@ static store_status inspection_insert_w(store_t *st, const store_inspection_t *i
     static const char SQL[] = "INSERT INTO inspections(" INSPECTION_COLS ") VALUES "
                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
                               "?15, ?16, ?17)";
-    if (in->idem != NULL) {
-        store_status r = store_idem_insert_w(st, in->idem);
+    if (in->idem != NULL) { /* the entry names this row: a replay is made from it */
+        store_idem_t e = *in->idem;
+        snprintf(e.ref, sizeof e.ref, "%s", in->id);
+        store_status r = store_idem_insert_w(st, &e);
         if (r != STORE_OK)
             return r;
     }

@@ -781,6 +781,7 @@ static void test_part_and_idempotency(void **state)
     store_idem_t old;
     assert_int_equal(store_idem_get(fx->st, "", "POST /x", "k1", 0, &old), STORE_OK);
     assert_int_equal(old.status, 200);
+    assert_string_equal(old.ref, r.id); /* the entry names its row */
     store_idem_clear(&old);
     /* the same key again: no second row */
     store_inspection_t r2;
