@@ -440,9 +440,14 @@ static void log_access(hreq *r)
     const char *route = r->route != NULL ? r->route->label : "unmatched";
     int status = r->status != 0 ? r->status : 499;
     double ms = mono_ms() - r->t0 * 1e3;
-    json_t *f = json_pack("{s:s,s:s,s:i,s:I,s:f,s:s?}", "method", r->method, "route", route,
-                          "status", status, "bytes", (json_int_t)r->bytes_out, "ms", ms,
-                          "key_id", r->key_id[0] ? r->key_id : NULL);
+    if (!log_enabled(LL_INFO))
+        return;
+    /* the fields only go into JSON lines: text lines show the message */
+    json_t *f = !log_get_json() ? NULL
+                                : json_pack("{s:s,s:s,s:i,s:I,s:f,s:s?}", "method", r->method,
+                                            "route", route, "status", status, "bytes",
+                                            (json_int_t)r->bytes_out, "ms", ms, "key_id",
+                                            r->key_id[0] ? r->key_id : NULL);
     char *fs = f != NULL ? json_dumps(f, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(f);
     if (fs != NULL && strlen(fs) >= 2) { /* the inside of the object */

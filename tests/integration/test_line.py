@@ -49,6 +49,8 @@ import test_hardening as th  # noqa: E402  (Daemon, Env, Client, check, ...)
 check, note, expect_error = th.check, th.note, th.expect_error
 PRODUCT = "line"
 SEED_ROWS = 10000
+# a model only to inspect with: a few images train it in seconds
+TRAIN_IMAGES = 8
 # peak RSS growth allowed for 10,000 rows over 1,000: a few pages of rows and
 # the allocator's slack; a buffered export of the seeded rows is ~60 MB
 EXPORT_GROWTH_KB = 16 * 1024
@@ -68,7 +70,7 @@ def trained(env):
         d.start()
     c = th.Client(d.port, th.ADMIN_KEY)
     if not STATE.get("trained"):
-        th.make_product(c, PRODUCT, env.train)
+        th.make_product(c, PRODUCT, env.train[:TRAIN_IMAGES])
         th.train(c, PRODUCT)
         STATE["trained"] = True
     return d, c
