@@ -60,6 +60,10 @@ struct hreq {
     char request_id[65];
     int close;             /* answer with Connection: close (strict.c) */
     size_t drained;        /* bytes of a refused body read and dropped */
+    size_t bytes_out;      /* body bytes of the answer, for the access log */
+    /* Idempotency-Key (line.c): the entry this request will record, whether
+     * it is registered as in flight, and whether the answer is a replay */
+    struct line_idem *idem;
 };
 
 extern const api_route api_routes[];
@@ -67,6 +71,9 @@ extern const size_t api_n_routes;
 /* The body limit of a JSON route in bytes (routes.c, next to the table);
  * 0 for the others, which keep --max-body-mb. */
 size_t api_route_body_max(const api_route *route);
+/* The query parameters the route's handler reads, space-separated ("":
+ * none); routes.c, next to the table. */
+const char *api_route_query(const api_route *route);
 extern const unsigned char api_openapi_json[];
 extern const size_t api_openapi_json_len;
 
@@ -81,6 +88,9 @@ enum MHD_Result reply_bytes(hreq *r, int status, const char *ctype, void *buf /*
 enum MHD_Result reply_static(hreq *r, int status, const char *ctype, const void *buf,
                              size_t len);
 enum MHD_Result reply_empty(hreq *r, int status);
+/* Queues a response made by the caller (a stream: export.c) and destroys
+ * the caller's reference. */
+enum MHD_Result reply_response(hreq *r, int status, struct MHD_Response *resp);
 
 const char *req_header(hreq *r, const char *name);
 const char *req_query(hreq *r, const char *name);
@@ -256,5 +266,41 @@ json_t *inspection_label_json(store_t *st, const char *inspection_id);
 json_t *product_feedback_json(store_t *st, const char *product);
 /* the product's drift; NULL after replying with a store failure */
 json_t *product_drift_json(hreq *r, const store_product_t *p);
+enum MHD_Result h_inspection_export(hreq *r);
+
+/* ---- line.c: what a line sends beside the image (docs/API.md) ---------- */
+
+#include "line_parse.h"
+/* Part identity from the query and the X-Part-Id-style headers into p
+ * (zeroed by the caller; a multipart meta part is added by the caller with
+ * part_meta_parse). Replies 400 invalid_part_field and returns -1 when a
+ * value is refused or two sources disagree. */
+int line_part_from_request(hreq *r, part_fields *p);
+/* The query parameters the request's route allows (routes.c) checked: 0, or
+ * a 400 unknown_query_parameter naming them decided into the request's
+ * refusal (deny) and -1. */
+int line_check_query(hreq *r, char *why, size_t cap);
+/* Idempotency-Key. line_idem_begin: 0 when the request goes on (with or
+ * without a key); 1 when it was answered (a replay, 409, 400) with *ret
+ * set. by_ref: the entry is written with the inspection's audit row (the
+ * caller passes line_idem_entry() to the store); else the 2xx JSON answer
+ * is recorded by reply_json_hdr. part: the identity hashed with the body. */
+int line_idem_begin(hreq *r, int by_ref, const part_fields *part, enum MHD_Result *ret);
+const store_idem_t *line_idem_entry(hreq *r); /* NULL without a key */
+/* An inspection whose entry lost a race (STORE_ERR_EXISTS): answers from
+ * the entry that won. */
+enum MHD_Result line_idem_replay_now(hreq *r);
+/* reply_json_hdr's hook: records a 2xx answer of a keyed request. */
+void line_idem_record(hreq *r, int status, const char *body, const char *hname,
+                      const char *hval);
+/* on_completed's hook: the key is no longer in flight; frees the state. */
+void line_idem_release(hreq *r);
+/* 1 when the answer being sent is a replay (Idempotent-Replayed: true). */
+int line_idem_replayed(const hreq *r);
+/* inspections.c: the audit trail's filters from the query into f (zeroed by
+ * the caller); -1 after replying 400 naming the filter. */
+int inspection_filters(hreq *r, store_inspection_filter *f);
+/* The view of an inspection as POST /inspect answers it. */
+json_t *inspect_view(const store_inspection_t *row);
 
 #endif

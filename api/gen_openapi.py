@@ -85,7 +85,8 @@ schemas = dict(settings, **{
    "heatmap_url": {"type": "string", "nullable": True}, "map_url": {"type": "string", "nullable": True},
    "timings_ms": obj({"decode": num, "queue": num, "model": num, "encode": num, "total": num}, ["decode", "queue", "model", "total"]),
    "heatmap_png_base64": {"type": "string", "description": "only with ?heatmap=inline"},
-   "created_at": ts, "key_id": {"type": "string", "nullable": True, "description": "audit records only"}},
+   "created_at": ts, "key_id": {"type": "string", "nullable": True, "description": "audit records only"},
+   **{f: {"type": "string", "nullable": True, "maxLength": 128, "description": "part identity as sent (null: not sent)"} for f in ("part_id", "serial", "camera", "station", "order")}},
    ["inspection_id", "product", "model_version", "score", "threshold", "decision", "map_max", "regions", "heatmap_url", "map_url", "timings_ms"]),
  "KeyCreate": obj({"name": name_s, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]}}, ["role"], **closed),
  "Key": obj({"id": string, "name": string, "role": {"type": "string", "enum": ["inspect", "operate", "admin"]},
@@ -106,6 +107,13 @@ loc = {"Location": {"schema": {"type": "string"}}}
 img_body = {"required": True, "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                                           "image/png": {"schema": {"type": "string", "format": "binary"}}}}
 upload_body = {"required": True, "content": dict(img_body["content"], **{"multipart/form-data": {"schema": {"type": "object", "additionalProperties": {"type": "string", "format": "binary"}, "description": "one or more image parts (image/jpeg or image/png)"}}})}
+inspect_body = {"required": True, "content": dict(img_body["content"], **{"multipart/form-data": {"schema": obj({"image": {"type": "string", "format": "binary", "description": "the image (image/jpeg or image/png), any part name but meta"}, "meta": obj({f: {"type": "string", "minLength": 1, "maxLength": 128} for f in ("part_id", "serial", "camera", "station", "order")}, description="JSON, at most 4 kB: part identity", **closed)})}})}
+part_q = [{"name": f, "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 128}, "description": "part identity (1-128 bytes of UTF-8, no control characters)"} for f in ("part_id", "serial", "camera", "station", "order")]
+part_h = [{"name": h, "in": "header", "schema": {"type": "string", "maxLength": 128}, "description": "part identity, as the query parameter of the same meaning"} for h in ("X-Part-Id", "X-Serial", "X-Camera", "X-Station", "X-Order")]
+idem_h = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "a repeat within --idempotency-window gets the first answer (Idempotent-Replayed: true); another request under the key is 409 idempotency_key_reused"}
+audit_q = [{"name": "product", "in": "query", "schema": string}, {"name": "decision", "in": "query", "schema": {"type": "string", "enum": ["OK", "NG"]}},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}, {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "created before"},
+    {"name": "model_version", "in": "query", "schema": {"type": "integer", "minimum": 1}}] + part_q
 text = lambda d: {"200": {"description": d, "content": {"text/plain": {"schema": {"type": "string"}}}}}
 paths = {
  "/healthz": {"get": op("Liveness", None, resp("200", "the process runs", obj({"status": {"type": "string", "enum": ["ok"]}})), tags=["health"])},
@@ -121,12 +129,12 @@ paths = {
    "patch": op("Change name and/or settings", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "413", "415")}, [P("ProductId")], jbody(ref("ProductPatch")), tags=["products"]),
    "delete": op("Delete a product with its images, models and finished jobs (inspections stay)", "operate", {"204": {"description": "deleted"}, **errs("401", "403", "404", "409")}, [P("ProductId")], tags=["products"])},
  "/v1/products/{id}/images": {
-   "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "409", "413", "415", "422", "503")}, [P("ProductId")], upload_body, tags=["images"]),
+   "post": op("Upload good images (one image body, or multipart with one or more parts)", "operate", {**resp("201", "stored (same bytes give the same id, stored once)", listof("images", ref("Image"))), **errs("400", "401", "403", "404", "409", "413", "415", "422", "503")}, [P("ProductId"), idem_h], upload_body, tags=["images"]),
    "get": op("List images", "operate", {**resp("200", "images", listof("images", ref("Image"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("Cursor"), P("After")], tags=["images"])},
  "/v1/products/{id}/images/{image_id}": {
    "delete": op("Remove an image from the training set", "operate", {"204": {"description": "removed"}, **errs("401", "403", "404")}, [P("ProductId"), P("ImageId")], tags=["images"])},
  "/v1/products/{id}/train": {
-   "post": op("Start training a new model version", "operate", {**resp("202", "job queued", obj({"job": ref("Job")}, ["job"]), headers=loc), **errs("400", "401", "403", "404", "409", "413", "415", "422")}, [P("ProductId")], jbody(ref("TrainRequest"), False), tags=["training"])},
+   "post": op("Start training a new model version", "operate", {**resp("202", "job queued", obj({"job": ref("Job")}, ["job"]), headers=loc), **errs("400", "401", "403", "404", "409", "413", "415", "422")}, [P("ProductId"), idem_h], jbody(ref("TrainRequest"), False), tags=["training"])},
  "/v1/jobs": {"get": op("List jobs, newest first", "operate", {**resp("200", "jobs", listof("jobs", ref("Job"), True)), **errs("400", "401", "403")},
    [{"name": "product", "in": "query", "schema": string}, {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]}}, P("Limit"), P("Cursor"), P("After")], tags=["training"])},
  "/v1/jobs/{job_id}": {"get": op("One job", "operate", {**resp("200", "the job", ref("Job")), **errs("401", "403", "404")}, [P("JobId")], tags=["training"])},
@@ -139,12 +147,13 @@ paths = {
    "put": op("Set the product's ROI mask (issue 13): a PNG, non-zero = inspected, scaled to each image; the next training uses it and its model keeps it", "operate", {**resp("200", "the mask", obj({"sha256": string, "width": integer, "height": integer, "bytes": integer, "created_at": ts, "inspected_fraction": {"type": "number"}})), **errs("400", "401", "403", "404", "413", "415", "422", "503")}, [P("ProductId")], {"required": True, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}, tags=["products"]),
    "get": op("The product's ROI mask as uploaded", "operate", {**resp("200", "the mask PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "403", "404")}, [P("ProductId")], tags=["products"]),
    "delete": op("Remove the product's ROI mask (models trained with it keep it)", "operate", {"204": {"description": "removed"}, **errs("401", "403", "404")}, [P("ProductId")], tags=["products"])},
- "/v1/products/{id}/inspect": {"post": op("Inspect one image", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("400", "401", "404", "413", "415", "422", "503", "507")},
+ "/v1/products/{id}/inspect": {"post": op("Inspect one image", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("400", "401", "404", "409", "413", "415", "422", "503", "507")},
    [P("ProductId"), {"name": "store", "in": "query", "schema": {"type": "boolean", "default": True}, "description": "false keeps no heatmap/map files"},
-    {"name": "heatmap", "in": "query", "schema": {"type": "string", "enum": ["inline", "url"]}, "description": "inline adds heatmap_png_base64"}], img_body, tags=["inspection"])},
+    {"name": "heatmap", "in": "query", "schema": {"type": "string", "enum": ["inline", "url"]}, "description": "inline adds heatmap_png_base64"}] + part_q + part_h + [idem_h], inspect_body, tags=["inspection"])},
  "/v1/inspections": {"get": op("Audit trail, newest first", "inspect", {**resp("200", "inspections", listof("inspections", ref("InspectionResult"), True)), **errs("400", "401")},
-   [{"name": "product", "in": "query", "schema": string}, {"name": "decision", "in": "query", "schema": {"type": "string", "enum": ["OK", "NG"]}},
-    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}, P("Limit"), P("Cursor"), P("After")], tags=["inspection"])},
+   audit_q + [P("Limit"), P("Cursor"), P("After")], tags=["inspection"])},
+ "/v1/inspections/export": {"get": op("The audit trail streamed (chunked), newest first, with the list's filters and no page cap", "inspect", {"200": {"description": "CSV (RFC 4180, a header row) or NDJSON (one InspectionResult a line)", "content": {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}}}, **errs("400", "401")},
+   [{"name": "format", "in": "query", "required": True, "schema": {"type": "string", "enum": ["csv", "ndjson"]}}] + audit_q + [P("Cursor"), P("After")], tags=["inspection"])},
  "/v1/inspections/{id}": {"get": op("One stored result", "inspect", {**resp("200", "the result", ref("InspectionResult")), **errs("401", "404")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/inspections/{id}/heatmap.png": {"get": op("Colour heatmap over the image, image resolution (drawn on the first GET from the stored image and map, then kept; 404 image_not_kept when the inspection kept no images)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},
  "/v1/inspections/{id}/map.png": {"get": op("Raw anomaly map, 16-bit grayscale PNG at image resolution: v means v / 65535 * map_max (drawn on the first GET from the stored model-geometry map, the map the decision was made on, then kept)", "inspect", {**resp("200", "PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "404", "500")}, [P("InspectionId")], tags=["inspection"])},

@@ -45,9 +45,19 @@ static enum MHD_Result queue(hreq *r, int status, struct MHD_Response *resp)
     if (resp == NULL)
         return MHD_NO;
     r->status = status;
+    /* every answer, errors included, names the request it answers */
+    if (r->request_id[0] != '\0')
+        MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    if (line_idem_replayed(r))
+        MHD_add_response_header(resp, "Idempotent-Replayed", "true");
     ret = MHD_queue_response(r->con, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+enum MHD_Result reply_response(hreq *r, int status, struct MHD_Response *resp)
+{
+    return queue(r, status, resp);
 }
 
 enum MHD_Result reply_json_hdr(hreq *r, int status, json_t *body, const char *hname,
@@ -57,6 +67,7 @@ enum MHD_Result reply_json_hdr(hreq *r, int status, json_t *body, const char *hn
     json_decref(body);
     if (s == NULL)
         return MHD_NO;
+    line_idem_record(r, status, s, hname, hval);
     size_t n = strlen(s);
     /* a trailing newline makes curl output readable */
     char *t = realloc(s, n + 2);
@@ -66,6 +77,7 @@ enum MHD_Result reply_json_hdr(hreq *r, int status, json_t *body, const char *hn
     }
     t[n] = '\n';
     t[n + 1] = '\0';
+    r->bytes_out = n + 1;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(n + 1, t, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
@@ -130,6 +142,7 @@ enum MHD_Result reply_bytes(hreq *r, int status, const char *ctype, void *buf, s
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
+    r->bytes_out = len;
     return queue(r, status, resp);
 }
 
@@ -141,6 +154,7 @@ enum MHD_Result reply_static(hreq *r, int status, const char *ctype, const void 
     if (resp == NULL)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", ctype);
+    r->bytes_out = len;
     return queue(r, status, resp);
 }
 
@@ -300,10 +314,14 @@ static void find_route(hreq *r, const char *url)
             continue;
         r->path_known = 1;
         if (strcmp(api_routes[i].method, r->method) == 0) {
-            r->route = &api_routes[i];
-            r->n_params = np;
-            memcpy(r->params, params, sizeof params);
-            return;
+            /* a literal segment wins over "{}" (/v1/inspections/export over
+             * /v1/inspections/{id}), wherever the table lists it */
+            if (r->route == NULL || np < r->n_params) {
+                r->route = &api_routes[i];
+                r->n_params = np;
+                memcpy(r->params, params, sizeof params);
+            }
+            continue;
         }
         size_t al = strlen(r->allow);
         if (al + strlen(api_routes[i].method) + 3 < sizeof r->allow)
@@ -388,6 +406,60 @@ static int refuse_now(hreq *r, int framing)
            (ex != NULL && strcasecmp(ex, "100-continue") == 0);
 }
 
+/* After the key: a malformed X-Request-Id, a query parameter the route
+ * does not take (line.c). */
+static void check_line_headers(hreq *r)
+{
+    char why[320];
+    if (r->deny_status != 0)
+        return;
+    const char *rid = req_header(r, "X-Request-Id");
+    if (rid != NULL && !request_id_valid(rid))
+        deny(r, 400, "invalid_request_id",
+             "X-Request-Id must be 1-%d printable ASCII characters without spaces",
+             REQUEST_ID_MAX);
+    else if (line_check_query(r, why, sizeof why) != 0)
+        deny(r, 400, "unknown_query_parameter", "%s", why);
+}
+
+/* The request's id: the client's X-Request-Id when it is one, else a fresh
+ * one (a bad one is refused by check_line_headers, answered with a fresh id). */
+static void set_request_id(hreq *r)
+{
+    const char *rid = req_header(r, "X-Request-Id");
+    if (rid != NULL && request_id_valid(rid))
+        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    else if (store_random_id(r->request_id) != 0)
+        r->request_id[0] = '\0';
+    log_set_request_id(r->request_id);
+}
+
+/* One line per request: the access log (docs/API.md, "Logs"); the key's id,
+ * never the key. */
+static void log_access(hreq *r)
+{
+    const char *route = r->route != NULL ? r->route->label : "unmatched";
+    int status = r->status != 0 ? r->status : 499;
+    double ms = mono_ms() - r->t0 * 1e3;
+    if (!log_enabled(LL_INFO))
+        return;
+    /* the fields only go into JSON lines: text lines show the message */
+    json_t *f = !log_get_json() ? NULL
+                                : json_pack("{s:s,s:s,s:i,s:I,s:f,s:s?}", "method", r->method,
+                                            "route", route, "status", status, "bytes",
+                                            (json_int_t)r->bytes_out, "ms", ms, "key_id",
+                                            r->key_id[0] ? r->key_id : NULL);
+    char *fs = f != NULL ? json_dumps(f, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(f);
+    if (fs != NULL && strlen(fs) >= 2) { /* the inside of the object */
+        memmove(fs, fs + 1, strlen(fs));
+        fs[strlen(fs) - 1] = '\0';
+    }
+    log_fields(LL_INFO, "access", fs, "%s %s %d %zu B %.1f ms", r->method, route, status,
+               r->bytes_out, ms);
+    free(fs);
+}
+
 /* The first call, with the headers in: what can be refused before the body
  * is. */
 static enum MHD_Result on_headers(api_server *s, hreq *r, const char *url)
@@ -411,6 +483,7 @@ static enum MHD_Result on_headers(api_server *s, hreq *r, const char *url)
         else
             auth_check(r);
         replica_check(r);
+        check_line_headers(r);
     }
     if (conn_headers_done(s->conns, r->con, deadline_body(r), is_probe(r)) != 0)
         return reply_over_limit(r);
@@ -468,6 +541,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
     api_server *s = cls;
     hreq *r = *con_cls;
     (void)version;
+    if (r != NULL) /* this connection's thread may have served another meanwhile */
+        log_set_request_id(r->request_id);
     if (r == NULL) {
         r = xcalloc(1, sizeof *r);
         r->con = con;
@@ -475,6 +550,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         r->t0 = mono_ms() / 1e3; /* seconds, the unit of the metrics */
         r->max_body = (size_t)s->ctx->cfg->max_body_mb * 1024 * 1024;
         snprintf(r->method, sizeof r->method, "%s", method);
+        set_request_id(r);
         *con_cls = r;
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
@@ -511,6 +587,10 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
         pool_announce(s->ctx->pool, -1);
     mp_request(r->method, r->route != NULL ? r->route->label : "unmatched",
                r->status != 0 ? r->status : 499, mono_ms() / 1e3 - r->t0);
+    log_set_request_id(r->request_id);
+    log_access(r);
+    log_set_request_id(NULL);
+    line_idem_release(r);
     free(r->body);
     free(r);
     *con_cls = NULL;

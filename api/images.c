@@ -80,7 +80,8 @@ enum MHD_Result h_image_upload(hreq *r)
     int n = 0;
     enum MHD_Result ret;
     store_product_t p;
-    if (path_product(r, &p, &ret) != 0)
+    /* a repeat under an Idempotency-Key gets the first 201 (line.c) */
+    if (line_idem_begin(r, 0, NULL, &ret) != 0 || path_product(r, &p, &ret) != 0)
         return ret;
     int64_t have = p.image_count;
     store_product_clear(&p);

@@ -50,6 +50,7 @@ const api_route api_routes[] = {
     {"POST", "/v1/inspections/{}/label", "/v1/inspections/{id}/label", STORE_ROLE_INSPECT, 1, h_inspection_label, 0},
     {"GET", "/v1/products/{}/drift", "/v1/products/{id}/drift", STORE_ROLE_INSPECT, 0, h_product_drift, 0},
     {"DELETE", "/v1/products/{}/models/{}", "/v1/products/{id}/models/{version}", STORE_ROLE_OPERATE, 0, h_model_delete, 0},
+    {"GET", "/v1/inspections/export", "/v1/inspections/export", STORE_ROLE_INSPECT, 0, h_inspection_export, 0},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 
@@ -71,4 +72,34 @@ size_t api_route_body_max(const api_route *route)
         if (json_body_max[i].fn == route->fn)
             return json_body_max[i].max;
     return 0;
+}
+
+/* The query parameters each handler reads (space-separated); any other is
+ * 400 unknown_query_parameter (line.c), so a typo or a filter this version
+ * lacks is never silently ignored. A handler not listed takes none. */
+#define Q_PAGE "limit cursor after "
+#define Q_AUDIT "product decision since until model_version part_id serial camera station order "
+static const struct {
+    api_handler fn;
+    const char *names;
+} query_allowed[] = {
+    {h_product_list, Q_PAGE},
+    {h_image_list, Q_PAGE},
+    {h_model_list, Q_PAGE},
+    {h_job_list, Q_PAGE "product state"},
+    {h_key_list, Q_PAGE},
+    {h_inspection_list, Q_PAGE Q_AUDIT},
+    {h_inspection_export, Q_AUDIT "cursor after format"},
+    {h_inspect, "store heatmap part_id serial camera station order"},
+    {h_event_list, Q_PAGE "kind product since until"},
+    {h_sink_list, Q_PAGE},
+    {h_model_import, "activate"},
+};
+
+const char *api_route_query(const api_route *route)
+{
+    for (size_t i = 0; route != NULL && i < sizeof query_allowed / sizeof query_allowed[0]; i++)
+        if (query_allowed[i].fn == route->fn)
+            return query_allowed[i].names;
+    return "";
 }

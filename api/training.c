@@ -28,8 +28,12 @@ enum MHD_Result h_train(hreq *r)
     int ok;
     char err[256];
     settings_t from_product, from_body, job_settings;
-    json_t *body = req_json_object(r, 1, "body must be a JSON object", &ok);
     enum MHD_Result ret;
+    /* a repeat under an Idempotency-Key gets the first 202 and its job
+     * (line.c) instead of a 409 for the job it queued */
+    if (line_idem_begin(r, 0, NULL, &ret) != 0)
+        return ret;
+    json_t *body = req_json_object(r, 1, "body must be a JSON object", &ok);
     store_product_t p;
     if (!ok)
         return MHD_YES;

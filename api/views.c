@@ -108,6 +108,11 @@ json_t *inspection_json(const store_inspection_t *in)
     json_object_set_new(o, "timings_ms", json_text_or(in->timings_json, json_object()));
     json_object_set_new(o, "created_at", time_json(in->created_at));
     json_object_set_new(o, "key_id", in->key_id[0] ? json_string(in->key_id) : json_null());
+    /* part identity (docs/API.md): null when the line did not send it */
+    const char *part[] = {in->part.part_id, in->part.serial, in->part.camera, in->part.station,
+                          in->part.order};
+    for (int f = 0; f < PART_N; f++)
+        json_object_set_new(o, part_names[f], part[f][0] ? json_string(part[f]) : json_null());
     return o;
 }
 

@@ -92,6 +92,7 @@ static int configure(cfg_t *cfg, int argc, char **argv)
         return 2;
     }
     log_set_level(cfg->log_level);
+    log_set_json(cfg->log_json);
     return -1;
 }
 

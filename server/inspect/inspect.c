@@ -236,6 +236,9 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     row->threshold = q->threshold;
     row->map_max = r->score; /* cfa.h: the score is the map's maximum */
     snprintf(row->key_id, sizeof row->key_id, "%.32s", q->key_id != NULL ? q->key_id : "");
+    if (q->part != NULL)
+        row->part = *q->part;
+    row->idem = q->idem;
     if (ss == STORE_OK)
         ss = write_row(in, res, regions);
     else

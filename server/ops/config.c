@@ -63,6 +63,7 @@ void cfg_defaults(cfg_t *c)
     settings_defaults(&c->train, SETTINGS_DAEMON);
     c->log_level = LL_INFO;
     c->follow_interval_ms = 2000;
+    c->idempotency_window_s = 86400;
 }
 
 static int to_ll(const char *s, long long min, long long max, long long *out)
@@ -128,7 +129,7 @@ int cfg_parse_devices(cfg_t *c, const char *s)
 
 /* One table drives flags, environment variables and --help; the training
  * flags follow it from the settings table (settings.def). */
-enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_BOOL, K_LEVEL };
+enum opt_kind { K_LISTEN, K_PATH, K_DEVICES, K_INT, K_I64, K_BOOL, K_LEVEL, K_LOGFMT };
 
 typedef struct opt_def {
     const char *flag;
@@ -181,6 +182,8 @@ static const opt_def OPTS[] = {
     {"follow-key", "CFA_FOLLOW_KEY", K_PATH, OFF(follow_key), 0, 0, "an operate key of the --follow trainer"},
     {"follow-key-file", "CFA_FOLLOW_KEY_FILE", K_PATH, OFF(follow_key_file), 0, 0, "file holding the --follow-key (e.g. a mounted Secret)"},
     {"follow-interval-ms", "CFA_FOLLOW_INTERVAL_MS", K_INT, OFF(follow_interval_ms), 100, 3600000, "how often a replica polls its trainer (default 2000)"},
+    {"log-format", "CFA_LOG_FORMAT", K_LOGFMT, OFF(log_json), 0, 0, "text (default: timestamp, level, module, message) or json (one object a line, with an access log line per request)"},
+    {"idempotency-window", "CFA_IDEMPOTENCY_WINDOW", K_I64, OFF(idempotency_window_s), 1, 31536000, "seconds a request sent with an Idempotency-Key is answered again with its first answer (default 86400)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
 
@@ -216,6 +219,11 @@ static int apply(cfg_t *c, const opt_def *o, const char *v, char *err, size_t er
     case K_LEVEL:
         /* the log module's own names, so the flag and the log agree */
         if ((ll = log_level_parse(v)) < 0)
+            goto bad;
+        *(int *)(base + o->off) = (int)ll;
+        return 0;
+    case K_LOGFMT:
+        if ((ll = log_format_parse(v)) < 0)
             goto bad;
         *(int *)(base + o->off) = (int)ll;
         return 0;

@@ -19,7 +19,7 @@
 
 #define INSPECTION_COLS                                                              \
     "id, product, model_version, score, threshold, decision, map_max, regions_json, " \
-    "timings_json, created_at, has_images, key_id"
+    "timings_json, created_at, has_images, key_id, part_id, serial, camera, station, order_no"
 
 static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
@@ -37,6 +37,11 @@ static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
     r->created_at = sqlite3_column_int64(s, 9);
     r->has_images = sqlite3_column_int(s, 10);
     db_col_copy(s, 11, r->key_id, sizeof r->key_id);
+    db_col_copy(s, 12, r->part.part_id, sizeof r->part.part_id);
+    db_col_copy(s, 13, r->part.serial, sizeof r->part.serial);
+    db_col_copy(s, 14, r->part.camera, sizeof r->part.camera);
+    db_col_copy(s, 15, r->part.station, sizeof r->part.station);
+    db_col_copy(s, 16, r->part.order, sizeof r->part.order);
 }
 
 static void inspection_clear(void *elem)
@@ -77,11 +82,30 @@ static int64_t time_of_id(const char *id)
 
 /* ----------------------------------------------------------------- writes */
 
-/* Inserts one row with the writer (inside a transaction). */
+/* The part identity fields from ?13 on ("" binds NULL). */
+static void bind_part(sqlite3_stmt *s, const store_part_t *p)
+{
+    db_bind_text_or_null(s, 13, p->part_id[0] ? p->part_id : NULL);
+    db_bind_text_or_null(s, 14, p->serial[0] ? p->serial : NULL);
+    db_bind_text_or_null(s, 15, p->camera[0] ? p->camera : NULL);
+    db_bind_text_or_null(s, 16, p->station[0] ? p->station : NULL);
+    db_bind_text_or_null(s, 17, p->order[0] ? p->order : NULL);
+}
+
+/* Inserts one row with the writer (inside a transaction), and its
+ * Idempotency-Key entry when it has one: both or neither. */
 static store_status inspection_insert_w(store_t *st, const store_inspection_t *in)
 {
     static const char SQL[] = "INSERT INTO inspections(" INSPECTION_COLS ") VALUES "
-                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                              "?15, ?16, ?17)";
+    if (in->idem != NULL) { /* the entry names this row: a replay is made from it */
+        store_idem_t e = *in->idem;
+        snprintf(e.ref, sizeof e.ref, "%s", in->id);
+        store_status r = store_idem_insert_w(st, &e);
+        if (r != STORE_OK)
+            return r;
+    }
     sqlite3_stmt *s = db_prep(&st->w, SQL);
     if (!s)
         return STORE_ERR_DB;
@@ -102,6 +126,7 @@ static store_status inspection_insert_w(store_t *st, const store_inspection_t *i
     sqlite3_bind_int64(s, 10, created);
     sqlite3_bind_int(s, 11, in->has_images ? 1 : 0);
     db_bind_text_or_null(s, 12, in->key_id[0] ? in->key_id : NULL);
+    bind_part(s, &in->part);
     store_status r = db_run(&st->w, s);
     return r == STORE_OK ? store_outbox_inspection_w(st, in) : r;
 }
@@ -282,17 +307,54 @@ store_status store_inspection_get(store_t *st, const char *id, store_inspection_
     return db_get(st, &q, &INSPECTION_ROWS, out);
 }
 
-/* One static SQL text per combination of filters, so the planner can use the
- * matching (product/decision, id) index; values are always bound. */
+/* One static SQL text per leading filter, so the planner can use the
+ * matching (column, id) index; the other filters are "?n IS NULL OR ...";
+ * values are always bound. Parameters: ?1 product, ?2 decision, ?3 cursor,
+ * ?4 since, ?5 limit, ?6 until, ?7 model_version, ?8 part_id, ?9 serial,
+ * ?10 camera, ?11 station, ?12 order. */
 #define INSP_SEL "SELECT " INSPECTION_COLS " FROM inspections WHERE "
-#define INSP_TAIL "(?3 IS NULL OR id < ?3) AND (?4 IS NULL OR created_at >= ?4) " \
-                  "ORDER BY id DESC LIMIT ?5"
-static const char *const INSP_LIST_SQL[4] = {
-    INSP_SEL "(?1 IS NULL) AND (?2 IS NULL) AND " INSP_TAIL,
-    INSP_SEL "product = ?1 AND (?2 IS NULL) AND " INSP_TAIL,
-    INSP_SEL "(?1 IS NULL) AND decision = ?2 AND " INSP_TAIL,
-    INSP_SEL "product = ?1 AND decision = ?2 AND " INSP_TAIL,
+#define INSP_ANY(col, n) "(?" #n " IS NULL OR " col " = ?" #n ") AND "
+#define INSP_EQ(col, n) col " = ?" #n " AND "
+#define INSP_TAIL "(?3 IS NULL OR id < ?3) AND (?4 IS NULL OR created_at >= ?4) AND " \
+                  "(?6 IS NULL OR created_at < ?6) AND " INSP_ANY("model_version", 7)    \
+                  INSP_ANY("serial", 9) INSP_ANY("camera", 10) INSP_ANY("station", 11)    \
+                  INSP_ANY("order_no", 12) "1 ORDER BY id DESC LIMIT ?5"
+#define INSP_SQL(prod, dec, part) INSP_SEL prod dec part INSP_TAIL
+enum { LEAD_NONE, LEAD_PRODUCT, LEAD_DECISION, LEAD_PRODUCT_DECISION, LEAD_PART, LEAD_SERIAL,
+       LEAD_CAMERA, LEAD_STATION, LEAD_ORDER, LEAD_N };
+static const char *const INSP_LIST_SQL[LEAD_N] = {
+    INSP_SQL(INSP_ANY("product", 1), INSP_ANY("decision", 2), INSP_ANY("part_id", 8)),
+    INSP_SQL(INSP_EQ("product", 1), INSP_ANY("decision", 2), INSP_ANY("part_id", 8)),
+    INSP_SQL(INSP_ANY("product", 1), INSP_EQ("decision", 2), INSP_ANY("part_id", 8)),
+    INSP_SQL(INSP_EQ("product", 1), INSP_EQ("decision", 2), INSP_ANY("part_id", 8)),
+    INSP_SQL(INSP_ANY("product", 1), INSP_ANY("decision", 2), INSP_EQ("part_id", 8)),
+    /* the remaining leads repeat their column as "=": the planner takes the
+     * equality and its index, the IS NULL test is then always false */
+    INSP_SQL(INSP_EQ("serial", 9) INSP_ANY("product", 1), INSP_ANY("decision", 2),
+             INSP_ANY("part_id", 8)),
+    INSP_SQL(INSP_EQ("camera", 10) INSP_ANY("product", 1), INSP_ANY("decision", 2),
+             INSP_ANY("part_id", 8)),
+    INSP_SQL(INSP_EQ("station", 11) INSP_ANY("product", 1), INSP_ANY("decision", 2),
+             INSP_ANY("part_id", 8)),
+    INSP_SQL(INSP_EQ("order_no", 12) INSP_ANY("product", 1), INSP_ANY("decision", 2),
+             INSP_ANY("part_id", 8)),
 };
+
+/* The filter whose index leads: part identity is the most selective. */
+static int list_lead(const store_inspection_filter *f)
+{
+    if (f->part_id)
+        return LEAD_PART;
+    if (f->serial)
+        return LEAD_SERIAL;
+    if (f->order)
+        return LEAD_ORDER;
+    if (f->station)
+        return LEAD_STATION;
+    if (f->camera)
+        return LEAD_CAMERA;
+    return (f->product ? LEAD_PRODUCT : 0) | (f->decision ? LEAD_DECISION : 0);
+}
 
 static int inspection_filter_valid(const store_inspection_filter *f)
 {
@@ -315,11 +377,14 @@ store_status store_inspection_list(store_t *st, const store_inspection_filter *f
     if (!inspection_filter_valid(&flt))
         return STORE_ERR_INVALID;
     size_t limit = db_list_limit(flt.limit);
-    int which = (flt.product ? 1 : 0) | (flt.decision ? 2 : 0);
-    db_query q = {INSP_LIST_SQL[which],
+    db_query q = {INSP_LIST_SQL[list_lead(&flt)],
                   {DB_TEXT(flt.product), DB_TEXT(flt.decision),
                    DB_TEXT((flt.after && *flt.after) ? flt.after : NULL),
-                   flt.since > 0 ? DB_INT(flt.since) : DB_NULL, DB_INT(limit + 1)},
+                   flt.since > 0 ? DB_INT(flt.since) : DB_NULL, DB_INT(limit + 1),
+                   flt.until > 0 ? DB_INT(flt.until) : DB_NULL,
+                   flt.model_version > 0 ? DB_INT(flt.model_version) : DB_NULL,
+                   DB_TEXT(flt.part_id), DB_TEXT(flt.serial), DB_TEXT(flt.camera),
+                   DB_TEXT(flt.station), DB_TEXT(flt.order)},
                   NULL, limit};
     return db_list(st, &q, &INSPECTION_ROWS, out, n, next);
 }

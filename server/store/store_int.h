@@ -201,7 +201,7 @@ typedef struct {
 #define DB_REAL(v) ((db_arg){DB_ARG_REAL, NULL, 0, (v)})
 #define DB_BLOB(v, len) ((db_arg){DB_ARG_BLOB, (v), (int64_t)(len), 0})
 #define DB_NULL DB_TEXT(NULL)
-#define DB_ARGS_MAX 10
+#define DB_ARGS_MAX 16
 
 /* A statement: the SQL (static storage: its address keys the statement cache),
  * its parameters ?1, ?2, ... in order (ended by the first DB_ARG_END), the
@@ -320,5 +320,10 @@ store_status store_outbox_event_w(store_t *st, const store_event_t *e);
 void store_outbox_sinks_changed_w(store_t *st);
 /* Appends e inside the caller's write transaction (seq and at set). */
 store_status store_event_append_w(store_t *st, store_event_t *e);
+/* ---- idempotency (idempotency.c) ---------------------------------------- */
+/* Inserts an Idempotency-Key entry with the writer, inside the caller's
+ * transaction (an inspection's, with its audit row); STORE_ERR_EXISTS when a
+ * live entry holds the key. */
+store_status store_idem_insert_w(store_t *st, const store_idem_t *e);
 
 #endif /* CFA_STORE_INT_H */

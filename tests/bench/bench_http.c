@@ -44,6 +44,7 @@ typedef struct {
     double duration; /* seconds, time limit of the timed phase */
     int warmup;
     int timeout_s;
+    int idem_keys;  /* 1: a fresh Idempotency-Key header on every request */
     /* shared state */
     atomic_int next;     /* timed request tickets handed out */
     pthread_barrier_t barrier;
@@ -59,6 +60,7 @@ typedef struct client {
     double *lat; /* seconds, one per timed 200 response */
     int n_lat, cap_lat;
     int n200, n503, nother, nerr, reconnects;
+    int sent; /* requests sent, warm-up included: makes each Idempotency-Key fresh */
     double t_end;
     /* sums of the server's timings_ms over the timed 200 responses */
     double s_decode, s_queue, s_model, s_total;
@@ -258,7 +260,14 @@ static int one_request(client *c, char **body)
         size_t blen = 0;
         int close_after = 0;
         int st = -1;
+        /* the head ends in its last header line: the key (or nothing) and
+         * the blank line follow */
+        char key[96] = "\r\n";
+        if (sh->idem_keys)
+            snprintf(key, sizeof key, "Idempotency-Key: bench-%d-%d-%d\r\n\r\n", (int)getpid(),
+                     c->id, c->sent++);
         if (send_all(c->fd, sh->head, sh->head_len) == 0 &&
+            send_all(c->fd, key, strlen(key)) == 0 &&
             send_all(c->fd, sh->body, sh->body_len) == 0)
             st = read_response(c, body, &blen, &close_after);
         if (st < 0 || close_after) {
@@ -328,14 +337,15 @@ static void usage(FILE *f)
                "--image FILE\n"
                "       [--clients C (4)] [--requests N (100)] [--duration S (60)]\n"
                "       [--warmup W (1 per client)] [--query '?store=false'] "
-               "[--timeout S (300)] [--label TEXT]\n");
+               "[--timeout S (300)] [--label TEXT]\n"
+               "       [--idempotency-keys 1 (a fresh Idempotency-Key on each request)]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *url = NULL, *product = NULL, *key = NULL, *image = NULL, *query = "";
     const char *label = "";
-    int clients = 4, requests = 100, warmup = 1, timeout_s = 300;
+    int clients = 4, requests = 100, warmup = 1, timeout_s = 300, idem_keys = 0;
     double duration = 60;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -368,6 +378,8 @@ int main(int argc, char **argv)
             warmup = atoi(v);
         else if (!strcmp(a, "--timeout"))
             timeout_s = atoi(v);
+        else if (!strcmp(a, "--idempotency-keys"))
+            idem_keys = atoi(v);
         else if (!strcmp(a, "--duration"))
             duration = atof(v);
         else {
@@ -421,8 +433,7 @@ int main(int argc, char **argv)
                       "Authorization: Bearer %s\r\n"
                       "Content-Type: %s\r\n"
                       "Content-Length: %ld\r\n"
-                      "Connection: keep-alive\r\n"
-                      "\r\n",
+                      "Connection: keep-alive\r\n",
                       product, query, port, key, ctype, flen);
     if (hl < 0)
         return 1;
@@ -433,6 +444,7 @@ int main(int argc, char **argv)
     sh.duration = duration;
     sh.warmup = warmup;
     sh.timeout_s = timeout_s;
+    sh.idem_keys = idem_keys;
     atomic_init(&sh.next, 0);
     pthread_barrier_init(&sh.barrier, NULL, (unsigned)clients + 1);
     client *cs = calloc((size_t)clients, sizeof *cs);

@@ -9,7 +9,7 @@ round and its median. Speed is never asserted.
 
   tests/bench/pair_http.py --a /work/main/build/cfa-server --b build/cfa-server \\
       --bench-http build/tests/bench_http --image body.jpg [--rounds 4] \\
-      [--clients 4] [--requests 40] [--query '']
+      [--clients 4] [--requests 40] [--query ''] [--idempotency-keys 1]
 """
 import argparse
 import os
@@ -62,7 +62,8 @@ def bench(a, port, label):
     out = subprocess.run([a.bench_http, "--url", "http://127.0.0.1:%d" % port, "--product",
                           "pair", "--key", KEY, "--image", a.image, "--clients",
                           str(a.clients), "--requests", str(a.requests), "--label", label,
-                          "--query", a.query], capture_output=True, text=True, check=True)
+                          "--query", a.query, "--idempotency-keys", str(a.idempotency_keys)],
+                         capture_output=True, text=True, check=True)
     import json
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -80,6 +81,8 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=40)
     ap.add_argument("--query", default="")
+    ap.add_argument("--idempotency-keys", type=int, default=0,
+                    help="1: bench_http sends a fresh Idempotency-Key on each request")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="cfa-pair-")
     train_dir = os.path.join(a.data, "train", "good")

@@ -8,7 +8,10 @@ if(COMMAND cfa_add_fuzzer)
   # fuzz_path also covers the store's id check and time parser the API calls
   cfa_add_fuzzer(fuzz_path SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_path.c
                  LIBS cfa_api_parse cfa_store CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/path)
-  foreach(_h fuzz_multipart fuzz_json_body fuzz_path)
+  # part identity, the multipart meta part, request ids, idempotency keys
+  cfa_add_fuzzer(fuzz_line_meta SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_line_meta.c
+                 LIBS cfa_api_parse CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/line_meta)
+  foreach(_h fuzz_multipart fuzz_json_body fuzz_path fuzz_line_meta)
     target_include_directories(${_h} PRIVATE ${PROJECT_SOURCE_DIR}/api)
   endforeach()
 endif()

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "line_parse.h"
 #include "parse.h"
 #include "store.h"
 
@@ -223,6 +224,46 @@ static void test_web_file_names(void **state)
     assert_null(web_file_type("x.exe"));
 }
 
+/* Part identity values, the meta part, request ids and idempotency keys. */
+static void test_line_parse(void **state)
+{
+    (void)state;
+    char why[256];
+    part_fields p;
+    memset(&p, 0, sizeof p);
+    char long_v[PART_VALUE_MAX + 2];
+    memset(long_v, 'x', sizeof long_v);
+    assert_int_equal(part_value_check("SN\xc3\xa9-1", 6, why, sizeof why), 0);
+    assert_int_equal(part_value_check(long_v, PART_VALUE_MAX, why, sizeof why), 0);
+    assert_int_equal(part_value_check(long_v, PART_VALUE_MAX + 1, why, sizeof why), -1);
+    assert_int_equal(part_value_check("", 0, why, sizeof why), -1);
+    assert_int_equal(part_value_check("a\tb", 3, why, sizeof why), -1);
+    assert_int_equal(part_value_check("a\x7f", 2, why, sizeof why), -1);
+    assert_int_equal(part_value_check("a\xc2\x85", 3, why, sizeof why), -1); /* C1 NEL */
+    assert_int_equal(part_value_check("\xc3\x28", 2, why, sizeof why), -1);  /* not UTF-8 */
+    assert_int_equal(part_set(&p, PART_ID, "P1", 2, "the query", why, sizeof why), 0);
+    assert_int_equal(part_set(&p, PART_ID, "P1", 2, "X-Part-Id", why, sizeof why), 0);
+    assert_int_equal(part_set(&p, PART_ID, "P2", 2, "X-Part-Id", why, sizeof why), -1);
+    assert_non_null(strstr(why, "part_id differs between the query and X-Part-Id"));
+    const char *meta = "{\"serial\":\"S\",\"order\":\"o\"}";
+    assert_int_equal(part_meta_parse(&p, meta, strlen(meta), why, sizeof why), 0);
+    assert_string_equal(p.v[PART_SERIAL], "S");
+    assert_string_equal(p.v[PART_ORDER], "o");
+    assert_int_equal(part_meta_parse(&p, "{\"part_id\":\"P9\"}", 16, why, sizeof why), -2);
+    assert_int_equal(part_meta_parse(&p, "{\"x\":\"1\"}", 9, why, sizeof why), -1);
+    assert_int_equal(part_meta_parse(&p, "[]", 2, why, sizeof why), -1);
+    assert_int_equal(part_meta_parse(&p, "{", 1, why, sizeof why), -1);
+    assert_true(request_id_valid("abc-123_X"));
+    assert_false(request_id_valid(""));
+    assert_false(request_id_valid("a b"));
+    long_v[REQUEST_ID_MAX + 1] = '\0';
+    assert_false(request_id_valid(long_v));
+    long_v[REQUEST_ID_MAX] = '\0';
+    assert_true(request_id_valid(long_v));
+    assert_true(idem_key_valid("k-1"));
+    assert_false(idem_key_valid("k\x01"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_routes),          cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_multipart_two_parts), cmocka_unit_test(test_multipart_lf_only),
         cmocka_unit_test(test_multipart_errors), cmocka_unit_test(test_web_file_names),
+        cmocka_unit_test(test_line_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

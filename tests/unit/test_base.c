@@ -117,6 +117,8 @@ static int reset_log(void **state)
     (void)state;
     log_set_sink(NULL, NULL);
     log_set_level(LL_INFO);
+    log_set_json(0);
+    log_set_request_id(NULL);
     return 0;
 }
 
@@ -529,11 +531,40 @@ static void test_xmalloc_out_of_memory(void **state)
     }
 }
 
+/* --log-format json: one object a line, the message escaped, the request id
+ * of the thread and the caller's fields in it; text: the id at the end. */
+static void test_log_json_and_request_id(void **state)
+{
+    (void)state;
+    assert_int_equal(log_format_parse("json"), 1);
+    assert_int_equal(log_format_parse("TEXT"), 0);
+    assert_int_equal(log_format_parse("xml"), -1);
+    capture *c = capture_start(LL_INFO);
+    log_set_request_id("req-1");
+    log_info("api", "said \"hi\"\nand\\left");
+    assert_non_null(strstr(c->buf, " [req-1]\n"));
+    c->len = 0;
+    log_set_json(1);
+    log_fields(LL_WARN, "access", "\"status\":200,\"ms\":1.5", "GET %s", "/x");
+    assert_true(strncmp(c->buf, "{\"time\":\"", 9) == 0);
+    assert_true(c->buf[9 + 19] == '.' && c->buf[9 + 23] == 'Z');
+    assert_non_null(strstr(c->buf, "\"level\":\"warn\",\"module\":\"access\",\"request_id\":"
+                                   "\"req-1\",\"msg\":\"GET /x\",\"status\":200,\"ms\":1.5}\n"));
+    c->len = 0;
+    log_set_request_id(NULL);
+    log_info("api", "q\"\x01");
+    assert_non_null(strstr(c->buf, "\"msg\":\"q\\\"\\u0001\"}\n"));
+    assert_null(strstr(c->buf, "request_id"));
+    log_set_json(0);
+    capture_stop(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_log_level_filtering, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_log_line_format, reset_log, reset_log),
+        cmocka_unit_test_setup_teardown(test_log_json_and_request_id, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_log_one_line_per_message, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_log_level_names, reset_log, reset_log),
         cmocka_unit_test_setup_teardown(test_log_engine_sink, reset_log, reset_log),

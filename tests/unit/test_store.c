@@ -756,6 +756,63 @@ static void test_inspections(void **state)
     store_inspection_clear(&got);
 }
 
+/* Part identity round-trips and filters; an Idempotency-Key entry goes in
+ * the row's transaction: a live key refuses a second row (and writes none),
+ * an expired one is replaced; entries are swept. */
+static void test_part_and_idempotency(void **state)
+{
+    fixture *fx = *state;
+    store_inspection_t r;
+    store_idem_t e = {.key_id = "", .route = "POST /x", .key = "k1", .status = 200};
+    memset(e.hash, 'a', 64);
+    fill_insp(&r, "pa", 3.0);
+    snprintf(r.part.part_id, sizeof r.part.part_id, "P-1");
+    snprintf(r.part.camera, sizeof r.part.camera, "cam \xc3\xa9");
+    r.idem = &e;
+    snprintf(e.ref, sizeof e.ref, "%s", "");
+    assert_int_equal(store_inspection_commit(fx->st, &r), STORE_OK);
+    store_inspection_t got;
+    assert_int_equal(store_inspection_get(fx->st, r.id, &got), STORE_OK);
+    assert_string_equal(got.part.part_id, "P-1");
+    assert_string_equal(got.part.camera, "cam \xc3\xa9");
+    assert_string_equal(got.part.serial, "");
+    store_inspection_clear(&got);
+
+    store_idem_t old;
+    assert_int_equal(store_idem_get(fx->st, "", "POST /x", "k1", 0, &old), STORE_OK);
+    assert_int_equal(old.status, 200);
+    assert_string_equal(old.ref, r.id); /* the entry names its row */
+    store_idem_clear(&old);
+    /* the same key again: no second row */
+    store_inspection_t r2;
+    fill_insp(&r2, "pa", 1.0);
+    snprintf(r2.part.part_id, sizeof r2.part.part_id, "P-1");
+    r2.idem = &e;
+    assert_int_equal(store_inspection_commit(fx->st, &r2), STORE_ERR_EXISTS);
+    store_inspection_t *arr;
+    size_t n;
+    char next[STORE_ID_LEN];
+    store_inspection_filter f = {.part_id = "P-1"};
+    assert_int_equal(store_inspection_list(fx->st, &f, &arr, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    store_inspections_free(arr, n);
+    store_inspection_filter fc = {.camera = "cam \xc3\xa9", .decision = "NG"};
+    assert_int_equal(store_inspection_list(fx->st, &fc, &arr, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    store_inspections_free(arr, n);
+    store_inspection_filter fm = {.model_version = 2};
+    assert_int_equal(store_inspection_list(fx->st, &fm, &arr, &n, next), STORE_OK);
+    assert_int_equal(n, 0);
+    store_inspections_free(arr, n);
+    /* expired (expire_before after its time): replaced */
+    e.expire_before = store_now_ms() + 1000;
+    assert_int_equal(store_inspection_commit(fx->st, &r2), STORE_OK);
+    int64_t removed = 0;
+    assert_int_equal(store_idem_sweep(fx->st, store_now_ms() + 10000, &removed), STORE_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(store_idem_get(fx->st, "", "POST /x", "k1", 0, &old), STORE_ERR_NOT_FOUND);
+}
+
 static void test_api_keys(void **state)
 {
     fixture *fx = *state;
@@ -1209,6 +1266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_models, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inspections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_part_and_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_create_race, setup, teardown),

@@ -17,6 +17,11 @@
  * entries, and a client-supplied string cannot forge one); longer than
  * LOG_LINE_MAX it is cut and ends in "...".
  *
+ * With --log-format json (log_set_json(1)) every line is one JSON object
+ * instead: {"time", "level", "module", "request_id" (when the thread serves
+ * a request), "msg", and the caller's fields (log_fields)}; the access log
+ * (api/http.c) is one such line per request.
+ *
  * Thread-safety: every function may be called from any thread. Lines are
  * handed to the sink one at a time, under a mutex: the stderr sink makes one
  * write(2) per line, so lines of different threads never interleave.
@@ -58,6 +63,26 @@ void log_write(int level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_writev(int level, const char *module, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/* 0 for "text", 1 for "json", -1 for anything else (--log-format). */
+int log_format_parse(const char *s);
+/* Lines as JSON objects (1) or text (0, the default). */
+void log_set_json(int on);
+int log_get_json(void);
+
+/* The id of the request the calling thread serves from now on ("" or NULL:
+ * none); every line the thread writes carries it (text: " [id]" at the end,
+ * JSON: "request_id"). At most LOG_REQUEST_ID_MAX bytes are kept. */
+#define LOG_REQUEST_ID_MAX 64
+void log_set_request_id(const char *id);
+
+/* log_write with structured fields: fields is the inside of a JSON object
+ * ("\"status\":200,\"ms\":4.1", valid JSON, NULL for none) added to the line
+ * in the JSON format; the text format shows only the message. */
+void log_fields(int level, const char *module, const char *fields, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void log_fieldsv(int level, const char *module, const char *fields, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* A cfa_log_fn (cfa.h): the engine's messages, tagged "core". */
 void log_engine_sink(int level, const char *msg, void *user);

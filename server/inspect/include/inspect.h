@@ -71,6 +71,11 @@ typedef struct inspect_req {
      * res->heatmap; NULL from it means none */
     char *(*inline_heatmap)(const void *png, size_t len);
     const char *key_id;      /* API key of the caller, for the audit row ("")    */
+    const store_part_t *part; /* part identity for the audit row (NULL: none)  */
+    /* NULL, or the Idempotency-Key entry written in the audit row's
+     * transaction (a live entry of the key: INSPECT_ERR_STORE with
+     * res->store STORE_ERR_EXISTS, and no row) */
+    const store_idem_t *idem;
     /* in/out: 1 when the caller counted this request with pool_announce(p, 1);
      * cleared once pool_run took the announcement over (a request that ends
      * before that unannounces it, pool.h) */

@@ -72,6 +72,8 @@ typedef struct cfg {
     char follow_key[CFG_PATH_MAX];      /* the trainer's operate key               */
     char follow_key_file[CFG_PATH_MAX]; /* ... or the file that holds it            */
     int follow_interval_ms;             /* between polls of the trainer            */
+    int log_json;           /* --log-format: 0 text, 1 json (base_log.h)   */
+    int64_t idempotency_window_s; /* Idempotency-Key replays, seconds      */
 } cfg_t;
 
 void cfg_defaults(cfg_t *c);

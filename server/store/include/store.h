@@ -414,6 +414,19 @@ store_status store_model_set_threshold(store_t *st, const char *product,
 
 /* ------------------------------------------------------------ inspections */
 
+/* Part identity of an inspection (docs/API.md): each field 0-128 bytes of
+ * printable UTF-8, "" when the line did not send it (stored as NULL). The
+ * API checks the characters (part_field_check); the store stores. */
+#define STORE_PART_MAX 129
+typedef struct {
+    char part_id[STORE_PART_MAX];
+    char serial[STORE_PART_MAX];
+    char camera[STORE_PART_MAX];
+    char station[STORE_PART_MAX];
+    char order[STORE_PART_MAX];
+} store_part_t;
+struct store_idem;
+
 typedef struct {
     char id[STORE_ID_LEN];       /* store_time_id(); "" on insert -> generated */
     char product[STORE_PRODUCT_ID_MAX];
@@ -425,6 +438,11 @@ typedef struct {
     int64_t created_at;          /* 0 on insert -> taken from the id / now    */
     int has_images;              /* map/heatmap files exist                   */
     char key_id[STORE_ID_LEN];   /* API key that asked; "" if none            */
+    store_part_t part;           /* what the line said of the part ("": none) */
+    /* insert only, may be NULL: the Idempotency-Key entry naming this row,
+     * written in the row's transaction (STORE_ERR_EXISTS when a live entry
+     * holds the key: then the row is not written either) */
+    const struct store_idem *idem;
 } store_inspection_t;
 
 void store_inspection_clear(store_inspection_t *r);
@@ -457,6 +475,10 @@ typedef struct {
     int64_t since;         /* ms, 0 = no bound; created_at >= since    */
     size_t limit;          /* 0 -> 100, capped at 1000                  */
     const char *after;     /* cursor (an inspection id) or NULL        */
+    int64_t until;         /* ms, 0 = no bound; created_at < until     */
+    int64_t model_version; /* 0 = all                                  */
+    /* part identity: NULL = all, else equal */
+    const char *part_id, *serial, *camera, *station, *order;
 } store_inspection_filter;
 
 /* Newest first (by id, which starts with the creation time). next = id of the
@@ -738,5 +760,36 @@ store_status store_mask_path(store_t *st, const char *product, const char *sha25
  * into *figures_json, caller frees); STORE_ERR_NOT_FOUND when absent. */
 store_status store_model_figures(store_t *st, const char *product, int64_t version,
                                  char **figures_json /* OUT */);
+/* ------------------------------------------------------------ idempotency */
+
+/* An Idempotency-Key entry (server/store/idempotency.c): the first answer to
+ * a request, per API key and route, replayed to a repeat within the window. */
+#define STORE_IDEM_KEY_MAX 256   /* 1-255 bytes                              */
+#define STORE_IDEM_ROUTE_MAX 96
+typedef struct store_idem {
+    char key_id[STORE_ID_LEN];   /* API key ("" for none)                    */
+    char route[STORE_IDEM_ROUTE_MAX];
+    char key[STORE_IDEM_KEY_MAX];
+    char hash[65];               /* hex SHA-256 of the request              */
+    int status;                  /* HTTP status of the first answer          */
+    char ref[STORE_ID_LEN];      /* inspections: the audit row's id          */
+    char *response;              /* other routes: the JSON answer (owned)    */
+    int64_t created_at;          /* 0 on put -> now                          */
+    /* put only: an entry older than this (ms) is expired and replaced      */
+    int64_t expire_before;
+} store_idem_t;
+
+void store_idem_clear(store_idem_t *e);
+/* The live entry (created at or after not_before ms) of (key_id, route,
+ * key) into out; STORE_ERR_NOT_FOUND when there is none. */
+store_status store_idem_get(store_t *st, const char *key_id, const char *route,
+                            const char *key, int64_t not_before,
+                            store_idem_t *out /* OUT, store_idem_clear */);
+/* Records e in its own transaction; STORE_ERR_EXISTS when a live entry
+ * holds the key. */
+store_status store_idem_put(store_t *st, const store_idem_t *e);
+/* Deletes the entries created before before_ms; *removed (may be NULL) gets
+ * how many. */
+store_status store_idem_sweep(store_t *st, int64_t before_ms, int64_t *removed /* OUT */);
 
 #endif /* CFA_STORE_H */
