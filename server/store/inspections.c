@@ -19,7 +19,7 @@
 
 #define INSPECTION_COLS                                                              \
     "id, product, model_version, score, threshold, decision, map_max, regions_json, " \
-    "timings_json, created_at, has_images, key_id"
+    "timings_json, created_at, has_images, key_id, threshold_ng, verdict"
 
 static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
@@ -37,6 +37,11 @@ static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
     r->created_at = sqlite3_column_int64(s, 9);
     r->has_images = sqlite3_column_int(s, 10);
     db_col_copy(s, 11, r->key_id, sizeof r->key_id);
+    r->threshold_ng = sqlite3_column_type(s, 12) != SQLITE_NULL ? sqlite3_column_double(s, 12)
+                                                                : r->threshold;
+    db_col_copy(s, 13, r->verdict, sizeof r->verdict);
+    if (r->verdict[0] == '\0')
+        snprintf(r->verdict, sizeof r->verdict, "%s", r->decision);
 }
 
 static void inspection_clear(void *elem)
@@ -53,6 +58,12 @@ static const db_rowtype INSPECTION_ROWS = {sizeof(store_inspection_t), inspectio
 DB_DEFINE_CLEAR_FREE(store_inspection_t, store_inspection_clear, store_inspections_free,
                      INSPECTION_ROWS)
 
+int store_valid_verdict(const char *v)
+{
+    return v != NULL &&
+           (strcmp(v, "OK") == 0 || strcmp(v, "UNSURE") == 0 || strcmp(v, "NG") == 0);
+}
+
 static store_status inspection_check(const store_inspection_t *in)
 {
     if (!store_valid_id(in->id) || !store_valid_product_id(in->product))
@@ -60,6 +71,8 @@ static store_status inspection_check(const store_inspection_t *in)
     if (strcmp(in->decision, "OK") != 0 && strcmp(in->decision, "NG") != 0)
         return STORE_ERR_INVALID;
     if (in->key_id[0] && !store_valid_id(in->key_id))
+        return STORE_ERR_INVALID;
+    if (in->verdict[0] && !store_valid_verdict(in->verdict))
         return STORE_ERR_INVALID;
     return STORE_OK;
 }
@@ -81,7 +94,7 @@ static int64_t time_of_id(const char *id)
 static store_status inspection_insert_w(store_t *st, const store_inspection_t *in)
 {
     static const char SQL[] = "INSERT INTO inspections(" INSPECTION_COLS ") VALUES "
-                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
     sqlite3_stmt *s = db_prep(&st->w, SQL);
     if (!s)
         return STORE_ERR_DB;
@@ -102,6 +115,9 @@ static store_status inspection_insert_w(store_t *st, const store_inspection_t *i
     sqlite3_bind_int64(s, 10, created);
     sqlite3_bind_int(s, 11, in->has_images ? 1 : 0);
     db_bind_text_or_null(s, 12, in->key_id[0] ? in->key_id : NULL);
+    double t_ng = isfinite(in->threshold_ng) ? in->threshold_ng : in->threshold;
+    sqlite3_bind_double(s, 13, isfinite(t_ng) ? t_ng : 0.0);
+    sqlite3_bind_text(s, 14, in->verdict[0] ? in->verdict : in->decision, -1, SQLITE_TRANSIENT);
     return db_run(&st->w, s);
 }
 
@@ -283,11 +299,17 @@ store_status store_inspection_get(store_t *st, const char *id, store_inspection_
 #define INSP_SEL "SELECT " INSPECTION_COLS " FROM inspections WHERE "
 #define INSP_TAIL "(?3 IS NULL OR id < ?3) AND (?4 IS NULL OR created_at >= ?4) " \
                   "ORDER BY id DESC LIMIT ?5"
-static const char *const INSP_LIST_SQL[4] = {
-    INSP_SEL "(?1 IS NULL) AND (?2 IS NULL) AND " INSP_TAIL,
-    INSP_SEL "product = ?1 AND (?2 IS NULL) AND " INSP_TAIL,
-    INSP_SEL "(?1 IS NULL) AND decision = ?2 AND " INSP_TAIL,
-    INSP_SEL "product = ?1 AND decision = ?2 AND " INSP_TAIL,
+#define INSP_V "(?6 IS NULL) AND "
+#define INSP_VERDICT "verdict = ?6 AND "
+static const char *const INSP_LIST_SQL[8] = {
+    INSP_SEL "(?1 IS NULL) AND (?2 IS NULL) AND " INSP_V INSP_TAIL,
+    INSP_SEL "product = ?1 AND (?2 IS NULL) AND " INSP_V INSP_TAIL,
+    INSP_SEL "(?1 IS NULL) AND decision = ?2 AND " INSP_V INSP_TAIL,
+    INSP_SEL "product = ?1 AND decision = ?2 AND " INSP_V INSP_TAIL,
+    INSP_SEL "(?1 IS NULL) AND (?2 IS NULL) AND " INSP_VERDICT INSP_TAIL,
+    INSP_SEL "product = ?1 AND (?2 IS NULL) AND " INSP_VERDICT INSP_TAIL,
+    INSP_SEL "(?1 IS NULL) AND decision = ?2 AND " INSP_VERDICT INSP_TAIL,
+    INSP_SEL "product = ?1 AND decision = ?2 AND " INSP_VERDICT INSP_TAIL,
 };
 
 static int inspection_filter_valid(const store_inspection_filter *f)
@@ -295,6 +317,8 @@ static int inspection_filter_valid(const store_inspection_filter *f)
     if (f->product && !store_valid_product_id(f->product))
         return 0;
     if (f->decision && strcmp(f->decision, "OK") != 0 && strcmp(f->decision, "NG") != 0)
+        return 0;
+    if (f->verdict && !store_valid_verdict(f->verdict))
         return 0;
     return !(f->after && *f->after && !store_valid_id(f->after));
 }
@@ -311,11 +335,12 @@ store_status store_inspection_list(store_t *st, const store_inspection_filter *f
     if (!inspection_filter_valid(&flt))
         return STORE_ERR_INVALID;
     size_t limit = db_list_limit(flt.limit);
-    int which = (flt.product ? 1 : 0) | (flt.decision ? 2 : 0);
+    int which = (flt.product ? 1 : 0) | (flt.decision ? 2 : 0) | (flt.verdict ? 4 : 0);
     db_query q = {INSP_LIST_SQL[which],
                   {DB_TEXT(flt.product), DB_TEXT(flt.decision),
                    DB_TEXT((flt.after && *flt.after) ? flt.after : NULL),
-                   flt.since > 0 ? DB_INT(flt.since) : DB_NULL, DB_INT(limit + 1)},
+                   flt.since > 0 ? DB_INT(flt.since) : DB_NULL, DB_INT(limit + 1),
+                   DB_TEXT(flt.verdict)},
                   NULL, limit};
     return db_list(st, &q, &INSPECTION_ROWS, out, n, next);
 }
