@@ -241,7 +241,9 @@ def main():
     ap.add_argument("--variants", default="default,crop")
     ap.add_argument("--out", default=None)
     ap.add_argument("--test-every", type=int, default=1,
-                    help="inspect every k-th test image of each folder by name (1 = all)")
+                    help="inspect every k-th defective test image of each folder by name (1 = all)")
+    ap.add_argument("--good-every", type=int, default=1,
+                    help="inspect every k-th good test image by name (1 = all)")
     ap.add_argument("--epochs", type=int, default=None,
                     help="override the service default (smoke runs only; the figures use none)")
     a = ap.parse_args()
@@ -258,7 +260,8 @@ def main():
     files = sorted(os.path.join(good, f) for f in os.listdir(good))[: a.images]
     tests = test_images(a.data)
     tests = [t for i, t in enumerate(tests)
-             if sum(1 for u in tests[:i] if u[0] == t[0]) % a.test_every == 0]
+             if sum(1 for u in tests[:i] if u[0] == t[0]) %
+             (a.good_every if t[0] == "good" else a.test_every) == 0]
     results = {}
     try:
         for v in a.variants.split(","):
@@ -284,8 +287,9 @@ def main():
         daemon_proc.stop(proc, log)
         if a.out is None or a.out != tmp:
             shutil.rmtree(os.path.join(tmp, "var"), ignore_errors=True)
-    print("train images: the first %d of %s by name; test: %d of %s/test (every %d of each "
-          "folder by name)" % (len(files), good, len(tests), a.data, a.test_every))
+    print("train images: the first %d of %s by name; test: %d of %s/test (every %d-th good, "
+          "every %d-th of each defect folder, by name)"
+          % (len(files), good, len(tests), a.data, a.good_every, a.test_every))
     return 0
 
 

@@ -183,8 +183,9 @@ static void test_training_flags(void **state)
     clear_env();
     cfg_defaults(&c);
     char *ok[] = {"cfa-server", "--gamma-c", "4", "--gamma-d=2", "--lr", "0.01", "--ensemble",
-                  "true", "--seed", "9223372036854775807", "--holdout", "0", NULL};
-    assert_int_equal(cfg_from_args(&c, 12, ok, err, sizeof err), 0);
+                  "true", "--seed", "9223372036854775807", "--holdout", "0", "--crop-h", "224",
+                  "--crop-w", "224", NULL}; /* CFA++ needs a crop */
+    assert_int_equal(cfg_from_args(&c, 16, ok, err, sizeof err), 0);
     assert_int_equal(c.train.v[SET_gamma_c].i, 4);
     assert_int_equal(c.train.v[SET_gamma_d].i, 2);
     assert_true(c.train.v[SET_lr].d == 0.01);

@@ -278,6 +278,13 @@ static void test_precedence(void **state)
     settings_resolve(&cropped, &small, &(settings_t){0}, &job);
     job.v[SET_crop_h].i = 112;
     assert_int_equal(settings_check(&job, err, sizeof err), 0);
+    /* CFA++ needs a crop: refused on the service's defaults, fine with one */
+    settings_t pp = parse_ok("{\"ensemble\": true}", SW_PRODUCT);
+    settings_resolve(&daemon, &pp, NULL, &job);
+    assert_int_equal(settings_check(&job, err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"ensemble\" (CFA++)"));
+    settings_resolve(&cropped, &pp, NULL, &job);
+    assert_int_equal(settings_check(&job, err, sizeof err), 0);
 }
 
 static void test_apply(void **state)
