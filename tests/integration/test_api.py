@@ -386,7 +386,7 @@ def main():
                         ({"holdout": 0.9}, ['"holdout"', "[0, 0.5]"]),
                         ({"activate": "no"}, ['"activate"', "true or false"]),
                         ({"resize_h": 128, "crop_h": 224},
-                         ["server's defaults", '"crop_h" (224)', '"resize_h" (128)'])):
+                         ['"crop_h" (224)', '"resize_h" (128)'])):
         expect_named(op.req("POST", "/v1/products/tile-a/train", body), 400, "invalid_params",
                      "POST train %s" % json.dumps(body), *words)
     st, js, _, _ = op.req("GET", "/v1/jobs?product=tile-a")
