@@ -61,6 +61,7 @@ schemas = dict(settings, **{
  "ProductPatch": obj({"name": name_s, "settings": ref("TrainingSettings")}, **closed),
  "Product": obj({"id": string, "name": string, "settings": ref("TrainingSettings"),
    "active_version": {"type": "integer", "nullable": True}, "threshold": {"type": "number", "nullable": True},
+   "threshold_ng": {"type": "number", "nullable": True, "description": "NG from here (>= threshold); UNSURE between the two"},
    "image_count": integer, "created_at": ts, "updated_at": ts}, ["id", "name", "settings", "active_version", "threshold", "image_count"]),
  "Image": obj({"id": {"type": "string", "description": "sha256 hex of the bytes"}, "width": integer, "height": integer,
    "created": {"type": "boolean", "description": "false when the same bytes were already stored"},
@@ -70,16 +71,19 @@ schemas = dict(settings, **{
    "progress": obj({"phase": {"type": "string", "nullable": True, "description": "features, bank, epochs, calibration, done"}, "epoch": integer, "epochs": integer,
                     "loss": {"type": "number", "nullable": True}, "fraction": num}),
    "model_version": {"type": "integer", "nullable": True}, "error": {"type": "string", "nullable": True},
-   "cancel_requested": {"type": "boolean"}, "created_at": ts, "started_at": ts, "finished_at": ts},
+   "cancel_requested": {"type": "boolean"}, "created_at": ts, "started_at": ts, "finished_at": ts,
+   "result": {"type": "object", "nullable": True, "description": "GET /v1/jobs/{id} of a succeeded job: model_version, threshold, threshold_ng, calibration_estimate, warnings (from the model's figures)"}},
    ["id", "product", "state", "progress", "model_version", "error", "created_at", "started_at", "finished_at"]),
  "Model": obj({"product": string, "version": integer, "created_at": ts, "job_id": {"type": "string", "nullable": True},
-   "threshold": num, "active": {"type": "boolean"}, "backbone_sha256": {"type": "string", "nullable": True},
-   "figures": {"type": "object", "description": "training figures: train_loss, bank_size, channels, train_images, holdout_images, calibration, calibration_max, calibration_mean, calibration_scores (the held-out scores the threshold was calibrated on), target_far, margin, feature_seconds, epoch_seconds, total_seconds, params"}},
+   "threshold": num, "threshold_ng": num, "active": {"type": "boolean"}, "backbone_sha256": {"type": "string", "nullable": True},
+   "figures": {"type": "object", "description": "training figures: train_loss, bank_size, channels, train_images, holdout_images, calibration, calibration_max, calibration_mean, calibration_scores (the held-out scores the threshold was calibrated on), target_far, target_far_ng, calibration_estimate (rule, images, confidence, log_mean, log_sd, far_fit, exceedances, far_observed, far_ci95, threshold_max_rule, summary), warnings, margin, feature_seconds, epoch_seconds, total_seconds, params"}},
    ["version", "created_at", "job_id", "threshold", "active", "figures"]),
  "Region": obj({"x": integer, "y": integer, "width": integer, "height": integer, "area": integer, "score": num}, ["x", "y", "width", "height", "area", "score"]),
  "InspectionResult": obj({"inspection_id": string, "product": string, "model_version": integer,
    "score": {"type": "number", "description": "image anomaly score (maximum of the anomaly map)"},
-   "threshold": num, "decision": {"type": "string", "enum": ["OK", "NG"], "description": "NG when score >= threshold"},
+   "threshold": num, "decision": {"type": "string", "enum": ["OK", "NG"], "description": "NG when score >= threshold (two-valued: UNSURE counts as NG)"},
+   "threshold_ng": {"type": "number", "description": "NG threshold of the verdict (>= threshold)"},
+   "verdict": {"type": "string", "enum": ["OK", "UNSURE", "NG"], "description": "OK below threshold, UNSURE from threshold to below threshold_ng, NG from threshold_ng"},
    "map_max": {"type": "number", "description": "maximum of the map at image resolution; scale of map.png"},
    "regions": {"type": "array", "items": ref("Region")},
    "heatmap_url": {"type": "string", "nullable": True}, "map_url": {"type": "string", "nullable": True},
@@ -113,7 +117,8 @@ part_h = [{"name": h, "in": "header", "schema": {"type": "string", "maxLength": 
 idem_h = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "a repeat within --idempotency-window gets the first answer (Idempotent-Replayed: true); another request under the key is 409 idempotency_key_reused"}
 audit_q = [{"name": "product", "in": "query", "schema": string}, {"name": "decision", "in": "query", "schema": {"type": "string", "enum": ["OK", "NG"]}},
     {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}, {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "created before"},
-    {"name": "model_version", "in": "query", "schema": {"type": "integer", "minimum": 1}}] + part_q
+    {"name": "model_version", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "verdict", "in": "query", "schema": {"type": "string", "enum": ["OK", "UNSURE", "NG"]}}] + part_q
 text = lambda d: {"200": {"description": d, "content": {"text/plain": {"schema": {"type": "string"}}}}}
 paths = {
  "/healthz": {"get": op("Liveness", None, resp("200", "the process runs", obj({"status": {"type": "string", "enum": ["ok"]}})), tags=["health"])},
@@ -142,7 +147,7 @@ paths = {
  "/v1/products/{id}/models": {"get": op("Model versions, newest first", "operate", {**resp("200", "models", listof("models", ref("Model"), True)), **errs("400", "401", "403", "404")}, [P("ProductId"), P("Limit"), P("Cursor"), P("After")], tags=["models"])},
  "/v1/products/{id}/models/{version}/activate": {"post": op("Make a version the one inspections use", "operate", {**resp("200", "the product", ref("Product")), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
  "/v1/products/{id}/models/{version}/artifact": {"get": op("Extension: the serialised model (for other replicas or `cfa eval --model`)", "operate", {**resp("200", "model artefact", {"type": "string", "format": "binary"}, "application/octet-stream"), **errs("401", "403", "404")}, [P("ProductId"), P("Version")], tags=["models"])},
- "/v1/products/{id}/threshold": {"put": op("Set the threshold of the active model", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "413", "415", "422")}, [P("ProductId")], jbody(obj({"threshold": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 3.4028234663852886e38, "description": "above 0 (at or below it every part is NG) and at most FLT_MAX (scores are float32)"}}, ["threshold"], **closed)), tags=["models"])},
+ "/v1/products/{id}/threshold": {"put": op("Set the thresholds of the active model (either or both; threshold_ng >= threshold, else 400 invalid_threshold_ng; threshold alone raises a lower threshold_ng to it)", "operate", {**resp("200", "the product", ref("Product")), **errs("400", "401", "403", "404", "413", "415", "422")}, [P("ProductId")], jbody(obj({"threshold": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 3.4028234663852886e38, "description": "above 0 (at or below it every part is NG) and at most FLT_MAX (scores are float32)"}, "threshold_ng": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 3.4028234663852886e38, "description": "NG from here, at least threshold"}}, **closed)), tags=["models"])},
  "/v1/products/{id}/mask": {
    "put": op("Set the product's ROI mask (issue 13): a PNG, non-zero = inspected, scaled to each image; the next training uses it and its model keeps it", "operate", {**resp("200", "the mask", obj({"sha256": string, "width": integer, "height": integer, "bytes": integer, "created_at": ts, "inspected_fraction": {"type": "number"}})), **errs("400", "401", "403", "404", "413", "415", "422", "503")}, [P("ProductId")], {"required": True, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}, tags=["products"]),
    "get": op("The product's ROI mask as uploaded", "operate", {**resp("200", "the mask PNG", {"type": "string", "format": "binary"}, "image/png"), **errs("401", "403", "404")}, [P("ProductId")], tags=["products"]),

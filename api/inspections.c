@@ -12,6 +12,7 @@
 #include "base_clock.h"
 #include "inspect.h"
 #include "render.h"
+#include "settings.h"
 
 /* The response: the audit row's view without created_at and key_id, with
  * the regions and timings the row was written from (not parsed back). */
@@ -117,6 +118,18 @@ static int inspect_inputs(hreq *r, part_fields *part, char *ct, size_t ctcap, in
     return line_idem_begin(r, 1, part, ret);
 }
 
+/* The product's border (its settings over the daemon's defaults). Read per
+ * request, as the threshold is: a change applies from the next inspection.
+ * A stored key now unknown is skipped, as for training (api/training.c). */
+static int product_border(const api_ctx *c, const store_product_t *p)
+{
+    settings_t prod, all;
+    char warn[256];
+    settings_from_stored(p->settings_json, SW_PRODUCT, &prod, warn, sizeof warn);
+    settings_resolve(&c->cfg->train, &prod, NULL, &all);
+    return settings_has(&all, SET_border) ? (int)all.v[SET_border].i : 0;
+}
+
 enum MHD_Result h_inspect(hreq *r)
 {
     api_ctx *c = r->ctx;
@@ -138,6 +151,8 @@ enum MHD_Result h_inspect(hreq *r)
     inspect_req q = {.product = r->params[0],
                      .version = p.active_version,
                      .threshold = p.threshold,
+                     .threshold_ng = p.threshold_ng,
+                     .border = product_border(c, &p),
                      .body = &r->body,
                      .len = r->len,
                      .limits = img_default_limits(),
@@ -195,6 +210,9 @@ int inspection_filters(hreq *r, store_inspection_filter *f)
     char why[160];
     f->product = req_query(r, "product");
     f->decision = req_query(r, "decision");
+    f->verdict = req_query(r, "verdict");
+    if (f->verdict != NULL && !store_valid_verdict(f->verdict))
+        return reply_error(r, 400, "invalid_verdict", "verdict must be OK, UNSURE or NG"), -1;
     if (f->product != NULL && !store_valid_product_id(f->product))
         return reply_error(r, 400, "invalid_product_id", "invalid product id"), -1;
     if (f->decision != NULL && strcmp(f->decision, "OK") != 0 && strcmp(f->decision, "NG") != 0)

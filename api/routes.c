@@ -78,7 +78,7 @@ size_t api_route_body_max(const api_route *route)
  * 400 unknown_query_parameter (line.c), so a typo or a filter this version
  * lacks is never silently ignored. A handler not listed takes none. */
 #define Q_PAGE "limit cursor after "
-#define Q_AUDIT "product decision since until model_version part_id serial camera station order "
+#define Q_AUDIT "product decision verdict since until model_version part_id serial camera station order "
 static const struct {
     api_handler fn;
     const char *names;

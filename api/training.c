@@ -76,6 +76,27 @@ enum MHD_Result h_train(hreq *r)
     return ret;
 }
 
+/* A succeeded job's outcome: the thresholds of the version it made, how far
+ * they can be trusted and the calibration's warnings (from the model's
+ * figures); null before, or once the version is gone. */
+static json_t *job_result_json(store_t *st, const store_job_t *j)
+{
+    store_model_t m;
+    memset(&m, 0, sizeof m);
+    if (j->model_version <= 0 || store_model_get(st, j->product, j->model_version, &m) != STORE_OK)
+        return json_null();
+    json_t *fig = json_loads(m.figures_json, 0, NULL);
+    json_t *o = json_pack("{s:i,s:f,s:f}", "model_version", (json_int_t)m.version, "threshold",
+                          m.threshold, "threshold_ng", m.threshold_ng);
+    json_t *est = fig != NULL ? json_object_get(fig, "calibration_estimate") : NULL;
+    json_t *warn = fig != NULL ? json_object_get(fig, "warnings") : NULL;
+    json_object_set_new(o, "calibration_estimate", est != NULL ? json_incref(est) : json_null());
+    json_object_set_new(o, "warnings", warn != NULL ? json_incref(warn) : json_array());
+    json_decref(fig);
+    store_model_clear(&m);
+    return o;
+}
+
 enum MHD_Result h_job_get(hreq *r)
 {
     store_job_t j;
@@ -85,7 +106,9 @@ enum MHD_Result h_job_get(hreq *r)
     store_status ss = store_job_get(r->ctx->st, r->params[0], &j);
     if (ss != STORE_OK)
         return store_fail(r, ss, "job", r->params[0]);
-    enum MHD_Result ret = reply_json(r, 200, job_json(&j));
+    json_t *o = job_json(&j);
+    json_object_set_new(o, "result", job_result_json(r->ctx->st, &j));
+    enum MHD_Result ret = reply_json(r, 200, o);
     store_job_clear(&j);
     return ret;
 }
@@ -217,38 +240,65 @@ enum MHD_Result h_model_artifact(hreq *r)
     return reply_bytes(r, 200, "application/octet-stream", blob, len);
 }
 
-enum MHD_Result h_threshold(hreq *r)
+/* Reads {"threshold"} and/or {"threshold_ng"}: each a valid threshold, NAN
+ * when absent; replies 400 and returns -1 otherwise. */
+static int threshold_body(hreq *r, double *thr, double *thr_ng)
 {
     int ok;
-    static const char *const fields[] = {"threshold", NULL};
+    static const char *const fields[] = {"threshold", "threshold_ng", NULL};
     json_t *body = req_json(r, &ok);
     if (!ok)
-        return MHD_YES;
-    json_t *t = json_object_get(body, "threshold");
+        return -1;
     if (body_only(r, body, fields) != 0) {
         json_decref(body);
-        return MHD_YES;
+        return -1;
     }
-    if (!json_is_number(t) || !inspect_threshold_valid(json_number_value(t))) {
-        json_decref(body);
-        return reply_error(r, 400, "invalid_threshold",
-                           "body must be {\"threshold\": x} with x a number above 0 and at "
-                           "most %g (scores are float32)", (double)FLT_MAX);
-    }
-    double thr = json_number_value(t);
+    json_t *t = json_object_get(body, "threshold"), *t_ng = json_object_get(body, "threshold_ng");
+    int bad = (t == NULL && t_ng == NULL) ||
+              (t != NULL && (!json_is_number(t) || !inspect_threshold_valid(json_number_value(t)))) ||
+              (t_ng != NULL &&
+               (!json_is_number(t_ng) || !inspect_threshold_valid(json_number_value(t_ng))));
+    *thr = t != NULL ? json_number_value(t) : NAN;
+    *thr_ng = t_ng != NULL ? json_number_value(t_ng) : NAN;
     json_decref(body);
+    if (bad) {
+        reply_error(r, 400, "invalid_threshold",
+                    "body must be {\"threshold\": x, \"threshold_ng\": y} (either or both) with "
+                    "numbers above 0 and at most %g (scores are float32)", (double)FLT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* PUT .../threshold: the active version's thresholds. threshold alone keeps
+ * the NG threshold (raised to it when below: NG implies the two-valued NG);
+ * threshold_ng alone keeps threshold; NG below threshold is refused. */
+enum MHD_Result h_threshold(hreq *r)
+{
+    double thr, thr_ng;
+    if (threshold_body(r, &thr, &thr_ng) != 0)
+        return MHD_YES;
     store_product_t p;
     enum MHD_Result ret;
     if (path_product(r, &p, &ret) != 0)
         return ret;
     int64_t active = p.active_version;
     json_t *before = product_json(&p);
+    double current = p.threshold;
     store_product_clear(&p);
     if (active == 0) {
         json_decref(before);
         return reply_error(r, 422, "no_model", "product %s has no active model", r->params[0]);
     }
-    store_status ss = store_model_set_threshold(r->ctx->st, r->params[0], active, thr);
+    if (isnan(thr))
+        thr = current;
+    if (thr_ng < thr) {
+        json_decref(before);
+        return reply_error(r, 400, "invalid_threshold_ng",
+                           "threshold_ng (%.9g) must be at least threshold (%.9g): NG is "
+                           "the stricter of the two", thr_ng, thr);
+    }
+    store_status ss = store_model_set_thresholds(r->ctx->st, r->params[0], active, thr, thr_ng);
     if (ss != STORE_OK) {
         json_decref(before);
         return store_fail(r, ss, "product", r->params[0]);

@@ -41,6 +41,8 @@ json_t *product_json(const store_product_t *p)
                         p->active_version > 0 ? json_integer(p->active_version) : json_null());
     json_object_set_new(o, "threshold",
                         p->has_threshold ? num_or_null(p->threshold) : json_null());
+    json_object_set_new(o, "threshold_ng",
+                        p->has_threshold ? num_or_null(p->threshold_ng) : json_null());
     json_object_set_new(o, "image_count", json_integer(p->image_count));
     json_object_set_new(o, "created_at", time_json(p->created_at));
     json_object_set_new(o, "updated_at", time_json(p->updated_at));
@@ -77,6 +79,7 @@ json_t *model_json(const store_model_t *m)
     json_object_set_new(o, "created_at", time_json(m->created_at));
     json_object_set_new(o, "job_id", m->job_id[0] ? json_string(m->job_id) : json_null());
     json_object_set_new(o, "threshold", num_or_null(m->threshold));
+    json_object_set_new(o, "threshold_ng", num_or_null(m->threshold_ng));
     json_object_set_new(o, "active", json_boolean(m->active));
     json_object_set_new(o, "backbone_sha256",
                         m->backbone_sha256[0] ? json_string(m->backbone_sha256) : json_null());
@@ -94,6 +97,8 @@ json_t *inspection_json(const store_inspection_t *in)
     json_object_set_new(o, "score", json_real(in->score));
     json_object_set_new(o, "threshold", json_real(in->threshold));
     json_object_set_new(o, "decision", json_string(in->decision));
+    json_object_set_new(o, "threshold_ng", json_real(in->threshold_ng));
+    json_object_set_new(o, "verdict", json_string(in->verdict[0] ? in->verdict : in->decision));
     json_object_set_new(o, "map_max", json_real(in->map_max));
     json_object_set_new(o, "regions", json_text_or(in->regions_json, json_array()));
     if (in->has_images) {

@@ -326,6 +326,14 @@ CFA_API cfa_status cfa_map_to_image(const float *model_map, int model_w, int mod
                                     int resize_w, int resize_h, int w, int h,
                                     float *out /* OUT */, float *max_out /* OUT */);
 
+/* The part of a w x h image the model looked at: the pixels whose centres
+ * fall inside the centre crop (of model_w x model_h out of the resize frame
+ * resize_w x resize_h), as the half-open rectangle [x0, x1) x [y0, y1) in
+ * image pixels; the whole image without a crop. Outside it, cfa_map_to_image
+ * only replicates the crop's border: nothing there was inspected. */
+CFA_API void cfa_model_area(int model_w, int model_h, int resize_w, int resize_h, int w, int h,
+                            int rect[4] /* OUT: x0, y0, x1, y1 */);
+
 /* Pre-processing exposed for evaluation: resize/crop a mask of w x h uint8 to
  * the model geometry of params with nearest-neighbour sampling. dst must hold
  * model_h * model_w bytes, where model_h/model_w come from cfa_model_geometry. */

@@ -4,6 +4,7 @@
  * model maps and evaluates masks without libtorch. */
 #include "internal.h"
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <new>
@@ -94,6 +95,30 @@ extern "C" cfa_status cfa_map_to_image(const float *model_map, int model_w, int 
     } catch (const std::bad_alloc &) {
         return cfa_fail(CFA_ERR_NOMEM, "cfa_map_to_image: out of memory");
     }
+}
+
+/* One axis of cfa_model_area: image pixel i (centre i + 0.5) sits at
+ * (i + 0.5) * frame / n in the resize frame; it was seen when that lies in
+ * [off, off + seen]. */
+static void seen_span(int seen, int frame, int n, int *lo, int *hi)
+{
+    const double off = (frame - seen) / 2, k = (double)n / (double)frame;
+    const double a = std::ceil(off * k - 0.5), b = std::floor((off + seen) * k - 0.5) + 1;
+    *lo = a < 0 ? 0 : a > n ? n : (int)a;
+    *hi = b < *lo ? *lo : b > n ? n : (int)b;
+}
+
+extern "C" void cfa_model_area(int model_w, int model_h, int resize_w, int resize_h, int w, int h,
+                               int rect[4])
+{
+    if (model_w <= 0 || model_h <= 0 || resize_w < model_w || resize_h < model_h) {
+        rect[0] = rect[1] = 0;
+        rect[2] = w;
+        rect[3] = h;
+        return;
+    }
+    seen_span(model_w, resize_w, w, &rect[0], &rect[2]);
+    seen_span(model_h, resize_h, h, &rect[1], &rect[3]);
 }
 
 /* Nearest-neighbour resize then centre crop, matching the image path's

@@ -17,6 +17,15 @@ const char *inspect_decide(float score, double threshold)
     return (double)score >= threshold ? "NG" : "OK";
 }
 
+const char *inspect_verdict(float score, double threshold, double threshold_ng)
+{
+    /* NG first: a model without an NG threshold of its own has
+     * threshold_ng = threshold, so the verdict is the decision */
+    if (!((double)score >= threshold))
+        return "OK";
+    return (double)score >= threshold_ng ? "NG" : "UNSURE";
+}
+
 int inspect_threshold_valid(double threshold)
 {
     /* scores are float32 maxima of distances, so >= 0: a threshold at or
@@ -65,4 +74,16 @@ int inspect_map_to_source(cfa_result *r, int w, int h)
     r->height = h;
     r->score = max;
     return 0;
+}
+
+void inspect_area(const cfa_result *r, int border, int rect[4])
+{
+    cfa_model_area(r->model_width, r->model_height, r->resize_width, r->resize_height, r->width,
+                   r->height, rect);
+    heatmap_inset_area(rect, r->width, r->height, border);
+}
+
+float inspect_blank_outside(float *map, int w, int h, const int rect[4])
+{
+    return heatmap_blank_outside(map, w, h, rect);
 }

@@ -125,8 +125,9 @@ static inspect_status score(inspect_t *in, inspect_req *q, img_rgbf *im, pool_re
  * crash; heatmap.png and map.png are rendered from them on their first GET
  * (render.h). A heatmap already encoded for the response is stored too.
  * Nothing is copied: the job takes the body, the map and the PNG. */
-static store_status store_files(inspect_t *in, inspect_req *q, cfa_result *r, const char *id,
-                                float vmax, void **png, size_t png_len)
+static store_status store_files(inspect_t *in, inspect_req *q, cfa_result *r,
+                                const int area[4], const char *id, float vmax, void **png,
+                                size_t png_len)
 {
     render_job job;
     memset(&job, 0, sizeof job);
@@ -142,6 +143,7 @@ static store_status store_files(inspect_t *in, inspect_req *q, cfa_result *r, co
     job.resize_h = r->resize_height;
     job.width = r->width;
     job.height = r->height;
+    memcpy(job.area, area, sizeof job.area);
     job.vmax = vmax;
     job.map_max = r->score; /* cfa.h: the score is the map's maximum */
     job.heat_png = *png;
@@ -203,7 +205,12 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     double t_scored = mono_ms();
     cfa_result *r = &pr.result;
     store_inspection_t *row = &res->row;
+    int area[4];
+    inspect_area(r, q->border, area);
+    r->score = inspect_blank_outside(r->map, r->width, r->height, area);
     snprintf(row->decision, sizeof row->decision, "%s", inspect_decide(r->score, q->threshold));
+    double t_ng = q->threshold_ng >= q->threshold ? q->threshold_ng : q->threshold;
+    snprintf(row->verdict, sizeof row->verdict, "%s", inspect_verdict(r->score, q->threshold, t_ng));
     if (inspect_regions(r->map, r->width, r->height, q->threshold, &res->regions,
                         &res->n_regions) != 0)
         res->n_regions = 0;
@@ -221,7 +228,7 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
         res->heatmap = q->inline_heatmap(png, png_len);
     store_status ss = STORE_OK;
     if (q->keep) {
-        ss = store_files(in, q, r, row->id, vmax, &png, png_len);
+        ss = store_files(in, q, r, area, row->id, vmax, &png, png_len);
         row->has_images = ss == STORE_OK;
     }
     img_rgbf_free(&im);
@@ -234,6 +241,7 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     row->model_version = q->version;
     row->score = r->score;
     row->threshold = q->threshold;
+    row->threshold_ng = t_ng;
     row->map_max = r->score; /* cfa.h: the score is the map's maximum */
     snprintf(row->key_id, sizeof row->key_id, "%.32s", q->key_id != NULL ? q->key_id : "");
     if (q->part != NULL)

@@ -27,11 +27,19 @@ static void job_release(render_job *j)
 }
 
 /* <id>.mapdata: MAPDATA_MAGIC, six int32 (model_w, model_h, resize_w,
- * resize_h, width, height), two float32 (vmax, map_max), then model_w *
- * model_h float32 scores, row-major; host byte order (little-endian on the
- * x86-64 and arm64 machines this runs on). */
-#define MAPDATA_MAGIC "CFAMAP1\n"
-enum { MAPDATA_DIMS = 8, MAPDATA_SCALES = MAPDATA_DIMS + 6 * 4, MAPDATA_HEAD = MAPDATA_SCALES + 2 * 4 };
+ * resize_h, width, height), two float32 (vmax, map_max), four int32 (the
+ * inspected area x0, y0, x1, y1), then model_w * model_h float32 scores,
+ * row-major; host byte order (little-endian on the x86-64 and arm64
+ * machines this runs on). Version 1 (CFAMAP1) had no area: all inspected. */
+#define MAPDATA_MAGIC "CFAMAP2\n"
+#define MAPDATA_MAGIC_V1 "CFAMAP1\n"
+enum {
+    MAPDATA_DIMS = 8,
+    MAPDATA_SCALES = MAPDATA_DIMS + 6 * 4,
+    MAPDATA_HEAD_V1 = MAPDATA_SCALES + 2 * 4,
+    MAPDATA_AREA = MAPDATA_HEAD_V1,
+    MAPDATA_HEAD = MAPDATA_AREA + 4 * 4
+};
 
 int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, float vmax,
                        void **png, size_t *len)
@@ -62,6 +70,8 @@ store_status render_now(store_t *st, render_job *j)
         memcpy(md, MAPDATA_MAGIC, 8);
         memcpy(md + MAPDATA_DIMS, dims, sizeof dims);
         memcpy(md + MAPDATA_SCALES, scales, sizeof scales);
+        int32_t area[4] = {j->area[0], j->area[1], j->area[2], j->area[3]};
+        memcpy(md + MAPDATA_AREA, area, sizeof area);
         memcpy(md + MAPDATA_HEAD, j->model_map, mpx * sizeof(float));
         /* mapdata last: its presence means the inspection's files are whole */
         ss = store_inspection_file_write(st, j->id, "input", j->input, j->input_len);
@@ -88,25 +98,31 @@ static store_status load_map(store_t *st, const char *id, float **map, int *w, i
     store_status ss = store_inspection_file_read(st, id, "mapdata", &data, &len);
     if (ss != STORE_OK)
         return ss;
-    int32_t d[6];
+    int32_t d[6], area[4] = {0, 0, INT32_MAX, INT32_MAX};
     float sc[2];
     const uint8_t *b = data;
     ss = STORE_ERR_IO;
-    if (len >= MAPDATA_HEAD && memcmp(b, MAPDATA_MAGIC, 8) == 0) {
+    int v2 = len >= MAPDATA_HEAD && memcmp(b, MAPDATA_MAGIC, 8) == 0;
+    size_t head = v2 ? MAPDATA_HEAD : MAPDATA_HEAD_V1;
+    if (v2 || (len >= MAPDATA_HEAD_V1 && memcmp(b, MAPDATA_MAGIC_V1, 8) == 0)) {
         memcpy(d, b + MAPDATA_DIMS, sizeof d);
         memcpy(sc, b + MAPDATA_SCALES, sizeof sc);
+        if (v2)
+            memcpy(area, b + MAPDATA_AREA, sizeof area);
         /* sides within the image decoder's limits */
         const img_limits lim = img_default_limits();
         int sane = d[0] > 0 && d[1] > 0 && d[2] >= d[0] && d[3] >= d[1] && d[2] <= lim.max_width &&
                    d[3] <= lim.max_height && d[4] > 0 && d[5] > 0 && d[4] <= lim.max_width &&
                    d[5] <= lim.max_height;
-        if (sane && len == MAPDATA_HEAD + (size_t)d[0] * (size_t)d[1] * sizeof(float)) {
+        if (sane && len == head + (size_t)d[0] * (size_t)d[1] * sizeof(float)) {
             float *full = malloc((size_t)d[4] * (size_t)d[5] * sizeof(float));
             float *mm = malloc((size_t)d[0] * (size_t)d[1] * sizeof(float));
             if (full != NULL && mm != NULL) {
-                memcpy(mm, b + MAPDATA_HEAD, (size_t)d[0] * (size_t)d[1] * sizeof(float));
+                memcpy(mm, b + head, (size_t)d[0] * (size_t)d[1] * sizeof(float));
                 if (cfa_map_to_image(mm, d[0], d[1], d[2], d[3], d[4], d[5], full, NULL) ==
                     CFA_OK) {
+                    const int rect[4] = {area[0], area[1], area[2], area[3]};
+                    heatmap_blank_outside(full, d[4], d[5], rect);
                     *map = full;
                     full = NULL;
                     *w = d[4];

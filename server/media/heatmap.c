@@ -48,6 +48,25 @@ static size_t base_pixel(const img_rgbf *base, size_t i, int w, int h)
     return by * (size_t)base->width + bx;
 }
 
+/* A pixel that was not inspected (NaN in the map): grey, hatched with
+ * diagonal stripes 4 pixels wide, the part's own brightness faintly under
+ * it, so that no colour of the scale can be read into it. */
+static void not_inspected(const img_rgbf *base, size_t i, int w, int h, uint8_t *o)
+{
+    size_t x = i % (size_t)w, y = i / (size_t)w;
+    float g = 0.5f;
+    if (base != NULL) {
+        size_t j = base_pixel(base, i, w, h);
+        float sum = 0;
+        for (int k = 0; k < 3; k++)
+            sum += base->rgb != NULL ? base->rgb[3 * j + k] : (float)base->rgb8[3 * j + k] / 255.0f;
+        g = sum / 3.0f;
+        g = g > 0.0f ? (g < 1.0f ? g : 1.0f) : 0.0f;
+    }
+    int stripe = ((x + y) / 4) % 2 == 0;
+    o[0] = o[1] = o[2] = (uint8_t)((stripe ? 96.0f : 144.0f) + 32.0f * g + 0.5f);
+}
+
 int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float vmin,
                    float vmax, uint8_t *rgb_out)
 {
@@ -66,6 +85,10 @@ int heatmap_render(const float *map, int w, int h, const img_rgbf *base, float v
     double scale = range > 0.0 ? 255.0 / range : 0.0;
     size_t n = (size_t)w * (size_t)h;
     for (size_t i = 0; i < n; i++) {
+        if (isnan(map[i])) {
+            not_inspected(base, i, w, h, rgb_out + 3 * i);
+            continue;
+        }
         double t = ((double)map[i] - lo) * scale;
         int idx = 0;
         if (t >= 255.0)
@@ -396,4 +419,32 @@ int regions_find(const float *map, int w, int h, float threshold, int max_region
     *out = r;
     *n = (int)keep;
     return 0;
+}
+
+void heatmap_inset_area(int rect[4], int w, int h, int border)
+{
+    /* a border never takes more than a quarter of a side: at least half the
+     * image stays inspected, whatever a product's setting says */
+    int bx = border < w / 4 ? border : w / 4;
+    int by = border < h / 4 ? border : h / 4;
+    rect[0] = rect[0] > bx ? rect[0] : bx;
+    rect[1] = rect[1] > by ? rect[1] : by;
+    rect[2] = rect[2] < w - bx ? rect[2] : w - bx;
+    rect[3] = rect[3] < h - by ? rect[3] : h - by;
+}
+
+float heatmap_blank_outside(float *map, int w, int h, const int rect[4])
+{
+    float max = 0;
+    for (int y = 0; y < h; y++) {
+        float *row = map + (size_t)y * (size_t)w;
+        int inside_y = y >= rect[1] && y < rect[3];
+        for (int x = 0; x < w; x++) {
+            if (inside_y && x >= rect[0] && x < rect[2])
+                max = row[x] > max ? row[x] : max;
+            else
+                row[x] = NAN;
+        }
+    }
+    return max;
 }

@@ -133,6 +133,15 @@ int settings_check(const settings_t *s, char *err, size_t errlen)
             return -1;
         }
     }
+    /* CFA++ averages a centre-crop model with a resize-only partner: without
+     * a crop (the service's default) there is nothing to pair */
+    if (settings_has(s, SET_ensemble) && s->v[SET_ensemble].i &&
+        ((settings_has(s, SET_crop_h) && s->v[SET_crop_h].i == 0) ||
+         (settings_has(s, SET_crop_w) && s->v[SET_crop_w].i == 0))) {
+        snprintf(err, errlen, "\"ensemble\" (CFA++) pairs a centre-crop model with a resize-only "
+                              "one: it needs \"crop_h\" and \"crop_w\" above 0");
+        return -1;
+    }
     return 0;
 }
 

@@ -19,7 +19,8 @@
 
 #define INSPECTION_COLS                                                              \
     "id, product, model_version, score, threshold, decision, map_max, regions_json, " \
-    "timings_json, created_at, has_images, key_id, part_id, serial, camera, station, order_no"
+    "timings_json, created_at, has_images, key_id, part_id, serial, camera, station, order_no, " \
+    "threshold_ng, verdict"
 
 static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
@@ -42,6 +43,11 @@ static void inspection_from_row(sqlite3_stmt *s, void *elem, void *ctx)
     db_col_copy(s, 14, r->part.camera, sizeof r->part.camera);
     db_col_copy(s, 15, r->part.station, sizeof r->part.station);
     db_col_copy(s, 16, r->part.order, sizeof r->part.order);
+    r->threshold_ng = sqlite3_column_type(s, 17) != SQLITE_NULL ? sqlite3_column_double(s, 17)
+                                                                : r->threshold;
+    db_col_copy(s, 18, r->verdict, sizeof r->verdict);
+    if (r->verdict[0] == '\0')
+        snprintf(r->verdict, sizeof r->verdict, "%s", r->decision);
 }
 
 static void inspection_clear(void *elem)
@@ -58,6 +64,12 @@ static const db_rowtype INSPECTION_ROWS = {sizeof(store_inspection_t), inspectio
 DB_DEFINE_CLEAR_FREE(store_inspection_t, store_inspection_clear, store_inspections_free,
                      INSPECTION_ROWS)
 
+int store_valid_verdict(const char *v)
+{
+    return v != NULL &&
+           (strcmp(v, "OK") == 0 || strcmp(v, "UNSURE") == 0 || strcmp(v, "NG") == 0);
+}
+
 static store_status inspection_check(const store_inspection_t *in)
 {
     if (!store_valid_id(in->id) || !store_valid_product_id(in->product))
@@ -65,6 +77,8 @@ static store_status inspection_check(const store_inspection_t *in)
     if (strcmp(in->decision, "OK") != 0 && strcmp(in->decision, "NG") != 0)
         return STORE_ERR_INVALID;
     if (in->key_id[0] && !store_valid_id(in->key_id))
+        return STORE_ERR_INVALID;
+    if (in->verdict[0] && !store_valid_verdict(in->verdict))
         return STORE_ERR_INVALID;
     return STORE_OK;
 }
@@ -98,7 +112,7 @@ static store_status inspection_insert_w(store_t *st, const store_inspection_t *i
 {
     static const char SQL[] = "INSERT INTO inspections(" INSPECTION_COLS ") VALUES "
                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                              "?15, ?16, ?17)";
+                              "?15, ?16, ?17, ?18, ?19)";
     if (in->idem != NULL) { /* the entry names this row: a replay is made from it */
         store_idem_t e = *in->idem;
         snprintf(e.ref, sizeof e.ref, "%s", in->id);
@@ -127,6 +141,9 @@ static store_status inspection_insert_w(store_t *st, const store_inspection_t *i
     sqlite3_bind_int(s, 11, in->has_images ? 1 : 0);
     db_bind_text_or_null(s, 12, in->key_id[0] ? in->key_id : NULL);
     bind_part(s, &in->part);
+    double t_ng = isfinite(in->threshold_ng) ? in->threshold_ng : in->threshold;
+    sqlite3_bind_double(s, 18, isfinite(t_ng) ? t_ng : 0.0);
+    sqlite3_bind_text(s, 19, in->verdict[0] ? in->verdict : in->decision, -1, SQLITE_TRANSIENT);
     store_status r = db_run(&st->w, s);
     return r == STORE_OK ? store_outbox_inspection_w(st, in) : r;
 }
@@ -318,7 +335,8 @@ store_status store_inspection_get(store_t *st, const char *id, store_inspection_
 #define INSP_TAIL "(?3 IS NULL OR id < ?3) AND (?4 IS NULL OR created_at >= ?4) AND " \
                   "(?6 IS NULL OR created_at < ?6) AND " INSP_ANY("model_version", 7)    \
                   INSP_ANY("serial", 9) INSP_ANY("camera", 10) INSP_ANY("station", 11)    \
-                  INSP_ANY("order_no", 12) "1 ORDER BY id DESC LIMIT ?5"
+                  INSP_ANY("order_no", 12)    \
+                  INSP_ANY("verdict", 13) "1 ORDER BY id DESC LIMIT ?5"
 #define INSP_SQL(prod, dec, part) INSP_SEL prod dec part INSP_TAIL
 enum { LEAD_NONE, LEAD_PRODUCT, LEAD_DECISION, LEAD_PRODUCT_DECISION, LEAD_PART, LEAD_SERIAL,
        LEAD_CAMERA, LEAD_STATION, LEAD_ORDER, LEAD_N };
@@ -362,6 +380,8 @@ static int inspection_filter_valid(const store_inspection_filter *f)
         return 0;
     if (f->decision && strcmp(f->decision, "OK") != 0 && strcmp(f->decision, "NG") != 0)
         return 0;
+    if (f->verdict && !store_valid_verdict(f->verdict))
+        return 0;
     return !(f->after && *f->after && !store_valid_id(f->after));
 }
 
@@ -384,7 +404,7 @@ store_status store_inspection_list(store_t *st, const store_inspection_filter *f
                    flt.until > 0 ? DB_INT(flt.until) : DB_NULL,
                    flt.model_version > 0 ? DB_INT(flt.model_version) : DB_NULL,
                    DB_TEXT(flt.part_id), DB_TEXT(flt.serial), DB_TEXT(flt.camera),
-                   DB_TEXT(flt.station), DB_TEXT(flt.order)},
+                   DB_TEXT(flt.station), DB_TEXT(flt.order), DB_TEXT(flt.verdict)},
                   NULL, limit};
     return db_list(st, &q, &INSPECTION_ROWS, out, n, next);
 }

@@ -10,7 +10,7 @@
 
 #define MODEL_COLS                                                                 \
     "m.product, m.version, m.created_at, m.job_id, m.threshold, m.backbone_sha256, " \
-    "m.figures_json, coalesce(p.active_version = m.version, 0)"
+    "m.figures_json, coalesce(p.active_version = m.version, 0), coalesce(m.threshold_ng, m.threshold)"
 
 static void model_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
@@ -24,15 +24,16 @@ static void model_from_row(sqlite3_stmt *s, void *elem, void *ctx)
     db_col_copy(s, 5, m->backbone_sha256, sizeof m->backbone_sha256);
     m->figures_json = db_col_dup(s, 6, "{}");
     m->active = sqlite3_column_int(s, 7) != 0;
+    m->threshold_ng = sqlite3_column_double(s, 8);
 }
 
-/* store_model_get's row: MODEL_COLS, then the blob in column 8. */
+/* store_model_get's row: MODEL_COLS, then the blob in column 9. */
 static void model_blob_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
     store_model_t *m = elem;
     model_from_row(s, m, ctx);
-    const void *b = sqlite3_column_blob(s, 8); /* before _bytes, as SQLite asks */
-    int bl = sqlite3_column_bytes(s, 8);
+    const void *b = sqlite3_column_blob(s, 9); /* before _bytes, as SQLite asks */
+    int bl = sqlite3_column_bytes(s, 9);
     m->blob = xmalloc((size_t)bl);
     if (bl > 0)
         memcpy(m->blob, b, (size_t)bl);
@@ -71,7 +72,8 @@ static store_status product_set_active_w(store_t *st, const char *product, int64
 static int model_new_valid(const store_model_new *m)
 {
     return m && store_valid_product_id(m->product) && m->blob && m->blob_len > 0 &&
-           isfinite(m->threshold) && (!m->job_id || store_valid_id(m->job_id)) &&
+           isfinite(m->threshold) && !(m->threshold_ng > 0 && m->threshold_ng < m->threshold) &&
+           (!m->job_id || store_valid_id(m->job_id)) &&
            (!m->backbone_sha256 || !*m->backbone_sha256 ||
             store_valid_sha256(m->backbone_sha256)) &&
            m->blob_len <= (size_t)INT32_MAX; /* sqlite3_column_bytes() is an int */
@@ -131,7 +133,7 @@ static store_status model_row_insert_w(store_t *st, const store_model_new *m, in
 {
     static const char SQL[] =
         "INSERT INTO models(product, version, created_at, job_id, threshold, backbone_sha256, "
-        "blob, figures_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        "blob, figures_json, threshold_ng) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     sqlite3_stmt *s = db_prep(&st->w, SQL);
     if (!s)
         return STORE_ERR_DB;
@@ -145,6 +147,10 @@ static store_status model_row_insert_w(store_t *st, const store_model_new *m, in
     /* static: the blob outlives the statement, which is reset before return */
     sqlite3_bind_blob64(s, 7, m->blob, (sqlite3_uint64)m->blob_len, SQLITE_STATIC);
     sqlite3_bind_text(s, 8, m->figures_json ? m->figures_json : "{}", -1, SQLITE_TRANSIENT);
+    if (isfinite(m->threshold_ng) && m->threshold_ng > 0)
+        sqlite3_bind_double(s, 9, m->threshold_ng);
+    else
+        sqlite3_bind_null(s, 9);
     return db_run(&st->w, s);
 }
 
@@ -260,16 +266,28 @@ store_status store_model_activate(store_t *st, const char *product, int64_t vers
     return db_wend(st, r);
 }
 
+store_status store_model_set_thresholds(store_t *st, const char *product, int64_t version,
+                                        double threshold, double threshold_ng)
+{
+    /* ?4 NULL: the NG threshold stays, raised to the new threshold if below */
+    static const char SQL[] =
+        "UPDATE models SET threshold = ?3, threshold_ng = CASE WHEN ?4 IS NULL THEN "
+        "max(coalesce(threshold_ng, ?3), ?3) ELSE ?4 END WHERE product = ?1 AND version = "
+        "CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT active_version FROM products WHERE id = ?1) END";
+    if (!store_valid_product_id(product) || version < 0 || !isfinite(threshold) ||
+        threshold_ng < threshold)
+        return STORE_ERR_INVALID;
+    db_query q = {SQL,
+                  {DB_TEXT(product), DB_INT(version), DB_REAL(threshold),
+                   isfinite(threshold_ng) ? DB_REAL(threshold_ng) : DB_NULL},
+                  NULL, 0};
+    return db_write(st, &q, 1);
+}
+
 store_status store_model_set_threshold(store_t *st, const char *product, int64_t version,
                                        double threshold)
 {
-    static const char SQL[] =
-        "UPDATE models SET threshold = ?3 WHERE product = ?1 AND version = "
-        "CASE WHEN ?2 > 0 THEN ?2 ELSE (SELECT active_version FROM products WHERE id = ?1) END";
-    if (!store_valid_product_id(product) || version < 0 || !isfinite(threshold))
-        return STORE_ERR_INVALID;
-    db_query q = {SQL, {DB_TEXT(product), DB_INT(version), DB_REAL(threshold)}, NULL, 0};
-    return db_write(st, &q, 1);
+    return store_model_set_thresholds(st, product, version, threshold, NAN);
 }
 
 /* ---------------------------------------------------------------- delete */

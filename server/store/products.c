@@ -24,7 +24,9 @@ int store_product_exists_r(store_t *st, const char *id)
     "p.id, p.name, p.settings_json, p.active_version, p.created_at, p.updated_at, "    \
     "(SELECT m.threshold FROM models m WHERE m.product = p.id AND "                    \
     "m.version = p.active_version), "                                                  \
-    "(SELECT count(*) FROM images i WHERE i.product = p.id)"
+    "(SELECT count(*) FROM images i WHERE i.product = p.id), "                         \
+    "(SELECT coalesce(m.threshold_ng, m.threshold) FROM models m WHERE "               \
+    "m.product = p.id AND m.version = p.active_version)"
 
 static void product_from_row(sqlite3_stmt *s, void *elem, void *ctx)
 {
@@ -39,6 +41,7 @@ static void product_from_row(sqlite3_stmt *s, void *elem, void *ctx)
     p->has_threshold = sqlite3_column_type(s, 6) != SQLITE_NULL;
     p->threshold = p->has_threshold ? sqlite3_column_double(s, 6) : NAN;
     p->image_count = sqlite3_column_int64(s, 7);
+    p->threshold_ng = p->has_threshold ? sqlite3_column_double(s, 8) : NAN;
 }
 
 static void product_clear(void *elem)

@@ -72,3 +72,47 @@ int calib_threshold(float *scores, int m, double target_far, double margin, cali
     out->threshold = (double)nextafterf((float)((double)scores[k] * margin), INFINITY);
     return 0;
 }
+
+/* the next float above v: scores are floats, so "score >= threshold" reads
+ * the same in the daemon and in a client that parses the JSON */
+static double float_above(double v)
+{
+    return (double)nextafterf((float)v, INFINITY);
+}
+
+/* the tail's part of calib_decide: a bound, or T unchanged without one */
+static double fitted(const calib_decision *d, double t, double far, double margin)
+{
+    if (!d->fitted || !(far > 0))
+        return t;
+    double b = calib_fit_bound(&d->fit, far, CALIB_CONF);
+    return isfinite(b) && float_above(b * margin) > t ? float_above(b * margin) : t;
+}
+
+int calib_decide(float *scores, int m, double target_far, double target_far_ng, double margin,
+                 calib_decision *out)
+{
+    memset(out, 0, sizeof *out);
+    if (calib_threshold(scores, m, target_far, margin, &out->q) != 0)
+        return -1;
+    out->threshold_max = float_above((double)out->q.max * margin);
+    out->fitted = m >= CALIB_MIN_FIT && calib_fit_lognormal(scores, m, &out->fit) == 0;
+    if (!out->fitted)
+        out->warnings |= CALIB_WARN_NO_FIT;
+    else if (target_far > 0 && m < 1.0 / target_far)
+        out->warnings |= CALIB_WARN_EXTRAPOLATED;
+    out->threshold = fitted(out, out->q.threshold, target_far, margin);
+    double t2 = out->threshold;
+    if (target_far_ng > 0) {
+        calib_result q_ng;
+        calib_threshold(scores, m, target_far_ng, margin, &q_ng);
+        t2 = q_ng.threshold > t2 ? q_ng.threshold : t2;
+        t2 = fitted(out, t2, target_far_ng, margin);
+    }
+    out->threshold_ng = t2;
+    for (int i = 0; i < m; i++)
+        out->exceed += (double)scores[i] >= out->threshold;
+    out->far_fit = out->fitted ? calib_fit_far(&out->fit, out->threshold) : NAN;
+    calib_clopper_pearson(out->exceed, m, CALIB_INTERVAL_CONF, &out->far_lo, &out->far_hi);
+    return 0;
+}

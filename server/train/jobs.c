@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "cfa.h"
+#include "heatmap.h"
 #include "image.h"
 #include "metrics_prom.h"
 #include "settings.h"
@@ -44,6 +45,12 @@ struct jobs {
     char current[STORE_ID_LEN];
     volatile int cancel;      /* polled by cfa_train */
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static double now_s(void)
 {
@@ -158,7 +165,7 @@ typedef struct job_run {
     cfa_model *model;
     const char *cal_kind;  /* "holdout", or "train" when nothing is held out */
     int n_cal;
-    calib_result cal;
+    calib_decision cal;
     float *cal_scores;     /* the n_cal calibration scores, for the figures  */
     int64_t version;
     char err[512];
@@ -192,6 +199,33 @@ static void step_resolve(job_run *r)
     settings_apply(&r->set, &r->p, &r->opt);
 }
 
+/* keep_aspect: the model's frame gets the images' shape, the shorter side
+ * at min(resize_h, resize_w) and the longer one in proportion, rounded to
+ * 16 pixels (the backbone's coarsest stride). The median ratio: a line's
+ * images share one shape, and a stray one does not move it. The settings
+ * are changed too, so the model's figures show the geometry it has. */
+static void fit_aspect(job_run *r)
+{
+    if (!r->opt.keep_aspect || r->n_imgs == 0)
+        return;
+    double *ratio = malloc(r->n_imgs * sizeof *ratio);
+    if (ratio == NULL)
+        return;
+    for (size_t i = 0; i < r->n_imgs; i++)
+        ratio[i] = (double)r->imgs[i].width / (r->imgs[i].height > 0 ? r->imgs[i].height : 1);
+    qsort(ratio, r->n_imgs, sizeof *ratio, cmp_double);
+    double a = ratio[r->n_imgs / 2];
+    free(ratio);
+    int side = r->p.resize_h < r->p.resize_w ? r->p.resize_h : r->p.resize_w;
+    double longer = side * (a >= 1 ? a : 1 / a);
+    int l = (int)lround(longer / 16.0) * 16;
+    l = l < side ? side : l > 2048 ? 2048 : l;
+    r->p.resize_h = a >= 1 ? side : l;
+    r->p.resize_w = a >= 1 ? l : side;
+    settings_set(&r->set, SET_resize_h, (setting_value){.i = r->p.resize_h});
+    settings_set(&r->set, SET_resize_w, (setting_value){.i = r->p.resize_w});
+}
+
 /* Lists the images and shuffles them into held-out and training ones. */
 static step_result step_split(job_run *r)
 {
@@ -201,6 +235,7 @@ static step_result step_split(job_run *r)
         return fail(r, "listing images: %s", store_strerror(ss));
     if (r->n_imgs < 2)
         return fail(r, "the product has %zu image(s); at least 2 are needed", r->n_imgs);
+    fit_aspect(r);
     int n = (int)r->n_imgs;
     r->n_hold = calib_holdout_count(n, r->opt.holdout);
     r->n_train = n - r->n_hold;
@@ -287,15 +322,22 @@ static step_result step_train(job_run *r)
 }
 
 /* The score an inspection of the image would give: the maximum of the map
- * at the image's own size (inspect.c), not at a reduced decode's. */
-static float source_score(const cfa_result *res, int w, int h)
+ * at the image's own size (inspect.c), not at a reduced decode's, over what
+ * the inspection looks at (the model's area less the product's border). */
+static float source_score(const cfa_result *res, int w, int h, int border)
 {
     float max = res->score;
-    float *map = res->width == w && res->height == h ? NULL : malloc((size_t)w * h * sizeof *map);
-    if (map != NULL &&
-        cfa_map_to_image(res->model_map, res->model_width, res->model_height, res->resize_width,
-                         res->resize_height, w, h, map, &max) != CFA_OK)
-        max = res->score;
+    float *map = malloc((size_t)w * h * sizeof *map);
+    if (map == NULL)
+        return max;
+    if (cfa_map_to_image(res->model_map, res->model_width, res->model_height, res->resize_width,
+                         res->resize_height, w, h, map, NULL) == CFA_OK) {
+        int rect[4];
+        cfa_model_area(res->model_width, res->model_height, res->resize_width,
+                       res->resize_height, w, h, rect);
+        heatmap_inset_area(rect, w, h, border);
+        max = heatmap_blank_outside(map, w, h, rect);
+    }
     free(map);
     return max;
 }
@@ -328,7 +370,7 @@ static float *score_images(job_run *r, const int *order, int n)
             memset(&res, 0, sizeof res);
             st = cfa_score(r->j->bb, r->model, &ci, 1, &res);
             if (st == CFA_OK)
-                scores[k] = source_score(&res, im.src_width, im.src_height);
+                scores[k] = source_score(&res, im.src_width, im.src_height, r->opt.border);
             cfa_result_clear(&res);
         }
         img_rgbf_free(&im);
@@ -356,11 +398,12 @@ static step_result step_calibrate(job_run *r)
     }
     if (scores == NULL)
         return STEP_FAILED;
-    int rc = calib_threshold(scores, r->n_cal, r->opt.target_far, r->opt.margin, &r->cal);
+    int rc = calib_decide(scores, r->n_cal, r->opt.target_far, r->opt.target_far_ng,
+                          r->opt.margin, &r->cal);
     r->cal_scores = scores;
     if (rc != 0)
         return fail(r, "calibration: the model scored NaN on %d of %d images (%s)",
-                    r->cal.n_nan, r->n_cal, r->cal_kind);
+                    r->cal.q.n_nan, r->n_cal, r->cal_kind);
     return STEP_OK;
 }
 
@@ -375,6 +418,60 @@ static json_t *cal_scores_json(const job_run *r)
     return a;
 }
 
+/* How far the thresholds can be trusted: the fit they come from, the
+ * held-out scores at or above T1 with their 95% interval, and the rule
+ * before the fit (the held-out maximum) for comparison. */
+static json_t *calib_estimate_json(const job_run *r)
+{
+    const calib_decision *c = &r->cal;
+    json_t *o = json_object();
+    json_object_set_new(o, "rule", json_string(c->fitted ? "lognormal_tolerance" : "quantile"));
+    json_object_set_new(o, "images", json_integer(r->n_cal));
+    json_object_set_new(o, "confidence", json_real(CALIB_CONF));
+    json_object_set_new(o, "log_mean", c->fitted ? json_real(c->fit.mu) : json_null());
+    json_object_set_new(o, "log_sd", c->fitted ? json_real(c->fit.sigma) : json_null());
+    json_object_set_new(o, "far_fit", isfinite(c->far_fit) ? json_real(c->far_fit) : json_null());
+    json_object_set_new(o, "exceedances", json_integer(c->exceed));
+    json_object_set_new(o, "far_observed", json_real((double)c->exceed / r->n_cal));
+    json_object_set_new(o, "far_ci95", json_pack("[f,f]", c->far_lo, c->far_hi));
+    json_object_set_new(o, "threshold_max_rule", json_real(c->threshold_max));
+    char text[256];
+    snprintf(text, sizeof text,
+             "target FAR %.3g%%: %d of %d held-out good images at or above the threshold "
+             "(95%% interval %.3g%% to %.3g%%)%s",
+             r->opt.target_far * 100, c->exceed, r->n_cal, c->far_lo * 100, c->far_hi * 100,
+             c->fitted ? "; the threshold is the fitted tail's bound" : "");
+    json_object_set_new(o, "summary", json_string(text));
+    return o;
+}
+
+static json_t *calib_warnings_json(const job_run *r)
+{
+    json_t *a = json_array();
+    char text[320];
+    if (r->n_hold == 0)
+        json_array_append_new(a, json_string("no image was held out: the thresholds come from "
+                                             "the training images' own scores, which are lower "
+                                             "than new parts' (set holdout, add images)"));
+    if (r->cal.warnings & CALIB_WARN_NO_FIT) {
+        snprintf(text, sizeof text,
+                 "only %d calibration image(s): too few to fit a tail (%d needed); the "
+                 "threshold is their empirical quantile and new good parts may often exceed it",
+                 r->n_cal, CALIB_MIN_FIT);
+        json_array_append_new(a, json_string(text));
+    }
+    if (r->cal.warnings & CALIB_WARN_EXTRAPOLATED) {
+        snprintf(text, sizeof text,
+                 "%d held-out images cannot show a false-alarm rate of %.3g%% (about %.0f "
+                 "would): the threshold extrapolates the fitted tail; the observed rate is only "
+                 "known to lie in [%.3g%%, %.3g%%]",
+                 r->n_cal, r->opt.target_far * 100, ceil(1.0 / r->opt.target_far),
+                 r->cal.far_lo * 100, r->cal.far_hi * 100);
+        json_array_append_new(a, json_string(text));
+    }
+    return a;
+}
+
 /* The model's figures (GET .../models): what it was trained and calibrated
  * on, and with which settings. */
 static char *figures_json(const job_run *r)
@@ -386,10 +483,13 @@ static char *figures_json(const job_run *r)
     json_object_set_new(fig, "train_images", json_integer(r->n_train));
     json_object_set_new(fig, "holdout_images", json_integer(r->n_hold));
     json_object_set_new(fig, "calibration", json_string(r->cal_kind));
-    json_object_set_new(fig, "calibration_max", json_real(r->cal.max));
-    json_object_set_new(fig, "calibration_mean", json_real(r->cal.mean));
+    json_object_set_new(fig, "calibration_max", json_real(r->cal.q.max));
+    json_object_set_new(fig, "calibration_mean", json_real(r->cal.q.mean));
     json_object_set_new(fig, "calibration_scores", cal_scores_json(r));
     json_object_set_new(fig, "target_far", json_real(r->opt.target_far));
+    json_object_set_new(fig, "target_far_ng", json_real(r->opt.target_far_ng));
+    json_object_set_new(fig, "calibration_estimate", calib_estimate_json(r));
+    json_object_set_new(fig, "warnings", calib_warnings_json(r));
     json_object_set_new(fig, "margin", json_real(r->opt.margin));
     json_object_set_new(fig, "feature_seconds", json_real(r->pc.feature_s));
     json_object_set_new(fig, "epoch_seconds", json_real(r->pc.epoch_s));
@@ -415,8 +515,15 @@ static step_result step_record(job_run *r)
     if (cfa_model_save(r->model, &blob, &blob_len) != CFA_OK)
         return fail(r, "saving the model: %s", cfa_last_error());
     char *fig = figures_json(r);
-    store_model_new mn = {r->job->product, r->job->id, blob, blob_len, r->cal.threshold,
-                          cfa_backbone_sha256(r->j->bb), fig, r->opt.activate};
+    store_model_new mn = {.product = r->job->product,
+                          .job_id = r->job->id,
+                          .blob = blob,
+                          .blob_len = blob_len,
+                          .threshold = r->cal.threshold,
+                          .threshold_ng = r->cal.threshold_ng,
+                          .backbone_sha256 = cfa_backbone_sha256(r->j->bb),
+                          .figures_json = fig,
+                          .activate = r->opt.activate};
     store_status ss = store_model_insert(r->j->st, &mn, &r->version);
     cfa_free(blob);
     free(fig);
@@ -460,8 +567,9 @@ static void finish(job_run *r, step_result s)
     const char *id = r->job->id;
     const char *state = "succeeded";
     if (s == STEP_OK) {
-        log_info("jobs", "%s (%s) succeeded: version %lld threshold %.6g (%s of %d)", id,
-                r->job->product, (long long)r->version, r->cal.threshold, r->cal_kind, r->n_cal);
+        log_info("jobs", "%s (%s) succeeded: version %lld thresholds %.6g / %.6g (%s of %d)",
+                 id, r->job->product, (long long)r->version, r->cal.threshold,
+                 r->cal.threshold_ng, r->cal_kind, r->n_cal);
     } else if (s == STEP_CANCELED && stopping(r->j)) {
         /* left 'running' on purpose: store_jobs_recover() decides at next start */
         log_info("jobs", "%s interrupted by shutdown", id);

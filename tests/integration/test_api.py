@@ -385,8 +385,8 @@ def main():
                         ({"activte": False}, ['"activte"', 'did you mean "activate"']),
                         ({"holdout": 0.9}, ['"holdout"', "[0, 0.5]"]),
                         ({"activate": "no"}, ['"activate"', "true or false"]),
-                        ({"resize_h": 128}, ["server's defaults", '"crop_h" (224)',
-                                             '"resize_h" (128)'])):
+                        ({"resize_h": 128, "crop_h": 224},
+                         ['"crop_h" (224)', '"resize_h" (128)'])):
         expect_named(op.req("POST", "/v1/products/tile-a/train", body), 400, "invalid_params",
                      "POST train %s" % json.dumps(body), *words)
     st, js, _, _ = op.req("GET", "/v1/jobs?product=tile-a")
@@ -408,7 +408,7 @@ def main():
           "job progress and times")
     params = job.get("params", {})
     check(set(params) == set(tr.get("properties", {})) and params["epochs"] == EPOCHS
-          and params["gamma_c"] == 4 and params["gamma_d"] == 4 and params["holdout"] == 0.1
+          and params["gamma_c"] == 4 and params["gamma_d"] == 4 and params["holdout"] == 0.2
           and params["activate"] is True and params["bank"] == "mean",
           "job params: every key, resolved (daemon < product < body): %s" % params)
     expect_error(op.req("POST", "/v1/jobs/%s/cancel" % job1), 409, "cancel a finished job",
@@ -422,8 +422,8 @@ def main():
           "GET models: version 1 active with a calibrated threshold")
     fig = js["models"][0]["figures"]
     check(fig["params"]["gamma_c"] == 4 and fig["params"]["epochs"] == EPOCHS
-          and fig["holdout_images"] == 4 and fig["train_images"] == 36
-          and fig["calibration"] == "holdout", "figures: params, 4 of 40 held out")
+          and fig["holdout_images"] == 8 and fig["train_images"] == 32
+          and fig["calibration"] == "holdout", "figures: params, 8 of 40 held out")
     st, prod, _, _ = insp.req("GET", "/v1/products/tile-a")
     threshold = prod["threshold"]
     check(prod["active_version"] == 1 and threshold > 0, "product names active version 1")
@@ -706,7 +706,7 @@ def main():
     st, js, _, _ = op.req("POST", "/v1/products/tile-a/train", {"epochs": 3, "margin": 1.25})
     p = js["job"]["params"] if st == 202 else {}
     check(st == 202 and p["gamma_d"] == 2 and p["gamma_c"] == 4 and p["epochs"] == 3
-          and p["margin"] == 1.25 and p["holdout"] == 0.1,
+          and p["margin"] == 1.25 and p["holdout"] == 0.2,
           "job params: --gamma-d 2 (daemon), gamma_c 4 (product), epochs 3 and margin 1.25 (body)")
     if st == 202:
         op.req("POST", "/v1/jobs/%s/cancel" % js["job"]["id"])
@@ -720,7 +720,7 @@ def main():
             (["--gama-c", "4"], {}, ['"--gama-c"', "did you mean --gamma-c?"]),
             (["--gamma-c", "100"], {}, ["--gamma-c / CFA_GAMMA_C", "[1, 64]", '"100"']),
             (["--bank", "median"], {}, ["--bank", "one of mean, ema"]),
-            (["--resize-h", "64"], {}, ['"crop_h" (224)', '"resize_h" (64)']),
+            (["--resize-h", "64", "--crop-h", "224"], {}, ['"crop_h" (224)', '"resize_h" (64)']),
             ([], {"CFA_HOLDOUT": "0.9"}, ["--holdout / CFA_HOLDOUT", "[0, 0.5]"])):
         p = subprocess.run([a.server, "--data-dir", os.path.join(tmp, "never")] + args,
                            env=dict(env, **extra_env), capture_output=True, text=True, timeout=60)

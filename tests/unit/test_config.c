@@ -166,7 +166,9 @@ static void test_training_defaults(void **state)
     assert_int_equal(c.train.v[SET_gamma_c].i, 8);
     assert_int_equal(c.train.v[SET_gamma_d].i, 8);
     assert_int_equal(c.train.v[SET_epochs].i, 30);
-    assert_true(c.train.v[SET_holdout].d == 0.1);
+    assert_true(c.train.v[SET_holdout].d == 0.2);
+    assert_int_equal(c.train.v[SET_crop_h].i, 0); /* the service inspects the whole image */
+    assert_true(c.train.v[SET_target_far].d == 0.01);
     assert_true(c.train.v[SET_activate].i == 1);
 }
 
@@ -181,8 +183,9 @@ static void test_training_flags(void **state)
     clear_env();
     cfg_defaults(&c);
     char *ok[] = {"cfa-server", "--gamma-c", "4", "--gamma-d=2", "--lr", "0.01", "--ensemble",
-                  "true", "--seed", "9223372036854775807", "--holdout", "0", NULL};
-    assert_int_equal(cfg_from_args(&c, 12, ok, err, sizeof err), 0);
+                  "true", "--seed", "9223372036854775807", "--holdout", "0", "--crop-h", "224",
+                  "--crop-w", "224", NULL}; /* CFA++ needs a crop */
+    assert_int_equal(cfg_from_args(&c, 16, ok, err, sizeof err), 0);
     assert_int_equal(c.train.v[SET_gamma_c].i, 4);
     assert_int_equal(c.train.v[SET_gamma_d].i, 2);
     assert_true(c.train.v[SET_lr].d == 0.01);
@@ -208,7 +211,7 @@ static void test_training_flags(void **state)
         {"--margin", "0.05", "[0.1, 10]"},     {"--ensemble", "yes", "true or false"},
         {"--bank", "median", "one of mean, ema"}, {"--seed", "-1", "got \"-1\""},
         {"--epochs", "1001", "[0, 1000]"},      {"--gama-c", "4", "did you mean --gamma-c?"},
-        {"--epoch-count", "4", "(see --help)"}, {"--resize-h", "64", "\"crop_h\" (224)"},
+        {"--epoch-count", "4", "(see --help)"}, {"--crop-h", "300", "\"crop_h\" (300)"},
         /* a GNU abbreviation is a typo too: getopt_long alone would take it */
         {"--epoch", "2", "did you mean --epochs?"}, {"--data", "/tmp", "did you mean --data-dir?"},
         {"--gamma-c=", "4", "got \"\""},

@@ -205,6 +205,29 @@ static void test_map_to_image()
     EXPECT(cfa_map_to_image(nullptr, 1, 1, 1, 1, 2, 2, out, nullptr) == CFA_ERR_INVALID_ARG);
 }
 
+/* cfa_model_area: the pixels whose centres the crop covers. 256 -> 224 hides
+ * 16 of 256 on each side: 6.25% of any image's side; no crop hides nothing. */
+static void test_model_area()
+{
+    int r[4];
+    cfa_model_area(224, 224, 256, 256, 256, 256, r);
+    EXPECT(r[0] == 16 && r[1] == 16 && r[2] == 240 && r[3] == 240);
+    cfa_model_area(224, 224, 256, 256, 512, 1024, r); /* (16 * 2, 16 * 4) */
+    EXPECT(r[0] == 32 && r[1] == 64 && r[2] == 480 && r[3] == 960);
+    cfa_model_area(224, 224, 256, 256, 300, 200, r); /* 18.75 - 0.5 -> 19; 12.5 - 0.5 -> 12 */
+    EXPECT(r[0] == 19 && r[1] == 12 && r[2] == 281 && r[3] == 188);
+    cfa_model_area(256, 304, 256, 304, 300, 357, r);
+    EXPECT(r[0] == 0 && r[1] == 0 && r[2] == 300 && r[3] == 357);
+    /* every pixel inside maps into the crop, every one outside does not */
+    for (int w : {97, 250, 301}) {
+        cfa_model_area(224, 224, 256, 256, w, w, r);
+        for (int x = 0; x < w; x++) {
+            double f = (x + 0.5) * 256.0 / w;
+            EXPECT((x >= r[0] && x < r[2]) == (f >= 16 && f <= 240));
+        }
+    }
+}
+
 /* Build a small model by hand and round-trip it through the artefact. */
 static cfa_model *small_model()
 {
@@ -289,6 +312,7 @@ int main()
     test_kmeans();
     test_geometry();
     test_map_to_image();
+    test_model_area();
     test_artefact();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;

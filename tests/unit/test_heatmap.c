@@ -44,11 +44,20 @@ static void test_render(void **state)
     assert_memory_equal(out + 6, mid, 3);
     assert_memory_equal(out + 9, hi, 3);  /* clamped above */
     assert_memory_equal(out + 12, lo, 3); /* clamped below */
-    assert_memory_equal(out + 15, lo, 3); /* NaN */
+    /* NaN: not inspected, grey (no colour of the scale), hatched */
+    assert_int_equal(out[15], out[16]);
+    assert_int_equal(out[16], out[17]);
+    assert_int_equal(out[15], 112); /* a stripe: 96 + 32 x mid-grey */
+    const float blank[16] = {NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN,
+                             NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    uint8_t hatch[48];
+    assert_int_equal(heatmap_render(blank, 16, 1, NULL, 1.0f, 3.0f, hatch), 0);
+    assert_int_not_equal(hatch[0], hatch[3 * 4]); /* stripes 4 pixels wide */
+    assert_int_equal(hatch[0], hatch[3 * 8]);
 
     /* empty range: everything at the colour of vmin */
     assert_int_equal(heatmap_render(map, 3, 2, NULL, 2.0f, 2.0f, out), 0);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 5; i++)
         assert_memory_equal(out + 3 * i, lo, 3);
 
     /* blended 50/50 over the image */
@@ -89,7 +98,7 @@ static void test_render(void **state)
     assert_memory_equal(out1, out, 3);
     uint8_t bare[18];
     assert_int_equal(heatmap_render(map, 3, 2, NULL, 1.0f, 3.0f, bare), 0);
-    for (int i = 0; i < 18; i++)
+    for (int i = 0; i < 15; i++) /* the last pixel is NaN: not inspected, not blended */
         assert_int_equal(out1[i], (bare[i] + (i % 3 == 1 ? 255 : 0) + 1) / 2);
     img_rgbf wrong = {0, 3, px, NULL, NULL, 0, 0, 0};
     assert_int_equal(heatmap_render(map, 3, 2, &wrong, 1.0f, 3.0f, out), -1);

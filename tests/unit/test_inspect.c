@@ -571,7 +571,8 @@ static void test_tiles_and_mask(void **state)
     char fig[256];
     snprintf(fig, sizeof fig, "{\"tile\": 16, \"tile_overlap\": 4, \"mask_sha256\": \"%s\"}",
              m.sha256);
-    store_model_new mn = {PRODUCT, NULL, "x", 1, 1.0, NULL, fig, 1};
+    store_model_new mn = {.product = PRODUCT, .blob = "x", .blob_len = 1, .threshold = 1.0,
+                          .figures_json = fig, .activate = 1};
     assert_int_equal(store_model_insert(fx->st, &mn, NULL), STORE_OK);
     int calls0 = fake_score_calls;
     inspect_result res;

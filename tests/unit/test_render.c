@@ -71,6 +71,8 @@ static render_job make_job(const char *id, int w, int h)
     free(grey);
     j.vmax = 2.0f;
     j.map_max = 2.0f;
+    j.area[2] = w; /* all of it inspected */
+    j.area[3] = h;
     return j;
 }
 
@@ -139,6 +141,44 @@ static void test_store_now(void **state)
                      STORE_ERR_NOT_FOUND);
 }
 
+/* What was not inspected (left of area[0]) is drawn grey, hatched, in no
+ * colour of the scale, and is 0 in map.png; the inspected part keeps its
+ * colours. */
+static void test_not_inspected(void **state)
+{
+    fixture *fx = *state;
+    char id[40];
+    store_time_id(id);
+    render_job j = make_job(id, 40, 30);
+    j.area[0] = 10;
+    assert_int_equal(render_now(fx->st, &j), STORE_OK);
+    void *data = NULL;
+    size_t len = 0;
+    img_rgbf im;
+    memset(&im, 0, sizeof im);
+    img_limits lim = img_default_limits();
+    assert_int_equal(render_get(fx->st, id, "heatmap.png", &data, &len), STORE_OK);
+    assert_int_equal(img_decode(data, len, &lim, &im), IMG_OK);
+    int grey = 0, stripes = 0;
+    for (int y = 0; y < 30; y++) {
+        const float *px = im.rgb + ((size_t)y * 40 + 9) * 3; /* the last column not inspected */
+        grey += px[0] == px[1] && px[1] == px[2];
+        stripes += y > 0 && px[0] != im.rgb[((size_t)(y - 1) * 40 + 9) * 3];
+    }
+    assert_int_equal(grey, 30);
+    assert_true(stripes >= 4); /* hatched, not flat */
+    const float *in = im.rgb + (15 * 40 + 39) * 3; /* inspected, right edge: red */
+    assert_true(in[0] > in[2] + 0.1f);
+    img_rgbf_free(&im);
+    free(data);
+    assert_int_equal(render_get(fx->st, id, "map.png", &data, &len), STORE_OK);
+    assert_int_equal(img_decode(data, len, &lim, &im), IMG_OK);
+    assert_true(im.rgb[(15 * 40 + 9) * 3] == 0.0f);
+    assert_true(im.rgb[(15 * 40 + 39) * 3] > 0.5f);
+    img_rgbf_free(&im);
+    free(data);
+}
+
 /* A heatmap encoded for the response is kept as it is; unknown ids, damaged
  * map data and an input that no longer decodes give errors, not crashes, and
  * the map still renders without the input. */
@@ -203,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_and_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_inspected, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

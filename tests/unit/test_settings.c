@@ -85,7 +85,8 @@ static void test_paper_is_engine(void **state)
     assert_int_equal(n_param, 22);
 }
 
-/* The daemon's defaults differ from the paper's in gamma_c and gamma_d only
+/* The daemon's defaults differ from the paper's in gamma_c and gamma_d, the
+ * crop (the service inspects the whole image) and keep_aspect only
  * (settings.def says why); another difference must be made here too. */
 static void test_daemon_differs_only_in_gamma(void **state)
 {
@@ -93,7 +94,8 @@ static void test_daemon_differs_only_in_gamma(void **state)
     for (int id = 0; id < SETTING_COUNT; id++) {
         const setting_def *d = &settings_table[id];
         int differs = memcmp(&d->paper, &d->daemon, sizeof d->paper) != 0;
-        assert_int_equal(differs, id == SET_gamma_c || id == SET_gamma_d);
+        assert_int_equal(differs, id == SET_gamma_c || id == SET_gamma_d || id == SET_crop_h ||
+                                      id == SET_crop_w || id == SET_keep_aspect);
     }
     settings_t d;
     settings_defaults(&d, SETTINGS_DAEMON);
@@ -268,12 +270,20 @@ static void test_precedence(void **state)
     assert_int_equal(product.v[SET_gamma_c].i, 4);
     /* the rules between settings hold on the result */
     char err[128];
-    settings_t small = parse_ok("{\"resize_h\": 128}", SW_PRODUCT);
-    settings_resolve(&daemon, &small, NULL, &job);
+    settings_t small = parse_ok("{\"resize_h\": 128}", SW_PRODUCT), cropped = daemon;
+    cropped.v[SET_crop_h].i = cropped.v[SET_crop_w].i = 224; /* the CLI's, the paper's */
+    settings_resolve(&cropped, &small, NULL, &job);
     assert_int_equal(settings_check(&job, err, sizeof err), -1);
     assert_string_equal(err, "\"crop_h\" (224) must not exceed \"resize_h\" (128)");
-    settings_resolve(&daemon, &small, &(settings_t){0}, &job);
+    settings_resolve(&cropped, &small, &(settings_t){0}, &job);
     job.v[SET_crop_h].i = 112;
+    assert_int_equal(settings_check(&job, err, sizeof err), 0);
+    /* CFA++ needs a crop: refused on the service's defaults, fine with one */
+    settings_t pp = parse_ok("{\"ensemble\": true}", SW_PRODUCT);
+    settings_resolve(&daemon, &pp, NULL, &job);
+    assert_int_equal(settings_check(&job, err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"ensemble\" (CFA++)"));
+    settings_resolve(&cropped, &pp, NULL, &job);
     assert_int_equal(settings_check(&job, err, sizeof err), 0);
 }
 
@@ -284,7 +294,7 @@ static void test_apply(void **state)
                             " \"holdout\": 0.25, \"margin\": 1.5, \"activate\": false, \"crop_h\": 0}",
                             SW_BODY);
     cfa_params p = cfa_default_params();
-    settings_job j = {-1, -1, -1, -1, -1, -1};
+    settings_job j = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
     settings_apply(&s, &p, &j);
     assert_int_equal(p.bank, CFA_BANK_EMA);
     assert_true(p.seed == (uint64_t)INT64_MAX);

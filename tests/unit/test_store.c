@@ -656,6 +656,69 @@ static void fill_insp(store_inspection_t *r, const char *product, double score)
     r->map_max = score;
 }
 
+/* Migration 002: a model's NG threshold (none = its threshold; a new T1
+ * alone raises a lower T2 to it; T2 < T1 refused) and the audit rows'
+ * verdict and threshold_ng, filtered by verdict (a row written without a
+ * verdict reads back its decision). */
+static void test_verdicts(void **state)
+{
+    fixture *fx = *state;
+    mk_product(fx->st, "v1");
+    store_model_new bad = {.product = "v1", .blob = "A", .blob_len = 1, .threshold = 2.0,
+                           .threshold_ng = 1.0, .activate = 1};
+    assert_int_equal(store_model_insert(fx->st, &bad, NULL), STORE_ERR_INVALID);
+    store_model_new none = {.product = "v1", .blob = "A", .blob_len = 1, .threshold = 2.0,
+                            .activate = 1};
+    assert_int_equal(store_model_insert(fx->st, &none, NULL), STORE_OK);
+    store_product_t p;
+    assert_int_equal(store_product_get(fx->st, "v1", &p), STORE_OK);
+    assert_true(p.threshold == 2.0 && p.threshold_ng == 2.0);
+    store_product_clear(&p);
+    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 2.0, 5.0), STORE_OK);
+    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 3.0, 2.5), STORE_ERR_INVALID);
+    assert_int_equal(store_model_set_threshold(fx->st, "v1", 0, 4.0), STORE_OK); /* keeps 5 */
+    assert_int_equal(store_product_get(fx->st, "v1", &p), STORE_OK);
+    assert_true(p.threshold == 4.0 && p.threshold_ng == 5.0);
+    store_product_clear(&p);
+    assert_int_equal(store_model_set_threshold(fx->st, "v1", 0, 6.0), STORE_OK); /* raises it */
+    store_model_t m;
+    assert_int_equal(store_model_get(fx->st, "v1", 0, &m), STORE_OK);
+    assert_true(m.threshold == 6.0 && m.threshold_ng == 6.0);
+    store_model_clear(&m);
+
+    const char *verdicts[] = {"OK", "UNSURE", "NG", ""};
+    for (int i = 0; i < 4; i++) {
+        store_inspection_t r;
+        fill_insp(&r, "v1", i == 0 ? 1.0 : 3.0);
+        r.threshold_ng = 4.0;
+        snprintf(r.verdict, sizeof r.verdict, "%s", verdicts[i]);
+        assert_int_equal(store_inspection_insert(fx->st, &r), STORE_OK);
+    }
+    store_inspection_t r;
+    fill_insp(&r, "v1", 3.0);
+    snprintf(r.verdict, sizeof r.verdict, "MAYBE");
+    assert_int_equal(store_inspection_insert(fx->st, &r), STORE_ERR_INVALID);
+    store_inspection_t *arr;
+    size_t n;
+    char next[STORE_ID_LEN];
+    store_inspection_filter f = {.product = "v1", .verdict = "UNSURE"};
+    assert_int_equal(store_inspection_list(fx->st, &f, &arr, &n, next), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(arr[0].verdict, "UNSURE");
+    assert_true(arr[0].threshold_ng == 4.0);
+    store_inspections_free(arr, n);
+    f.verdict = "NG"; /* the explicit NG and the one written as its decision */
+    assert_int_equal(store_inspection_list(fx->st, &f, &arr, &n, next), STORE_OK);
+    assert_int_equal(n, 2);
+    store_inspections_free(arr, n);
+    f.decision = "OK";
+    f.verdict = "UNSURE";
+    assert_int_equal(store_inspection_list(fx->st, &f, &arr, &n, next), STORE_OK);
+    assert_int_equal(n, 0);
+    f.verdict = "MAYBE";
+    assert_int_equal(store_inspection_list(fx->st, &f, &arr, &n, next), STORE_ERR_INVALID);
+}
+
 static void test_inspections(void **state)
 {
     fixture *fx = *state;
@@ -1265,6 +1328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_path_traversal_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_models, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verdicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inspections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_part_and_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_keys, setup, teardown),

@@ -58,6 +58,10 @@ typedef struct inspect_req {
     int64_t version;         /* the model version and threshold, read once by   */
     double threshold;        /* the caller: a later activation does not change
                                 what this inspection is scored with            */
+    double threshold_ng;     /* NG from here, UNSURE from threshold; NAN or
+                                below threshold: = threshold                   */
+    int border;              /* pixels on each side not inspected (the
+                                product's setting)                            */
     /* in/out: the image as received (malloc'd). With keep, the render job
      * takes it without a copy and *body becomes NULL (the caller frees what
      * is left, as before). */
@@ -147,6 +151,20 @@ int inspect_map_to_source(cfa_result *r, int w, int h);
 
 /* "NG" when score >= threshold, else "OK" (a NaN score is "OK"). */
 const char *inspect_decide(float score, double threshold);
+/* What an inspection looks at, in image pixels, as [x0, x1) x [y0, y1):
+ * what the model saw (cfa_model_area: all of it without a crop) less a
+ * border of `border` pixels on each side (at most a quarter of a side). */
+void inspect_area(const cfa_result *r, int border, int rect[4] /* OUT */);
+/* Marks the map outside rect as not inspected (NaN: no region, no score,
+ * drawn as such by heatmap_render) and returns the maximum inside, the
+ * inspection's score (0 when nothing inside). */
+float inspect_blank_outside(float *map, int w, int h, const int rect[4]);
+
+/* The three-way verdict: "OK" below threshold, "NG" at or above
+ * threshold_ng, "UNSURE" between (a NaN score is "OK"). threshold_ng is at
+ * least threshold (the API and the store enforce it), so "OK" here is "OK"
+ * of inspect_decide and "UNSURE" and "NG" are both its "NG". */
+const char *inspect_verdict(float score, double threshold, double threshold_ng);
 /* 1 when threshold can be a product's threshold: finite, > 0 and at most
  * FLT_MAX (scores are float32); else 0. Every threshold a client gives (the
  * API's, the CLI's --threshold) passes this check. */

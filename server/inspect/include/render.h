@@ -37,6 +37,8 @@ typedef struct render_job {
     int model_w, model_h;
     int resize_w, resize_h; /* the frame the crop came from (cfa_result)   */
     int width, height; /* the image's own size                              */
+    int area[4];       /* inspected: [x0, x1) x [y0, y1) (inspect_area);
+                          the rest is drawn as not inspected               */
     float vmax;        /* colour scale: 0 .. vmax                           */
     float map_max;     /* 16-bit map scale: v / 65535 * map_max             */
     void *heat_png;    /* heatmap PNG already encoded, or NULL; freed too   */

@@ -31,8 +31,9 @@ extern "C" {
 #endif
 
 /* Renders map (w x h, row-major) through the turbo colour map, value vmin ->
- * dark blue, vmax -> dark red (clamped; NaN and an empty range vmax <= vmin
- * give the colour of vmin), blended 50/50 over base when base is not NULL
+ * dark blue, vmax -> dark red (clamped; an empty range vmax <= vmin gives
+ * the colour of vmin); a NaN map value means "not inspected" and is drawn
+ * grey with diagonal stripes, in no colour of the scale, blended 50/50 over base when base is not NULL
  * (float or byte pixels, both give the same colours; a base of another size, such
  * as one decoded at a reduced JPEG scale, is sampled nearest-neighbour). rgb_out: w * h * 3 bytes, written by the call.
  * Returns 0, or -1 on invalid arguments (nothing written). */
@@ -46,6 +47,15 @@ void heatmap_map16(const float *map, size_t n, float map_max, uint16_t *out /* O
 
 /* The colour of the map at t in [0, 1] (clamped), 8-bit RGB. */
 void heatmap_colour(float t, uint8_t rgb[3] /* OUT */);
+
+/* Areas of a w x h map as [x0, x1) x [y0, y1) (rect = x0, y0, x1, y1).
+ * heatmap_inset_area narrows rect to leave `border` pixels on each side
+ * uninspected, at most a quarter of a side (half the image stays).
+ * heatmap_blank_outside marks the map outside rect as not inspected (NaN:
+ * no region, drawn as such by heatmap_render) and returns the maximum
+ * inside (0 when nothing is inside). */
+void heatmap_inset_area(int rect[4], int w, int h, int border);
+float heatmap_blank_outside(float *map, int w, int h, const int rect[4]);
 
 typedef struct {
     int x, y, width, height; /* bounding box, image pixels */

@@ -78,7 +78,8 @@ typedef struct settings {
 
 /* The settings of DEST JOB: what the job runner does around the engine. */
 typedef struct settings_job {
-    double holdout, target_far, margin;
+    double holdout, target_far, target_far_ng, margin;
+    int keep_aspect, border;
     int activate;
     int tile, tile_overlap; /* issue 13: tiles of the images, 0 = off */
 } settings_job;

@@ -117,6 +117,8 @@ int store_time_parse(const char *s, int64_t *ms /* OUT */);
 /* 1 if s is a valid product id (1-64 of [A-Za-z0-9._-], not "." or ".."),
  * else 0. ASCII only whatever the locale (a product id names a directory). */
 int store_valid_product_id(const char *s);
+/* 1 if s is a verdict: "OK", "UNSURE" or "NG", else 0. */
+int store_valid_verdict(const char *s);
 /* 1 if s is 64 lowercase hex chars, else 0. */
 int store_valid_sha256(const char *s);
 /* 1 if s is 32 lowercase hex chars (job, inspection and key ids), else 0. */
@@ -194,6 +196,8 @@ typedef struct {
     int64_t active_version;/* 0 = no active model                           */
     double threshold;      /* threshold of the active model; NAN if none    */
     int has_threshold;     /* 1 if threshold is meaningful                  */
+    double threshold_ng;   /* its NG threshold (>= threshold; = threshold for
+                              a model without one); NAN if none             */
     int64_t image_count;
     int64_t created_at;    /* ms                                            */
     int64_t updated_at;    /* ms                                            */
@@ -362,6 +366,7 @@ typedef struct {
     int64_t created_at;
     char job_id[STORE_ID_LEN];/* "" when not made by a job                   */
     double threshold;
+    double threshold_ng;      /* NG from here; = threshold when none was set  */
     char backbone_sha256[STORE_SHA256_HEX]; /* "" when unknown              */
     char *figures_json;       /* never NULL ("{}")                          */
     int active;               /* 1 if product.active_version == version     */
@@ -380,6 +385,7 @@ typedef struct {
     const void *blob;
     size_t blob_len;
     double threshold;
+    double threshold_ng;         /* >= threshold; 0 or NAN: none (= threshold) */
     const char *backbone_sha256; /* may be NULL                              */
     const char *figures_json;    /* may be NULL -> "{}"                      */
     int activate;                /* 1: make it the product's active version  */
@@ -411,6 +417,12 @@ store_status store_model_delete(store_t *st, const char *product, int64_t versio
 /* Sets the threshold of version (0 = the active model). */
 store_status store_model_set_threshold(store_t *st, const char *product,
                                        int64_t version, double threshold);
+/* Sets both thresholds of version (0 = the active model). threshold_ng NAN
+ * keeps the version's NG threshold, raised to threshold when below it (so
+ * that NG still implies the two-valued decision NG). The caller checks
+ * threshold_ng >= threshold. */
+store_status store_model_set_thresholds(store_t *st, const char *product, int64_t version,
+                                        double threshold, double threshold_ng);
 
 /* ------------------------------------------------------------ inspections */
 
@@ -433,6 +445,9 @@ typedef struct {
     int64_t model_version;
     double score, threshold, map_max;
     char decision[4];            /* "OK" or "NG"                              */
+    double threshold_ng;         /* NG from here (verdict)                    */
+    char verdict[8];             /* "OK", "UNSURE" or "NG"; "" on insert ->
+                                    decision                                 */
     char *regions_json;          /* JSON array text; NULL on insert -> "[]"   */
     char *timings_json;          /* JSON object text; NULL on insert -> "{}"  */
     int64_t created_at;          /* 0 on insert -> taken from the id / now    */
@@ -472,6 +487,7 @@ store_status store_inspection_get(store_t *st, const char *id,
 typedef struct {
     const char *product;   /* NULL = all                               */
     const char *decision;  /* "OK" / "NG" / NULL = all                  */
+    const char *verdict;   /* "OK" / "UNSURE" / "NG" / NULL = all       */
     int64_t since;         /* ms, 0 = no bound; created_at >= since    */
     size_t limit;          /* 0 -> 100, capped at 1000                  */
     const char *after;     /* cursor (an inspection id) or NULL        */

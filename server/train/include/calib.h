@@ -40,4 +40,73 @@ typedef struct calib_result {
 int calib_threshold(float *scores, int m, double target_far, double margin,
                     calib_result *out /* OUT */);
 
+/* ---- the fitted tail and the interval (calib_tail.c) ---------------------
+ * Held-out good scores are few (often 10-40) and their maximum is a poor
+ * stand-in for tomorrow's parts: the threshold comes from a log-normal fit
+ * of them, at a one-sided tolerance bound, never below the empirical
+ * quantile; the observed false-alarm rate is reported with its interval. */
+typedef struct calib_fit {
+    int n;
+    double mu, sigma;  /* mean and sample standard deviation of log(score) */
+} calib_fit;
+
+/* Standard normal quantile (0 < p < 1; -inf / +inf outside) and upper tail
+ * P(Z > z). */
+double calib_normal_quantile(double p);
+double calib_normal_sf(double z);
+/* One-sided normal tolerance factor k: with confidence conf, at least the
+ * fraction p of the population lies below mean + k * sd of a sample of n.
+ * NAN when n < 2 or the arguments are out of (0, 1). */
+double calib_tolerance_k(int n, double p, double conf);
+/* Fits log(scores[0..m)) (a score <= 0 counts as the smallest positive
+ * float). 0, or -1 when m < 2. */
+int calib_fit_lognormal(const float *scores, int m, calib_fit *out /* OUT */);
+/* The score that, with confidence conf, at most far of good parts reach
+ * under the fit: exp(mu + k * sigma); NAN when no bound exists. */
+double calib_fit_bound(const calib_fit *f, double far, double conf);
+/* The fit's false-alarm rate at threshold: P(score >= threshold). */
+double calib_fit_far(const calib_fit *f, double threshold);
+/* The exact (Clopper-Pearson) two-sided interval at confidence conf of a
+ * rate seen x times in n. 0, or -1 for bad arguments. */
+int calib_clopper_pearson(int x, int n, double conf, double *lo /* OUT */,
+                          double *hi /* OUT */);
+
+/* Held-out images below which no tail is fitted (the sample's sigma is too
+ * rough): the thresholds are then the empirical quantiles. */
+#define CALIB_MIN_FIT 5
+/* The tolerance bound's confidence. */
+#define CALIB_CONF 0.9
+/* The interval's confidence. */
+#define CALIB_INTERVAL_CONF 0.95
+
+enum {
+    CALIB_WARN_NO_FIT = 1,       /* fewer than CALIB_MIN_FIT scores: no fit   */
+    CALIB_WARN_EXTRAPOLATED = 2, /* fewer than 1 / target_far scores: the
+                                    threshold lies beyond what they show     */
+};
+
+typedef struct calib_decision {
+    calib_result q;         /* the empirical rule at target_far (calib_threshold) */
+    double threshold;       /* T1: OK below it                                  */
+    double threshold_ng;    /* T2 >= T1: NG from it, UNSURE between             */
+    double threshold_max;   /* the rule before the fit: next float above the
+                               held-out maximum x margin (for comparison)       */
+    int fitted;             /* 1: T1 / T2 come from the fit's bound             */
+    calib_fit fit;
+    double far_fit;         /* the fit's false-alarm rate at T1                 */
+    int exceed;             /* held-out scores >= T1                            */
+    double far_lo, far_hi;  /* their Clopper-Pearson interval                   */
+    unsigned warnings;      /* CALIB_WARN_* bits                                */
+} calib_decision;
+
+/* Both thresholds from the m held-out scores (sorted in place):
+ *   T1 = max(empirical quantile rule at target_far (calib_threshold),
+ *            bound(target_far) x margin)
+ *   T2 = max(T1, empirical rule at target_far_ng, bound(target_far_ng) x margin)
+ * with no bound when m < CALIB_MIN_FIT or a target is 0 (target_far 0: the
+ * maximum, as before; target_far_ng 0: no UNSURE band from the fit).
+ * Returns 0, or -1 as calib_threshold does. */
+int calib_decide(float *scores, int m, double target_far, double target_far_ng, double margin,
+                 calib_decision *out /* OUT */);
+
 #endif
