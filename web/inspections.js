@@ -90,7 +90,7 @@ function labelCard(ins) {
   const send = (label) => (e) => busy(e.currentTarget, async () => {
     const res = await api('POST', `/v1/inspections/${enc(ins.inspection_id)}/label`,
       { json: { label, note: note.value, add_to_training: label === 'false_alarm' && add.checked } });
-    const l = res.label || res;
+    const l = res.label && typeof res.label === 'object' ? res.label : res;
     status.textContent = `Labelled ${l.label}${l.note ? ': ' + l.note : ''}.`;
     showInfo(`Inspection labelled ${l.label}.`);
   });

@@ -81,9 +81,9 @@ static json_t *manifest_new(const store_product_t *p, const store_model_t *m, co
                               "backbone_sha256", m->backbone_sha256, "figures",
                               figures != NULL ? figures : json_object(), "bytes",
                               (json_int_t)m->blob_len, "sha256", hex);
-    json_t *thr_ng = json_object_get(json_object_get(model, "figures"), "threshold_ng");
-    if (json_is_number(thr_ng))
-        json_object_set(model, "threshold_ng", thr_ng);
+    /* T2 of OK / UNSURE / NG (docs/API.md); a bundle without one means T2 = T1 */
+    if (isfinite(m->threshold_ng) && m->threshold_ng >= m->threshold)
+        json_object_set_new(model, "threshold_ng", json_real(m->threshold_ng));
     return json_pack("{s:s,s:i,s:b,s:{s:s,s:s,s:o},s:o,s:{s:s,s:I}}", "format", "cfa-bundle",
                      "format_version", BUNDLE_FORMAT_VERSION, "signed", is_signed, "product",
                      "id", p->id, "name", p->name, "settings",
@@ -203,6 +203,11 @@ static bundle_status read_manifest(const uint8_t *text, size_t ml, bundle_t *out
                     "bundle manifest is not valid (format, signed, model.version, "
                     "model.threshold, model.backbone_sha256, model.figures)");
     out->threshold = json_number_value(thr);
+    json_t *thr_ng = json_object_get(model, "threshold_ng");
+    out->threshold_ng = json_is_number(thr_ng) ? json_number_value(thr_ng) : out->threshold;
+    if (!isfinite(out->threshold_ng) || out->threshold_ng < out->threshold)
+        return fail(out, BUNDLE_ERR_FORMAT, err, errlen,
+                    "bundle manifest: threshold_ng must be at least threshold");
     out->source_version = json_integer_value(ver);
     if (!isfinite(out->threshold) || out->threshold <= 0 || out->source_version < 1)
         return fail(out, BUNDLE_ERR_FORMAT, err, errlen,

@@ -72,7 +72,8 @@ bundle_status bundle_import(store_t *st, const char *product, const bundle_t *b,
         ss = STORE_ERR_NOMEM;
     if (ss == STORE_OK) {
         store_model_new m = {.product = product, .blob = b->model, .blob_len = b->model_len,
-                             .threshold = b->threshold, .backbone_sha256 = b->backbone_sha256,
+                             .threshold = b->threshold,
+                             .threshold_ng = b->threshold_ng, .backbone_sha256 = b->backbone_sha256,
                              .figures_json = fig, .activate = activate};
         ss = store_model_insert(st, &m, version);
     }

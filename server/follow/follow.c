@@ -175,9 +175,11 @@ static int sync_product(follow_t *f, const follow_product *p, char *err, size_t 
     pthread_mutex_unlock(&f->mu);
     store_model_t m;
     if (p->has_threshold && store_model_get(f->st, p->id, local, &m) == STORE_OK) {
-        if (m.threshold != p->threshold &&
-            store_model_set_threshold(f->st, p->id, local, p->threshold) == STORE_OK)
-            log_info("follow", "%s threshold %g (from the trainer)", p->id, p->threshold);
+        if ((m.threshold != p->threshold || m.threshold_ng != p->threshold_ng) &&
+            store_model_set_thresholds(f->st, p->id, local, p->threshold, p->threshold_ng) ==
+                STORE_OK)
+            log_info("follow", "%s thresholds %g / %g (from the trainer)", p->id, p->threshold,
+                     p->threshold_ng);
         store_model_clear(&m);
     }
     return 0;

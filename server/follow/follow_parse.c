@@ -31,7 +31,13 @@ static int entry(json_t *prod, follow_product *out)
         if (!(t > 0) || !isfinite(t) || t > FLT_MAX)
             return -1;
         out->threshold = t;
+        out->threshold_ng = t;
         out->has_threshold = 1;
+        json_t *tng = json_object_get(prod, "threshold_ng");
+        double t2 = json_is_number(tng) ? json_number_value(tng) : t;
+        if (!(t2 >= t) || !isfinite(t2) || t2 > FLT_MAX)
+            return -1;
+        out->threshold_ng = t2;
     }
     return 0;
 }

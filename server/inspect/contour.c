@@ -198,6 +198,15 @@ static int simplify(int *pts, int n)
         if (hypot(pts[2 * i] - pts[0], pts[2 * i + 1] - pts[1]) >
             hypot(pts[2 * far] - pts[0], pts[2 * far + 1] - pts[1]))
             far = i;
+    /* the leftmost, topmost, rightmost and bottommost points always stay, so
+     * the polygon spans the region's box however coarse the tolerance gets */
+    int ext[4] = {0, 0, 0, 0};
+    for (int i = 1; i < n; i++) {
+        ext[0] = pts[2 * i] < pts[2 * ext[0]] ? i : ext[0];
+        ext[1] = pts[2 * i + 1] < pts[2 * ext[1] + 1] ? i : ext[1];
+        ext[2] = pts[2 * i] > pts[2 * ext[2]] ? i : ext[2];
+        ext[3] = pts[2 * i + 1] > pts[2 * ext[3] + 1] ? i : ext[3];
+    }
     /* at least one pass at 0.5 px: points on a straight run go */
     for (double eps = 0.5; eps == 0.5 || m > INSPECT_POLYGON_MAX; eps *= 2) {
         memset(keep, 0, (size_t)n);
@@ -206,6 +215,8 @@ static int simplify(int *pts, int n)
         pts[2 * n] = pts[0]; /* the closing point, room made by the caller */
         pts[2 * n + 1] = pts[1];
         dp(pts, far, n, eps, keep, stack); /* keep[n] is not read: i < b */
+        for (int e = 0; e < 4; e++)
+            keep[ext[e]] = 1;
         m = 0;
         for (int i = 0; i < n; i++)
             m += keep[i];

@@ -254,7 +254,7 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     cfa_result_clear(r);
     if (ss != STORE_OK)
         return store_failed(in, res, ss, q->keep);
-    mp_inspection(row->product, row->decision, NULL, row->score);
+    mp_inspection(row->product, row->decision, row->verdict, row->score);
     if (row->has_images && in->opt.retention > 0 &&
         atomic_fetch_add(&in->since_prune, 1) % PRUNE_EVERY == PRUNE_EVERY - 1)
         store_inspections_prune(in->opt.st, in->opt.retention, NULL);

@@ -51,8 +51,8 @@ int render_heatmap_png(const float *map, int w, int h, const img_rgbf *base, flo
              heatmap_render(map, w, h,
                             base != NULL && (base->rgb != NULL || base->rgb8 != NULL) ? base : NULL, 0.0f,
                             vmax, rgb) == 0;
-    if (ok) /* pixels outside the product's ROI mask are NaN: drawn blank */
-        roi_blank_uninspected(map, w, h, base, rgb);
+    /* pixels not inspected (outside the ROI mask, the border, a crop) are
+     * NaN: heatmap_render draws them grey and hatched, never in a colour */
     ok = ok && png_encode_rgb8(rgb, w, h, png, len) == IMG_OK;
     free(rgb);
     return ok ? 0 : -1;

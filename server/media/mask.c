@@ -104,37 +104,6 @@ float roi_mask_apply(const roi_mask *m, float *map, int w, int h)
     return max;
 }
 
-/* The grey level of base at map pixel (x, y) of a w x h map. */
-static uint8_t base_grey(const img_rgbf *base, int x, int y, int w, int h)
-{
-    size_t bx = (size_t)(((int64_t)x * base->width) / w);
-    size_t by = (size_t)(((int64_t)y * base->height) / h);
-    size_t j = (by * (size_t)base->width + bx) * 3;
-    float v = 0.0f;
-    for (int k = 0; k < 3; k++)
-        v += base->rgb8 != NULL ? (float)base->rgb8[j + k] / 255.0f : base->rgb[j + k];
-    v /= 3.0f;
-    if (!(v > 0.0f))
-        v = 0.0f;
-    if (v > 1.0f)
-        v = 1.0f;
-    return (uint8_t)(v * 255.0f + 0.5f);
-}
-
-void roi_blank_uninspected(const float *map, int w, int h, const img_rgbf *base, uint8_t *rgb)
-{
-    int has_base = base != NULL && (base->rgb8 != NULL || base->rgb != NULL) &&
-                   base->width > 0 && base->height > 0;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * (size_t)w + (size_t)x;
-            if (!isnan(map[i]))
-                continue;
-            uint8_t g = has_base ? base_grey(base, x, y, w, h) : 128;
-            rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = g;
-        }
-}
-
 roi_status roi_mask_load_file(const char *path, const img_limits *lim, roi_mask *out,
                               img_status *img)
 {

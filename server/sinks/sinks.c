@@ -84,6 +84,17 @@ static json_t *inspection_body(store_t *st, const store_outbox_t *row)
                           in.threshold, "decision", in.decision, "map_max", in.map_max,
                           "regions", text_json(in.regions_json), "created_at",
                           time_json(in.created_at), "key_id", in.key_id[0] ? in.key_id : NULL);
+    /* the three-way decision and the part, as the inspect answer gives them:
+     * a line's MES routes on verdict and files the result under the part */
+    if (o != NULL) {
+        json_object_set_new(o, "verdict", json_string(in.verdict[0] ? in.verdict : in.decision));
+        json_object_set_new(o, "threshold_ng", json_real(in.threshold_ng));
+        const char *names[] = {"part_id", "serial", "camera", "station", "order"};
+        const char *vals[] = {in.part.part_id, in.part.serial, in.part.camera, in.part.station,
+                              in.part.order};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            json_object_set_new(o, names[i], vals[i][0] ? json_string(vals[i]) : json_null());
+    }
     store_inspection_clear(&in);
     return o;
 }

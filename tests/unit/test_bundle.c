@@ -56,8 +56,9 @@ static void sample(store_product_t *p, store_model_t *m)
     m->version = 4;
     m->created_at = 1764547200000;
     m->threshold = 2.5;
+    m->threshold_ng = 3.5;
     snprintf(m->backbone_sha256, sizeof m->backbone_sha256, "%s", BB);
-    m->figures_json = "{\"train_loss\":0.25,\"threshold_ng\":3.5}";
+    m->figures_json = "{\"train_loss\":0.25}";
     for (size_t i = 0; i < sizeof BLOB; i++)
         BLOB[i] = (uint8_t)(i * 7);
     m->blob = BLOB;
@@ -84,6 +85,7 @@ static void test_round_trip_and_refusals(void **state)
     assert_string_equal(b.backbone_sha256, BB);
     json_t *ng = json_object_get(json_object_get(b.manifest, "model"), "threshold_ng");
     assert_true(json_is_number(ng) && json_number_value(ng) == 3.5);
+    assert_true(b.threshold_ng == 3.5); /* T2 travels with the model */
     bundle_clear(&b);
     /* without a key a signed bundle passes; with another key it does not */
     assert_int_equal(bundle_parse(buf, len, NULL, 0, &b, err, sizeof err), BUNDLE_OK);

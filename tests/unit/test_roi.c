@@ -107,16 +107,6 @@ static void test_mask_apply(void **state)
     /* no mask: the maximum, NaN skipped */
     float m2[3] = {NAN, 2.0f, 1.0f};
     assert_true(roi_mask_apply(NULL, m2, 3, 1) == 2.0f);
-    /* blank where NaN: the base's grey, no colour */
-    uint8_t rgb[16 * 3];
-    memset(rgb, 200, sizeof rgb);
-    uint8_t base8[16 * 3];
-    memset(base8, 60, sizeof base8);
-    img_rgbf base = {4, 4, NULL, base8, NULL, 0, 4, 4};
-    roi_blank_uninspected(map, 4, 4, &base, rgb);
-    assert_int_equal(rgb[0], 200);
-    assert_int_equal(rgb[3 * 3], 60);
-    assert_int_equal(rgb[3 * 15 + 2], 60);
 }
 
 static void test_mask_decode(void **state)

@@ -20,7 +20,7 @@
  *
  * The manifest: {"format": "cfa-bundle", "format_version": 1, "signed",
  * "product": {"id", "name", "settings"}, "model": {"version", "created_at",
- * "threshold", "threshold_ng" (when the figures carry one), "backbone_sha256",
+ * "threshold", "threshold_ng" (T2; a bundle without it means T2 = T1), "backbone_sha256",
  * "figures", "bytes", "sha256"}, "source": {"host", "exported_at"}}.
  * A bundle parsed with a key must be signed with that key; one parsed
  * without a key is accepted signed or not (its checksum still holds).
@@ -62,6 +62,7 @@ typedef struct bundle_t {
     char sha256[65];               /* hex of the checksum: the bundle's id */
     char backbone_sha256[65];
     double threshold;
+    double threshold_ng; /* T2 (verdict NG); = threshold when the bundle has none */
     int64_t source_version;
 } bundle_t;
 

@@ -49,6 +49,7 @@ typedef struct follow_product {
     char id[STORE_PRODUCT_ID_MAX];
     int64_t active_version;   /* 0: none                                     */
     double threshold;
+    double threshold_ng; /* T2 of OK / UNSURE / NG; = threshold when absent */
     int has_threshold;
 } follow_product;
 

@@ -70,12 +70,6 @@ const char *roi_status_str(roi_status s);
  * A NULL mask only returns the maximum. */
 float roi_mask_apply(const roi_mask *m, float *map, int w, int h);
 
-/* Draws the uninspected (NaN) pixels of map (w x h) blank in a rendered
- * heatmap rgb (w * h * 3): the base image's grey level without colour
- * (base sampled nearest-neighbour when of another size), mid-grey without a
- * base, so the picture never shows a score where none was taken. */
-void roi_blank_uninspected(const float *map, int w, int h, const img_rgbf *base,
-                           uint8_t *rgb /* in/out */);
 
 typedef struct {
     int x, y, w, h;
