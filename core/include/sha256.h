@@ -40,6 +40,10 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_DIGEST_LEN]);
 char *sha256_hex(const uint8_t *bytes, size_t n, char *out);
 /* One-shot digest as 64 lowercase hex + NUL. */
 void sha256_hex_of(const void *data, size_t len, char out[SHA256_HEX_LEN]);
+/* HMAC-SHA256 (RFC 2104) of data under key: signs model bundles and webhook
+ * bodies (one implementation for both; RFC 4231 vectors in unit.bundle). */
+void sha256_hmac(const void *key, size_t key_len, const void *data, size_t len,
+                 uint8_t out[SHA256_DIGEST_LEN]);
 
 #ifdef __cplusplus
 }

@@ -133,3 +133,27 @@ void sha256_hex_of(const void *data, size_t len, char out[SHA256_HEX_LEN])
     sha256(data, len, d);
     sha256_hex(d, sizeof d, out);
 }
+
+void sha256_hmac(const void *key, size_t key_len, const void *data, size_t len,
+                 uint8_t out[SHA256_DIGEST_LEN])
+{
+    uint8_t k[64] = {0}, pad[64], inner[SHA256_DIGEST_LEN];
+    if (key_len > sizeof k)
+        sha256(key, key_len, k);
+    else if (key_len > 0)
+        memcpy(k, key, key_len);
+    sha256_ctx c;
+    for (int i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x36;
+    sha256_init(&c);
+    sha256_update(&c, pad, sizeof pad);
+    sha256_update(&c, data, len);
+    sha256_final(&c, inner);
+    for (int i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x5c;
+    sha256_init(&c);
+    sha256_update(&c, pad, sizeof pad);
+    sha256_update(&c, inner, sizeof inner);
+    sha256_final(&c, out);
+    memset(k, 0, sizeof k);
+}

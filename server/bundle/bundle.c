@@ -31,29 +31,6 @@ const char *bundle_status_str(bundle_status s)
     return "unknown";
 }
 
-void bundle_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
-                        uint8_t out[32])
-{
-    uint8_t k[64] = {0}, pad[64], inner[32];
-    if (key_len > 64)
-        sha256(key, key_len, k);
-    else if (key_len > 0)
-        memcpy(k, key, key_len);
-    sha256_ctx c;
-    for (int i = 0; i < 64; i++)
-        pad[i] = k[i] ^ 0x36;
-    sha256_init(&c);
-    sha256_update(&c, pad, 64);
-    sha256_update(&c, data, len);
-    sha256_final(&c, inner);
-    for (int i = 0; i < 64; i++)
-        pad[i] = k[i] ^ 0x5c;
-    sha256_init(&c);
-    sha256_update(&c, pad, 64);
-    sha256_update(&c, inner, 32);
-    sha256_final(&c, out);
-}
-
 static void put_be(uint8_t *p, uint64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--, v >>= 8)
@@ -120,7 +97,7 @@ int bundle_pack(const store_product_t *p, const store_model_t *m, const char *ho
     sha256(b, len - TAIL_LEN, b + len - TAIL_LEN);
     memset(b + len - 32, 0, 32);
     if (key != NULL)
-        bundle_hmac_sha256(key, key_len, b, len - 32, b + len - 32);
+        sha256_hmac(key, key_len, b, len - 32, b + len - 32);
     *out = b;
     *out_len = len;
     return 0;
@@ -237,7 +214,7 @@ bundle_status bundle_parse(const void *buf, size_t len, const uint8_t *key, size
                     "bundle is not signed and this daemon requires signed bundles "
                     "(--bundle-key-file)");
     uint8_t mac[32];
-    bundle_hmac_sha256(key, key_len, b, len - 32, mac);
+    sha256_hmac(key, key_len, b, len - 32, mac);
     if (!same_bytes(mac, b + len - 32, 32))
         return fail(out, BUNDLE_ERR_SIGNATURE, err, errlen,
                     "bundle signature does not match the key (--bundle-key-file)");

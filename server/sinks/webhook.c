@@ -18,31 +18,13 @@
 
 #define WEB_BATCH 16 /* rows read per sink per round */
 
-/* HMAC-SHA256 (RFC 2104) over cfa_sha256, as lowercase hex. */
+/* HMAC-SHA256 of the body under the sink's secret, as lowercase hex. */
 static void hmac_sha256_hex(const char *key, const void *msg, size_t len,
                             char out[SHA256_HEX_LEN])
 {
-    uint8_t k[64] = {0}, pad[64], inner[SHA256_DIGEST_LEN], mac[SHA256_DIGEST_LEN];
-    size_t klen = strlen(key);
-    if (klen > sizeof k)
-        sha256(key, klen, k);
-    else
-        memcpy(k, key, klen);
-    sha256_ctx c;
-    for (int i = 0; i < 64; i++)
-        pad[i] = k[i] ^ 0x36;
-    sha256_init(&c);
-    sha256_update(&c, pad, sizeof pad);
-    sha256_update(&c, msg, len);
-    sha256_final(&c, inner);
-    for (int i = 0; i < 64; i++)
-        pad[i] = k[i] ^ 0x5c;
-    sha256_init(&c);
-    sha256_update(&c, pad, sizeof pad);
-    sha256_update(&c, inner, sizeof inner);
-    sha256_final(&c, mac);
+    uint8_t mac[SHA256_DIGEST_LEN];
+    sha256_hmac(key, strlen(key), msg, len, mac);
     sha256_hex(mac, sizeof mac, out);
-    memset(k, 0, sizeof k);
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *user)

@@ -211,7 +211,7 @@ def sec_rails(env):
     d.stop()
 
 
-def brighten(png, k=2.2):
+def brighten(png, k=3.0):
     w, h, bpp, rows = imgconv.read_png(png)
     out = [bytes(min(255, int(v * k)) for v in r) for r in rows]
     return imgconv.write_png((w, h, bpp, out))

@@ -33,13 +33,13 @@ static void test_hmac_rfc4231(void **state)
     (void)state;
     uint8_t d[32], k1[20], k6[131];
     memset(k1, 0x0b, sizeof k1);
-    bundle_hmac_sha256(k1, sizeof k1, "Hi There", 8, d);
+    sha256_hmac(k1, sizeof k1, "Hi There", 8, d);
     hex_eq(d, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
-    bundle_hmac_sha256((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, d);
+    sha256_hmac((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, d);
     hex_eq(d, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     memset(k6, 0xaa, sizeof k6);
     const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
-    bundle_hmac_sha256(k6, sizeof k6, m6, strlen(m6), d);
+    sha256_hmac(k6, sizeof k6, m6, strlen(m6), d);
     hex_eq(d, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 

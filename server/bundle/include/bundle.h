@@ -100,8 +100,4 @@ int64_t bundle_origin_version(const char *figures_json, char sha256[65] /* OUT, 
 int bundle_key_load(const char *path, uint8_t key[BUNDLE_KEY_MAX], size_t *len /* OUT */,
                     char *err, size_t errlen);
 
-/* HMAC-SHA256 (RFC 2104) of data with key. */
-void bundle_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
-                        uint8_t out[32]);
-
 #endif
