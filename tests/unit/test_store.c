@@ -715,6 +715,7 @@ static void test_verdicts(void **state)
     f.verdict = "UNSURE";
     assert_int_equal(store_inspection_list(fx->st, &f, &arr, &n, next), STORE_OK);
     assert_int_equal(n, 0);
+    store_inspections_free(arr, n);
     f.verdict = "MAYBE";
     assert_int_equal(store_inspection_list(fx->st, &f, &arr, &n, next), STORE_ERR_INVALID);
 }
