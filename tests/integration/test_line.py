@@ -412,6 +412,15 @@ def stream(c, path, chunk_cb=None):
     return status, hdrs, body
 
 
+def under_asan(d):
+    """1 when the daemon runs with AddressSanitizer (its runtime is mapped)."""
+    try:
+        with open("/proc/%d/maps" % d.proc.pid) as f:
+            return any("libasan" in line for line in f)
+    except OSError:
+        return False
+
+
 def sec_export(env):
     d, c = trained(env)
     d.stop()
@@ -444,9 +453,15 @@ def sec_export(env):
     print("  export RSS: before %d kB, peak HWM after 1,000 rows %d kB, after 10,000 rows %d kB "
           "(growth %d kB; VmRSS sampled during: %d kB; body %d kB)"
           % (base, hwm_1k, hwm_10k, growth, peak[0], len(body) // 1024), flush=True)
-    check(growth < EXPORT_GROWTH_KB and len(body) > 2 * EXPORT_GROWTH_KB * 1024,
-          "exporting 10x the rows (%d kB) grows the peak RSS by %d kB < %d kB"
-          % (len(body) // 1024, growth, EXPORT_GROWTH_KB))
+    if under_asan(d):
+        # ASan's quarantine holds freed memory back (256 MB by default), so the
+        # peak grows with what was allocated, not with what is held: the
+        # constant-memory check is the normal build's (tools/test.sh)
+        print("  note export RSS: ASan daemon, growth not checked", flush=True)
+    else:
+        check(growth < EXPORT_GROWTH_KB and len(body) > 2 * EXPORT_GROWTH_KB * 1024,
+              "exporting 10x the rows (%d kB) grows the peak RSS by %d kB < %d kB"
+              % (len(body) // 1024, growth, EXPORT_GROWTH_KB))
     st, hd, body = stream(c, "/v1/inspections/export?format=csv&product=seeded&decision=NG")
     recs = list(csv.reader(io.StringIO(body.decode())))
     check(st == 200 and hd.get("content-type", "").startswith("text/csv")
