@@ -54,7 +54,7 @@ PACKAGES=(
   libspng-dev libpng-dev libcmocka-dev libgnutls28-dev
   ccache clang-14 libclang-rt-14-dev wrk
   libcurl4-openssl-dev libmosquitto-dev mosquitto nginx-light chromium yamllint debootstrap
-  python3-prometheus-client
+  python3-prometheus-client python3-pil
 )
 # Debian's npm conflicts with a nodejs installed from elsewhere: only add it when
 # there is no npm at all.
@@ -63,7 +63,7 @@ if [ "${CFA_TORCH:-debian}" = "external" ]; then
   keep=()
   for p in "${PACKAGES[@]}"; do
     # also the test-only tools, whose names differ outside Debian 12
-    case "$p" in libtorch-dev|python3-torch|python3-numpy|libopenblas0-openmp|npm|wrk|clang-14|libclang-rt-14-dev|ccache|mosquitto|nginx-light|chromium|yamllint|debootstrap) ;;
+    case "$p" in libtorch-dev|python3-torch|python3-numpy|libopenblas0-openmp|npm|wrk|clang-14|libclang-rt-14-dev|ccache|mosquitto|nginx-light|chromium|yamllint|debootstrap|python3-prometheus-client|python3-pil) ;;
       *) keep+=("$p") ;; esac
   done
   PACKAGES=("${keep[@]}")

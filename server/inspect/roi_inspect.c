@@ -15,6 +15,17 @@
 /* Masks decoded and kept: a product has one current mask, and older models
  * of it may name a few more. */
 #define ROI_CACHE_SLOTS 16
+/* What a model's figures say of its tiles and mask, by (product, version):
+ * a version's figures never change and its number is never given out again
+ * (store_model_insert), so the request path reads and parses them once. */
+#define ROI_MODEL_SLOTS 32
+
+typedef struct model_roi {
+    char product[STORE_PRODUCT_ID_MAX];
+    int64_t version;            /* 0: empty slot                           */
+    int tile, overlap;
+    char sha256[STORE_SHA256_HEX]; /* "" when the model has no mask       */
+} model_roi;
 
 typedef struct mask_entry {
     char product[STORE_PRODUCT_ID_MAX];
@@ -27,6 +38,8 @@ struct roi_cache {
     pthread_mutex_t mu;
     mask_entry *slot[ROI_CACHE_SLOTS];
     int next;                   /* the slot replaced next (round robin)     */
+    model_roi model[ROI_MODEL_SLOTS];
+    int model_next;
 };
 
 roi_cache *roi_cache_new(void)
@@ -99,21 +112,56 @@ static mask_entry *cache_load(roi_cache *c, store_t *st, const char *product, co
     return e;
 }
 
+/* The tiles and mask of product@version into *m: from the cache, else
+ * from the model's figures (then cached). 0, or -1 when the model has no
+ * figures (no such model). */
+static int model_roi_get(roi_cache *c, store_t *st, const char *product, int64_t version,
+                         model_roi *m)
+{
+    int hit = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < ROI_MODEL_SLOTS && !hit; i++)
+        if (c->model[i].version == version && strcmp(c->model[i].product, product) == 0) {
+            *m = c->model[i];
+            hit = 1;
+        }
+    pthread_mutex_unlock(&c->mu);
+    if (hit)
+        return 0;
+    char *fig = NULL;
+    if (store_model_figures(st, product, version, &fig) != STORE_OK)
+        return -1;
+    json_t *j = json_loads(fig, 0, NULL);
+    free(fig);
+    memset(m, 0, sizeof *m);
+    snprintf(m->product, sizeof m->product, "%s", product);
+    m->version = version;
+    m->tile = (int)json_integer_value(json_object_get(j, "tile"));
+    m->overlap = (int)json_integer_value(json_object_get(j, "tile_overlap"));
+    const char *sha = json_string_value(json_object_get(j, "mask_sha256"));
+    if (sha != NULL && store_valid_sha256(sha))
+        snprintf(m->sha256, sizeof m->sha256, "%s", sha);
+    json_decref(j);
+    pthread_mutex_lock(&c->mu);
+    c->model[c->model_next] = *m;
+    c->model_next = (c->model_next + 1) % ROI_MODEL_SLOTS;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
 int roi_inspect_begin(roi_cache *c, store_t *st, const char *product, int64_t version,
                       roi_inspect *ri, char *err, size_t errlen)
 {
     memset(ri, 0, sizeof *ri);
-    char *fig = NULL;
+    model_roi m;
     /* no figures (no such model): the pool says why it cannot score */
-    if (store_model_figures(st, product, version, &fig) != STORE_OK)
+    if (model_roi_get(c, st, product, version, &m) != 0)
         return 0;
-    json_t *j = json_loads(fig, 0, NULL);
-    free(fig);
-    ri->tile = (int)json_integer_value(json_object_get(j, "tile"));
-    ri->overlap = (int)json_integer_value(json_object_get(j, "tile_overlap"));
-    const char *sha = json_string_value(json_object_get(j, "mask_sha256"));
+    ri->tile = m.tile;
+    ri->overlap = m.overlap;
+    const char *sha = m.sha256;
     int rc = 0;
-    if (sha != NULL && store_valid_sha256(sha)) {
+    if (sha[0] != '\0') {
         mask_entry *e = cache_find(c, product, sha);
         if (e == NULL)
             e = cache_load(c, st, product, sha, err, errlen);
@@ -121,7 +169,6 @@ int roi_inspect_begin(roi_cache *c, store_t *st, const char *product, int64_t ve
         ri->mask = e != NULL ? &e->mask : NULL;
         rc = e != NULL ? 0 : -1;
     }
-    json_decref(j);
     return rc;
 }
 
