@@ -34,8 +34,8 @@ typedef struct export_state {
 } export_state;
 
 static const char CSV_HEAD[] = "inspection_id,created_at,product,model_version,score,threshold,"
-                               "decision,map_max,part_id,serial,camera,station,order,key_id,"
-                               "has_images,regions\r\n";
+                               "decision,verdict,map_max,part_id,serial,camera,station,order,"
+                               "key_id,has_images,regions\r\n";
 
 static void put(export_state *x, const char *s, size_t n)
 {
@@ -47,14 +47,26 @@ static void put(export_state *x, const char *s, size_t n)
     x->len += n;
 }
 
-/* One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line
- * break, quotes doubled. */
-static void put_cell(export_state *x, const char *s, int last)
+/* A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first:
+ * OWASP's list) gets a leading apostrophe, so an MES operator who opens the
+ * export never executes what a camera sent as a part id. Numbers are not text
+ * cells and keep their sign. */
+static int formula_like(const char *s)
 {
+    return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
+}
+
+/* One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line
+ * break, quotes doubled; text cells guarded against formulas. */
+static void put_cell(export_state *x, const char *s, int text, int last)
+{
+    const char *guard = text && formula_like(s) ? "'" : "";
     if (strpbrk(s, ",\"\r\n") == NULL) {
+        put(x, guard, strlen(guard));
         put(x, s, strlen(s));
     } else {
         put(x, "\"", 1);
+        put(x, guard, strlen(guard));
         for (const char *p = s; *p; p++)
             put(x, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
         put(x, "\"", 1);
@@ -70,13 +82,17 @@ static void put_csv_row(export_state *x, const store_inspection_t *in)
     snprintf(num[1], sizeof num[1], "%.9g", in->score);
     snprintf(num[2], sizeof num[2], "%.9g", in->threshold);
     snprintf(num[3], sizeof num[3], "%.9g", in->map_max);
-    const char *cells[] = {in->id,          when,           in->product,     num[0],
-                           num[1],          num[2],         in->decision,    num[3],
-                           in->part.part_id, in->part.serial, in->part.camera, in->part.station,
-                           in->part.order,  in->key_id,     in->has_images ? "1" : "0"};
-    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
-        put_cell(x, cells[i], 0);
-    put_cell(x, in->regions_json != NULL ? in->regions_json : "[]", 1);
+    const char *verdict = in->verdict[0] ? in->verdict : in->decision;
+    const char *numeric[] = {in->id, when, in->product, num[0], num[1], num[2],
+                             in->decision, verdict, num[3]};
+    const char *text[] = {in->part.part_id, in->part.serial, in->part.camera,
+                          in->part.station, in->part.order, in->key_id};
+    for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
+        put_cell(x, numeric[i], 0, 0);
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
+        put_cell(x, text[i], 1, 0);
+    put_cell(x, in->has_images ? "1" : "0", 0, 0);
+    put_cell(x, in->regions_json != NULL ? in->regions_json : "[]", 0, 1);
 }
 
 static void put_ndjson_row(export_state *x, const store_inspection_t *in)

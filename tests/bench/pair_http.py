@@ -68,10 +68,8 @@ def bench(a, port, label):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--a", required=True, help="baseline cfa-server")
-    ap.add_argument("--b", required=True, help="candidate cfa-server")
+def add_bench_args(ap, query):
+    """The arguments bench() and start() read, shared with sinks_bench.py."""
     ap.add_argument("--bench-http", required=True)
     ap.add_argument("--image", required=True)
     ap.add_argument("--backbone", default=os.path.expanduser("~/.cache/cfa/resnet50_imagenet.pt"))
@@ -80,9 +78,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=40)
-    ap.add_argument("--query", default="")
+    ap.add_argument("--query", default=query)
     ap.add_argument("--idempotency-keys", type=int, default=0,
                     help="1: bench_http sends a fresh Idempotency-Key on each request")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--a", required=True, help="baseline cfa-server")
+    ap.add_argument("--b", required=True, help="candidate cfa-server")
+    add_bench_args(ap, query="")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="cfa-pair-")
     train_dir = os.path.join(a.data, "train", "good")

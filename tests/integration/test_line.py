@@ -470,6 +470,19 @@ def sec_export(env):
           and recs[1][recs[0].index("serial")].startswith("SN,"),
           "CSV export with decision=NG: header, %d rows, quoted cells (%d, %d)"
           % (SEED_ROWS // 10, st, len(recs)))
+    # a part id a spreadsheet would run as a formula is exported as text
+    st, _, _, _ = inspect(c, env.test[0], "?store=false&part_id=%3DHYPERLINK(1)&camera=%2Bcam")
+    st, hd, body = stream(c, "/v1/inspections/export?format=csv&part_id=%3DHYPERLINK(1)")
+    recs = list(csv.reader(io.StringIO(body.decode())))
+    head = recs[0]
+    check(st == 200 and len(recs) == 2 and recs[1][head.index("part_id")] == "'=HYPERLINK(1)"
+          and recs[1][head.index("camera")] == "'+cam"
+          and recs[1][head.index("verdict")] in ("OK", "UNSURE", "NG"),
+          "CSV export: formula-like part_id and camera start with an apostrophe, verdict "
+          "column present (%r)" % (recs[1:2],))
+    st, hd, body = stream(c, "/v1/inspections/export?format=ndjson&part_id=%3DHYPERLINK(1)")
+    check(json.loads(body.decode().splitlines()[0])["part_id"] == "=HYPERLINK(1)",
+          "NDJSON export keeps the part id as sent")
     expect_error(c.req("GET", "/v1/inspections/export?format=xml"), 400, "format=xml",
                  "invalid_format")
     expect_error(c.req("GET", "/v1/inspections/export"), 400, "no format", "invalid_format")
