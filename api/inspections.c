@@ -118,8 +118,9 @@ static int inspect_inputs(hreq *r, part_fields *part, char *ct, size_t ctcap, in
     return line_idem_begin(r, 1, part, ret);
 }
 
-/* The product's border (its settings over the daemon's defaults). Read per
- * request, as the threshold is: a change applies from the next inspection.
+/* The product's border (its settings over the daemon's defaults), for a
+ * model whose figures do not carry the border it was calibrated with (one
+ * trained before they did); a newer model's own border wins (inspect.c).
  * A stored key now unknown is skipped, as for training (api/training.c). */
 static int product_border(const api_ctx *c, const store_product_t *p)
 {

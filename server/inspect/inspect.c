@@ -199,6 +199,9 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     if (in->opt.pool == NULL)
         return res->status = INSPECT_NOT_READY;
     res->status = score(in, q, &im, &pr, &ri, res);
+    /* the border the model was calibrated with, as its mask: changing the
+     * product's setting takes effect with the next training */
+    int border = ri.border >= 0 ? ri.border : q->border;
     roi_inspect_clear(in->roi, &ri); /* the tiles' maps are stitched into pr.result */
     if (res->status != INSPECT_OK)
         return res->status;
@@ -206,7 +209,7 @@ inspect_status inspect_run(inspect_t *in, inspect_req *q, inspect_result *res)
     cfa_result *r = &pr.result;
     store_inspection_t *row = &res->row;
     int area[4];
-    inspect_area(r, q->border, area);
+    inspect_area(r, border, area);
     r->score = inspect_blank_outside(r->map, r->width, r->height, area);
     snprintf(row->decision, sizeof row->decision, "%s", inspect_decide(r->score, q->threshold));
     double t_ng = q->threshold_ng >= q->threshold ? q->threshold_ng : q->threshold;

@@ -24,6 +24,7 @@ typedef struct model_roi {
     char product[STORE_PRODUCT_ID_MAX];
     int64_t version;            /* 0: empty slot                           */
     int tile, overlap;
+    int border;                 /* -1: figures from before border was kept  */
     char sha256[STORE_SHA256_HEX]; /* "" when the model has no mask       */
 } model_roi;
 
@@ -138,6 +139,8 @@ static int model_roi_get(roi_cache *c, store_t *st, const char *product, int64_t
     m->version = version;
     m->tile = (int)json_integer_value(json_object_get(j, "tile"));
     m->overlap = (int)json_integer_value(json_object_get(j, "tile_overlap"));
+    json_t *border = json_object_get(j, "border");
+    m->border = json_is_integer(border) ? (int)json_integer_value(border) : -1;
     const char *sha = json_string_value(json_object_get(j, "mask_sha256"));
     if (sha != NULL && store_valid_sha256(sha))
         snprintf(m->sha256, sizeof m->sha256, "%s", sha);
@@ -153,12 +156,14 @@ int roi_inspect_begin(roi_cache *c, store_t *st, const char *product, int64_t ve
                       roi_inspect *ri, char *err, size_t errlen)
 {
     memset(ri, 0, sizeof *ri);
+    ri->border = -1;
     model_roi m;
     /* no figures (no such model): the pool says why it cannot score */
     if (model_roi_get(c, st, product, version, &m) != 0)
         return 0;
     ri->tile = m.tile;
     ri->overlap = m.overlap;
+    ri->border = m.border;
     const char *sha = m.sha256;
     int rc = 0;
     if (sha[0] != '\0') {

@@ -20,6 +20,8 @@ typedef struct roi_cache roi_cache;
 /* What one inspection is scored with; roi_inspect_clear releases it. */
 typedef struct {
     int tile, overlap;          /* tile 0: the whole image at once          */
+    int border;                 /* the model's border; -1: its figures predate
+                                   it, the request's (product's) applies     */
     const roi_mask *mask;       /* NULL: every pixel inspected              */
     void *mask_ref;             /* the cache entry the mask is held through */
     roi_tile *tiles;            /* the tiled image's grid ...               */
@@ -32,7 +34,7 @@ typedef struct {
 roi_cache *roi_cache_new(void);
 void roi_cache_free(roi_cache *c);
 
-/* Reads the model's figures (tile, mask). 0, or -1 with err set when the
+/* Reads the model's figures (tile, border, mask). 0, or -1 with err set when the
  * model's mask cannot be read (its file is part of the model). */
 int roi_inspect_begin(roi_cache *c, store_t *st, const char *product, int64_t version,
                       roi_inspect *ri /* OUT */, char *err, size_t errlen);

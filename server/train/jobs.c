@@ -499,6 +499,8 @@ static char *figures_json(const job_run *r)
     /* issue 13: what inspections with this model follow (roi_inspect.h) */
     json_object_set_new(fig, "tile", json_integer(r->opt.tile));
     json_object_set_new(fig, "tile_overlap", json_integer(r->opt.tile_overlap));
+    /* calibrated without these pixels: inspections with this model skip them */
+    json_object_set_new(fig, "border", json_integer(r->opt.border));
     json_object_set_new(fig, "tiles", json_integer(r->tiles.n)); /* the bank's images */
     json_object_set_new(fig, "mask_sha256", r->mask_sha[0] ? json_string(r->mask_sha) : json_null());
     char *text = json_dumps(fig, JSON_COMPACT | JSON_REAL_PRECISION(9));

@@ -17,8 +17,10 @@ product "few" on 10 of them. Sections (--only):
   edges        no crop by default: a defect painted in the outer 6% of a good
                image (hidden by the former 224-of-256 crop) raises the score
                and makes a region there; with the product's border covering
-               it, the same image is OK with no region, and the heatmap draws
-               the border grey and hatched
+               it and a model trained with that border, the same image is OK
+               with no region, and the heatmap draws the border grey and
+               hatched; the border is the model's (a product change waits for
+               the next training; the older model brings back its own)
   stop         the daemon ends cleanly (run last)
 
 usage: test_decisions.py --server build/cfa-server --backbone X.pt --data DIR
@@ -210,6 +212,20 @@ def sec_edges(env):
     st, _, _, _ = c.req("PATCH", "/v1/products/dec", {"settings": {"border": border}})
     check(st == 200, "PATCH settings border %d -> 200" % border)
     r = inspect(c, "dec", painted)
+    check(r["decision"] == "NG", "the border is the model's, like its mask: the active "
+          "model, calibrated without one, still inspects the edge (%s)" % r["decision"])
+    v_plain = r["model_version"]
+    st, js, _, _ = c.req("POST", "/v1/products/dec/train", TRAIN)
+    job = th.wait_job(c, js["job"]["id"]) if st == 202 else {}
+    if not check(job.get("state") == "succeeded", "retrained with the border (%s)" % job):
+        fatal("cannot train")
+    v_border = job["result"]["model_version"]
+    st, js, _, _ = c.req("GET", "/v1/products/dec/models")
+    figs = {m["version"]: m.get("figures", {}) for m in js.get("models", [])}
+    check(figs.get(v_border, {}).get("border") == border and figs.get(v_plain, {}).get("border") == 0,
+          "each model's figures keep the border it was calibrated with")
+    put_thr(c, {"threshold": thr})
+    r = inspect(c, "dec", painted)
     check(r["verdict"] == "OK" and r["decision"] == "OK" and r["regions"] == [] and
           r["score"] < thr, "in the %d px border the defect decides nothing: %s score %.4g, "
           "regions %s" % (border, r["verdict"], r["score"], r["regions"]))
@@ -223,7 +239,14 @@ def sec_edges(env):
     check(any(not (p[0] == p[1] == p[2]) for p in mid), "the inspected middle is in colour")
     c.req("PATCH", "/v1/products/dec", {"settings": {}})
     r = inspect(c, "dec", painted)
-    check(r["decision"] == "NG", "without the border the defect is NG again")
+    check(r["decision"] == "OK", "clearing the product's border leaves the model's until "
+          "the next training (%s)" % r["decision"])
+    st, _, _, _ = c.req("POST", "/v1/products/dec/models/%d/activate" % v_plain)
+    put_thr(c, {"threshold": thr})
+    r = inspect(c, "dec", painted)
+    check(st == 200 and r["decision"] == "NG",
+          "activating the model without a border: the defect is NG again (%d %s)"
+          % (st, r["decision"]))
 
 
 def sec_stop(env):

@@ -60,8 +60,9 @@ typedef struct inspect_req {
                                 what this inspection is scored with            */
     double threshold_ng;     /* NG from here, UNSURE from threshold; NAN or
                                 below threshold: = threshold                   */
-    int border;              /* pixels on each side not inspected (the
-                                product's setting)                            */
+    int border;              /* pixels on each side not inspected: the
+                                product's setting, for models whose figures
+                                do not carry their own                        */
     /* in/out: the image as received (malloc'd). With keep, the render job
      * takes it without a copy and *body becomes NULL (the caller frees what
      * is left, as before). */
