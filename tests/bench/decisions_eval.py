@@ -9,7 +9,8 @@ Starts cfa-server on 127.0.0.1 port 0 with a data dir in a temp folder, and
 for each variant creates a product, uploads the first --images of
 DIR/train/good by file name, trains with the service defaults (the
 variant "crop" adds only {"crop_h": 224, "crop_w": 224, "keep_aspect": false},
-the MVTec convention, to compare; "ensemble" adds "ensemble": true to that, CFA++), inspects every DIR/test image
+the MVTec convention, to compare; "ensemble" adds "ensemble": true to that, CFA++; "short224" is the default
+with the short side at 224 instead of 256), inspects every DIR/test image
 and reads back its map.png. Prints per variant:
   - FAR on the good test images and miss rate on the defective ones at the
     model's threshold (T1: decision NG), at threshold_ng (verdict NG) and at
@@ -41,7 +42,9 @@ import daemon_proc  # noqa: E402
 ADMIN = "decisions-eval-admin-key-0123456789"
 VARIANTS = {"default": {}, "crop": {"crop_h": 224, "crop_w": 224, "keep_aspect": False},
             # CFA++: the crop model with its resize-only partner, scores combined
-            "ensemble": {"crop_h": 224, "crop_w": 224, "keep_aspect": False, "ensemble": True}}
+            "ensemble": {"crop_h": 224, "crop_w": 224, "keep_aspect": False, "ensemble": True},
+            # the default frame at a short side of 224: 0.77x the pixels of 256
+            "short224": {"resize_h": 224, "resize_w": 224}}
 
 
 def must(resp, ok, what):
