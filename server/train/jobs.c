@@ -435,12 +435,23 @@ static json_t *calib_estimate_json(const job_run *r)
     json_object_set_new(o, "far_observed", json_real((double)c->exceed / r->n_cal));
     json_object_set_new(o, "far_ci95", json_pack("[f,f]", c->far_lo, c->far_hi));
     json_object_set_new(o, "threshold_max_rule", json_real(c->threshold_max));
-    char text[256];
+    /* T1 is the larger of the fit's bound and the empirical quantile: say which */
+    double bound = c->fitted ? calib_fit_bound(&c->fit, r->opt.target_far, CALIB_CONF) *
+                                   r->opt.margin : NAN;
+    int from_fit = c->fitted && c->threshold > c->q.threshold;
+    json_object_set_new(o, "fit_bound", isfinite(bound) ? json_real(bound) : json_null());
+    json_object_set_new(o, "threshold_from",
+                        json_string(from_fit ? "fit_bound" : "empirical_quantile"));
+    char text[320], how[96] = "";
+    if (from_fit)
+        snprintf(how, sizeof how, "; the threshold is the fitted tail's bound");
+    else if (isfinite(bound))
+        snprintf(how, sizeof how, "; the threshold is the held-out scores' quantile, above "
+                 "the fitted tail's bound %.4g", bound);
     snprintf(text, sizeof text,
              "target FAR %.3g%%: %d of %d held-out good images at or above the threshold "
              "(95%% interval %.3g%% to %.3g%%)%s",
-             r->opt.target_far * 100, c->exceed, r->n_cal, c->far_lo * 100, c->far_hi * 100,
-             c->fitted ? "; the threshold is the fitted tail's bound" : "");
+             r->opt.target_far * 100, c->exceed, r->n_cal, c->far_lo * 100, c->far_hi * 100, how);
     json_object_set_new(o, "summary", json_string(text));
     return o;
 }
@@ -463,8 +474,7 @@ static json_t *calib_warnings_json(const job_run *r)
     if (r->cal.warnings & CALIB_WARN_EXTRAPOLATED) {
         snprintf(text, sizeof text,
                  "%d held-out images cannot show a false-alarm rate of %.3g%% (about %.0f "
-                 "would): the threshold extrapolates the fitted tail; the observed rate is only "
-                 "known to lie in [%.3g%%, %.3g%%]",
+                 "would): the observed rate is only known to lie in [%.3g%%, %.3g%%]",
                  r->n_cal, r->opt.target_far * 100, ceil(1.0 / r->opt.target_far),
                  r->cal.far_lo * 100, r->cal.far_hi * 100);
         json_array_append_new(a, json_string(text));

@@ -78,6 +78,12 @@ def sec_calibration(env):
           % (est.get("exceedances"), lo, hi))
     check(0 < est.get("threshold_max_rule", 0) <= t1,
           "the held-out maximum rule is kept for comparison, at or below T1")
+    src = est.get("threshold_from")
+    # T1 is the next float above the bound: equal within float precision
+    check((src == "fit_bound" and abs(t1 - est.get("fit_bound", 0)) <= 1e-6 * t1 or
+           src == "empirical_quantile" and est.get("fit_bound", 1e9) < t1),
+          "the estimate says where T1 comes from: %s (bound %s, T1 %s)"
+          % (src, est.get("fit_bound"), t1))
     check("6 held-out images" in est.get("summary", "") or "0 of 6" in est.get("summary", ""),
           "a summary in words: %s" % est.get("summary"))
     warn = res.get("warnings") or []
