@@ -282,11 +282,13 @@ static void test_product_crud(void **state)
     long_id[64] = '\0';
     assert_int_equal(store_product_create(fx->st, long_id, NULL, NULL, NULL, NULL), STORE_OK);
 
-    assert_int_equal(store_product_patch(fx->st, "bottle-a", NULL, "{\"y\":2}", &p, NULL), STORE_OK);
+    assert_int_equal(store_product_patch(fx->st, "bottle-a", NULL, "{\"y\":2}", &p, NULL),
+                     STORE_OK);
     assert_string_equal(p.name, "Bottle A");
     assert_string_equal(p.settings_json, "{\"y\":2}");
     store_product_clear(&p);
-    assert_int_equal(store_product_patch(fx->st, "nope", "x", NULL, NULL, NULL), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_product_patch(fx->st, "nope", "x", NULL, NULL, NULL),
+                     STORE_ERR_NOT_FOUND);
 
     /* Pagination: 5 products listed 2 at a time. */
     mk_product(fx->st, "c1");
@@ -372,16 +374,19 @@ static void test_image_put_idempotent(void **state)
     store_product_clear(&p);
 
     /* Unknown product, bad ext. */
-    assert_int_equal(store_image_put(fx->st, "nope", data, sizeof data, 1, 1, "png", NULL, NULL, NULL),
+    assert_int_equal(store_image_put(fx->st, "nope", data, sizeof data, 1, 1, "png", NULL, NULL,
+                                     NULL),
                      STORE_ERR_NOT_FOUND);
-    assert_int_equal(store_image_put(fx->st, "p1", data, sizeof data, 1, 1, "../x", NULL, NULL, NULL),
+    assert_int_equal(store_image_put(fx->st, "p1", data, sizeof data, 1, 1, "../x", NULL, NULL,
+                                     NULL),
                      STORE_ERR_INVALID);
 
     /* Pagination over images. */
     for (int i = 0; i < 7; i++) {
         char b[32];
         int len = snprintf(b, sizeof b, "image-%d", i);
-        assert_int_equal(store_image_put(fx->st, "p1", b, (size_t)len, 4, 4, "jpg", NULL, NULL, NULL),
+        assert_int_equal(store_image_put(fx->st, "p1", b, (size_t)len, 4, 4, "jpg", NULL, NULL,
+                                         NULL),
                          STORE_OK);
     }
     char next[STORE_SHA256_HEX] = "", after[STORE_SHA256_HEX] = "";
@@ -675,7 +680,8 @@ static void test_verdicts(void **state)
     assert_true(p.threshold == 2.0 && p.threshold_ng == 2.0);
     store_product_clear(&p);
     assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 2.0, 5.0, NULL), STORE_OK);
-    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 3.0, 2.5, NULL), STORE_ERR_INVALID);
+    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 3.0, 2.5, NULL),
+                     STORE_ERR_INVALID);
     assert_int_equal(store_model_set_threshold(fx->st, "v1", 0, 4.0), STORE_OK); /* keeps 5 */
     assert_int_equal(store_product_get(fx->st, "v1", &p), STORE_OK);
     assert_true(p.threshold == 4.0 && p.threshold_ng == 5.0);
@@ -1274,8 +1280,10 @@ static void test_rails_and_labels(void **state)
     assert_int_equal(v, 4); /* not 1: the product id's numbering continues */
 
     store_key_t a, b;
-    assert_int_equal(store_key_create(fx->st, "a", STORE_ROLE_ADMIN, NULL, NULL, &a, NULL), STORE_OK);
-    assert_int_equal(store_key_create(fx->st, "b", STORE_ROLE_ADMIN, NULL, NULL, &b, NULL), STORE_OK);
+    assert_int_equal(store_key_create(fx->st, "a", STORE_ROLE_ADMIN, NULL, NULL, &a, NULL),
+                     STORE_OK);
+    assert_int_equal(store_key_create(fx->st, "b", STORE_ROLE_ADMIN, NULL, NULL, &b, NULL),
+                     STORE_OK);
     assert_int_equal(store_key_revoke(fx->st, a.id, NULL), STORE_OK);
     assert_int_equal(store_key_revoke(fx->st, b.id, NULL), STORE_ERR_CONFLICT);
     store_key_clear(&a);
