@@ -620,7 +620,8 @@ struct store_event {
     /* Optional, for a write call given this event: called inside the
      * change's transaction with the row the change wrote (each call names
      * its row), it returns after_json (malloc'd; after_json must be NULL
-     * before), so `after` can show ids and times the store makes. */
+     * before), so `after` can show ids and times the store makes. It runs
+     * under the store's writer lock: it must not call the store. */
     char *(*after_fn)(const void *row, void *ctx);
     void *after_ctx;
 };
