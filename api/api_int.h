@@ -249,9 +249,16 @@ enum MHD_Result h_sink_redeliver(hreq *r);
  * before and after are stolen (NULL: none). */
 void event_fill(hreq *r, store_event_t *e, const char *kind, const char *product,
                 json_t *before, json_t *after);
-/* Appends that event to the log (a failure is logged: the change is made). */
-void event_record(hreq *r, const char *kind, const char *product, json_t *before,
-                  json_t *after);
+/* event_fill whose `after` the store makes with after_fn from the row the
+ * change wrote, inside the change's transaction (store_event_t). */
+void event_fill_row(hreq *r, store_event_t *e, const char *kind, const char *product,
+                    json_t *before, char *(*after_fn)(const void *row, void *ctx));
+/* after_fns: the row as GET shows it (store_product_t, store_key_t,
+ * store_job_t), or {"images": [id]} of a store_image_t. */
+char *event_after_product(const void *row, void *ctx);
+char *event_after_key(const void *row, void *ctx);
+char *event_after_job(const void *row, void *ctx);
+char *event_after_image(const void *row, void *ctx);
 /* The product as the store has it now, as JSON (NULL when there is none). */
 json_t *product_state(hreq *r, const char *id);
 /* The sinks' figures in the Prometheus text format (malloc'd; NULL on failure). */

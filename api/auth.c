@@ -19,7 +19,8 @@
 static int write_generated_key(store_t *st, const char *data_dir, char *err, size_t errlen)
 {
     char key[STORE_KEY_MAX + 1], path[2048], why[2600];
-    store_status ss = store_key_create(st, "bootstrap admin", STORE_ROLE_ADMIN, NULL, key, NULL);
+    store_status ss = store_key_create(st, "bootstrap admin", STORE_ROLE_ADMIN, NULL, key, NULL,
+                                       NULL);
     if (ss != STORE_OK) {
         snprintf(err, errlen, "creating the admin key: %s", store_strerror(ss));
         return -1;
@@ -55,7 +56,7 @@ int api_bootstrap_admin(store_t *st, const char *data_dir, char *err, size_t err
         return write_generated_key(st, data_dir, err, errlen);
     char key[STORE_KEY_MAX];
     ss = store_key_create(st, "bootstrap admin (CFA_ADMIN_KEY)", STORE_ROLE_ADMIN, env, key,
-                          NULL);
+                          NULL, NULL);
     if (ss != STORE_OK) {
         snprintf(err, errlen, "CFA_ADMIN_KEY refused (16-256 printable characters, no spaces): %s",
                  store_strerror(ss));

@@ -1,13 +1,12 @@
-/* events.c - the event log over HTTP: GET /v1/events, and the one helper
- * with which the handlers record the changes they made. */
+/* events.c - the event log over HTTP: GET /v1/events, and the helpers with
+ * which the handlers hand the store the event of the change they make (the
+ * store writes it in the change's transaction). */
 #define _GNU_SOURCE
 #include "api_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base_log.h"
 
 void event_fill(hreq *r, store_event_t *e, const char *kind, const char *product,
                 json_t *before, json_t *after)
@@ -23,17 +22,46 @@ void event_fill(hreq *r, store_event_t *e, const char *kind, const char *product
     json_decref(after);
 }
 
-/* The change is made: an event that cannot be written is logged, and the
- * request still answers what happened. */
-void event_record(hreq *r, const char *kind, const char *product, json_t *before, json_t *after)
+/* after_fn of the store's write calls (store_event_t): `after` from the row
+ * the change wrote, inside its transaction, so ids and times the store made
+ * are in it and the row commits with the change. */
+static char *dump_after(json_t *o)
 {
-    store_event_t e;
-    event_fill(r, &e, kind, product, before, after);
-    store_status ss = store_event_append(r->ctx->st, &e);
-    if (ss != STORE_OK)
-        log_warn("events", "%s of %s not recorded: %s (%s)", kind, product ? product : "-",
-                 store_strerror(ss), store_last_error());
-    store_event_clear(&e);
+    char *t = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(o);
+    return t;
+}
+
+char *event_after_product(const void *row, void *ctx)
+{
+    (void)ctx;
+    return dump_after(product_json(row));
+}
+
+char *event_after_key(const void *row, void *ctx)
+{
+    (void)ctx;
+    return dump_after(key_json(row));
+}
+
+char *event_after_job(const void *row, void *ctx)
+{
+    (void)ctx;
+    return dump_after(job_json(row));
+}
+
+char *event_after_image(const void *row, void *ctx)
+{
+    (void)ctx;
+    const store_image_t *im = row;
+    return dump_after(json_pack("{s:[s]}", "images", im->sha256));
+}
+
+void event_fill_row(hreq *r, store_event_t *e, const char *kind, const char *product,
+                    json_t *before, char *(*after_fn)(const void *row, void *ctx))
+{
+    event_fill(r, e, kind, product, before, NULL);
+    e->after_fn = after_fn;
 }
 
 json_t *product_state(hreq *r, const char *id)

@@ -159,33 +159,27 @@ enum MHD_Result h_image_upload(hreq *r)
                           r->params[0], (long long)have, n, (long long)r->ctx->cfg->max_images);
         goto out;
     }
-    json_t *arr = json_array(), *added = json_array();
+    json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
         store_image_t im;
         int created = 0;
         memset(&im, 0, sizeof im);
-        store_status ss = store_image_put(r->ctx->st, r->params[0], ups[i].data, ups[i].len, ups[i].w,
-                             ups[i].h, ups[i].ext, &im, &created);
+        /* one image.added per new image, in its row's transaction: the
+         * parts stored before a failed one keep their events */
+        store_event_t ev;
+        event_fill_row(r, &ev, "image.added", r->params[0], NULL, event_after_image);
+        store_status ss = store_image_put(r->ctx->st, r->params[0], ups[i].data, ups[i].len,
+                                          ups[i].w, ups[i].h, ups[i].ext, &im, &created, &ev);
+        store_event_clear(&ev);
         if (ss != STORE_OK) {
             json_decref(arr);
-            if (json_array_size(added) > 0) /* the parts before this one are stored */
-                event_record(r, "image.added", r->params[0], NULL,
-                             json_pack("{s:o}", "images", added));
-            else
-                json_decref(added);
             ret = store_fail(r, ss, "product", r->params[0]);
             goto out;
         }
         json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:b}", "id", im.sha256, "width",
                                              im.width, "height", im.height, "created",
                                              created));
-        if (created)
-            json_array_append_new(added, json_string(im.sha256));
     }
-    if (json_array_size(added) > 0)
-        event_record(r, "image.added", r->params[0], NULL, json_pack("{s:o}", "images", added));
-    else
-        json_decref(added);
     ret = reply_json(r, 201, json_pack("{s:o}", "images", arr));
 out:
     free(parts);
@@ -219,9 +213,12 @@ enum MHD_Result h_image_delete(hreq *r)
 {
     if (!store_valid_sha256(r->params[1]))
         return reply_error(r, 404, "not_found", "no such image: %s", r->params[1]);
-    store_status ss = store_image_delete(r->ctx->st, r->params[0], r->params[1]);
+    store_event_t ev;
+    event_fill(r, &ev, "image.removed", r->params[0], json_pack("{s:s}", "image", r->params[1]),
+               NULL);
+    store_status ss = store_image_delete(r->ctx->st, r->params[0], r->params[1], &ev);
+    store_event_clear(&ev);
     if (ss != STORE_OK)
         return store_fail(r, ss, "image", r->params[1]);
-    event_record(r, "image.removed", r->params[0], json_pack("{s:s}", "image", r->params[1]), NULL);
     return reply_empty(r, 204);
 }

@@ -30,11 +30,14 @@ enum MHD_Result h_key_create(hreq *r)
     char key[STORE_KEY_MAX];
     store_key_t k;
     memset(&k, 0, sizeof k);
-    store_status ss = store_key_create(r->ctx->st, name != NULL ? name : "", role, NULL, key, &k);
+    store_event_t ev;
+    event_fill_row(r, &ev, "key.created", NULL, NULL, event_after_key);
+    store_status ss =
+        store_key_create(r->ctx->st, name != NULL ? name : "", role, NULL, key, &k, &ev);
+    store_event_clear(&ev);
     json_decref(body);
     if (ss != STORE_OK)
         return store_fail(r, ss, "key", "");
-    event_record(r, "key.created", NULL, NULL, key_json(&k));
     json_t *o = key_json(&k);
     json_object_set_new(o, "key", json_string(key));
     memset(key, 0, sizeof key);
@@ -66,14 +69,16 @@ enum MHD_Result h_key_delete(hreq *r)
 {
     if (!store_valid_id(r->params[0]))
         return reply_error(r, 404, "not_found", "no such key: %s", r->params[0]);
-    store_status ss = store_key_revoke(r->ctx->st, r->params[0]);
+    store_event_t ev;
+    event_fill(r, &ev, "key.revoked", NULL, json_pack("{s:s}", "id", r->params[0]),
+               json_pack("{s:s, s:b}", "id", r->params[0], "revoked", 1));
+    store_status ss = store_key_revoke(r->ctx->st, r->params[0], &ev);
+    store_event_clear(&ev);
     if (ss == STORE_ERR_CONFLICT)
         return reply_error(r, 409, "last_admin_key",
                            "key %s is the last active admin key: create another admin key "
                            "before revoking it", r->params[0]);
     if (ss != STORE_OK)
         return store_fail(r, ss, "key", r->params[0]);
-    event_record(r, "key.revoked", NULL, json_pack("{s:s}", "id", r->params[0]),
-                 json_pack("{s:s, s:b}", "id", r->params[0], "revoked", 1));
     return reply_empty(r, 204);
 }

@@ -67,7 +67,8 @@ static int add_to_training(hreq *r, const store_inspection_t *in, char *image_id
         reply_error(r, 409, "too_many_images", "product %s holds %lld image(s), the limit",
                     in->product, (long long)have);
     else if ((ss = store_image_put(r->ctx->st, in->product, data, len, w, h,
-                                   kind == IMG_KIND_PNG ? "png" : "jpg", &im, NULL)) != STORE_OK)
+                                   kind == IMG_KIND_PNG ? "png" : "jpg", &im, NULL, NULL)) !=
+             STORE_OK)
         store_fail(r, ss, "product", in->product);
     else
         rc = 0;

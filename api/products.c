@@ -42,7 +42,11 @@ enum MHD_Result h_product_create(hreq *r)
                                                                : NULL;
     store_product_t p;
     memset(&p, 0, sizeof p);
-    store_status ss = store_product_create(r->ctx->st, id, json_string_value(name), stext, &p);
+    store_event_t ev;
+    event_fill_row(r, &ev, "product.created", id, NULL, event_after_product);
+    store_status ss =
+        store_product_create(r->ctx->st, id, json_string_value(name), stext, &p, &ev);
+    store_event_clear(&ev);
     free(stext);
     if (ss == STORE_ERR_EXISTS) {
         ret = reply_error(r, 409, "product_exists", "product %s already exists", id);
@@ -54,7 +58,6 @@ enum MHD_Result h_product_create(hreq *r)
     }
     char loc[128];
     snprintf(loc, sizeof loc, "/v1/products/%s", p.id);
-    event_record(r, "product.created", p.id, NULL, product_json(&p));
     ret = reply_json_hdr(r, 201, product_json(&p), "Location", loc);
     store_product_clear(&p);
 out:
@@ -130,16 +133,17 @@ enum MHD_Result h_product_patch(hreq *r)
     char *stext = settings != NULL ? settings_dumps(&set, SW_PRODUCT) : NULL;
     store_product_t p;
     memset(&p, 0, sizeof p);
-    json_t *before = product_state(r, r->params[0]);
+    store_event_t ev;
+    event_fill_row(r, &ev, "product.changed", r->params[0], product_state(r, r->params[0]),
+                   event_after_product);
     store_status ss = store_product_patch(r->ctx->st, r->params[0], json_string_value(name),
-                                          stext, &p);
+                                          stext, &p, &ev);
+    store_event_clear(&ev);
     free(stext);
     if (ss != STORE_OK) {
-        json_decref(before);
         ret = store_fail(r, ss, "product", r->params[0]);
         goto out;
     }
-    event_record(r, "product.changed", p.id, before, product_json(&p));
     ret = reply_json(r, 200, product_json(&p));
     store_product_clear(&p);
 out:
@@ -149,10 +153,10 @@ out:
 
 enum MHD_Result h_product_delete(hreq *r)
 {
-    json_t *before = product_state(r, r->params[0]);
-    store_status ss = store_product_delete(r->ctx->st, r->params[0]);
-    if (ss != STORE_OK)
-        json_decref(before);
+    store_event_t ev;
+    event_fill(r, &ev, "product.deleted", r->params[0], product_state(r, r->params[0]), NULL);
+    store_status ss = store_product_delete(r->ctx->st, r->params[0], &ev);
+    store_event_clear(&ev);
     if (ss == STORE_ERR_CONFLICT)
         return reply_error(r, 409, "job_active",
                            "product %s has a queued or running job; cancel it first",
@@ -161,6 +165,5 @@ enum MHD_Result h_product_delete(hreq *r)
         return store_fail(r, ss, "product", r->params[0]);
     if (r->ctx->pool != NULL)
         pool_forget(r->ctx->pool, r->params[0]);
-    event_record(r, "product.deleted", r->params[0], before, NULL);
     return reply_empty(r, 204);
 }

@@ -59,7 +59,10 @@ enum MHD_Result h_train(hreq *r)
     char *ptext = settings_dumps(&job_settings, SW_BODY);
     store_job_t job;
     memset(&job, 0, sizeof job);
-    store_status ss = store_job_create(r->ctx->st, r->params[0], ptext, &job);
+    store_event_t ev;
+    event_fill_row(r, &ev, "training.started", r->params[0], NULL, event_after_job);
+    store_status ss = store_job_create(r->ctx->st, r->params[0], ptext, &job, &ev);
+    store_event_clear(&ev);
     free(ptext);
     if (ss == STORE_ERR_CONFLICT)
         return reply_error(r, 409, "job_active",
@@ -68,7 +71,6 @@ enum MHD_Result h_train(hreq *r)
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
     jobs_notify(r->ctx->jobs);
-    event_record(r, "training.started", r->params[0], NULL, job_json(&job));
     char loc[96];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     ret = reply_json_hdr(r, 202, json_pack("{s:o}", "job", job_json(&job)), "Location", loc);
@@ -196,13 +198,13 @@ enum MHD_Result h_model_activate(hreq *r)
     long long v;
     if (parse_int_range(r->params[1], 1, INT64_MAX, &v) != 0)
         return reply_error(r, 404, "not_found", "no such model version: %s", r->params[1]);
-    json_t *before = product_state(r, r->params[0]);
-    store_status ss = store_model_activate(r->ctx->st, r->params[0], (int64_t)v);
-    if (ss != STORE_OK) {
-        json_decref(before);
+    store_event_t ev;
+    event_fill_row(r, &ev, "model.activated", r->params[0], product_state(r, r->params[0]),
+                   event_after_product);
+    store_status ss = store_model_activate(r->ctx->st, r->params[0], (int64_t)v, &ev);
+    store_event_clear(&ev);
+    if (ss != STORE_OK)
         return store_fail(r, ss, "model version", r->params[1]);
-    }
-    event_record(r, "model.activated", r->params[0], before, product_state(r, r->params[0]));
     return reply_path_product(r);
 }
 
@@ -298,11 +300,12 @@ enum MHD_Result h_threshold(hreq *r)
                            "threshold_ng (%.9g) must be at least threshold (%.9g): NG is "
                            "the stricter of the two", thr_ng, thr);
     }
-    store_status ss = store_model_set_thresholds(r->ctx->st, r->params[0], active, thr, thr_ng);
-    if (ss != STORE_OK) {
-        json_decref(before);
+    store_event_t ev;
+    event_fill_row(r, &ev, "threshold.set", r->params[0], before, event_after_product);
+    store_status ss =
+        store_model_set_thresholds(r->ctx->st, r->params[0], active, thr, thr_ng, &ev);
+    store_event_clear(&ev);
+    if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
-    }
-    event_record(r, "threshold.set", r->params[0], before, product_state(r, r->params[0]));
     return reply_path_product(r);
 }

@@ -24,7 +24,7 @@ static store_status ensure_product(store_t *st, const char *product, const bundl
     json_t *settings = json_object_get(prod, "settings");
     char *stext = json_is_object(settings) ? json_dumps(settings, JSON_COMPACT) : NULL;
     ss = store_product_create(st, product, json_string_value(json_object_get(prod, "name")),
-                              stext, NULL);
+                              stext, NULL, NULL);
     free(stext);
     return ss == STORE_ERR_EXISTS ? STORE_OK : ss; /* made meanwhile: fine */
 }

@@ -166,7 +166,7 @@ static int sync_product(follow_t *f, const follow_product *p, char *err, size_t 
     int64_t local = local_copy(f, p->id, p->active_version, &active);
     if (local == 0 && fetch_version(f, p->id, p->active_version, &local, err, errlen) != 0)
         return -1;
-    if (!active && store_model_activate(f->st, p->id, local) != STORE_OK) {
+    if (!active && store_model_activate(f->st, p->id, local, NULL) != STORE_OK) {
         snprintf(err, errlen, "activating %s version %lld here failed", p->id, (long long)local);
         return -1;
     }
@@ -176,7 +176,8 @@ static int sync_product(follow_t *f, const follow_product *p, char *err, size_t 
     store_model_t m;
     if (p->has_threshold && store_model_get(f->st, p->id, local, &m) == STORE_OK) {
         if ((m.threshold != p->threshold || m.threshold_ng != p->threshold_ng) &&
-            store_model_set_thresholds(f->st, p->id, local, p->threshold, p->threshold_ng) ==
+            store_model_set_thresholds(f->st, p->id, local, p->threshold, p->threshold_ng,
+                                       NULL) ==
                 STORE_OK)
             log_info("follow", "%s thresholds %g / %g (from the trainer)", p->id, p->threshold,
                      p->threshold_ng);

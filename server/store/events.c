@@ -83,6 +83,25 @@ store_status store_event_append_w(store_t *st, store_event_t *e)
     return store_outbox_event_w(st, e);
 }
 
+store_status store_event_row_w(store_t *st, store_event_t *e, const void *row)
+{
+    if (e == NULL)
+        return STORE_OK;
+    if (e->after_fn != NULL && row != NULL) {
+        free(e->after_json); /* a retried call made one already */
+        e->after_json = e->after_fn(row, e->after_ctx);
+    }
+    return store_event_append_w(st, e);
+}
+
+store_status store_wend_event(store_t *st, store_status r, const store_event_t *e)
+{
+    r = db_wend(st, r);
+    if (e != NULL)
+        store_outbox_notify(st); /* its outbox rows, if any sink wanted it */
+    return r;
+}
+
 store_status store_event_append(store_t *st, store_event_t *e)
 {
     if (!e || !event_valid(e))

@@ -127,10 +127,23 @@ static store_status image_file_write(store_t *st, const image_new *im, char *pat
     return fs_write_durable(dir, path, im->data, im->len);
 }
 
-/* Inserts the row of an image whose file is durable. *changed: 1 if a row
- * was added (0 when one already existed). */
+/* The image as store_image_put reports it. */
+static void image_view(const image_new *im, int64_t now, store_image_t *out)
+{
+    memset(out, 0, sizeof *out);
+    copy_str(out->sha256, sizeof out->sha256, im->sha);
+    copy_str(out->ext, sizeof out->ext, im->ext);
+    out->width = im->width;
+    out->height = im->height;
+    out->bytes = (int64_t)im->len;
+    out->created_at = now;
+}
+
+/* Inserts the row of an image whose file is durable, with ev (may be NULL)
+ * when the row is new. *changed: 1 if a row was added (0 when one already
+ * existed). */
 static store_status image_row_insert(store_t *st, const image_new *im, int64_t now,
-                                     int *changed)
+                                     int *changed, store_event_t *ev)
 {
     static const char SQL[] = "INSERT OR IGNORE INTO images(product, sha256, ext, width, "
                               "height, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -141,14 +154,22 @@ static store_status image_row_insert(store_t *st, const image_new *im, int64_t n
                         DB_INT(im->width), DB_INT(im->height), DB_INT(im->len), DB_INT(now)},
                   NULL, 0};
     r = db_wrun(st, &q);
-    *changed = sqlite3_changes(st->w.db) > 0;
-    return db_wend(st, r);
+    *changed = r == STORE_OK && sqlite3_changes(st->w.db) > 0;
+    if (*changed && ev != NULL) {
+        store_image_t view;
+        image_view(im, now, &view);
+        r = store_event_row_w(st, ev, &view);
+    }
+    r = store_wend_event(st, r, *changed ? ev : NULL);
+    if (r != STORE_OK)
+        *changed = 0;
+    return r;
 }
 
 /* store_image_put with the sha's lock held: an existing row is the answer,
  * else the file is written, and only then the row that points at it. */
 static store_status image_put_locked(store_t *st, const image_new *im, store_image_t *out,
-                                     int *changed)
+                                     int *changed, store_event_t *ev)
 {
     store_image_t cur;
     store_status r = store_image_get(st, im->product, im->sha, &cur);
@@ -164,27 +185,20 @@ static store_status image_put_locked(store_t *st, const image_new *im, store_ima
     if (r != STORE_OK)
         return r;
     int64_t now = store_now_ms();
-    r = image_row_insert(st, im, now, changed);
+    r = image_row_insert(st, im, now, changed, ev);
     if (r != STORE_OK) {
         /* The product vanished or the insert failed: do not leave an orphan. */
         unlink(path);
         return r;
     }
-    if (out) {
-        memset(out, 0, sizeof *out);
-        copy_str(out->sha256, sizeof out->sha256, im->sha);
-        copy_str(out->ext, sizeof out->ext, im->ext);
-        out->width = im->width;
-        out->height = im->height;
-        out->bytes = (int64_t)im->len;
-        out->created_at = now;
-    }
+    if (out)
+        image_view(im, now, out);
     return STORE_OK;
 }
 
 store_status store_image_put(store_t *st, const char *product, const void *data, size_t len,
                              int width, int height, const char *ext, store_image_t *out,
-                             int *created)
+                             int *created, store_event_t *ev)
 {
     if (out)
         memset(out, 0, sizeof *out);
@@ -199,7 +213,7 @@ store_status store_image_put(store_t *st, const char *product, const void *data,
     int changed = 0;
     pthread_mutex_t *mu = blob_lock(st, im.sha);
     pthread_mutex_lock(mu);
-    store_status r = image_put_locked(st, &im, out, &changed);
+    store_status r = image_put_locked(st, &im, out, &changed, ev);
     pthread_mutex_unlock(mu);
     if (r == STORE_OK && created)
         *created = changed;
@@ -255,7 +269,8 @@ static store_status image_row_delete(store_t *st, const char *product, const cha
     return db_wrun(st, &q);
 }
 
-store_status store_image_delete(store_t *st, const char *product, const char *sha256)
+store_status store_image_delete(store_t *st, const char *product, const char *sha256,
+                                store_event_t *ev)
 {
     if (!store_valid_product_id(product) || !store_valid_sha256(sha256))
         return STORE_ERR_INVALID;
@@ -263,8 +278,12 @@ store_status store_image_delete(store_t *st, const char *product, const char *sh
     pthread_mutex_lock(mu);
     char ext[STORE_EXT_MAX] = "";
     store_status r = db_wbegin(st);
-    if (r == STORE_OK)
-        r = db_wend(st, image_row_delete(st, product, sha256, ext));
+    if (r == STORE_OK) {
+        r = image_row_delete(st, product, sha256, ext);
+        if (r == STORE_OK)
+            r = store_event_row_w(st, ev, NULL);
+        r = store_wend_event(st, r, ev);
+    }
     if (r == STORE_OK) {
         char path[STORE_PATH_MAX];
         /* Files are per product, so once the row is gone nothing else refers

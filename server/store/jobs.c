@@ -94,16 +94,22 @@ static store_status job_get_on(conn_t *c, const char *id, store_job_t *out)
 }
 
 /* Ends a write transaction that changed job id, first reading the job back
- * into out (may be NULL) on the writer so it shows the change; out is left
- * empty on failure. */
+ * on the writer so it shows the change: into out (may be NULL; left empty
+ * on failure) and as the row of ev (may be NULL), appended before the end. */
 static store_status job_wend_get(store_t *st, store_status r, const char *id,
-                                 store_job_t *out)
+                                 store_job_t *out, store_event_t *ev)
 {
+    store_job_t j;
+    memset(&j, 0, sizeof j);
+    if (r == STORE_OK && (out || ev))
+        r = job_get_on(&st->w, id, &j);
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, &j);
+    r = store_wend_event(st, r, ev);
     if (r == STORE_OK && out)
-        r = job_get_on(&st->w, id, out);
-    r = db_wend(st, r);
-    if (r != STORE_OK && out)
-        store_job_clear(out);
+        *out = j;
+    else
+        store_job_clear(&j);
     return r;
 }
 
@@ -134,7 +140,7 @@ static store_status job_insert_w(store_t *st, const char *id, const char *produc
 }
 
 store_status store_job_create(store_t *st, const char *product, const char *params_json,
-                              store_job_t *out)
+                              store_job_t *out, store_event_t *ev)
 {
     if (out)
         memset(out, 0, sizeof *out);
@@ -149,7 +155,7 @@ store_status store_job_create(store_t *st, const char *product, const char *para
     r = store_product_idle_w(st, product);
     if (r == STORE_OK)
         r = job_insert_w(st, id, product, params_json);
-    return job_wend_get(st, r, id, out);
+    return job_wend_get(st, r, id, out, ev);
 }
 
 store_status store_job_list(store_t *st, const char *product, int state_filter, size_t limit,
@@ -209,7 +215,7 @@ store_status store_job_claim(store_t *st, store_job_t *out)
     db_query q = {SQL_RUN, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
     if (r == STORE_OK)
         r = db_wrun(st, &q);
-    return job_wend_get(st, r, id, out);
+    return job_wend_get(st, r, id, out, NULL);
 }
 
 /* STORE_ERR_NOT_FOUND if the job does not exist, else STORE_ERR_CONFLICT:
@@ -277,7 +283,7 @@ store_status store_job_finish_w(store_t *st, const char *id, store_job_state sta
 }
 
 store_status store_job_finish(store_t *st, const char *id, store_job_state state,
-                              const char *error, int64_t model_version)
+                              const char *error, int64_t model_version, store_event_t *ev)
 {
     if (!store_valid_id(id))
         return STORE_ERR_INVALID;
@@ -288,7 +294,9 @@ store_status store_job_finish(store_t *st, const char *id, store_job_state state
     if (r != STORE_OK)
         return r;
     r = store_job_finish_w(st, id, state, error, model_version);
-    return db_wend(st, r);
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, NULL);
+    return store_wend_event(st, r, ev);
 }
 
 /* A queued job ends canceled at once; a running one is only flagged (its
@@ -319,7 +327,7 @@ store_status store_job_cancel(store_t *st, const char *id, store_job_t *out)
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    return job_wend_get(st, job_cancel_w(st, id), id, out);
+    return job_wend_get(st, job_cancel_w(st, id), id, out, NULL);
 }
 
 /* Runs one recovery UPDATE (?1 = now when the SQL has it) and adds the rows

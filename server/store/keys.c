@@ -137,7 +137,9 @@ typedef struct {
     int64_t created_at;
 } key_row;
 
-static store_status key_row_insert(store_t *st, const key_row *k)
+/* Inserts k and appends ev (may be NULL) in one write transaction; ev's
+ * after_fn gets the key as the API shows it. */
+static store_status key_row_insert(store_t *st, const key_row *k, store_event_t *ev)
 {
     static const char SQL[] = "INSERT INTO api_keys(id, name, role, salt, hash, lookup, "
                               "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -146,11 +148,20 @@ static store_status key_row_insert(store_t *st, const key_row *k)
                    DB_BLOB(k->salt, sizeof k->salt), DB_BLOB(k->hash, sizeof k->hash),
                    DB_TEXT(k->lookup), DB_INT(k->created_at)},
                   NULL, 0};
-    return db_write(st, &q, 0);
+    store_key_t view = {.name = (char *)k->name, .role = k->role, .created_at = k->created_at};
+    copy_str(view.id, sizeof view.id, k->id);
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = db_wrun(st, &q);
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, &view);
+    return store_wend_event(st, r, ev);
 }
 
 store_status store_key_create(store_t *st, const char *name, store_role role, const char *key,
-                              char key_out[STORE_KEY_MAX], store_key_t *out)
+                              char key_out[STORE_KEY_MAX], store_key_t *out,
+                              store_event_t *ev)
 {
     if (out)
         memset(out, 0, sizeof *out);
@@ -170,7 +181,7 @@ store_status store_key_create(store_t *st, const char *name, store_role role, co
     key_hash(k.salt, sizeof k.salt, secret, k.hash);
     key_lookup(secret, k.lookup);
     k.created_at = store_now_ms();
-    r = key_row_insert(st, &k);
+    r = key_row_insert(st, &k, ev);
     if (r == STORE_OK && key_out)
         copy_str(key_out, STORE_KEY_MAX, secret);
     if (r == STORE_OK && out) {
@@ -273,7 +284,7 @@ static int key_is_last_admin_w(store_t *st, const char *id)
     return last;
 }
 
-store_status store_key_revoke(store_t *st, const char *id)
+store_status store_key_revoke(store_t *st, const char *id, store_event_t *ev)
 {
     static const char SQL[] =
         "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
@@ -291,7 +302,9 @@ store_status store_key_revoke(store_t *st, const char *id)
         r = db_wrun(st, &q);
     if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
         r = STORE_ERR_NOT_FOUND;
-    return db_wend(st, r);
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, NULL);
+    return store_wend_event(st, r, ev);
 }
 
 store_status store_key_count_active(store_t *st, int64_t *n)

@@ -76,6 +76,7 @@ static int model_new_valid(const store_model_new *m)
            (!m->job_id || store_valid_id(m->job_id)) &&
            (!m->backbone_sha256 || !*m->backbone_sha256 ||
             store_valid_sha256(m->backbone_sha256)) &&
+           (m->n_events == 0 || (m->n_events > 0 && m->events != NULL)) &&
            m->blob_len <= (size_t)INT32_MAX; /* sqlite3_column_bytes() is an int */
 }
 
@@ -181,6 +182,8 @@ static store_status model_insert_w(store_t *st, const store_model_new *m, int64_
         r = product_set_active_w(st, m->product, *v, now);
     if (r == STORE_OK && m->job_id)
         r = store_job_finish_w(st, m->job_id, STORE_JOB_SUCCEEDED, NULL, *v);
+    for (int i = 0; r == STORE_OK && i < m->n_events; i++)
+        r = store_event_row_w(st, &m->events[i], v);
     return r;
 }
 
@@ -194,7 +197,8 @@ store_status store_model_insert(store_t *st, const store_model_new *m, int64_t *
     if (r != STORE_OK)
         return r;
     int64_t v = 0;
-    r = db_wend(st, model_insert_w(st, m, &v));
+    r = model_insert_w(st, m, &v);
+    r = store_wend_event(st, r, m->n_events > 0 ? m->events : NULL);
     if (r == STORE_OK && version)
         *version = v;
     return r;
@@ -246,7 +250,8 @@ store_status store_model_list(store_t *st, const char *product, size_t limit,
 
 /* ---------------------------------------------------------------- updates */
 
-store_status store_model_activate(store_t *st, const char *product, int64_t version)
+store_status store_model_activate(store_t *st, const char *product, int64_t version,
+                                  store_event_t *ev)
 {
     static const char SQL_HAS[] = "SELECT 1 FROM models WHERE product = ?1 AND version = ?2";
     if (!store_valid_product_id(product) || version <= 0)
@@ -263,11 +268,14 @@ store_status store_model_activate(store_t *st, const char *product, int64_t vers
     db_done(s);
     if (r == STORE_OK)
         r = product_set_active_w(st, product, version, store_now_ms());
-    return db_wend(st, r);
+    if (r == STORE_OK)
+        r = store_event_product_w(st, ev, product);
+    return store_wend_event(st, r, ev);
 }
 
 store_status store_model_set_thresholds(store_t *st, const char *product, int64_t version,
-                                        double threshold, double threshold_ng)
+                                        double threshold, double threshold_ng,
+                                        store_event_t *ev)
 {
     /* ?4 NULL: the NG threshold stays, raised to the new threshold if below */
     static const char SQL[] =
@@ -281,13 +289,21 @@ store_status store_model_set_thresholds(store_t *st, const char *product, int64_
                   {DB_TEXT(product), DB_INT(version), DB_REAL(threshold),
                    isfinite(threshold_ng) ? DB_REAL(threshold_ng) : DB_NULL},
                   NULL, 0};
-    return db_write(st, &q, 1);
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = db_wrun(st, &q);
+    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
+        r = STORE_ERR_NOT_FOUND;
+    if (r == STORE_OK)
+        r = store_event_product_w(st, ev, product);
+    return store_wend_event(st, r, ev);
 }
 
 store_status store_model_set_threshold(store_t *st, const char *product, int64_t version,
                                        double threshold)
 {
-    return store_model_set_thresholds(st, product, version, threshold, NAN);
+    return store_model_set_thresholds(st, product, version, threshold, NAN, NULL);
 }
 
 /* ---------------------------------------------------------------- delete */

@@ -77,8 +77,51 @@ store_status store_product_get(store_t *st, const char *id, store_product_t *out
     return db_get(st, &q, &PRODUCT_ROWS, out);
 }
 
+store_status store_product_get_w(store_t *st, const char *id, store_product_t *out)
+{
+    static const char SQL[] = "SELECT " PRODUCT_COLS " FROM products p WHERE p.id = ?1";
+    db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
+    return db_get_on(&st->w, &q, &PRODUCT_ROWS, out);
+}
+
+store_status store_event_product_w(store_t *st, store_event_t *e, const char *id)
+{
+    if (e == NULL)
+        return STORE_OK;
+    store_product_t p;
+    memset(&p, 0, sizeof p);
+    store_status r = store_product_get_w(st, id, &p);
+    if (r == STORE_OK)
+        r = store_event_row_w(st, e, &p);
+    store_product_clear(&p);
+    return r;
+}
+
+/* Runs q (a change of product id), appends ev with the product as q left
+ * it, and fills out from the same read, all in one write transaction;
+ * must_change: q changing no row is STORE_ERR_NOT_FOUND. */
+static store_status product_write(store_t *st, const db_query *q, int must_change,
+                                  const char *id, store_product_t *out, store_event_t *ev)
+{
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = db_wrun(st, q);
+    if (r == STORE_OK && must_change && sqlite3_changes(st->w.db) == 0)
+        r = STORE_ERR_NOT_FOUND;
+    if (r == STORE_OK)
+        r = store_event_product_w(st, ev, id);
+    if (r == STORE_OK && out != NULL)
+        r = store_product_get_w(st, id, out);
+    r = store_wend_event(st, r, ev);
+    if (r != STORE_OK && out != NULL)
+        store_product_clear(out);
+    return r;
+}
+
 store_status store_product_create(store_t *st, const char *id, const char *name,
-                                  const char *settings_json, store_product_t *out)
+                                  const char *settings_json, store_product_t *out,
+                                  store_event_t *ev)
 {
     static const char SQL[] = "INSERT INTO products(id, name, settings_json, active_version, "
                               "created_at, updated_at) VALUES (?1, ?2, ?3, NULL, ?4, ?4)";
@@ -89,10 +132,7 @@ store_status store_product_create(store_t *st, const char *id, const char *name,
     db_query q = {SQL, {DB_TEXT(id), DB_TEXT(name ? name : ""),
                         DB_TEXT(settings_json ? settings_json : "{}"), DB_INT(store_now_ms())},
                   NULL, 0};
-    store_status r = db_write(st, &q, 0);
-    if (r == STORE_OK && out)
-        r = store_product_get(st, id, out);
-    return r;
+    return product_write(st, &q, 0, id, out, ev);
 }
 
 store_status store_product_list(store_t *st, size_t limit, const char *after,
@@ -111,7 +151,8 @@ store_status store_product_list(store_t *st, size_t limit, const char *after,
 }
 
 store_status store_product_patch(store_t *st, const char *id, const char *name,
-                                 const char *settings_json, store_product_t *out)
+                                 const char *settings_json, store_product_t *out,
+                                 store_event_t *ev)
 {
     static const char SQL[] = "UPDATE products SET name = coalesce(?2, name), "
                               "settings_json = coalesce(?3, settings_json), updated_at = ?4 "
@@ -122,13 +163,10 @@ store_status store_product_patch(store_t *st, const char *id, const char *name,
         return STORE_ERR_INVALID;
     db_query q = {SQL, {DB_TEXT(id), DB_TEXT(name), DB_TEXT(settings_json),
                         DB_INT(store_now_ms())}, NULL, 0};
-    store_status r = db_write(st, &q, 1);
-    if (r == STORE_OK && out)
-        r = store_product_get(st, id, out);
-    return r;
+    return product_write(st, &q, 1, id, out, ev);
 }
 
-store_status store_product_delete(store_t *st, const char *id)
+store_status store_product_delete(store_t *st, const char *id, store_event_t *ev)
 {
     static const char SQL[] = "DELETE FROM products WHERE id = ?1";
     if (!store_valid_product_id(id))
@@ -140,7 +178,9 @@ store_status store_product_delete(store_t *st, const char *id)
     db_query q = {SQL, {DB_TEXT(id)}, NULL, 0};
     if (r == STORE_OK)
         r = db_wrun(st, &q);
-    r = db_wend(st, r);
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, NULL);
+    r = store_wend_event(st, r, ev);
     if (r == STORE_OK) {
         /* Rows are gone (cascade); now the files. The id was validated, so
          * the path stays inside <data_dir>/images. */

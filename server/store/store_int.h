@@ -320,6 +320,18 @@ store_status store_outbox_event_w(store_t *st, const store_event_t *e);
 void store_outbox_sinks_changed_w(store_t *st);
 /* Appends e inside the caller's write transaction (seq and at set). */
 store_status store_event_append_w(store_t *st, store_event_t *e);
+/* The change's own event: e (NULL: none) appended inside the change's write
+ * transaction, its after_json made first by e->after_fn from row when both
+ * are set. A failure here rolls the change back with it. */
+store_status store_event_row_w(store_t *st, store_event_t *e, const void *row);
+/* db_wend for a change that appended e (may be NULL), then the senders'
+ * wake-up for its outbox rows. */
+store_status store_wend_event(store_t *st, store_status r, const store_event_t *e);
+/* The product as the transaction now has it, on the writer. products.c */
+store_status store_product_get_w(store_t *st, const char *id, store_product_t *out);
+/* e (may be NULL) appended with the product as the transaction now has it
+ * as its row. products.c */
+store_status store_event_product_w(store_t *st, store_event_t *e, const char *id);
 /* ---- idempotency (idempotency.c) ---------------------------------------- */
 /* Inserts an Idempotency-Key entry with the writer, inside the caller's
  * transaction (an inspection's, with its audit row); STORE_ERR_EXISTS when a

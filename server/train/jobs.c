@@ -9,6 +9,7 @@
 #include "jobs.h"
 #include "train_roi.h"
 
+#include "base_alloc.h"
 #include "base_clock.h"
 #include "base_log.h"
 
@@ -518,8 +519,42 @@ static char *figures_json(const job_run *r)
     return text;
 }
 
+/* The event log's rows of a job's end and of the activation it made: by
+ * the daemon, so no key or request id; written in the transaction that ends
+ * the job (store_model_insert, store_job_finish), so neither stands alone. */
+static void job_event(store_event_t *e, const char *kind, const job_run *r)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->kind, sizeof e->kind, "%s", kind);
+    snprintf(e->product, sizeof e->product, "%s", r->job->product);
+}
+
+static char *finished_json(const job_run *r, const char *state, int64_t version)
+{
+    char after[512];
+    snprintf(after, sizeof after, "{\"job_id\":\"%s\",\"state\":\"%s\",\"model_version\":%lld}",
+             r->job->id, state, (long long)version);
+    return xstrdup(after);
+}
+
+/* after_fns of store_model_insert's events: its row is the new version. */
+static char *succeeded_after(const void *row, void *ctx)
+{
+    return finished_json(ctx, "succeeded", *(const int64_t *)row);
+}
+
+static char *activated_after(const void *row, void *ctx)
+{
+    const job_run *r = ctx;
+    char after[512];
+    snprintf(after, sizeof after, "{\"active_version\":%lld,\"threshold\":%.9g,\"job_id\":\"%s\"}",
+             (long long)*(const int64_t *)row, r->cal.threshold, r->job->id);
+    return xstrdup(after);
+}
+
 /* Stores the model with its threshold and figures; this also ends the job
- * 'succeeded' and, with activate, makes it the product's active version. */
+ * 'succeeded' and, with activate, makes it the product's active version,
+ * with the events of both in the same transaction. */
 static step_result step_record(job_run *r)
 {
     void *blob = NULL;
@@ -536,7 +571,17 @@ static step_result step_record(job_run *r)
                           .backbone_sha256 = cfa_backbone_sha256(r->j->bb),
                           .figures_json = fig,
                           .activate = r->opt.activate};
+    store_event_t ev[2];
+    job_event(&ev[0], "training.finished", r);
+    ev[0].after_fn = succeeded_after;
+    job_event(&ev[1], "model.activated", r);
+    ev[1].after_fn = activated_after;
+    ev[0].after_ctx = ev[1].after_ctx = r;
+    mn.events = ev;
+    mn.n_events = r->opt.activate ? 2 : 1;
     store_status ss = store_model_insert(r->j->st, &mn, &r->version);
+    store_event_clear(&ev[0]);
+    store_event_clear(&ev[1]);
     cfa_free(blob);
     free(fig);
     if (ss == STORE_ERR_CANCELED)
@@ -546,31 +591,18 @@ static step_result step_record(job_run *r)
     return STEP_OK;
 }
 
-/* The event log's rows of a job's end (and of the activation it made): by
- * the daemon, so no key or request id. A row that cannot be written is
- * logged; the job's outcome stands. */
-static void record_events(job_run *r, const char *state, int activated)
+/* Ends a job that made no model, with its training.finished row. */
+static void finish_unsucceeded(job_run *r, store_job_state js, const char *state,
+                               const char *error)
 {
-    char after[512];
     store_event_t e;
-    memset(&e, 0, sizeof e);
-    snprintf(e.kind, sizeof e.kind, "training.finished");
-    snprintf(e.product, sizeof e.product, "%s", r->job->product);
-    snprintf(after, sizeof after, "{\"job_id\":\"%s\",\"state\":\"%s\",\"model_version\":%lld}",
-             r->job->id, state, (long long)r->version);
-    e.after_json = after;
-    if (store_event_append(r->j->st, &e) != STORE_OK)
-        log_warn("jobs", "%s: training.finished not recorded: %s", r->job->id, store_last_error());
-    if (!activated)
-        return;
-    memset(&e, 0, sizeof e);
-    snprintf(e.kind, sizeof e.kind, "model.activated");
-    snprintf(e.product, sizeof e.product, "%s", r->job->product);
-    snprintf(after, sizeof after, "{\"active_version\":%lld,\"threshold\":%.9g,\"job_id\":\"%s\"}",
-             (long long)r->version, r->cal.threshold, r->job->id);
-    e.after_json = after;
-    if (store_event_append(r->j->st, &e) != STORE_OK)
-        log_warn("jobs", "%s: model.activated not recorded: %s", r->job->id, store_last_error());
+    job_event(&e, "training.finished", r);
+    e.after_json = finished_json(r, state, r->version);
+    store_status ss = store_job_finish(r->j->st, r->job->id, js, error, 0, &e);
+    if (ss != STORE_OK)
+        log_warn("jobs", "%s: ending it %s failed: %s (%s)", r->job->id, state,
+                 store_strerror(ss), store_last_error());
+    store_event_clear(&e);
 }
 
 /* Ends the job by the outcome of its steps. */
@@ -588,15 +620,14 @@ static void finish(job_run *r, step_result s)
         return;
     } else if (s == STEP_CANCELED) {
         state = "canceled";
-        store_job_finish(r->j->st, id, STORE_JOB_CANCELED, "canceled on request", 0);
+        finish_unsucceeded(r, STORE_JOB_CANCELED, state, "canceled on request");
         log_info("jobs", "%s canceled", id);
     } else {
         state = "failed";
-        store_job_finish(r->j->st, id, STORE_JOB_FAILED, r->err, 0);
+        finish_unsucceeded(r, STORE_JOB_FAILED, state, r->err);
         log_warn("jobs", "%s failed: %s", id, r->err);
     }
     mp_training_done(state, now_s() - r->t0);
-    record_events(r, state, s == STEP_OK && r->opt.activate);
 }
 
 static void run_free(job_run *r)

@@ -31,7 +31,7 @@ static store_t *open_store(char *dir, int sinks, int sync_full)
     store_options o = store_default_options();
     o.sync_full = sync_full;
     if (!mkdtemp(dir) || store_open(dir, &o, &st) != STORE_OK ||
-        store_product_create(st, "p", "", NULL, NULL) != STORE_OK) {
+        store_product_create(st, "p", "", NULL, NULL, NULL) != STORE_OK) {
         fprintf(stderr, "cannot open a store in %s: %s\n", dir, store_last_error());
         exit(1);
     }

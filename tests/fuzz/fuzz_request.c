@@ -324,7 +324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ready = 1;
     }
     /* an earlier input may have deleted it: the product routes need one */
-    store_product_create(G.st, "tile", "Tile", NULL, NULL);
+    store_product_create(G.st, "tile", "Tile", NULL, NULL, NULL);
     /* and one audit row for the label route (inserted once; then it exists) */
     store_inspection_t row = {.id = FUZZ_INSPECTION, .product = "tile", .model_version = 1,
                               .score = 2, .threshold = 1, .decision = "NG", .map_max = 2};

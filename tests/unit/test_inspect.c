@@ -565,7 +565,7 @@ static void test_tiles_and_mask(void **state)
     size_t mlen = 0;
     store_mask_t m;
     assert_int_equal(png_encode_rgb8(mask_rgb, W, H, &mpng, &mlen), IMG_OK);
-    assert_int_equal(store_product_create(fx->st, PRODUCT, "n", NULL, NULL), STORE_OK);
+    assert_int_equal(store_product_create(fx->st, PRODUCT, "n", NULL, NULL, NULL), STORE_OK);
     assert_int_equal(store_mask_put(fx->st, PRODUCT, mpng, mlen, W, H, &m), STORE_OK);
     free(mpng);
     char fig[256];

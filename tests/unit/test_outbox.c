@@ -36,8 +36,8 @@ static int setup(void **state)
     snprintf(fx->dir, sizeof fx->dir, "/tmp/cfa-outbox-test-XXXXXX");
     if (!mkdtemp(fx->dir) || store_open(fx->dir, NULL, &fx->st) != STORE_OK)
         return -1;
-    assert_int_equal(store_product_create(fx->st, "a", "", NULL, NULL), STORE_OK);
-    assert_int_equal(store_product_create(fx->st, "b", "", NULL, NULL), STORE_OK);
+    assert_int_equal(store_product_create(fx->st, "a", "", NULL, NULL, NULL), STORE_OK);
+    assert_int_equal(store_product_create(fx->st, "b", "", NULL, NULL, NULL), STORE_OK);
     *state = fx;
     return 0;
 }

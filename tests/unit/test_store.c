@@ -68,7 +68,7 @@ static int file_exists(const char *p)
 
 static void mk_product(store_t *st, const char *id)
 {
-    assert_int_equal(store_product_create(st, id, "n", NULL, NULL), STORE_OK);
+    assert_int_equal(store_product_create(st, id, "n", NULL, NULL, NULL), STORE_OK);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -258,7 +258,7 @@ static void test_product_crud(void **state)
 {
     fixture *fx = *state;
     store_product_t p;
-    assert_int_equal(store_product_create(fx->st, "bottle-a", "Bottle A", "{\"x\":1}", &p),
+    assert_int_equal(store_product_create(fx->st, "bottle-a", "Bottle A", "{\"x\":1}", &p, NULL),
                      STORE_OK);
     assert_string_equal(p.id, "bottle-a");
     assert_string_equal(p.name, "Bottle A");
@@ -269,24 +269,26 @@ static void test_product_crud(void **state)
     assert_true(p.created_at > 0);
     store_product_clear(&p);
 
-    assert_int_equal(store_product_create(fx->st, "bottle-a", "dup", NULL, NULL),
+    assert_int_equal(store_product_create(fx->st, "bottle-a", "dup", NULL, NULL, NULL),
                      STORE_ERR_EXISTS);
-    assert_int_equal(store_product_create(fx->st, "bad id", NULL, NULL, NULL),
+    assert_int_equal(store_product_create(fx->st, "bad id", NULL, NULL, NULL, NULL),
                      STORE_ERR_INVALID);
-    assert_int_equal(store_product_create(fx->st, "", NULL, NULL, NULL), STORE_ERR_INVALID);
+    assert_int_equal(store_product_create(fx->st, "", NULL, NULL, NULL, NULL), STORE_ERR_INVALID);
     char long_id[70];
     memset(long_id, 'a', 65);
     long_id[65] = '\0';
-    assert_int_equal(store_product_create(fx->st, long_id, NULL, NULL, NULL),
+    assert_int_equal(store_product_create(fx->st, long_id, NULL, NULL, NULL, NULL),
                      STORE_ERR_INVALID);
     long_id[64] = '\0';
-    assert_int_equal(store_product_create(fx->st, long_id, NULL, NULL, NULL), STORE_OK);
+    assert_int_equal(store_product_create(fx->st, long_id, NULL, NULL, NULL, NULL), STORE_OK);
 
-    assert_int_equal(store_product_patch(fx->st, "bottle-a", NULL, "{\"y\":2}", &p), STORE_OK);
+    assert_int_equal(store_product_patch(fx->st, "bottle-a", NULL, "{\"y\":2}", &p, NULL),
+                     STORE_OK);
     assert_string_equal(p.name, "Bottle A");
     assert_string_equal(p.settings_json, "{\"y\":2}");
     store_product_clear(&p);
-    assert_int_equal(store_product_patch(fx->st, "nope", "x", NULL, NULL), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_product_patch(fx->st, "nope", "x", NULL, NULL, NULL),
+                     STORE_ERR_NOT_FOUND);
 
     /* Pagination: 5 products listed 2 at a time. */
     mk_product(fx->st, "c1");
@@ -305,9 +307,9 @@ static void test_product_crud(void **state)
     } while (next[0]);
     assert_int_equal(total, 5);
 
-    assert_int_equal(store_product_delete(fx->st, "bottle-a"), STORE_OK);
+    assert_int_equal(store_product_delete(fx->st, "bottle-a", NULL), STORE_OK);
     assert_int_equal(store_product_get(fx->st, "bottle-a", &p), STORE_ERR_NOT_FOUND);
-    assert_int_equal(store_product_delete(fx->st, "bottle-a"), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_product_delete(fx->st, "bottle-a", NULL), STORE_ERR_NOT_FOUND);
 }
 
 static void test_image_put_idempotent(void **state)
@@ -318,7 +320,7 @@ static void test_image_put_idempotent(void **state)
     store_image_t im, im2;
     int created = -1;
     assert_int_equal(store_image_put(fx->st, "p1", data, sizeof data, 10, 20, "png", &im,
-                                     &created),
+                                     &created, NULL),
                      STORE_OK);
     assert_int_equal(created, 1);
     char expect[SHA256_HEX_LEN];
@@ -326,7 +328,7 @@ static void test_image_put_idempotent(void **state)
     assert_string_equal(im.sha256, expect);
 
     assert_int_equal(store_image_put(fx->st, "p1", data, sizeof data, 10, 20, "png", &im2,
-                                     &created),
+                                     &created, NULL),
                      STORE_OK);
     assert_int_equal(created, 0);
     assert_string_equal(im2.sha256, im.sha256);
@@ -372,16 +374,19 @@ static void test_image_put_idempotent(void **state)
     store_product_clear(&p);
 
     /* Unknown product, bad ext. */
-    assert_int_equal(store_image_put(fx->st, "nope", data, sizeof data, 1, 1, "png", NULL, NULL),
+    assert_int_equal(store_image_put(fx->st, "nope", data, sizeof data, 1, 1, "png", NULL, NULL,
+                                     NULL),
                      STORE_ERR_NOT_FOUND);
-    assert_int_equal(store_image_put(fx->st, "p1", data, sizeof data, 1, 1, "../x", NULL, NULL),
+    assert_int_equal(store_image_put(fx->st, "p1", data, sizeof data, 1, 1, "../x", NULL, NULL,
+                                     NULL),
                      STORE_ERR_INVALID);
 
     /* Pagination over images. */
     for (int i = 0; i < 7; i++) {
         char b[32];
         int len = snprintf(b, sizeof b, "image-%d", i);
-        assert_int_equal(store_image_put(fx->st, "p1", b, (size_t)len, 4, 4, "jpg", NULL, NULL),
+        assert_int_equal(store_image_put(fx->st, "p1", b, (size_t)len, 4, 4, "jpg", NULL, NULL,
+                                         NULL),
                          STORE_OK);
     }
     char next[STORE_SHA256_HEX] = "", after[STORE_SHA256_HEX] = "";
@@ -396,14 +401,14 @@ static void test_image_put_idempotent(void **state)
     assert_int_equal(total, 8);
 
     /* Delete removes row and file. */
-    assert_int_equal(store_image_delete(fx->st, "p1", im.sha256), STORE_OK);
+    assert_int_equal(store_image_delete(fx->st, "p1", im.sha256, NULL), STORE_OK);
     assert_false(file_exists(path));
-    assert_int_equal(store_image_delete(fx->st, "p1", im.sha256), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_image_delete(fx->st, "p1", im.sha256, NULL), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_image_count(fx->st, "p1", &cnt), STORE_OK);
     assert_int_equal(cnt, 7);
 
     /* Deleting the product removes its image directory. */
-    assert_int_equal(store_product_delete(fx->st, "p1"), STORE_OK);
+    assert_int_equal(store_product_delete(fx->st, "p1", NULL), STORE_OK);
     snprintf(dir, sizeof dir, "%s/images/p1", fx->dir);
     assert_false(file_exists(dir));
 }
@@ -413,7 +418,7 @@ static void test_path_traversal_rejected(void **state)
     fixture *fx = *state;
     const char *bad[] = {"..", ".", "../etc", "a/b", "a\\b", "x y", "%2e%2e", "a\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(store_product_create(fx->st, bad[i], NULL, NULL, NULL),
+        assert_int_equal(store_product_create(fx->st, bad[i], NULL, NULL, NULL, NULL),
                          STORE_ERR_INVALID);
         char path[512];
         assert_int_equal(store_image_path(fx->st, bad[i],
@@ -426,7 +431,7 @@ static void test_path_traversal_rejected(void **state)
     assert_int_equal(store_image_path(fx->st, "ok", "../../../../etc/passwd", "png", path,
                                       sizeof path),
                      STORE_ERR_INVALID);
-    assert_int_equal(store_image_delete(fx->st, "ok", "../x"), STORE_ERR_INVALID);
+    assert_int_equal(store_image_delete(fx->st, "ok", "../x", NULL), STORE_ERR_INVALID);
     assert_int_equal(store_inspection_file_path(fx->st, "../../../../../../../../etc/pa",
                                                 "map.png", path, sizeof path),
                      STORE_ERR_INVALID);
@@ -448,14 +453,14 @@ static void test_jobs(void **state)
     mk_product(fx->st, "j1");
     mk_product(fx->st, "j2");
     store_job_t a, b, c;
-    assert_int_equal(store_job_create(fx->st, "j1", "{\"epochs\":3}", &a), STORE_OK);
+    assert_int_equal(store_job_create(fx->st, "j1", "{\"epochs\":3}", &a, NULL), STORE_OK);
     assert_int_equal(a.state, STORE_JOB_QUEUED);
     assert_string_equal(a.params_json, "{\"epochs\":3}");
-    assert_int_equal(store_job_create(fx->st, "j1", NULL, NULL), STORE_ERR_CONFLICT);
-    assert_int_equal(store_job_create(fx->st, "zz", NULL, NULL), STORE_ERR_NOT_FOUND);
-    assert_int_equal(store_job_create(fx->st, "j2", NULL, &b), STORE_OK);
+    assert_int_equal(store_job_create(fx->st, "j1", NULL, NULL, NULL), STORE_ERR_CONFLICT);
+    assert_int_equal(store_job_create(fx->st, "zz", NULL, NULL, NULL), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_job_create(fx->st, "j2", NULL, &b, NULL), STORE_OK);
     /* A product with an active job cannot be deleted. */
-    assert_int_equal(store_product_delete(fx->st, "j1"), STORE_ERR_CONFLICT);
+    assert_int_equal(store_product_delete(fx->st, "j1", NULL), STORE_ERR_CONFLICT);
 
     /* Claim takes the oldest first. */
     assert_int_equal(store_job_claim(fx->st, &c), STORE_OK);
@@ -463,7 +468,7 @@ static void test_jobs(void **state)
     assert_int_equal(c.state, STORE_JOB_RUNNING);
     assert_true(c.started_at > 0);
     store_job_clear(&c);
-    assert_int_equal(store_job_create(fx->st, "j1", NULL, NULL), STORE_ERR_CONFLICT);
+    assert_int_equal(store_job_create(fx->st, "j1", NULL, NULL, NULL), STORE_ERR_CONFLICT);
 
     int cancel = -1;
     assert_int_equal(store_job_progress(fx->st, a.id, "train", 1, 3, 0.5, 0.33, &cancel),
@@ -498,17 +503,17 @@ static void test_jobs(void **state)
     assert_int_equal(store_model_list(fx->st, "j1", 0, NULL, &ms, &n, NULL), STORE_OK);
     assert_int_equal(n, 0);
     store_models_free(ms, n);
-    assert_int_equal(store_job_finish(fx->st, a.id, STORE_JOB_CANCELED, "canceled", 0),
+    assert_int_equal(store_job_finish(fx->st, a.id, STORE_JOB_CANCELED, "canceled", 0, NULL),
                      STORE_OK);
-    assert_int_equal(store_job_finish(fx->st, a.id, STORE_JOB_FAILED, NULL, 0),
+    assert_int_equal(store_job_finish(fx->st, a.id, STORE_JOB_FAILED, NULL, 0, NULL),
                      STORE_ERR_CONFLICT);
-    assert_int_equal(store_job_finish(fx->st, a.id, STORE_JOB_RUNNING, NULL, 0),
+    assert_int_equal(store_job_finish(fx->st, a.id, STORE_JOB_RUNNING, NULL, 0, NULL),
                      STORE_ERR_INVALID);
     assert_int_equal(store_job_claim(fx->st, &c), STORE_ERR_NOT_FOUND);
 
     /* Recover: running -> failed, or queued when asked to requeue. */
     store_job_t d;
-    assert_int_equal(store_job_create(fx->st, "j1", NULL, &d), STORE_OK);
+    assert_int_equal(store_job_create(fx->st, "j1", NULL, &d, NULL), STORE_OK);
     assert_int_equal(store_job_claim(fx->st, &c), STORE_OK);
     store_job_clear(&c);
     int touched = 0;
@@ -566,7 +571,7 @@ static void test_models(void **state)
     fixture *fx = *state;
     mk_product(fx->st, "m1");
     store_job_t j, c;
-    assert_int_equal(store_job_create(fx->st, "m1", NULL, &j), STORE_OK);
+    assert_int_equal(store_job_create(fx->st, "m1", NULL, &j, NULL), STORE_OK);
     /* Not running yet -> conflict. */
     store_model_new mn = {.product = "m1", .job_id = j.id, .blob = "AAAA", .blob_len = 4,
                           .threshold = 2.5, .figures_json = "{\"n_images\":3}", .activate = 1};
@@ -605,8 +610,8 @@ static void test_models(void **state)
     assert_string_equal(m.figures_json, "{\"n_images\":3}");
     store_model_clear(&m);
 
-    assert_int_equal(store_model_activate(fx->st, "m1", 2), STORE_OK);
-    assert_int_equal(store_model_activate(fx->st, "m1", 9), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_model_activate(fx->st, "m1", 2, NULL), STORE_OK);
+    assert_int_equal(store_model_activate(fx->st, "m1", 9, NULL), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_model_set_threshold(fx->st, "m1", 0, 4.25), STORE_OK);
     assert_int_equal(store_model_get(fx->st, "m1", 0, &m), STORE_OK);
     assert_int_equal(m.version, 2);
@@ -674,8 +679,9 @@ static void test_verdicts(void **state)
     assert_int_equal(store_product_get(fx->st, "v1", &p), STORE_OK);
     assert_true(p.threshold == 2.0 && p.threshold_ng == 2.0);
     store_product_clear(&p);
-    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 2.0, 5.0), STORE_OK);
-    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 3.0, 2.5), STORE_ERR_INVALID);
+    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 2.0, 5.0, NULL), STORE_OK);
+    assert_int_equal(store_model_set_thresholds(fx->st, "v1", 0, 3.0, 2.5, NULL),
+                     STORE_ERR_INVALID);
     assert_int_equal(store_model_set_threshold(fx->st, "v1", 0, 4.0), STORE_OK); /* keeps 5 */
     assert_int_equal(store_product_get(fx->st, "v1", &p), STORE_OK);
     assert_true(p.threshold == 4.0 && p.threshold_ng == 5.0);
@@ -885,7 +891,7 @@ static void test_api_keys(void **state)
     assert_int_equal(cnt, 0);
     char key[STORE_KEY_MAX];
     store_key_t k;
-    assert_int_equal(store_key_create(fx->st, "line-1", STORE_ROLE_INSPECT, NULL, key, &k),
+    assert_int_equal(store_key_create(fx->st, "line-1", STORE_ROLE_INSPECT, NULL, key, &k, NULL),
                      STORE_OK);
     assert_true(strlen(key) > 32);
     char first_key[STORE_KEY_MAX];
@@ -921,13 +927,13 @@ static void test_api_keys(void **state)
 
     /* A given key (CFA_ADMIN_KEY). */
     assert_int_equal(store_key_create(fx->st, "admin", STORE_ROLE_ADMIN,
-                                      "my-admin-key-from-env", key, NULL),
+                                      "my-admin-key-from-env", key, NULL, NULL),
                      STORE_OK);
     assert_string_equal(key, "my-admin-key-from-env");
     assert_int_equal(store_key_verify(fx->st, "my-admin-key-from-env", &v), STORE_OK);
     assert_int_equal(v.role, STORE_ROLE_ADMIN);
     store_key_clear(&v);
-    assert_int_equal(store_key_create(fx->st, "x", STORE_ROLE_ADMIN, "short", NULL, NULL),
+    assert_int_equal(store_key_create(fx->st, "x", STORE_ROLE_ADMIN, "short", NULL, NULL, NULL),
                      STORE_ERR_INVALID);
 
     store_key_t *ks = NULL;
@@ -948,8 +954,8 @@ static void test_api_keys(void **state)
     assert_true(strcmp(ks[0].id, first) != 0);
     assert_string_equal(next, "");
     store_keys_free(ks, n);
-    assert_int_equal(store_key_revoke(fx->st, k.id), STORE_OK);
-    assert_int_equal(store_key_revoke(fx->st, k.id), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_key_revoke(fx->st, k.id, NULL), STORE_OK);
+    assert_int_equal(store_key_revoke(fx->st, k.id, NULL), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_key_verify(fx->st, "my-admin-key-from-env", NULL), STORE_OK);
     assert_int_equal(store_key_verify(fx->st, first_key, NULL), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_key_count_active(fx->st, &cnt), STORE_OK);
@@ -984,12 +990,12 @@ static void *worker(void *p)
         if (i % 10 == 0) {
             char b[64];
             int len = snprintf(b, sizeof b, "img-%d-%d", a->t, i);
-            if (store_image_put(a->st, "conc", b, (size_t)len, 2, 2, "png", NULL, NULL) !=
+            if (store_image_put(a->st, "conc", b, (size_t)len, 2, 2, "png", NULL, NULL, NULL) !=
                 STORE_OK)
                 a->failures++;
             /* Every thread also uploads the same shared bytes. */
             len = snprintf(b, sizeof b, "shared-%d", i);
-            if (store_image_put(a->st, "conc", b, (size_t)len, 2, 2, "png", NULL, NULL) !=
+            if (store_image_put(a->st, "conc", b, (size_t)len, 2, 2, "png", NULL, NULL, NULL) !=
                 STORE_OK)
                 a->failures++;
         }
@@ -1042,7 +1048,7 @@ static void *job_racer(void *p)
 {
     store_t *st = *(store_t **)((void **)p)[0];
     int i = (int)(intptr_t)((void **)p)[1];
-    race_rc[i] = store_job_create(st, "race", NULL, NULL);
+    race_rc[i] = store_job_create(st, "race", NULL, NULL, NULL);
     return NULL;
 }
 
@@ -1225,7 +1231,7 @@ static void test_masks(void **state)
     fixture *fx = *state;
     store_mask_t m;
     char path[4096];
-    assert_int_equal(store_product_create(fx->st, "p1", "n", NULL, NULL), STORE_OK);
+    assert_int_equal(store_product_create(fx->st, "p1", "n", NULL, NULL, NULL), STORE_OK);
     assert_int_equal(store_mask_get(fx->st, "p1", &m), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_mask_put(fx->st, "nope", "ab", 2, 1, 1, &m), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_mask_put(fx->st, "p1", "ab", 2, 0, 1, &m), STORE_ERR_INVALID);
@@ -1245,7 +1251,7 @@ static void test_masks(void **state)
     char *fig = NULL;
     assert_int_equal(store_model_figures(fx->st, "p1", 1, &fig), STORE_ERR_NOT_FOUND);
     assert_null(fig);
-    assert_int_equal(store_product_delete(fx->st, "p1"), STORE_OK);
+    assert_int_equal(store_product_delete(fx->st, "p1", NULL), STORE_OK);
     assert_int_not_equal(access(path, F_OK), 0);
 }
 
@@ -1263,21 +1269,23 @@ static void test_rails_and_labels(void **state)
     assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
     assert_int_equal(v, 2);
     assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_ERR_CONFLICT);
-    assert_int_equal(store_model_activate(fx->st, "r1", 1), STORE_OK);
+    assert_int_equal(store_model_activate(fx->st, "r1", 1, NULL), STORE_OK);
     assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_OK);
     assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
     assert_int_equal(v, 3); /* not 2 again */
-    assert_int_equal(store_product_delete(fx->st, "r1"), STORE_OK);
+    assert_int_equal(store_product_delete(fx->st, "r1", NULL), STORE_OK);
     mk_product(fx->st, "r1");
     assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
     assert_int_equal(v, 4); /* not 1: the product id's numbering continues */
 
     store_key_t a, b;
-    assert_int_equal(store_key_create(fx->st, "a", STORE_ROLE_ADMIN, NULL, NULL, &a), STORE_OK);
-    assert_int_equal(store_key_create(fx->st, "b", STORE_ROLE_ADMIN, NULL, NULL, &b), STORE_OK);
-    assert_int_equal(store_key_revoke(fx->st, a.id), STORE_OK);
-    assert_int_equal(store_key_revoke(fx->st, b.id), STORE_ERR_CONFLICT);
+    assert_int_equal(store_key_create(fx->st, "a", STORE_ROLE_ADMIN, NULL, NULL, &a, NULL),
+                     STORE_OK);
+    assert_int_equal(store_key_create(fx->st, "b", STORE_ROLE_ADMIN, NULL, NULL, &b, NULL),
+                     STORE_OK);
+    assert_int_equal(store_key_revoke(fx->st, a.id, NULL), STORE_OK);
+    assert_int_equal(store_key_revoke(fx->st, b.id, NULL), STORE_ERR_CONFLICT);
     store_key_clear(&a);
     store_key_clear(&b);
 
@@ -1306,7 +1314,7 @@ static void test_rails_and_labels(void **state)
     assert_true(ns == 1 && sc[0] == 2.0);
     free(sc);
     /* created again: the old product's labelled inspections do not count */
-    assert_int_equal(store_product_delete(fx->st, "r1"), STORE_OK);
+    assert_int_equal(store_product_delete(fx->st, "r1", NULL), STORE_OK);
     usleep(2000); /* created_at is in ms: a later one */
     mk_product(fx->st, "r1");
     assert_int_equal(store_label_count(fx->st, "r1", &c), STORE_OK);

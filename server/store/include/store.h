@@ -100,6 +100,10 @@ const char *store_last_error(void);
 #define STORE_LIST_DEFAULT 100
 
 typedef struct store store_t;
+/* A row of the event log (defined with its calls below). The calls that
+ * change what the log records take one (ev, may be NULL) and append it in
+ * the transaction of the change: both commit, or neither does. */
+typedef struct store_event store_event_t;
 
 /* ------------------------------------------------------------------ misc */
 
@@ -208,10 +212,12 @@ void store_products_free(store_product_t *arr, size_t n);
 
 /* Creates a product. name may be NULL (""), settings_json NULL ("{}").
  * STORE_ERR_INVALID for a bad id, STORE_ERR_EXISTS for a duplicate.
- * If out is non-NULL it receives the created product. */
+ * If out is non-NULL it receives the created product. ev's after_fn (see
+ * store_event_t) gets the store_product_t as created. */
 store_status store_product_create(store_t *st, const char *id, const char *name,
                                   const char *settings_json,
-                                  store_product_t *out /* OUT, may be NULL */);
+                                  store_product_t *out /* OUT, may be NULL */,
+                                  store_event_t *ev);
 store_status store_product_get(store_t *st, const char *id,
                                store_product_t *out /* OUT */);
 /* Products ordered by id; next receives the last id when more follow. */
@@ -220,14 +226,16 @@ store_status store_product_list(store_t *st, size_t limit, const char *after,
                                 size_t *n /* OUT */,
                                 char next[STORE_PRODUCT_ID_MAX] /* OUT */);
 /* Updates name and/or settings (NULL leaves a field unchanged) and updated_at.
- * out (may be NULL) receives the product after the change. */
+ * out (may be NULL) receives the product after the change; so does ev's
+ * after_fn. */
 store_status store_product_patch(store_t *st, const char *id, const char *name,
                                  const char *settings_json,
-                                 store_product_t *out /* OUT, may be NULL */);
+                                 store_product_t *out /* OUT, may be NULL */,
+                                 store_event_t *ev);
 /* Deletes the product, its images (rows and files), models and finished jobs.
  * Inspections stay (audit trail). STORE_ERR_CONFLICT while a job of the
  * product is queued or running. */
-store_status store_product_delete(store_t *st, const char *id);
+store_status store_product_delete(store_t *st, const char *id, store_event_t *ev);
 
 /* ----------------------------------------------------------------- images */
 
@@ -248,11 +256,13 @@ void store_images_free(store_image_t *arr, size_t n);
  * fsync, rename, fsync dir), then inserts the row. The same bytes again store
  * nothing new and report *created = 0. ext: [a-z0-9]{1,7} (e.g. "jpg").
  * STORE_ERR_NOT_FOUND if the product does not exist. out may be NULL.
- * Thread-safe; concurrent puts of the same bytes store one file, one row. */
+ * Thread-safe; concurrent puts of the same bytes store one file, one row.
+ * ev is appended only when the row is created (after_fn gets the
+ * store_image_t). */
 store_status store_image_put(store_t *st, const char *product, const void *data,
                              size_t len, int width, int height, const char *ext,
                              store_image_t *out /* OUT, may be NULL */,
-                             int *created /* OUT, may be NULL */);
+                             int *created /* OUT, may be NULL */, store_event_t *ev);
 store_status store_image_get(store_t *st, const char *product, const char *sha256,
                              store_image_t *out /* OUT (path not filled) */);
 /* Images of a product ordered by sha256; cursor = sha256. STORE_ERR_NOT_FOUND
@@ -267,7 +277,8 @@ store_status store_image_list_all(store_t *st, const char *product,
                                   store_image_t **out /* OUT, store_images_free */,
                                   size_t *n /* OUT */);
 /* Removes the row, then the file. STORE_ERR_NOT_FOUND if absent. */
-store_status store_image_delete(store_t *st, const char *product, const char *sha256);
+store_status store_image_delete(store_t *st, const char *product, const char *sha256,
+                                store_event_t *ev);
 store_status store_image_count(store_t *st, const char *product, int64_t *n /* OUT */);
 /* Total images over all products (for /metrics). */
 store_status store_image_count_all(store_t *st, int64_t *n /* OUT */);
@@ -314,9 +325,10 @@ void store_jobs_free(store_job_t *arr, size_t n);
 /* Creates a queued job for product. Atomically STORE_ERR_CONFLICT when a job
  * of that product is already queued or running (also enforced by a partial
  * unique index). STORE_ERR_NOT_FOUND for an unknown product.
- * params_json NULL -> "{}". out may be NULL. */
+ * params_json NULL -> "{}". out may be NULL. ev's after_fn gets the
+ * store_job_t as created. */
 store_status store_job_create(store_t *st, const char *product, const char *params_json,
-                              store_job_t *out /* OUT, may be NULL */);
+                              store_job_t *out /* OUT, may be NULL */, store_event_t *ev);
 store_status store_job_get(store_t *st, const char *id, store_job_t *out /* OUT */);
 /* Jobs newest first (created_at, then id), optionally filtered by product
  * (NULL = all) and state (state_filter < 0 = all); cursor "<created_at>.<id>"
@@ -342,7 +354,7 @@ store_status store_job_progress(store_t *st, const char *id, const char *phase,
  * STORE_ERR_INVALID for a non-final state. For success with a new model
  * prefer store_model_insert(), which finishes the job in the same transaction. */
 store_status store_job_finish(store_t *st, const char *id, store_job_state state,
-                              const char *error, int64_t model_version);
+                              const char *error, int64_t model_version, store_event_t *ev);
 /* Cancel: a queued job ends 'canceled' at once; a running one gets
  * cancel_requested = 1 (the runner sees it in store_job_progress() and ends it
  * with store_job_finish(CANCELED)). STORE_ERR_CONFLICT if already finished.
@@ -389,6 +401,10 @@ typedef struct {
     const char *backbone_sha256; /* may be NULL                              */
     const char *figures_json;    /* may be NULL -> "{}"                      */
     int activate;                /* 1: make it the product's active version  */
+    store_event_t *events;       /* n_events rows appended in the insert's
+                                    transaction; after_fn gets the new
+                                    version (a const int64_t *)              */
+    int n_events;
 } store_model_new;
 
 /* Inserts a model with the next version of its product (max + 1), all in one
@@ -408,7 +424,9 @@ store_status store_model_list(store_t *st, const char *product, size_t limit,
                               const char *after,
                               store_model_t **out /* OUT, store_models_free */,
                               size_t *n /* OUT */, char next[STORE_CURSOR_LEN] /* OUT */);
-store_status store_model_activate(store_t *st, const char *product, int64_t version);
+/* ev's after_fn gets the store_product_t after the activation. */
+store_status store_model_activate(store_t *st, const char *product, int64_t version,
+                                  store_event_t *ev);
 /* Deletes a model that is not active: STORE_ERR_CONFLICT for the active
  * one, STORE_ERR_NOT_FOUND when absent. Its version is never given out
  * again for this product id (nor after the product is deleted and created
@@ -420,9 +438,11 @@ store_status store_model_set_threshold(store_t *st, const char *product,
 /* Sets both thresholds of version (0 = the active model). threshold_ng NAN
  * keeps the version's NG threshold, raised to threshold when below it (so
  * that NG still implies the two-valued decision NG). The caller checks
- * threshold_ng >= threshold. */
+ * threshold_ng >= threshold. ev's after_fn gets the store_product_t after the
+ * change. */
 store_status store_model_set_thresholds(store_t *st, const char *product, int64_t version,
-                                        double threshold, double threshold_ng);
+                                        double threshold, double threshold_ng,
+                                        store_event_t *ev);
 
 /* ------------------------------------------------------------ inspections */
 
@@ -558,11 +578,12 @@ void store_keys_free(store_key_t *arr, size_t n);
  * written to key_out (shown once to the user; never stored in clear); when
  * key is given (e.g. CFA_ADMIN_KEY) it must be 16-256 printable ASCII chars
  * without spaces, and is copied to key_out. Only sha256(salt || key) with a
- * random 16-byte salt is stored. key_out and out may be NULL. */
+ * random 16-byte salt is stored. key_out and out may be NULL. ev's after_fn
+ * gets the store_key_t as created. */
 store_status store_key_create(store_t *st, const char *name, store_role role,
                               const char *key,
                               char key_out[STORE_KEY_MAX] /* OUT, may be NULL */,
-                              store_key_t *out /* OUT, may be NULL */);
+                              store_key_t *out /* OUT, may be NULL */, store_event_t *ev);
 /* Finds the active key matching the presented key (lookup by a fingerprint
  * index, then constant-time comparison of the salted hash).
  * STORE_ERR_NOT_FOUND for unknown, malformed or revoked keys. */
@@ -576,7 +597,7 @@ store_status store_key_list(store_t *st, size_t limit, const char *after,
 /* Sets revoked_at. STORE_ERR_NOT_FOUND for unknown or already revoked keys;
  * STORE_ERR_CONFLICT (nothing changed) for the last active admin key, so
  * that the service always keeps a key that can make keys. */
-store_status store_key_revoke(store_t *st, const char *id);
+store_status store_key_revoke(store_t *st, const char *id, store_event_t *ev);
 /* Number of keys not revoked (0 on first start -> bootstrap the admin key). */
 store_status store_key_count_active(store_t *st, int64_t *n /* OUT */);
 
@@ -586,7 +607,7 @@ store_status store_key_count_active(store_t *st, int64_t *n /* OUT */);
 #define STORE_REQUEST_ID_MAX 65
 
 /* One change of state (docs/API.md, "Events"). */
-typedef struct {
+struct store_event {
     int64_t seq;                        /* set by store_event_append        */
     int64_t at;                         /* ms; 0: now                        */
     char kind[STORE_EVENT_KIND_MAX];    /* one of store_event_kinds          */
@@ -596,7 +617,14 @@ typedef struct {
     char *before_json;                  /* JSON text, NULL: none             */
     char *after_json;
     char cursor[24];                    /* seq in decimal (list cursor)      */
-} store_event_t;
+    /* Optional, for a write call given this event: called inside the
+     * change's transaction with the row the change wrote (each call names
+     * its row), it returns after_json (malloc'd; after_json must be NULL
+     * before), so `after` can show ids and times the store makes. It runs
+     * under the store's writer lock: it must not call the store. */
+    char *(*after_fn)(const void *row, void *ctx);
+    void *after_ctx;
+};
 
 void store_event_clear(store_event_t *e);
 void store_events_free(store_event_t *arr, size_t n);
