@@ -334,6 +334,26 @@ CFA_API cfa_status cfa_map_to_image(const float *model_map, int model_w, int mod
 CFA_API void cfa_model_area(int model_w, int model_h, int resize_w, int resize_h, int w, int h,
                             int rect[4] /* OUT: x0, y0, x1, y1 */);
 
+/* The edge profile (issue 13, core/src/edge.cpp): on good images a model's
+ * map rises toward the edges of the backbone's input (zero padding there,
+ * few such patches in the compressed bank). A profile is one ratio per
+ * distance d to the nearest edge of the model map (the last ratio for every
+ * farther pixel): the mean map at d over the mean map of the interior, at
+ * least 1. With a profile set, scoring divides model_map by it before map
+ * and score are made from it. The daemon fits it on the calibration images:
+ *   len = cfa_edge_profile_len(model_w, model_h);   zeroed sum[len], count[len]
+ *   cfa_edge_profile_accumulate(&result, len, sum, count);     per image
+ *   cfa_edge_profile_finish(sum, count, len, ratio);           0, or -1
+ *   cfa_model_set_edge_profile(model, ratio, len);
+ * The profile is not part of the model file (the daemon keeps it in the
+ * model's figures); n 0 removes it. */
+#define CFA_EDGE_PROFILE_MAX 512
+CFA_API int cfa_edge_profile_len(int model_w, int model_h);
+CFA_API void cfa_edge_profile_accumulate(const cfa_result *r, int n, double *sum, double *count);
+CFA_API int cfa_edge_profile_finish(const double *sum, const double *count, int n,
+                                    float *ratio /* OUT: n */);
+CFA_API cfa_status cfa_model_set_edge_profile(cfa_model *m, const float *ratio, int n);
+
 /* Pre-processing exposed for evaluation: resize/crop a mask of w x h uint8 to
  * the model geometry of params with nearest-neighbour sampling. dst must hold
  * model_h * model_w bytes, where model_h/model_w come from cfa_model_geometry. */

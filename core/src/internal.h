@@ -31,6 +31,10 @@ struct cfa_model {
     /* CFA++: the resize-only partner (params.ensemble == 1), same resize,
      * no crop, its own descriptor and bank. */
     std::unique_ptr<cfa_model> partner;
+    /* the edge profile (edge.cpp): the map is divided by edge_ratio[d] at
+     * distance d to the nearest edge (the last one for farther); empty:
+     * none. Set by the daemon from the model's figures, not saved. */
+    std::vector<float> edge_ratio;
 
     int d_in() const { return channels[0] + channels[1] + channels[2]; }
 };
@@ -50,6 +54,8 @@ std::string cfa_params_check(const cfa_params &p);
  * (0, 0 without a crop). */
 namespace cfa {
 void crop_offsets(const cfa_params &p, int *oy, int *ox);
+/* edge.cpp: divides a model-geometry map by the model's edge profile */
+void apply_edge_profile(const cfa_model &m, float *map, int w, int h);
 }
 
 /* model_io.cpp: parse without touching libtorch (no tensors attached). */

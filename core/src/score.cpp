@@ -203,8 +203,9 @@ static cfa_status check_inputs(const cfa_backbone *bb, const cfa_model *const *m
 
 /* One result from the image's frame (the primary's map, or the CFA++ mean of
  * both models' maps): the model map, and the image map made from it. */
-static void fill_result(cfa_result &r, const at::Tensor &frame, const cfa_params &p, const cfa_image &img)
+static void fill_result(cfa_result &r, const at::Tensor &frame, const cfa_model &m, const cfa_image &img)
 {
+    const cfa_params &p = m.params;
     at::Tensor mm = frame;
     if (p.crop_h) {
         int oy, ox;
@@ -223,6 +224,7 @@ static void fill_result(cfa_result &r, const at::Tensor &frame, const cfa_params
     if (!r.model_map || !r.map)
         throw std::bad_alloc();
     memcpy(r.model_map, mc.data_ptr<float>(), sizeof(float) * mc.numel());
+    apply_edge_profile(m, r.model_map, r.model_width, r.model_height);
     /* the image-geometry map in plain C from the model map alone, so
      * the daemon can store the small model map and give the same map
      * back later (cfa_map_to_image). The score is the maximum of the
@@ -253,7 +255,7 @@ static void score_multi(cfa_backbone *bb, const cfa_model *const *models, const 
         at::Tensor frame = jobs[primary[i]].frame;
         if (partner[i] >= 0)
             frame = 0.5 * (frame + jobs[partner[i]].frame);
-        fill_result(out[i], frame, models[i]->params, images[i]);
+        fill_result(out[i], frame, *models[i], images[i]);
     }
 }
 

@@ -173,6 +173,8 @@ typedef struct job_run {
     train_tiles tiles;     /* with opt.tile: the training images' tiles      */
     roi_mask mask;         /* the product's ROI mask at the start, if any    */
     char mask_sha[STORE_SHA256_HEX]; /* "" without one                        */
+    float edge_ratio[CFA_EDGE_PROFILE_MAX]; /* the model's edge profile ...  */
+    int edge_n;            /* ... of edge_n ratios; 0: none                  */
 } job_run;
 
 static step_result fail(job_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -384,6 +386,53 @@ static float *score_images(job_run *r, const int *order, int n)
     return scores;
 }
 
+/* The edge profile (core/src/edge.cpp) from the raw maps of the
+ * calibration images, set on the model before they are scored for the
+ * thresholds, so that the thresholds are those of the maps inspections get.
+ * A few dozen ratios over every pixel of those images: fitting them there
+ * leaves the thresholds' images as good as unseen. Not with tiles: each
+ * tile has edges of its own and the stitched maximum hides which. */
+static step_result fit_edge_profile(job_run *r)
+{
+    if (!r->opt.edge_profile || r->opt.tile > 0 || r->n_cal < 1)
+        return STEP_OK;
+    int mw, mh;
+    cfa_model_geometry(&r->p, &mh, &mw);
+    int n = cfa_edge_profile_len(mw, mh);
+    double sum[CFA_EDGE_PROFILE_MAX] = {0}, count[CFA_EDGE_PROFILE_MAX] = {0};
+    for (int k = 0; k < r->n_cal && !r->j->cancel; k++) {
+        img_rgbf im;
+        const store_image_t *si = &r->imgs[r->order[k]];
+        if (load_image(&r->sc.lim, si->path, &r->j->cancel, &im) != IMG_OK)
+            continue; /* score_images reports it */
+        cfa_image ci = {im.width, im.height, im.rgb, im.rgb8};
+        cfa_result res;
+        memset(&res, 0, sizeof res);
+        if (cfa_score(r->j->bb, r->model, &ci, 1, &res) == CFA_OK)
+            cfa_edge_profile_accumulate(&res, n, sum, count);
+        cfa_result_clear(&res);
+        img_rgbf_free(&im);
+    }
+    if (r->j->cancel)
+        return STEP_CANCELED;
+    if (cfa_edge_profile_finish(sum, count, n, r->edge_ratio) != 0)
+        return STEP_OK; /* no usable map: scored as before, figures say none */
+    if (cfa_model_set_edge_profile(r->model, r->edge_ratio, n) != CFA_OK)
+        return fail(r, "edge profile: %s", cfa_last_error());
+    r->edge_n = n;
+    return STEP_OK;
+}
+
+static json_t *edge_profile_json(const job_run *r)
+{
+    if (r->edge_n == 0)
+        return json_null();
+    json_t *a = json_array();
+    for (int i = 0; i < r->edge_n; i++)
+        json_array_append_new(a, json_real(r->edge_ratio[i]));
+    return a;
+}
+
 /* Scores the held-out images (or, with none, the training images) and
  * derives the threshold from them (calib_threshold). */
 static step_result step_calibrate(job_run *r)
@@ -392,6 +441,9 @@ static step_result step_calibrate(job_run *r)
     r->cal_kind = r->n_hold > 0 ? "holdout" : "train";
     store_job_progress(r->j->st, r->job->id, "calibration", r->p.epochs, r->p.epochs,
                        cfa_model_train_loss(r->model), 0.96, NULL);
+    step_result er = fit_edge_profile(r);
+    if (er != STEP_OK)
+        return er;
     float *scores = score_images(r, r->order, r->n_cal);
     if (r->j->cancel) {
         free(scores);
@@ -512,6 +564,8 @@ static char *figures_json(const job_run *r)
     json_object_set_new(fig, "tile_overlap", json_integer(r->opt.tile_overlap));
     /* calibrated without these pixels: inspections with this model skip them */
     json_object_set_new(fig, "border", json_integer(r->opt.border));
+    /* set on the model by every daemon that loads it (pool.h) */
+    json_object_set_new(fig, "edge_profile", edge_profile_json(r));
     json_object_set_new(fig, "tiles", json_integer(r->tiles.n)); /* the bank's images */
     json_object_set_new(fig, "mask_sha256", r->mask_sha[0] ? json_string(r->mask_sha) : json_null());
     char *text = json_dumps(fig, JSON_COMPACT | JSON_REAL_PRECISION(9));

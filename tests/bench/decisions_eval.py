@@ -10,7 +10,7 @@ for each variant creates a product, uploads the first --images of
 DIR/train/good by file name, trains with the service defaults (the
 variant "crop" adds only {"crop_h": 224, "crop_w": 224, "keep_aspect": false},
 the MVTec convention, to compare; "ensemble" adds "ensemble": true to that, CFA++; "short224" is the default
-with the short side at 224 instead of 256), inspects every DIR/test image
+with the short side at 224 instead of 256; "noedge" the default without the edge profile), inspects every DIR/test image
 and reads back its map.png. Prints per variant:
   - FAR on the good test images and miss rate on the defective ones at the
     model's threshold (T1: decision NG), at threshold_ng (verdict NG) and at
@@ -44,7 +44,9 @@ VARIANTS = {"default": {}, "crop": {"crop_h": 224, "crop_w": 224, "keep_aspect":
             # CFA++: the crop model with its resize-only partner, scores combined
             "ensemble": {"crop_h": 224, "crop_w": 224, "keep_aspect": False, "ensemble": True},
             # the default frame at a short side of 224: 0.77x the pixels of 256
-            "short224": {"resize_h": 224, "resize_w": 224}}
+            "short224": {"resize_h": 224, "resize_w": 224},
+            # the default without the edge profile (the scoring before it)
+            "noedge": {"edge_profile": False}}
 
 
 def must(resp, ok, what):

@@ -98,6 +98,12 @@ def sec_calibration(env):
           "the model's figures carry the estimate and the warnings")
     check(fig.get("target_far") == 0.01 and fig.get("target_far_ng") == 0.001,
           "default targets 1% and 0.1%")
+    prof = fig.get("edge_profile")
+    # whether the edge rises depends on the model (at 1 epoch here it need
+    # not: then every ratio is 1 and scoring is as without a profile)
+    check(isinstance(prof, list) and len(prof) >= 2 and all(x >= 1 for x in prof)
+          and prof[-1] == 1, "the model keeps the edge profile fitted on its held-out "
+          "images: ratios >= 1, 1 inside (%s...)" % (prof[:4] if isinstance(prof, list) else prof))
     st, js, _, _ = c.req("GET", "/v1/products/dec")
     check(st == 200 and js.get("threshold") == t1 and js.get("threshold_ng") == t2,
           "the product shows both thresholds")

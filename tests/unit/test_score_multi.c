@@ -69,6 +69,66 @@ static cfa_model *train(cfa_backbone *bb, int resize, int crop, int seed, int en
     return train_from(bb, resize, crop, seed, ensemble, NULL);
 }
 
+/* The edge profile (issue 13, core/src/edge.cpp): fitted from a map, it is
+ * >= 1, 1 in the interior; set on a model, the model map is divided by
+ * ratio[distance to the nearest edge] and map and score follow it. */
+static void check_edge_profile(cfa_backbone *bb, cfa_model *m)
+{
+    cfa_image im = {56, 56, make_image(56, 56, 77), NULL};
+    cfa_result raw, norm;
+    EXPECT(cfa_score(bb, m, &im, 1, &raw) == CFA_OK);
+    int w = raw.model_width, h = raw.model_height, n = cfa_edge_profile_len(w, h);
+    EXPECT(n == (w < h ? w : h) / 4 + 1);
+    /* a map that is 3 at the edge, 2 one pixel in, 1 elsewhere fits 3, 2, 1 ... */
+    cfa_result fake = raw;
+    float *mm = malloc(sizeof(float) * (size_t)w * h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int d = x < y ? x : y;
+            d = d < w - 1 - x ? d : w - 1 - x;
+            d = d < h - 1 - y ? d : h - 1 - y;
+            mm[y * w + x] = d == 0 ? 3.0f : d == 1 ? 2.0f : 1.0f;
+        }
+    fake.model_map = mm;
+    double sum[CFA_EDGE_PROFILE_MAX] = {0}, cnt[CFA_EDGE_PROFILE_MAX] = {0};
+    float ratio[CFA_EDGE_PROFILE_MAX];
+    cfa_edge_profile_accumulate(&fake, n, sum, cnt);
+    EXPECT(cfa_edge_profile_finish(sum, cnt, n, ratio) == 0);
+    EXPECT(ratio[0] == 3.0f && ratio[1] == 2.0f && ratio[2] == 1.0f && ratio[n - 1] == 1.0f);
+    /* ... and a dip at the edge is not amplified: ratios stay >= 1 */
+    for (int k = 0; k < w * h; k++)
+        mm[k] = 4.0f - mm[k];
+    memset(sum, 0, sizeof sum);
+    memset(cnt, 0, sizeof cnt);
+    cfa_edge_profile_accumulate(&fake, n, sum, cnt);
+    EXPECT(cfa_edge_profile_finish(sum, cnt, n, ratio) == 0 && ratio[0] == 1.0f);
+    free(mm);
+    float bad[2] = {1.0f, 0.5f}, prof[3] = {4.0f, 2.0f, 1.0f};
+    EXPECT(cfa_model_set_edge_profile(m, bad, 2) == CFA_ERR_INVALID_ARG);
+    EXPECT(cfa_model_set_edge_profile(m, prof, 3) == CFA_OK);
+    EXPECT(cfa_score(bb, m, &im, 1, &norm) == CFA_OK);
+    int ok = 1;
+    float max = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int d = x < y ? x : y;
+            d = d < w - 1 - x ? d : w - 1 - x;
+            d = d < h - 1 - y ? d : h - 1 - y;
+            float want = raw.model_map[y * w + x] / prof[d < 2 ? d : 2];
+            ok &= fabsf(norm.model_map[y * w + x] - want) <= 1e-6f * (1.0f + want);
+        }
+    for (int k = 0; k < norm.width * norm.height; k++)
+        max = fmaxf(max, norm.map[k]);
+    EXPECT(ok && norm.score == max && norm.score <= raw.score);
+    EXPECT(cfa_model_set_edge_profile(m, NULL, 0) == CFA_OK); /* removed: as before */
+    cfa_result again;
+    EXPECT(cfa_score(bb, m, &im, 1, &again) == CFA_OK && again.score == raw.score);
+    cfa_result_clear(&again);
+    cfa_result_clear(&raw);
+    cfa_result_clear(&norm);
+    free((void *)im.rgb);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -157,6 +217,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 3; i++)
             free(train_px8[i]);
     }
+    check_edge_profile(bb, c);
     /* a model of another backbone anywhere in the batch fails the whole call cleanly */
     const cfa_model *bad[2] = {a, NULL};
     EXPECT(cfa_score_multi(bb, bad, imgs, 2, multi) == CFA_ERR_INVALID_ARG);

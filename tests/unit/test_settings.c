@@ -86,8 +86,8 @@ static void test_paper_is_engine(void **state)
 }
 
 /* The daemon's defaults differ from the paper's in gamma_c and gamma_d, the
- * crop (the service inspects the whole image) and keep_aspect only
- * (settings.def says why); another difference must be made here too. */
+ * crop (the service inspects the whole image), keep_aspect and edge_profile
+ * only (settings.def says why); another difference must be made here too. */
 static void test_daemon_differs_only_in_gamma(void **state)
 {
     (void)state;
@@ -95,7 +95,8 @@ static void test_daemon_differs_only_in_gamma(void **state)
         const setting_def *d = &settings_table[id];
         int differs = memcmp(&d->paper, &d->daemon, sizeof d->paper) != 0;
         assert_int_equal(differs, id == SET_gamma_c || id == SET_gamma_d || id == SET_crop_h ||
-                                      id == SET_crop_w || id == SET_keep_aspect);
+                                      id == SET_crop_w || id == SET_keep_aspect ||
+                                      id == SET_edge_profile);
     }
     settings_t d;
     settings_defaults(&d, SETTINGS_DAEMON);
@@ -294,7 +295,7 @@ static void test_apply(void **state)
                             " \"holdout\": 0.25, \"margin\": 1.5, \"activate\": false, \"crop_h\": 0}",
                             SW_BODY);
     cfa_params p = cfa_default_params();
-    settings_job j = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
+    settings_job j = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
     settings_apply(&s, &p, &j);
     assert_int_equal(p.bank, CFA_BANK_EMA);
     assert_true(p.seed == (uint64_t)INT64_MAX);

@@ -156,6 +156,7 @@ const char *inspect_decide(float score, double threshold);
  * what the model saw (cfa_model_area: all of it without a crop) less a
  * border of `border` pixels on each side (at most a quarter of a side). */
 void inspect_area(const cfa_result *r, int border, int rect[4] /* OUT */);
+
 /* Marks the map outside rect as not inspected (NaN: no region, no score,
  * drawn as such by heatmap_render) and returns the maximum inside, the
  * inspection's score (0 when nothing inside). */

@@ -82,6 +82,7 @@ typedef struct settings_job {
     int keep_aspect, border;
     int activate;
     int tile, tile_overlap; /* issue 13: tiles of the images, 0 = off */
+    int edge_profile;       /* fit and take out the map's rise at the edges */
 } settings_job;
 
 typedef enum { SETTINGS_PAPER, SETTINGS_DAEMON } settings_defaults_of;
