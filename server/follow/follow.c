@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -182,6 +183,38 @@ static int fetch_version(follow_t *f, const char *product, int64_t v, int64_t *l
     return 0;
 }
 
+/* a and b differ by more than the 9 significant digits the API writes a
+ * number with: the trainer's listing of a threshold its bundle carried in
+ * full is the same threshold, not a change to copy and record. */
+static int differs(double a, double b)
+{
+    return fabs(a - b) > 1e-8 * fmax(fabs(a), fabs(b));
+}
+
+/* The trainer's thresholds onto the local version, with a threshold.set row
+ * when they change. */
+static void copy_thresholds(follow_t *f, const follow_product *p, int64_t local)
+{
+    store_model_t m;
+    if (store_model_get(f->st, p->id, local, &m) != STORE_OK)
+        return;
+    if (differs(m.threshold, p->threshold) || differs(m.threshold_ng, p->threshold_ng)) {
+        store_event_t ev;
+        follow_event(&ev, "threshold.set", p->id);
+        ev.after_fn = product_after;
+        json_t *before = json_pack("{s:I,s:f,s:f}", "version", (json_int_t)local, "threshold",
+                                   m.threshold, "threshold_ng", m.threshold_ng);
+        ev.before_json = before != NULL ? json_dumps(before, JSON_COMPACT) : NULL;
+        json_decref(before);
+        if (store_model_set_thresholds(f->st, p->id, local, p->threshold, p->threshold_ng,
+                                       &ev) == STORE_OK)
+            log_info("follow", "%s thresholds %g / %g (from the trainer)", p->id, p->threshold,
+                     p->threshold_ng);
+        store_event_clear(&ev);
+    }
+    store_model_clear(&m);
+}
+
 /* One product of the trainer's list: its active version here, activated,
  * with the trainer's threshold. */
 static int sync_product(follow_t *f, const follow_product *p, char *err, size_t errlen)
@@ -190,8 +223,11 @@ static int sync_product(follow_t *f, const follow_product *p, char *err, size_t 
         return 0; /* nothing to serve yet */
     int active = 0;
     int64_t local = local_copy(f, p->id, p->active_version, &active);
-    if (local == 0 && fetch_version(f, p->id, p->active_version, &local, err, errlen) != 0)
-        return -1;
+    if (local == 0) {
+        if (fetch_version(f, p->id, p->active_version, &local, err, errlen) != 0)
+            return -1;
+        active = 1; /* the import activated it (and recorded that) */
+    }
     store_event_t ev;
     follow_event(&ev, "model.activated", p->id);
     ev.after_fn = product_after;
@@ -204,22 +240,8 @@ static int sync_product(follow_t *f, const follow_product *p, char *err, size_t 
     pthread_mutex_lock(&f->mu);
     f->state.has_model = 1; /* ready from now, not from the end of the poll */
     pthread_mutex_unlock(&f->mu);
-    store_model_t m;
-    if (p->has_threshold && store_model_get(f->st, p->id, local, &m) == STORE_OK) {
-        follow_event(&ev, "threshold.set", p->id);
-        ev.after_fn = product_after;
-        json_t *before = json_pack("{s:I,s:f,s:f}", "version", (json_int_t)local, "threshold",
-                                   m.threshold, "threshold_ng", m.threshold_ng);
-        ev.before_json = before != NULL ? json_dumps(before, JSON_COMPACT) : NULL;
-        json_decref(before);
-        if ((m.threshold != p->threshold || m.threshold_ng != p->threshold_ng) &&
-            store_model_set_thresholds(f->st, p->id, local, p->threshold, p->threshold_ng,
-                                       &ev) == STORE_OK)
-            log_info("follow", "%s thresholds %g / %g (from the trainer)", p->id, p->threshold,
-                     p->threshold_ng);
-        store_event_clear(&ev);
-        store_model_clear(&m);
-    }
+    if (p->has_threshold)
+        copy_thresholds(f, p, local);
     return 0;
 }
 
