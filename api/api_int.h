@@ -259,6 +259,11 @@ char *event_after_product(const void *row, void *ctx);
 char *event_after_key(const void *row, void *ctx);
 char *event_after_job(const void *row, void *ctx);
 char *event_after_image(const void *row, void *ctx);
+/* before_fn of store_model_delete: {version, threshold, threshold_ng}. */
+char *event_before_model(const void *row, void *ctx);
+/* after_fn of store_mask_put, before_fn of store_mask_delete:
+ * {sha256, width, height}. */
+char *event_mask(const void *row, void *ctx);
 /* The product as the store has it now, as JSON (NULL when there is none). */
 json_t *product_state(hreq *r, const char *id);
 /* The sinks' figures in the Prometheus text format (malloc'd; NULL on failure). */

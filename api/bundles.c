@@ -76,8 +76,11 @@ enum MHD_Result h_model_import(hreq *r)
         return bundle_fail(r, (int)bs, err);
     int64_t version = 0;
     store_status ss = STORE_OK;
+    store_event_t who; /* model.imported (and model.activated): this key and request */
+    event_fill(r, &who, "model.imported", r->params[0], NULL, NULL);
     bs = bundle_import(r->ctx->st, r->params[0], &b, pool_backbone_sha256(r->ctx->pool), activate,
-                       &version, &ss, err, sizeof err);
+                       &who, &version, &ss, err, sizeof err);
+    store_event_clear(&who);
     bundle_clear(&b);
     if (bs == BUNDLE_ERR_STORE)
         return store_fail(r, ss, "product", r->params[0]);

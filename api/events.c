@@ -57,6 +57,22 @@ char *event_after_image(const void *row, void *ctx)
     return dump_after(json_pack("{s:[s]}", "images", im->sha256));
 }
 
+char *event_before_model(const void *row, void *ctx)
+{
+    (void)ctx;
+    const store_model_t *m = row;
+    return dump_after(json_pack("{s:I,s:f,s:f}", "version", (json_int_t)m->version, "threshold",
+                                m->threshold, "threshold_ng", m->threshold_ng));
+}
+
+char *event_mask(const void *row, void *ctx)
+{
+    (void)ctx;
+    const store_mask_t *m = row;
+    return dump_after(json_pack("{s:s,s:i,s:i}", "sha256", m->sha256, "width", m->width,
+                                "height", m->height));
+}
+
 void event_fill_row(hreq *r, store_event_t *e, const char *kind, const char *product,
                     json_t *before, char *(*after_fn)(const void *row, void *ctx))
 {

@@ -179,7 +179,8 @@ paths["/v1/products/{id}/models"]["post"] = op("Import a bundle as the product's
 # ---- the event log and result sinks (docs/API.md, "Events", "Result sinks")
 event_kinds = ["product.created", "product.changed", "product.deleted", "image.added", "image.removed",
                "training.started", "training.finished", "model.activated", "threshold.set",
-               "key.created", "key.revoked", "sink.created", "sink.changed", "sink.deleted"]
+               "key.created", "key.revoked", "sink.created", "sink.changed", "sink.deleted",
+               "model.imported", "model.deleted", "mask.set", "mask.removed"]
 sink_events = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["inspection", "inspection.ng"] + event_kinds},
                "description": "inspection (every one), inspection.ng (NG only), or event-log kinds"}
 sink_common = {"name": name_s, "product": {"type": "string", "nullable": True, "description": "null: every product"},

@@ -66,12 +66,19 @@ static int add_to_training(hreq *r, const store_inspection_t *in, char *image_id
     else if (have + 1 > r->ctx->cfg->max_images)
         reply_error(r, 409, "too_many_images", "product %s holds %lld image(s), the limit",
                     in->product, (long long)have);
-    else if ((ss = store_image_put(r->ctx->st, in->product, data, len, w, h,
-                                   kind == IMG_KIND_PNG ? "png" : "jpg", &im, NULL, NULL)) !=
-             STORE_OK)
-        store_fail(r, ss, "product", in->product);
-    else
-        rc = 0;
+    else {
+        /* the same image.added as POST .../images, in the image row's
+         * transaction (none when the image was there already) */
+        store_event_t ev;
+        event_fill_row(r, &ev, "image.added", in->product, NULL, event_after_image);
+        ss = store_image_put(r->ctx->st, in->product, data, len, w, h,
+                             kind == IMG_KIND_PNG ? "png" : "jpg", &im, NULL, &ev);
+        store_event_clear(&ev);
+        if (ss != STORE_OK)
+            store_fail(r, ss, "product", in->product);
+        else
+            rc = 0;
+    }
     if (rc == 0)
         snprintf(image_id, STORE_SHA256_HEX, "%s", im.sha256);
     free(data);

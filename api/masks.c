@@ -96,7 +96,11 @@ enum MHD_Result h_mask_put(hreq *r)
                            "(e.g. %d x %d): it would be stretched; send one of their size",
                            mw, mh, iw, ih);
     store_mask_t sm;
-    store_status ss = store_mask_put(r->ctx->st, r->params[0], r->body, r->len, mw, mh, &sm);
+    store_event_t ev;
+    event_fill_row(r, &ev, "mask.set", r->params[0], NULL, event_mask);
+    store_status ss =
+        store_mask_put(r->ctx->st, r->params[0], r->body, r->len, mw, mh, &sm, &ev);
+    store_event_clear(&ev);
     if (ss != STORE_OK)
         return store_fail(r, ss, "product", r->params[0]);
     return reply_json(r, 200, mask_json(&sm, inspected));
@@ -137,7 +141,11 @@ enum MHD_Result h_mask_delete(hreq *r)
     if (path_product(r, &p, &ret) != 0)
         return ret;
     store_product_clear(&p);
-    store_status ss = store_mask_delete(r->ctx->st, r->params[0]);
+    store_event_t ev;
+    event_fill(r, &ev, "mask.removed", r->params[0], NULL, NULL);
+    ev.before_fn = event_mask;
+    store_status ss = store_mask_delete(r->ctx->st, r->params[0], &ev);
+    store_event_clear(&ev);
     if (ss == STORE_ERR_NOT_FOUND)
         return reply_error(r, 404, "no_mask", "product %s has no ROI mask", r->params[0]);
     if (ss != STORE_OK)

@@ -213,7 +213,11 @@ enum MHD_Result h_model_delete(hreq *r)
     long long v;
     if (parse_int_range(r->params[1], 1, INT64_MAX, &v) != 0)
         return reply_error(r, 404, "not_found", "no such model version: %s", r->params[1]);
-    store_status ss = store_model_delete(r->ctx->st, r->params[0], (int64_t)v);
+    store_event_t ev;
+    event_fill(r, &ev, "model.deleted", r->params[0], NULL, NULL);
+    ev.before_fn = event_before_model;
+    store_status ss = store_model_delete(r->ctx->st, r->params[0], (int64_t)v, &ev);
+    store_event_clear(&ev);
     if (ss == STORE_ERR_CONFLICT)
         return reply_error(r, 409, "model_active",
                            "version %lld is the active model of %s: activate another first",

@@ -54,9 +54,78 @@ static char *figures_with_origin(const bundle_t *b)
     return text;
 }
 
+/* `after` of the import's event-log rows, made in the insert's transaction
+ * from the version it took (store_model_new's after_fn). */
+typedef struct {
+    const bundle_t *b;
+    int activate;
+} import_ctx;
+
+static char *dump(json_t *o)
+{
+    char *t = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return t;
+}
+
+static char *imported_after(const void *row, void *ctx)
+{
+    const import_ctx *c = ctx;
+    const bundle_t *b = c->b;
+    json_t *prod = json_object_get(b->manifest, "product");
+    json_t *src = json_object_get(b->manifest, "source");
+    const char *pid = json_string_value(json_object_get(prod, "id"));
+    const char *host = json_string_value(json_object_get(src, "host"));
+    return dump(json_pack("{s:I,s:f,s:f,s:b,s:{s:s,s:I,s:s,s:s}}", "version",
+                          (json_int_t)*(const int64_t *)row, "threshold", b->threshold,
+                          "threshold_ng", b->threshold_ng, "activated", c->activate, "origin",
+                          "product", pid != NULL ? pid : "", "version",
+                          (json_int_t)b->source_version, "host", host != NULL ? host : "",
+                          "bundle_sha256", b->sha256));
+}
+
+static char *activated_after(const void *row, void *ctx)
+{
+    const bundle_t *b = ((const import_ctx *)ctx)->b;
+    return dump(json_pack("{s:I,s:f,s:f,s:s}", "active_version",
+                          (json_int_t)*(const int64_t *)row, "threshold", b->threshold,
+                          "threshold_ng", b->threshold_ng, "bundle_sha256", b->sha256));
+}
+
+/* The model insert with its model.imported and, with activate, its
+ * model.activated row (who's key and request ids), in one transaction. */
+static store_status insert(store_t *st, const char *product, const bundle_t *b, int activate,
+                           const char *fig, const store_event_t *who, int64_t *version)
+{
+    import_ctx c = {b, activate};
+    store_event_t ev[2];
+    memset(ev, 0, sizeof ev);
+    for (int i = 0; who != NULL && i < 2; i++) {
+        snprintf(ev[i].product, sizeof ev[i].product, "%s", product);
+        snprintf(ev[i].key_id, sizeof ev[i].key_id, "%s", who->key_id);
+        snprintf(ev[i].request_id, sizeof ev[i].request_id, "%s", who->request_id);
+        ev[i].after_ctx = &c;
+    }
+    snprintf(ev[0].kind, sizeof ev[0].kind, "model.imported");
+    ev[0].after_fn = imported_after;
+    snprintf(ev[1].kind, sizeof ev[1].kind, "model.activated");
+    ev[1].after_fn = activated_after;
+    store_model_new m = {.product = product, .blob = b->model, .blob_len = b->model_len,
+                         .threshold = b->threshold,
+                         .threshold_ng = b->threshold_ng, .backbone_sha256 = b->backbone_sha256,
+                         .figures_json = fig, .activate = activate,
+                         .events = who != NULL ? ev : NULL,
+                         .n_events = who == NULL ? 0 : activate ? 2 : 1};
+    store_status ss = store_model_insert(st, &m, version);
+    store_event_clear(&ev[0]);
+    store_event_clear(&ev[1]);
+    return ss;
+}
+
 bundle_status bundle_import(store_t *st, const char *product, const bundle_t *b,
-                            const char *backbone_sha256, int activate, int64_t *version,
-                            store_status *store_err, char *err, size_t errlen)
+                            const char *backbone_sha256, int activate, const store_event_t *who,
+                            int64_t *version, store_status *store_err, char *err,
+                            size_t errlen)
 {
     *version = 0;
     *store_err = STORE_OK;
@@ -70,13 +139,8 @@ bundle_status bundle_import(store_t *st, const char *product, const bundle_t *b,
     char *fig = ss == STORE_OK ? figures_with_origin(b) : NULL;
     if (ss == STORE_OK && fig == NULL)
         ss = STORE_ERR_NOMEM;
-    if (ss == STORE_OK) {
-        store_model_new m = {.product = product, .blob = b->model, .blob_len = b->model_len,
-                             .threshold = b->threshold,
-                             .threshold_ng = b->threshold_ng, .backbone_sha256 = b->backbone_sha256,
-                             .figures_json = fig, .activate = activate};
-        ss = store_model_insert(st, &m, version);
-    }
+    if (ss == STORE_OK)
+        ss = insert(st, product, b, activate, fig, who, version);
     free(fig);
     if (ss != STORE_OK) {
         *store_err = ss;

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -130,6 +131,30 @@ static int64_t local_copy(follow_t *f, const char *product, int64_t v, int *acti
     return found;
 }
 
+/* The event-log rows of what a replica changes from its trainer: no key,
+ * request id "follow" (docs/API.md, "Events"), in the change's transaction. */
+static void follow_event(store_event_t *e, const char *kind, const char *product)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->kind, sizeof e->kind, "%s", kind);
+    snprintf(e->product, sizeof e->product, "%s", product);
+    snprintf(e->request_id, sizeof e->request_id, "follow");
+}
+
+/* after_fn of the activation and the thresholds: the product as written. */
+static char *product_after(const void *row, void *ctx)
+{
+    (void)ctx;
+    const store_product_t *p = row;
+    json_t *o = json_pack("{s:s,s:I,s:f,s:f}", "id", p->id, "active_version",
+                          (json_int_t)p->active_version, "threshold",
+                          p->has_threshold ? p->threshold : 0.0, "threshold_ng",
+                          p->has_threshold ? p->threshold_ng : 0.0);
+    char *t = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return t;
+}
+
 /* Downloads and imports the trainer's version v of product, activated. */
 static int fetch_version(follow_t *f, const char *product, int64_t v, int64_t *local,
                          char *err, size_t errlen)
@@ -142,8 +167,10 @@ static int fetch_version(follow_t *f, const char *product, int64_t v, int64_t *l
     bundle_t bd;
     store_status ss;
     bundle_status bs = bundle_parse(b.p, b.len, f->bkey, f->bkey_len, &bd, err, errlen);
+    store_event_t who;
+    follow_event(&who, "model.imported", product);
     if (bs == BUNDLE_OK)
-        bs = bundle_import(f->st, product, &bd, f->backbone, 1, local, &ss, err, errlen);
+        bs = bundle_import(f->st, product, &bd, f->backbone, 1, &who, local, &ss, err, errlen);
     bundle_clear(&bd);
     free(b.p);
     if (bs != BUNDLE_OK)
@@ -156,6 +183,38 @@ static int fetch_version(follow_t *f, const char *product, int64_t v, int64_t *l
     return 0;
 }
 
+/* a and b differ by more than the 9 significant digits the API writes a
+ * number with: the trainer's listing of a threshold its bundle carried in
+ * full is the same threshold, not a change to copy and record. */
+static int differs(double a, double b)
+{
+    return fabs(a - b) > 1e-8 * fmax(fabs(a), fabs(b));
+}
+
+/* The trainer's thresholds onto the local version, with a threshold.set row
+ * when they change. */
+static void copy_thresholds(follow_t *f, const follow_product *p, int64_t local)
+{
+    store_model_t m;
+    if (store_model_get(f->st, p->id, local, &m) != STORE_OK)
+        return;
+    if (differs(m.threshold, p->threshold) || differs(m.threshold_ng, p->threshold_ng)) {
+        store_event_t ev;
+        follow_event(&ev, "threshold.set", p->id);
+        ev.after_fn = product_after;
+        json_t *before = json_pack("{s:I,s:f,s:f}", "version", (json_int_t)local, "threshold",
+                                   m.threshold, "threshold_ng", m.threshold_ng);
+        ev.before_json = before != NULL ? json_dumps(before, JSON_COMPACT) : NULL;
+        json_decref(before);
+        if (store_model_set_thresholds(f->st, p->id, local, p->threshold, p->threshold_ng,
+                                       &ev) == STORE_OK)
+            log_info("follow", "%s thresholds %g / %g (from the trainer)", p->id, p->threshold,
+                     p->threshold_ng);
+        store_event_clear(&ev);
+    }
+    store_model_clear(&m);
+}
+
 /* One product of the trainer's list: its active version here, activated,
  * with the trainer's threshold. */
 static int sync_product(follow_t *f, const follow_product *p, char *err, size_t errlen)
@@ -164,25 +223,25 @@ static int sync_product(follow_t *f, const follow_product *p, char *err, size_t 
         return 0; /* nothing to serve yet */
     int active = 0;
     int64_t local = local_copy(f, p->id, p->active_version, &active);
-    if (local == 0 && fetch_version(f, p->id, p->active_version, &local, err, errlen) != 0)
-        return -1;
-    if (!active && store_model_activate(f->st, p->id, local, NULL) != STORE_OK) {
+    if (local == 0) {
+        if (fetch_version(f, p->id, p->active_version, &local, err, errlen) != 0)
+            return -1;
+        active = 1; /* the import activated it (and recorded that) */
+    }
+    store_event_t ev;
+    follow_event(&ev, "model.activated", p->id);
+    ev.after_fn = product_after;
+    store_status ss = active ? STORE_OK : store_model_activate(f->st, p->id, local, &ev);
+    store_event_clear(&ev);
+    if (ss != STORE_OK) {
         snprintf(err, errlen, "activating %s version %lld here failed", p->id, (long long)local);
         return -1;
     }
     pthread_mutex_lock(&f->mu);
     f->state.has_model = 1; /* ready from now, not from the end of the poll */
     pthread_mutex_unlock(&f->mu);
-    store_model_t m;
-    if (p->has_threshold && store_model_get(f->st, p->id, local, &m) == STORE_OK) {
-        if ((m.threshold != p->threshold || m.threshold_ng != p->threshold_ng) &&
-            store_model_set_thresholds(f->st, p->id, local, p->threshold, p->threshold_ng,
-                                       NULL) ==
-                STORE_OK)
-            log_info("follow", "%s thresholds %g / %g (from the trainer)", p->id, p->threshold,
-                     p->threshold_ng);
-        store_model_clear(&m);
-    }
+    if (p->has_threshold)
+        copy_thresholds(f, p, local);
     return 0;
 }
 

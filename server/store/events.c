@@ -13,7 +13,8 @@ const char *const store_event_kinds[] = {
     "product.created", "product.changed", "product.deleted", "image.added",
     "image.removed",   "training.started", "training.finished", "model.activated",
     "threshold.set",   "key.created",     "key.revoked",     "sink.created",
-    "sink.changed",    "sink.deleted",    NULL,
+    "sink.changed",    "sink.deleted",    "model.imported",  "model.deleted",
+    "mask.set",        "mask.removed",    NULL,
 };
 
 int store_event_kind_index(const char *kind)

@@ -56,19 +56,27 @@ store_status store_mask_get(store_t *st, const char *product, store_mask_t *out)
     return db_get(st, &q, &MASK_ROWS, out);
 }
 
-/* The row of a mask whose file is durable, replacing the product's last. */
-static store_status mask_row_put(store_t *st, const char *product, const store_mask_t *m)
+/* The row of a mask whose file is durable, replacing the product's last,
+ * with ev (may be NULL; after_fn gets the store_mask_t) in its transaction. */
+static store_status mask_row_put(store_t *st, const char *product, const store_mask_t *m,
+                                 store_event_t *ev)
 {
     static const char SQL[] = "INSERT OR REPLACE INTO product_masks(product, sha256, width, "
                               "height, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     db_query q = {SQL, {DB_TEXT(product), DB_TEXT(m->sha256), DB_INT(m->width),
                         DB_INT(m->height), DB_INT(m->bytes), DB_INT(m->created_at)},
                   NULL, 0};
-    return db_write(st, &q, 0);
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = db_wrun(st, &q);
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, m);
+    return store_wend_event(st, r, ev);
 }
 
 store_status store_mask_put(store_t *st, const char *product, const void *data, size_t len,
-                            int width, int height, store_mask_t *out)
+                            int width, int height, store_mask_t *out, store_event_t *ev)
 {
     store_mask_t m;
     memset(&m, 0, sizeof m);
@@ -92,19 +100,35 @@ store_status store_mask_put(store_t *st, const char *product, const void *data, 
     /* the same bytes again are the same file: rewriting it is harmless */
     r = fs_write_durable(dir, path, data, len);
     if (r == STORE_OK)
-        r = mask_row_put(st, product, &m);
+        r = mask_row_put(st, product, &m, ev);
     if (r == STORE_OK && out)
         *out = m;
     return r;
 }
 
-store_status store_mask_delete(store_t *st, const char *product)
+store_status store_mask_delete(store_t *st, const char *product, store_event_t *ev)
 {
+    static const char SQL_GET[] = "SELECT " MASK_COLS " FROM product_masks WHERE product = ?1";
     static const char SQL[] = "DELETE FROM product_masks WHERE product = ?1";
     if (!store_valid_product_id(product))
         return STORE_ERR_INVALID;
+    store_mask_t was;
+    memset(&was, 0, sizeof was);
+    db_query g = {SQL_GET, {DB_TEXT(product)}, NULL, 0};
     db_query q = {SQL, {DB_TEXT(product)}, NULL, 0};
-    return db_write(st, &q, 1);
+    store_status r = db_wbegin(st);
+    if (r != STORE_OK)
+        return r;
+    r = db_get_on(&st->w, &g, &MASK_ROWS, &was); /* NOT_FOUND: there was none */
+    if (r == STORE_OK)
+        r = db_wrun(st, &q);
+    if (r == STORE_OK && ev != NULL && ev->before_fn != NULL) {
+        free(ev->before_json); /* a retried call made one already */
+        ev->before_json = ev->before_fn(&was, ev->after_ctx);
+    }
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, NULL);
+    return store_wend_event(st, r, ev);
 }
 
 /* A row of one text column, as a malloc'd string. */

@@ -308,10 +308,14 @@ store_status store_model_set_threshold(store_t *st, const char *product, int64_t
 
 /* ---------------------------------------------------------------- delete */
 
-store_status store_model_delete(store_t *st, const char *product, int64_t version)
+/* ev's before_fn gets the model as it was (no blob, no figures), read in
+ * the transaction that deletes it. */
+store_status store_model_delete(store_t *st, const char *product, int64_t version,
+                                store_event_t *ev)
 {
     static const char SQL_ACTIVE[] =
-        "SELECT coalesce(p.active_version = ?2, 0) FROM models m JOIN products p "
+        "SELECT coalesce(p.active_version = ?2, 0), m.threshold, "
+        "coalesce(m.threshold_ng, m.threshold) FROM models m JOIN products p "
         "ON p.id = m.product WHERE m.product = ?1 AND m.version = ?2";
     static const char SQL_DEL[] = "DELETE FROM models WHERE product = ?1 AND version = ?2";
     if (!store_valid_product_id(product) || version <= 0)
@@ -323,12 +327,26 @@ store_status store_model_delete(store_t *st, const char *product, int64_t versio
     sqlite3_bind_text(s, 1, product, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, version);
     int rc = db_step(s);
+    store_model_t was;
+    memset(&was, 0, sizeof was);
     r = rc == SQLITE_ROW ? (sqlite3_column_int(s, 0) ? STORE_ERR_CONFLICT : STORE_OK)
         : rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : db_map_rc(st->w.db, rc);
+    if (rc == SQLITE_ROW) {
+        snprintf(was.product, sizeof was.product, "%s", product);
+        was.version = version;
+        was.threshold = sqlite3_column_double(s, 1);
+        was.threshold_ng = sqlite3_column_double(s, 2);
+    }
     db_done(s);
     db_query q = {SQL_DEL, {DB_TEXT(product), DB_INT(version)}, NULL, 0};
     if (r == STORE_OK)
         r = db_wrun(st, &q); /* model_versions keeps the number taken */
-    return db_wend(st, r);
+    if (r == STORE_OK && ev != NULL && ev->before_fn != NULL) {
+        free(ev->before_json); /* a retried call made one already */
+        ev->before_json = ev->before_fn(&was, ev->after_ctx);
+    }
+    if (r == STORE_OK)
+        r = store_event_row_w(st, ev, NULL);
+    return store_wend_event(st, r, ev);
 }
 

@@ -5,9 +5,11 @@
            the running daemon's database, refuses event rows) every change
            the API makes is refused and nothing of it stays (a product
            made, renamed, deleted; an image added, removed; a key made,
-           revoked; a training queued); with the log open again each change
-           is made and leaves exactly one row. Before the events were written
-           in their change's transaction, the changes stood without rows.
+           revoked; a training queued; an ROI mask set, removed); with the
+           log open again each change is made and leaves exactly one row.
+           Before the events were written in their change's transaction, the
+           changes stood without rows (the mask's until mask.set and
+           mask.removed).
 
 usage: test_events_atomic.py --server build/cfa-server --backbone X.pt --data DIR
 """
@@ -16,6 +18,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import imgconv  # noqa: E402
 import test_hardening as th  # noqa: E402  (Daemon, Env, Client, check, ...)
 
 check = th.check
@@ -54,6 +57,11 @@ def attempt(d, kind, make, present, what):
     check(200 <= st < 300, "%s with the log open -> %d" % (what, st))
     check(present(), "%s with the log open took effect" % what)
     check(rows_of(d, kind) == n + 1, "%s: exactly one %s row" % (what, kind))
+
+
+def last_event(c, kind):
+    st, js, _, _ = c.req("GET", "/v1/events?limit=1000&kind=" + kind)
+    return js["events"][-1] if st == 200 and js["events"] else {}
 
 
 def sec_atomic(env):
@@ -96,6 +104,23 @@ def run(d, c):
     attempt(d, "image.removed",
             lambda: status("DELETE", "/v1/products/ev/images/" + sha),
             lambda: sha not in images(), "DELETE the image")
+    # an ROI mask of the images' shape (64 x 64, left half inspected)
+    mpng = imgconv.write_png((64, 64, 1, [bytes([255] * 32 + [0] * 32)] * 64))
+
+    def mask():
+        st, _, body, _ = c.req("GET", "/v1/products/ev/mask")
+        return st == 200 and body == mpng
+
+    attempt(d, "mask.set", lambda: status("PUT", "/v1/products/ev/mask", mpng, "image/png"),
+            mask, "PUT the mask")
+    last = last_event(c, "mask.set")
+    check(last.get("after") == {"sha256": th.sha256(mpng), "width": 64, "height": 64} and
+          last.get("key_id") is not None, "mask.set: after is the mask, with the key (%s)" % last)
+    attempt(d, "mask.removed", lambda: status("DELETE", "/v1/products/ev/mask"),
+            lambda: not mask(), "DELETE the mask")
+    last = last_event(c, "mask.removed")
+    check(last.get("before") == {"sha256": th.sha256(mpng), "width": 64, "height": 64} and
+          last.get("after", 0) is None, "mask.removed: before is the mask (%s)" % last)
     made = {}
 
     def key_create():

@@ -6,7 +6,8 @@ result", "Safety rails"). Real daemon, real store, real backbone, magnetic_tile_
   labels   POST /v1/inspections/{id}/label: the label object back, in GET
            /v1/inspections/{id} (null before), a new label replaces the old;
            add_to_training adds the stored image to the product's images (one
-           call), 409 image_not_kept for a store=false inspection, 403 for an
+           call) with its image.added row (refused whole when that row cannot
+           be written), 409 image_not_kept for a store=false inspection, 403 for an
            inspect key, 400 with a defect label, for an unknown label or
            property; the product summary's counts, precision and FAR as
            docs/API.md defines them
@@ -31,6 +32,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import imgconv  # noqa: E402
+import test_events_atomic as ea  # noqa: E402  (the event log closed by a trigger)
 import test_hardening as th  # noqa: E402
 
 check, expect_error = th.check, th.expect_error
@@ -68,6 +70,30 @@ def make_key(c, role):
     return js
 
 
+def added_rows(c, png):
+    st, js, _, _ = c.req("GET", "/v1/events?limit=1000&kind=image.added&product=fb")
+    return [e for e in js["events"] if e["after"] == {"images": [th.sha256(png)]}] \
+        if st == 200 else []
+
+
+def label_events(d, c, b_id, good, n0):
+    """The image a label adds to the training set has its image.added row,
+    written with it: with the event log closed the label is refused whole."""
+    rows = added_rows(c, good[0])
+    check(len(rows) == 1 and rows[0]["key_id"] is not None,
+          "add_to_training: exactly one image.added row with the image, the key (%s)" % rows)
+    ea.sql(d, ea.CLOSE)
+    try:
+        st, _, _, _ = label(c, b_id, {"label": "ok", "add_to_training": True})
+    finally:
+        ea.sql(d, ea.REOPEN)
+    st_i, js, _, _ = c.req("GET", "/v1/inspections/" + b_id)
+    check(not 200 <= st < 300 and image_count(c, "fb") == n0 + 1 and
+          st_i == 200 and js.get("label") is None and added_rows(c, good[1]) == [],
+          "add_to_training with the event log closed: refused, no image, no label, no row "
+          "(got %d)" % st)
+
+
 def sec_labels(env):
     d = env.daemon("labels").start()
     c = th.Client(d.port, th.ADMIN_KEY)
@@ -96,6 +122,7 @@ def sec_labels(env):
     check(any(i["id"] == js.get("training_image_id") for i in imgs["images"])
           and js.get("training_image_id") == th.sha256(good[0]),
           "the training image is the inspected bytes")
+    label_events(d, c, b["inspection_id"], good, n0)
     st, js, _, _ = c.req("GET", "/v1/inspections/" + a["inspection_id"])
     check(st == 200 and (js.get("label") or {}).get("label") == "false_alarm"
           and js["label"].get("note") == "fine part",

@@ -9,6 +9,11 @@
             (signature), unsigned, made on another backbone (signed with the
             key, so that only the backbone is wrong), of format version 2, not
             a bundle, of the wrong content type: each a 4xx that stores nothing.
+            The import's event-log rows: with the log closed (a trigger in the
+            daemon's database) the import is refused and stores no model;
+            open, exactly one model.imported (and with ?activate one
+            model.activated) row; a version deleted: one model.deleted row
+            (refused with the log closed).
             With --cli: `cfa bundle import` checks the same way and writes the
             model file, `cfa bundle export` makes a bundle the daemon imports.
   replicas  one trainer and two replicas (--follow) behind Debian's nginx
@@ -23,7 +28,10 @@
             nginx does not send twice: POST is not idempotent). Then the
             trainer is stopped: the replica keeps serving, stays ready and says
             in /metrics that the trainer is down; the trainer comes back on the
-            same port with a new version, and the replica catches up.
+            same port with a new version, and the replica catches up. A
+            replica's own event log has its imports, activations and threshold
+            copies (model.imported, model.activated, threshold.set) with no key
+            and request id "follow".
 
 usage: test_replicas.py --server build/cfa-server --backbone X.pt --data DIR
                         [--only bundle,replicas] [--nginx /usr/sbin/nginx] [--cli build/cfa]
@@ -43,6 +51,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_events_atomic as ea  # noqa: E402  (the log closed by a trigger)
 import test_hardening as th  # noqa: E402  (Daemon, Env, Client, check, ...)
 
 check, note, fatal = th.check, th.note, th.fatal
@@ -165,6 +174,14 @@ def sec_bundle(env):
     st, _, _, _ = cb.req("GET", "/v1/products/tile")
     check(st == 404, "nothing stored by the refused bundles (product absent: %d)" % st)
 
+    ea.sql(b, ea.CLOSE)
+    try:
+        st, _, _, _ = cb.req("POST", "/v1/products/tile/models?activate=true", bundle, BUNDLE_CT)
+    finally:
+        ea.sql(b, ea.REOPEN)
+    check(not 200 <= st < 300 and models(cb, "tile") == [] and
+          ea.rows_of(b, "model.imported") == 0 and ea.rows_of(b, "model.activated") == 0,
+          "import with the event log closed: refused, no model, no row (got %d)" % st)
     st, js, _, hdr = cb.req("POST", "/v1/products/tile/models?activate=true", bundle, BUNDLE_CT)
     check(st == 201 and js["version"] == 1 and js["active"] and
           js["figures"]["origin"]["version"] == 1 and
@@ -181,11 +198,45 @@ def sec_bundle(env):
     st, js, _, _ = cb.req("POST", "/v1/products/tile/models", bundle, "application/octet-stream")
     check(st == 201 and js["version"] == 2 and not js["active"],
           "imported again: the next version (2), not activated (got %d)" % st)
+    bundle_events(b, cb, js)
     th.serves(cb, "the bundle checks")
     if CLI:
         cli_bundles(env, keyfile, cb, bundle, artifact, sa)
     a.stop()
     b.stop()
+
+
+def bundle_events(b, cb, second):
+    """Two imports (activated, then not): their rows; then version 2 deleted."""
+    st, js, _, _ = cb.req("GET", "/v1/events?limit=1000&product=tile")
+    ev = js["events"] if st == 200 else []
+    imp = [e for e in ev if e["kind"] == "model.imported"]
+    act = [e for e in ev if e["kind"] == "model.activated"]
+    sha = second["figures"]["origin"]["bundle_sha256"]
+    check(len(imp) == 2 and len(act) == 1 and
+          [(e["after"]["version"], e["after"]["activated"]) for e in imp] == [(1, True),
+                                                                          (2, False)] and
+          all(e["after"]["origin"]["bundle_sha256"] == sha and e["key_id"] for e in imp) and
+          act[0]["after"]["active_version"] == 1 and act[0]["request_id"] == imp[0]["request_id"],
+          "two imports: a model.imported row each (version, activated, the bundle's sha256, "
+          "the key), one model.activated (%s)" % json.dumps(imp + act)[:600])
+    n = ea.rows_of(b, "model.deleted")
+    ea.sql(b, ea.CLOSE)
+    try:
+        st, _, _, _ = cb.req("DELETE", "/v1/products/tile/models/2")
+    finally:
+        ea.sql(b, ea.REOPEN)
+    check(not 200 <= st < 300 and len(models(cb, "tile")) == 2 and
+          ea.rows_of(b, "model.deleted") == n,
+          "DELETE version 2 with the event log closed: refused, kept, no row (got %d)" % st)
+    st, _, _, _ = cb.req("DELETE", "/v1/products/tile/models/2")
+    st_e, js, _, _ = cb.req("GET", "/v1/events?kind=model.deleted&product=tile")
+    dels = js["events"] if st_e == 200 else []
+    check(st == 204 and len(dels) == n + 1 and dels[-1]["before"] == {
+        "version": 2, "threshold": second["threshold"],
+        "threshold_ng": second["threshold_ng"]} and dels[-1]["after"] is None,
+          "DELETE version 2: exactly one model.deleted row, before = its thresholds (%s)"
+          % (dels[-1:],))
 
 
 def cfa(*args):
@@ -388,6 +439,7 @@ def sec_replicas(env):
     shown = ct.req("GET", "/v1/products/tile")[1]["threshold"]
     wait_for("replicas copy the threshold", lambda: all(
         c.req("GET", "/v1/products/tile")[1]["threshold"] == shown for c in (c1, c2)))
+    follower_events(c1, shown)
 
     kill_under_load(env, ng, r1, img)
 
@@ -413,6 +465,22 @@ def sec_replicas(env):
     ng.stop()
     r2.stop()
     t.stop()
+
+
+def follower_events(c, thr):
+    """What the replica took from its trainer is in its own event log, once
+    each (the trainer's threshold as listed, 9 digits, is no change of the
+    one its bundle carried): no key, request id "follow"."""
+    st, js, _, _ = c.req("GET", "/v1/events?limit=1000&product=tile")
+    ev = js["events"] if st == 200 else []
+    kinds = [e["kind"] for e in ev]
+    check(kinds == ["model.imported", "model.activated", "threshold.set"] and
+          ev[0]["after"]["version"] == 1 and ev[0]["after"]["activated"] is True and
+          ev[2]["after"]["threshold"] == thr and
+          all(e["key_id"] is None and e["request_id"] == "follow" for e in ev),
+          "the replica's event log: model.imported, model.activated, threshold.set (the "
+          "trainer's change), each with no key and request id follow (%s)"
+          % json.dumps(ev)[:900])
 
 
 def guarded(fn):

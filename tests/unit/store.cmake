@@ -11,8 +11,9 @@ add_test(NAME unit.store COMMAND test_store)
 set_tests_properties(unit.store PROPERTIES LABELS unit TIMEOUT 300)
 endif()
 
-# Each change the event log records commits with its event row or not at all.
+# Each change the event log records commits with its event row or not at all
+# (a bundle import's too: cfa_bundle).
 add_executable(test_events ${CMAKE_CURRENT_LIST_DIR}/test_events.c)
-target_link_libraries(test_events PRIVATE cfa_store PkgConfig::CMOCKA)
+target_link_libraries(test_events PRIVATE cfa_store cfa_bundle PkgConfig::CMOCKA)
 add_test(NAME unit.store_events COMMAND test_events)
 set_tests_properties(unit.store_events PROPERTIES LABELS unit TIMEOUT 120)

@@ -168,12 +168,14 @@ static void test_import(void **state)
     char other[65];
     memset(other, 'a', 64);
     other[64] = '\0';
-    assert_int_equal(bundle_import(st, "tile-b", &b, other, 1, &v, &ss, err, sizeof err),
+    assert_int_equal(bundle_import(st, "tile-b", &b, other, 1, NULL, &v, &ss, err, sizeof err),
                      BUNDLE_ERR_BACKBONE);
     assert_int_equal(store_product_get(st, "tile-b", &p), STORE_ERR_NOT_FOUND);
-    assert_int_equal(bundle_import(st, "tile-b", &b, BB, 1, &v, &ss, err, sizeof err), BUNDLE_OK);
+    assert_int_equal(bundle_import(st, "tile-b", &b, BB, 1, NULL, &v, &ss, err, sizeof err),
+                     BUNDLE_OK);
     assert_int_equal(v, 1);
-    assert_int_equal(bundle_import(st, "tile-b", &b, BB, 0, &v, &ss, err, sizeof err), BUNDLE_OK);
+    assert_int_equal(bundle_import(st, "tile-b", &b, BB, 0, NULL, &v, &ss, err, sizeof err),
+                     BUNDLE_OK);
     assert_int_equal(v, 2);
     assert_int_equal(store_product_get(st, "tile-b", &p), STORE_OK);
     assert_string_equal(p.name, "Tile");

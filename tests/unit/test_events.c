@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bundle.h"
 #include "sha256.h"
 #include "store.h"
 
@@ -39,7 +40,7 @@ static const unsigned char IMAGE[] = "not decoded by the store, only hashed and 
 #define ALL_KINDS                                                                          \
     "product.created,product.changed,product.deleted,image.added,image.removed,"          \
     "training.started,training.finished,model.activated,threshold.set,key.created,"       \
-    "key.revoked"
+    "key.revoked,model.imported,model.deleted,mask.set,mask.removed"
 
 static const char CLOSE_EVENTS[] =
     "CREATE TRIGGER closed BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'closed'); END";
@@ -211,6 +212,26 @@ static char *after_version(const void *row, void *ctx)
     return t;
 }
 
+static char *after_model_thresholds(const void *row, void *ctx)
+{
+    (void)ctx;
+    const store_model_t *m = row;
+    char *t = NULL;
+    if (asprintf(&t, "%lld %g %g", (long long)m->version, m->threshold, m->threshold_ng) < 0)
+        return NULL;
+    return t;
+}
+
+static char *after_mask(const void *row, void *ctx)
+{
+    (void)ctx;
+    const store_mask_t *m = row;
+    char *t = NULL;
+    if (asprintf(&t, "%.8s %dx%d", m->sha256, m->width, m->height) < 0)
+        return NULL;
+    return t;
+}
+
 /* ---- the changes and how to see each ------------------------------------- */
 
 static store_status product_create(fixture *fx, store_event_t *ev, int n)
@@ -334,6 +355,35 @@ static store_status product_delete(fixture *fx, store_event_t *ev, int n)
     return store_product_delete(fx->st, "p", ev);
 }
 
+static store_status model_delete(fixture *fx, store_event_t *ev, int n)
+{
+    (void)n;
+    ev->before_fn = after_model_thresholds;
+    return store_model_delete(fx->st, "p", 1, ev);
+}
+static int first_gone(fixture *fx)
+{
+    return q1(fx, "SELECT count(*) FROM models WHERE product = 'p' AND version = 1", NULL) == 0;
+}
+
+static store_status mask_put(fixture *fx, store_event_t *ev, int n)
+{
+    (void)n;
+    return store_mask_put(fx->st, "p", IMAGE, sizeof IMAGE, 4, 3, NULL, ev);
+}
+static int mask_there(fixture *fx)
+{
+    return q1(fx, "SELECT count(*) FROM product_masks WHERE product = 'p'", NULL) == 1;
+}
+static int mask_gone(fixture *fx) { return !mask_there(fx); }
+
+static store_status mask_delete(fixture *fx, store_event_t *ev, int n)
+{
+    (void)n;
+    ev->before_fn = after_mask;
+    return store_mask_delete(fx->st, "p", ev);
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 static void test_products_keys_images(void **state)
@@ -384,11 +434,126 @@ static void test_training_models(void **state)
     ATOMIC1(fx, "threshold.set", threshold_set, threshold_seven, NULL);
 }
 
+/* The last event's before_json (model.deleted and mask.removed say what was). */
+static void last_before_is(fixture *fx, const char *kind, const char *want)
+{
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(fx->db,
+                                        "SELECT before_json FROM events WHERE kind = ?1 "
+                                        "ORDER BY seq DESC LIMIT 1",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, kind, -1, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), want);
+    sqlite3_finalize(s);
+}
+
+/* model.deleted (before: the version and its thresholds), mask.set (after:
+ * the mask) and mask.removed (before: the mask) with their changes. */
+static void test_model_delete_masks(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(store_product_create(fx->st, "p", "", NULL, NULL, NULL), STORE_OK);
+    for (int i = 0; i < 2; i++) {
+        store_model_new m = {.product = "p", .blob = IMAGE, .blob_len = sizeof IMAGE,
+                             .threshold = 1.5, .threshold_ng = 2.5, .activate = i == 1};
+        assert_int_equal(store_model_insert(fx->st, &m, NULL), STORE_OK);
+    }
+    ATOMIC1(fx, "model.deleted", model_delete, first_gone, NULL);
+    last_before_is(fx, "model.deleted", "1 1.5 2.5");
+    /* the active one is refused: no row */
+    store_event_t e;
+    event_of(&e, "model.deleted", NULL);
+    assert_int_equal(store_model_delete(fx->st, "p", 2, &e), STORE_ERR_CONFLICT);
+    store_event_clear(&e);
+    assert_int_equal(events_of(fx, "model.deleted"), 1);
+    ATOMIC1(fx, "mask.set", mask_put, mask_there, after_mask);
+    char want[64];
+    snprintf(want, sizeof want, "%.8s 4x3", fx->sha);
+    assert_string_equal(fx->last_after, want);
+    ATOMIC1(fx, "mask.removed", mask_delete, mask_gone, NULL);
+    last_before_is(fx, "mask.removed", want);
+    event_of(&e, "mask.removed", NULL);
+    assert_int_equal(store_mask_delete(fx->st, "p", &e), STORE_ERR_NOT_FOUND);
+    store_event_clear(&e);
+    assert_int_equal(events_of(fx, "mask.removed"), 1);
+}
+
+/* A bundle import: its model, activation, model.imported and
+ * model.activated rows (who's ids) in one transaction, or none of them. */
+static void test_bundle_import(void **state)
+{
+    fixture *fx = *state;
+    static const char BB[] = "e195ca9c95623ea1e2da4795a2f94b53b54ccdfa393b33d833737f5b9f02f202";
+    store_product_t p = {.id = "src", .name = "Src", .settings_json = "{}"};
+    store_model_t m = {.product = "src", .version = 3, .created_at = 1, .threshold = 2.5,
+                       .threshold_ng = 3.5, .figures_json = "{}", .blob = (void *)IMAGE,
+                       .blob_len = sizeof IMAGE};
+    snprintf(m.backbone_sha256, sizeof m.backbone_sha256, "%s", BB);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    bundle_t b;
+    char err[320];
+    assert_int_equal(bundle_pack(&p, &m, "host-a", NULL, 0, &buf, &len), 0);
+    assert_int_equal(bundle_parse(buf, len, NULL, 0, &b, err, sizeof err), BUNDLE_OK);
+    assert_int_equal(store_product_create(fx->st, "p", "", NULL, NULL, NULL), STORE_OK);
+    store_event_t who;
+    memset(&who, 0, sizeof who);
+    snprintf(who.key_id, sizeof who.key_id, "0123456789abcdef0123456789abcdef");
+    snprintf(who.request_id, sizeof who.request_id, "req-1");
+    static const char *const closers[] = {CLOSE_EVENTS, CLOSE_OUTBOX};
+    int64_t outbox = q1(fx, "SELECT count(*) FROM outbox", NULL), v = 0;
+    store_status ss;
+    for (int way = 0; way < 2; way++) {
+        run_sql(fx, closers[way]);
+        assert_int_equal(bundle_import(fx->st, "p", &b, BB, 1, &who, &v, &ss, err, sizeof err),
+                         BUNDLE_ERR_STORE);
+        run_sql(fx, REOPEN);
+        assert_int_equal(q1(fx, "SELECT count(*) FROM models", NULL), 0);
+        assert_int_equal(q1(fx, "SELECT coalesce(active_version, 0) FROM products", NULL), 0);
+        assert_int_equal(q1(fx, "SELECT count(*) FROM events", NULL), 0);
+        assert_int_equal(q1(fx, "SELECT count(*) FROM outbox", NULL), outbox);
+    }
+    assert_int_equal(bundle_import(fx->st, "p", &b, BB, 1, &who, &v, &ss, err, sizeof err),
+                     BUNDLE_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(events_of(fx, "model.imported"), 1);
+    assert_int_equal(events_of(fx, "model.activated"), 1);
+    assert_int_equal(q1(fx, "SELECT count(*) FROM outbox", NULL), outbox + 2);
+    assert_int_equal(q1(fx, "SELECT count(*) FROM events WHERE key_id = ?1 AND "
+                            "request_id = 'req-1' AND product = 'p'", who.key_id), 2);
+    assert_int_equal(q1(fx, "SELECT count(*) FROM events WHERE kind = 'model.imported' AND "
+                            "json_extract(after_json, '$.version') = 1 AND "
+                            "json_extract(after_json, '$.threshold') = 2.5 AND "
+                            "json_extract(after_json, '$.threshold_ng') = 3.5 AND "
+                            "json_extract(after_json, '$.activated') = 1 AND "
+                            "json_extract(after_json, '$.origin.bundle_sha256') = ?1",
+                        b.sha256),
+                     1);
+    /* not activated: model.imported alone, activated false */
+    assert_int_equal(bundle_import(fx->st, "p", &b, BB, 0, &who, &v, &ss, err, sizeof err),
+                     BUNDLE_OK);
+    assert_int_equal(events_of(fx, "model.imported"), 2);
+    assert_int_equal(events_of(fx, "model.activated"), 1);
+    assert_int_equal(q1(fx, "SELECT json_extract(after_json, '$.activated') FROM events "
+                            "WHERE kind = 'model.imported' ORDER BY seq DESC LIMIT 1", NULL),
+                     0);
+    /* no who: no rows (the callers that record nothing) */
+    assert_int_equal(bundle_import(fx->st, "p", &b, BB, 1, NULL, &v, &ss, err, sizeof err),
+                     BUNDLE_OK);
+    assert_int_equal(q1(fx, "SELECT count(*) FROM events", NULL), 3);
+    bundle_clear(&b);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_products_keys_images, setup, teardown),
         cmocka_unit_test_setup_teardown(test_training_models, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_delete_masks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_import, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -566,7 +566,7 @@ static void test_tiles_and_mask(void **state)
     store_mask_t m;
     assert_int_equal(png_encode_rgb8(mask_rgb, W, H, &mpng, &mlen), IMG_OK);
     assert_int_equal(store_product_create(fx->st, PRODUCT, "n", NULL, NULL, NULL), STORE_OK);
-    assert_int_equal(store_mask_put(fx->st, PRODUCT, mpng, mlen, W, H, &m), STORE_OK);
+    assert_int_equal(store_mask_put(fx->st, PRODUCT, mpng, mlen, W, H, &m, NULL), STORE_OK);
     free(mpng);
     char fig[256];
     snprintf(fig, sizeof fig, "{\"tile\": 16, \"tile_overlap\": 4, \"mask_sha256\": \"%s\"}",

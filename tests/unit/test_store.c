@@ -1233,20 +1233,20 @@ static void test_masks(void **state)
     char path[4096];
     assert_int_equal(store_product_create(fx->st, "p1", "n", NULL, NULL, NULL), STORE_OK);
     assert_int_equal(store_mask_get(fx->st, "p1", &m), STORE_ERR_NOT_FOUND);
-    assert_int_equal(store_mask_put(fx->st, "nope", "ab", 2, 1, 1, &m), STORE_ERR_NOT_FOUND);
-    assert_int_equal(store_mask_put(fx->st, "p1", "ab", 2, 0, 1, &m), STORE_ERR_INVALID);
-    assert_int_equal(store_mask_put(fx->st, "p1", "first", 5, 4, 3, &m), STORE_OK);
+    assert_int_equal(store_mask_put(fx->st, "nope", "ab", 2, 1, 1, &m, NULL), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_mask_put(fx->st, "p1", "ab", 2, 0, 1, &m, NULL), STORE_ERR_INVALID);
+    assert_int_equal(store_mask_put(fx->st, "p1", "first", 5, 4, 3, &m, NULL), STORE_OK);
     char first[STORE_SHA256_HEX];
     snprintf(first, sizeof first, "%s", m.sha256);
-    assert_int_equal(store_mask_put(fx->st, "p1", "second", 6, 8, 6, NULL), STORE_OK);
+    assert_int_equal(store_mask_put(fx->st, "p1", "second", 6, 8, 6, NULL, NULL), STORE_OK);
     assert_int_equal(store_mask_get(fx->st, "p1", &m), STORE_OK);
     assert_int_equal(m.width, 8);
     assert_int_equal(m.bytes, 6);
     assert_string_not_equal(m.sha256, first);
     assert_int_equal(store_mask_path(fx->st, "p1", first, path, sizeof path), STORE_OK);
     assert_int_equal(access(path, F_OK), 0); /* the replaced mask's file stays */
-    assert_int_equal(store_mask_delete(fx->st, "p1"), STORE_OK);
-    assert_int_equal(store_mask_delete(fx->st, "p1"), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_mask_delete(fx->st, "p1", NULL), STORE_OK);
+    assert_int_equal(store_mask_delete(fx->st, "p1", NULL), STORE_ERR_NOT_FOUND);
     assert_int_equal(access(path, F_OK), 0);
     char *fig = NULL;
     assert_int_equal(store_model_figures(fx->st, "p1", 1, &fig), STORE_ERR_NOT_FOUND);
@@ -1268,10 +1268,10 @@ static void test_rails_and_labels(void **state)
     assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
     assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
     assert_int_equal(v, 2);
-    assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_ERR_CONFLICT);
+    assert_int_equal(store_model_delete(fx->st, "r1", 2, NULL), STORE_ERR_CONFLICT);
     assert_int_equal(store_model_activate(fx->st, "r1", 1, NULL), STORE_OK);
-    assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_OK);
-    assert_int_equal(store_model_delete(fx->st, "r1", 2), STORE_ERR_NOT_FOUND);
+    assert_int_equal(store_model_delete(fx->st, "r1", 2, NULL), STORE_OK);
+    assert_int_equal(store_model_delete(fx->st, "r1", 2, NULL), STORE_ERR_NOT_FOUND);
     assert_int_equal(store_model_insert(fx->st, &m, &v), STORE_OK);
     assert_int_equal(v, 3); /* not 2 again */
     assert_int_equal(store_product_delete(fx->st, "r1", NULL), STORE_OK);

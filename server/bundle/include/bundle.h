@@ -6,7 +6,8 @@
  *     bundle_pack(&product, &model, host, key, key_len, &buf, &len);  (export)
  *     bundle_t b;
  *     if (bundle_parse(buf, len, key, key_len, &b, err, sizeof err) != BUNDLE_OK) -> 4xx
- *     bundle_import(st, "tile-a", &b, my_backbone_sha256, 1, &version, err, sizeof err);
+ *     bundle_import(st, "tile-a", &b, my_backbone_sha256, 1, &who, &version, &ss, err,
+ *                   sizeof err);
  *     bundle_clear(&b);
  *
  * The file (format version 1, all integers big-endian):
@@ -85,11 +86,17 @@ void bundle_clear(bundle_t *b);
  * figures gain "origin": {"product", "version", "host", "bundle_sha256",
  * "imported_at"}. backbone_sha256: ours; the bundle's must equal it
  * (BUNDLE_ERR_BACKBONE). *store_err gets the store's status on
- * BUNDLE_ERR_STORE. */
+ * BUNDLE_ERR_STORE. who (may be NULL: no rows) gives the key_id and
+ * request_id of the import's event-log rows, written in the model insert's
+ * transaction (a row the log refuses fails the import): model.imported and,
+ * with activate, model.activated. `after` of
+ * model.imported: {version, threshold, threshold_ng, activated, origin:
+ * {product, version, host, bundle_sha256}}; of model.activated:
+ * {active_version, threshold, threshold_ng, bundle_sha256}. */
 bundle_status bundle_import(store_t *st, const char *product, const bundle_t *b,
                             const char *backbone_sha256, int activate,
-                            int64_t *version /* OUT */, store_status *store_err /* OUT */,
-                            char *err, size_t errlen);
+                            const store_event_t *who, int64_t *version /* OUT */,
+                            store_status *store_err /* OUT */, char *err, size_t errlen);
 
 /* The origin version of a stored model's figures (its "origin"."version"),
  * or 0 when the model was not imported. */

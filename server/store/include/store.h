@@ -430,8 +430,12 @@ store_status store_model_activate(store_t *st, const char *product, int64_t vers
 /* Deletes a model that is not active: STORE_ERR_CONFLICT for the active
  * one, STORE_ERR_NOT_FOUND when absent. Its version is never given out
  * again for this product id (nor after the product is deleted and created
- * again: store_model_insert continues past the highest version ever made). */
-store_status store_model_delete(store_t *st, const char *product, int64_t version);
+ * again: store_model_insert continues past the highest version ever made).
+ * ev (may be NULL) is appended in the same transaction; its before_fn gets
+ * the store_model_t as it was (product, version, thresholds; no blob or
+ * figures). */
+store_status store_model_delete(store_t *st, const char *product, int64_t version,
+                                store_event_t *ev);
 /* Sets the threshold of version (0 = the active model). */
 store_status store_model_set_threshold(store_t *st, const char *product,
                                        int64_t version, double threshold);
@@ -623,7 +627,10 @@ struct store_event {
      * before), so `after` can show ids and times the store makes. It runs
      * under the store's writer lock: it must not call the store. */
     char *(*after_fn)(const void *row, void *ctx);
-    void *after_ctx;
+    void *after_ctx;     /* ctx of after_fn and before_fn */
+    /* Optional, for a call that removes a row and says so: called the same
+     * way with the row as it was, it returns before_json (malloc'd). */
+    char *(*before_fn)(const void *row, void *ctx);
 };
 
 void store_event_clear(store_event_t *e);
@@ -790,13 +797,17 @@ typedef struct {
 
 /* Writes the PNG durably, then makes it the product's mask (replacing the
  * last one's row; its file stays for the models trained with it).
- * STORE_ERR_NOT_FOUND for an unknown product. out may be NULL. */
+ * STORE_ERR_NOT_FOUND for an unknown product. out may be NULL. ev (may be
+ * NULL) is appended in the row's transaction; its after_fn gets the
+ * store_mask_t. */
 store_status store_mask_put(store_t *st, const char *product, const void *data, size_t len,
-                            int width, int height, store_mask_t *out /* OUT, may be NULL */);
+                            int width, int height, store_mask_t *out /* OUT, may be NULL */,
+                            store_event_t *ev);
 /* STORE_ERR_NOT_FOUND when the product has no mask. */
 store_status store_mask_get(store_t *st, const char *product, store_mask_t *out /* OUT */);
-/* Removes the row (not the file); STORE_ERR_NOT_FOUND when there was none. */
-store_status store_mask_delete(store_t *st, const char *product);
+/* Removes the row (not the file); STORE_ERR_NOT_FOUND when there was none.
+ * ev as for put; its before_fn gets the store_mask_t as it was. */
+store_status store_mask_delete(store_t *st, const char *product, store_event_t *ev);
 /* The file of mask sha256 of product (existence not checked). */
 store_status store_mask_path(store_t *st, const char *product, const char *sha256, char *buf,
                              size_t buflen);
