@@ -9,9 +9,14 @@ round and its median. Speed is never asserted.
 
   tests/bench/pair_http.py --a /work/main/build/cfa-server --b build/cfa-server \\
       --bench-http build/tests/bench_http --image body.jpg [--rounds 4] \\
-      [--clients 4] [--requests 40] [--query ''] [--idempotency-keys 1]
+      [--clients 4] [--requests 40] [--query ''] [--idempotency-keys 1] \\
+      [--train-a JSON] [--train-b JSON]
+
+With the same build as --a and --b and two --train-* bodies it compares two
+product settings instead (e.g. a crop against the whole image, CFA++).
 """
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -26,7 +31,10 @@ import daemon_proc  # noqa: E402
 KEY = "pair-admin-" + uuid.uuid4().hex
 
 
-def start(server, backbone, tmp, name, train_dir, n_train):
+TRAIN = {"epochs": 1, "gamma_c": 4, "gamma_d": 4}
+
+
+def start(server, backbone, tmp, name, train_dir, n_train, extra=None):
     data = os.path.join(tmp, name)
     env = dict(os.environ, CFA_ADMIN_KEY=KEY)
     proc, port, log = daemon_proc.spawn([server, "--listen", "127.0.0.1:0", "--data-dir", data,
@@ -45,8 +53,7 @@ def start(server, backbone, tmp, name, train_dir, n_train):
     st, _, _, _ = c.req("POST", "/v1/products/pair/images", bytes(body),
                         "multipart/form-data; boundary=" + boundary)
     assert st == 201, st
-    st, js, _, _ = c.req("POST", "/v1/products/pair/train",
-                         {"epochs": 1, "gamma_c": 4, "gamma_d": 4})
+    st, js, _, _ = c.req("POST", "/v1/products/pair/train", dict(TRAIN, **(extra or {})))
     assert st == 202, st
     job = js["job"]["id"]
     while True:
@@ -88,13 +95,17 @@ def main():
     ap.add_argument("--a", required=True, help="baseline cfa-server")
     ap.add_argument("--b", required=True, help="candidate cfa-server")
     add_bench_args(ap, query="")
+    ap.add_argument("--train-a", default="{}", help="JSON added to A's training body")
+    ap.add_argument("--train-b", default="{}", help="JSON added to B's training body "
+                    "(the same --a and --b then compare two settings of one build)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="cfa-pair-")
     train_dir = os.path.join(a.data, "train", "good")
     daemons = {}
     try:
-        for name, server in (("A", a.a), ("B", a.b)):
-            daemons[name] = start(server, a.backbone, tmp, name, train_dir, a.train)
+        for name, server, extra in (("A", a.a, a.train_a), ("B", a.b, a.train_b)):
+            daemons[name] = start(server, a.backbone, tmp, name, train_dir, a.train,
+                                  json.loads(extra))
         ratios = []
         for r in range(a.rounds):
             res = {}
