@@ -103,6 +103,20 @@ store_status store_wend_event(store_t *st, store_status r, const store_event_t *
     return r;
 }
 
+store_status store_remove_event_wend(store_t *st, store_status r, const db_query *q,
+                                     const void *was, store_event_t *e)
+{
+    if (r == STORE_OK)
+        r = db_wrun(st, q);
+    if (r == STORE_OK && e != NULL && e->before_fn != NULL) {
+        free(e->before_json); /* a retried call made one already */
+        e->before_json = e->before_fn(was, e->after_ctx);
+    }
+    if (r == STORE_OK)
+        r = store_event_row_w(st, e, NULL);
+    return store_wend_event(st, r, e);
+}
+
 store_status store_event_append(store_t *st, store_event_t *e)
 {
     if (!e || !event_valid(e))

@@ -120,15 +120,7 @@ store_status store_mask_delete(store_t *st, const char *product, store_event_t *
     if (r != STORE_OK)
         return r;
     r = db_get_on(&st->w, &g, &MASK_ROWS, &was); /* NOT_FOUND: there was none */
-    if (r == STORE_OK)
-        r = db_wrun(st, &q);
-    if (r == STORE_OK && ev != NULL && ev->before_fn != NULL) {
-        free(ev->before_json); /* a retried call made one already */
-        ev->before_json = ev->before_fn(&was, ev->after_ctx);
-    }
-    if (r == STORE_OK)
-        r = store_event_row_w(st, ev, NULL);
-    return store_wend_event(st, r, ev);
+    return store_remove_event_wend(st, r, &q, &was, ev);
 }
 
 /* A row of one text column, as a malloc'd string. */

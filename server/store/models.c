@@ -339,14 +339,7 @@ store_status store_model_delete(store_t *st, const char *product, int64_t versio
     }
     db_done(s);
     db_query q = {SQL_DEL, {DB_TEXT(product), DB_INT(version)}, NULL, 0};
-    if (r == STORE_OK)
-        r = db_wrun(st, &q); /* model_versions keeps the number taken */
-    if (r == STORE_OK && ev != NULL && ev->before_fn != NULL) {
-        free(ev->before_json); /* a retried call made one already */
-        ev->before_json = ev->before_fn(&was, ev->after_ctx);
-    }
-    if (r == STORE_OK)
-        r = store_event_row_w(st, ev, NULL);
-    return store_wend_event(st, r, ev);
+    /* model_versions keeps the number taken */
+    return store_remove_event_wend(st, r, &q, &was, ev);
 }
 

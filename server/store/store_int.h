@@ -327,6 +327,11 @@ store_status store_event_row_w(store_t *st, store_event_t *e, const void *row);
 /* db_wend for a change that appended e (may be NULL), then the senders'
  * wake-up for its outbox rows. */
 store_status store_wend_event(store_t *st, store_status r, const store_event_t *e);
+/* The end of a removal inside its write transaction (r its status so far):
+ * runs q, makes e's before_json from was (the row as it was) by
+ * e->before_fn, appends e and ends the transaction (store_wend_event). */
+store_status store_remove_event_wend(store_t *st, store_status r, const db_query *q,
+                                     const void *was, store_event_t *e);
 /* The product as the transaction now has it, on the writer. products.c */
 store_status store_product_get_w(store_t *st, const char *id, store_product_t *out);
 /* e (may be NULL) appended with the product as the transaction now has it
