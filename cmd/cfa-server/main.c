@@ -73,26 +73,6 @@ static int fetch_model(void *user, const char *product, int64_t version, void **
     return 0;
 }
 
-/* pool_options.edge_profile: the profile in the model's figures. */
-static int edge_profile_of(void *user, const char *product, int64_t version, float *ratio,
-                           int max, char *err, size_t errlen)
-{
-    char *fig = NULL;
-    store_status ss = store_model_figures(user, product, version, &fig);
-    if (ss != STORE_OK) {
-        snprintf(err, errlen, "model %s@%lld figures: %s", product, (long long)version,
-                 store_strerror(ss));
-        return -1;
-    }
-    _Static_assert(BUNDLE_EDGE_PROFILE_MAX == CFA_EDGE_PROFILE_MAX, "one bound for both");
-    int n = bundle_figures_edge_profile(fig, ratio, max);
-    free(fig);
-    if (n < 0)
-        snprintf(err, errlen, "model %s@%lld: malformed edge_profile in its figures", product,
-                 (long long)version);
-    return n;
-}
-
 /* Defaults, then CFA_* variables, then flags; sets the log level. Returns -1
  * to start the daemon, else the exit status (0 after --help or --version, 2
  * on a bad value). */
@@ -272,8 +252,7 @@ static int start_parts(daemon_parts *d, const cfg_t *cfg)
                        .batch = cfg->batch,
                        .batch_wait_ms = cfg->batch_wait_ms,
                        .queue_depth = cfg->queue_depth,
-                       .model_cache = cfg->model_cache,
-                       .edge_profile = edge_profile_of};
+                       .model_cache = cfg->model_cache};
     d->pixels = img_budget_new((size_t)cfg->pixel_budget_mb << 20);
     if (d->pixels == NULL) {
         snprintf(err, sizeof err, "out of memory");

@@ -345,8 +345,10 @@ CFA_API void cfa_model_area(int model_w, int model_h, int resize_w, int resize_h
  *   cfa_edge_profile_accumulate(&result, len, sum, count);     per image
  *   cfa_edge_profile_finish(sum, count, len, ratio);           0, or -1
  *   cfa_model_set_edge_profile(model, ratio, len);
- * The profile is not part of the model file (the daemon keeps it in the
- * model's figures); n 0 removes it. */
+ * The profile is part of the model: cfa_model_save writes it (format version
+ * 2; a model without one stays version 1) and cfa_model_load reads it, so
+ * the CLI scores a daemon's model as the daemon does. n 0 removes it; n is
+ * 0 or 2..CFA_EDGE_PROFILE_MAX, each ratio in [1, 1e6]. */
 #define CFA_EDGE_PROFILE_MAX 512
 CFA_API int cfa_edge_profile_len(int model_w, int model_h);
 CFA_API void cfa_edge_profile_accumulate(const cfa_result *r, int n, double *sum, double *count);

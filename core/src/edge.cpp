@@ -65,11 +65,11 @@ extern "C" int cfa_edge_profile_finish(const double *sum, const double *count, i
 
 extern "C" cfa_status cfa_model_set_edge_profile(cfa_model *m, const float *ratio, int n)
 {
-    if (!m || n < 0 || n > CFA_EDGE_PROFILE_MAX || (n > 0 && !ratio))
+    if (!m || n < 0 || n == 1 || n > CFA_EDGE_PROFILE_MAX || (n > 0 && !ratio))
         return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_model_set_edge_profile: bad arguments");
     for (int i = 0; i < n; i++)
-        if (!(std::isfinite(ratio[i]) && ratio[i] >= 1.0f))
-            return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_model_set_edge_profile: ratios must be >= 1");
+        if (!(std::isfinite(ratio[i]) && ratio[i] >= 1.0f && ratio[i] <= 1e6f))
+            return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_model_set_edge_profile: ratios must be in [1, 1e6]");
     m->edge_ratio.assign(ratio, ratio + n);
     return CFA_OK;
 }

@@ -33,7 +33,7 @@ struct cfa_model {
     std::unique_ptr<cfa_model> partner;
     /* the edge profile (edge.cpp): the map is divided by edge_ratio[d] at
      * distance d to the nearest edge (the last one for farther); empty:
-     * none. Set by the daemon from the model's figures, not saved. */
+     * none. Saved with the model (format version 2). */
     std::vector<float> edge_ratio;
 
     int d_in() const { return channels[0] + channels[1] + channels[2]; }

@@ -8,6 +8,8 @@
  *     header              params (fixed field list), backbone sha256 (64 chars),
  *                         channels[3], d_out, grid_h, grid_w, n_centres, train_loss
  *     f32 weight[d_out * (d_in + 2)], f32 bias[d_out], f32 bank[n_centres * d_out]
+ *   version 2 only: u32 n, f32 edge_ratio[n] (the edge profile, edge.cpp;
+ *     a model without one is written as version 1, byte for byte as before)
  *   sha256 of everything before it (32 bytes)
  * Fields are written one by one (never a raw struct) so padding and field
  * order of cfa_params never leak into the format. */
@@ -21,6 +23,7 @@ namespace {
 
 const char MAGIC[8] = {'C', 'F', 'A', 'M', 'O', 'D', 'E', 'L'};
 const uint32_t CFA_MODEL_VERSION = 1;
+const uint32_t CFA_MODEL_VERSION_EDGE = 2; /* version 1 + the edge profile */
 const int MAX_CHANNELS = 1 << 16;
 const int MAX_GRID = 4096;
 
@@ -211,6 +214,23 @@ cfa_status parse_body(Reader &r, cfa_model &m)
     return CFA_OK;
 }
 
+/* Version 2's edge profile: 2..CFA_EDGE_PROFILE_MAX ratios, each finite, at
+ * least 1 and at most 1e6 (cfa_model_set_edge_profile's rule). */
+cfa_status parse_edge(Reader &r, cfa_model &m)
+{
+    if (r.n - r.off < 4)
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact truncated in its edge profile");
+    uint32_t n = r.u32();
+    if (n < 2 || n > CFA_EDGE_PROFILE_MAX || (r.n - r.off) / 4 < n)
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact's edge profile length out of range");
+    if (!r.floats(m.edge_ratio, n))
+        return cfa_fail(CFA_ERR_FORMAT, "model artefact truncated in its edge profile");
+    for (float v : m.edge_ratio)
+        if (!(std::isfinite(v) && v >= 1.0f && v <= 1e6f))
+            return cfa_fail(CFA_ERR_FORMAT, "model artefact's edge profile holds a ratio out of range");
+    return CFA_OK;
+}
+
 } // namespace
 
 extern "C" cfa_status cfa_model_save(const cfa_model *m, void **buf, size_t *len)
@@ -220,12 +240,18 @@ extern "C" cfa_status cfa_model_save(const cfa_model *m, void **buf, size_t *len
     try {
         Writer w;
         w.bytes(MAGIC, 8);
-        w.u32(CFA_MODEL_VERSION);
+        const bool edge = !m->edge_ratio.empty();
+        w.u32(edge ? CFA_MODEL_VERSION_EDGE : CFA_MODEL_VERSION);
         write_body(w, *m);
         if (m->params.ensemble) {
             if (!m->partner)
                 return cfa_fail(CFA_ERR_INVALID_ARG, "cfa_model_save: ensemble model without its partner");
             write_body(w, *m->partner);
+        }
+        if (edge) {
+            w.u32((uint32_t)m->edge_ratio.size());
+            for (float v : m->edge_ratio)
+                w.f32(v);
         }
         uint8_t digest[SHA256_DIGEST_LEN];
         sha256(w.b.data(), w.b.size(), digest);
@@ -258,10 +284,11 @@ cfa_status cfa_model_parse(const void *buf, size_t len, cfa_model **out)
         Reader r(buf, len - 32);
         r.off = 8;
         uint32_t version = r.u32();
-        if (version != CFA_MODEL_VERSION)
+        if (version != CFA_MODEL_VERSION && version != CFA_MODEL_VERSION_EDGE)
             return cfa_fail(CFA_ERR_VERSION, "model artefact version " + std::to_string(version) +
                                                  " is not supported (this build reads " +
-                                                 std::to_string(CFA_MODEL_VERSION) + ")");
+                                                 std::to_string(CFA_MODEL_VERSION) + " and " +
+                                                 std::to_string(CFA_MODEL_VERSION_EDGE) + ")");
         std::unique_ptr<cfa_model> m(new cfa_model());
         cfa_status s = parse_body(r, *m);
         if (s != CFA_OK)
@@ -275,6 +302,8 @@ cfa_status cfa_model_parse(const void *buf, size_t len, cfa_model **out)
                 pp.resize_w != m->params.resize_w || m->partner->backbone_sha256 != m->backbone_sha256)
                 return cfa_fail(CFA_ERR_FORMAT, "model artefact's CFA++ partner does not match its primary");
         }
+        if (version == CFA_MODEL_VERSION_EDGE && (s = parse_edge(r, *m)) != CFA_OK)
+            return s;
         if (r.off != r.n)
             return cfa_fail(CFA_ERR_FORMAT, "model artefact has trailing bytes");
         *out = m.release();

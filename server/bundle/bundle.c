@@ -162,24 +162,6 @@ static int is_hex64(const char *s)
 }
 
 /* The manifest's fields this daemon relies on. */
-int bundle_edge_profile_of(const json_t *figures, float *ratio, int max)
-{
-    json_t *a = json_object_get(figures, "edge_profile");
-    if (a == NULL || json_is_null(a))
-        return 0;
-    if (!json_is_array(a) || json_array_size(a) > (size_t)max)
-        return -1;
-    int n = (int)json_array_size(a);
-    for (int i = 0; i < n; i++) {
-        json_t *v = json_array_get(a, (size_t)i);
-        double x = json_number_value(v);
-        if (!json_is_number(v) || !isfinite(x) || !(x >= 1.0) || x > 1e6)
-            return -1;
-        ratio[i] = (float)x;
-    }
-    return n;
-}
-
 static bundle_status read_manifest(const uint8_t *text, size_t ml, bundle_t *out, char *err,
                                    size_t errlen)
 {
@@ -207,12 +189,6 @@ static bundle_status read_manifest(const uint8_t *text, size_t ml, bundle_t *out
     if (!isfinite(out->threshold) || out->threshold <= 0 || out->source_version < 1)
         return fail(out, BUNDLE_ERR_FORMAT, err, errlen,
                     "bundle manifest: threshold must be above 0 and version at least 1");
-    float ratio[BUNDLE_EDGE_PROFILE_MAX];
-    if (bundle_edge_profile_of(json_object_get(model, "figures"), ratio,
-                               BUNDLE_EDGE_PROFILE_MAX) < 0)
-        return fail(out, BUNDLE_ERR_FORMAT, err, errlen,
-                    "bundle manifest: model.figures.edge_profile must be null or an array of "
-                    "at most %d numbers >= 1", BUNDLE_EDGE_PROFILE_MAX);
     out->is_signed = json_is_true(sig);
     snprintf(out->backbone_sha256, sizeof out->backbone_sha256, "%s", bb);
     return BUNDLE_OK;

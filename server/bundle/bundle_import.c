@@ -150,14 +150,6 @@ bundle_status bundle_import(store_t *st, const char *product, const bundle_t *b,
     return BUNDLE_OK;
 }
 
-int bundle_figures_edge_profile(const char *figures_json, float *ratio, int max)
-{
-    json_t *fig = figures_json != NULL ? json_loads(figures_json, 0, NULL) : NULL;
-    int n = bundle_edge_profile_of(fig, ratio, max);
-    json_decref(fig);
-    return n;
-}
-
 int64_t bundle_origin_version(const char *figures_json, char sha256[65])
 {
     json_t *fig = figures_json != NULL ? json_loads(figures_json, 0, NULL) : NULL;

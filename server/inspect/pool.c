@@ -124,24 +124,6 @@ static void worker_sync_forget(worker *w)
     }
 }
 
-/* Sets the edge profile the model was calibrated with (its figures): a
- * model scored without it would not match its thresholds. 0, or -1. */
-static int model_edge_profile(pool_t *p, cfa_model *m, const char *product, int64_t version,
-                              cfa_status *st, char *err, size_t errlen)
-{
-    if (p->opt.edge_profile == NULL)
-        return 0;
-    float ratio[CFA_EDGE_PROFILE_MAX];
-    int n = p->opt.edge_profile(p->fetch_user, product, version, ratio, CFA_EDGE_PROFILE_MAX, err,
-                                errlen);
-    if (n >= 0 && (*st = cfa_model_set_edge_profile(m, ratio, n)) == CFA_OK)
-        return 0;
-    if (n >= 0)
-        snprintf(err, errlen, "model %s@%lld: %s", product, (long long)version, cfa_last_error());
-    *st = CFA_ERR_IO;
-    return -1;
-}
-
 /* Returns the model, loading it (and evicting the least recently used one)
  * when missing. Models used by the current batch (last_used > batch_tick)
  * are never evicted: the cache may exceed model_cache by up to a batch.
@@ -168,10 +150,6 @@ static cfa_model *worker_model(worker *w, const char *product, int64_t version,
     if (*st != CFA_OK) {
         snprintf(err, errlen, "model %s@%lld: %s", product, (long long)version,
                  cfa_last_error());
-        return NULL;
-    }
-    if (model_edge_profile(p, m, product, version, st, err, errlen) != 0) {
-        cfa_model_free(m);
         return NULL;
     }
     while (w->n_cache >= p->opt.model_cache) {

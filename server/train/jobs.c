@@ -564,7 +564,7 @@ static char *figures_json(const job_run *r)
     json_object_set_new(fig, "tile_overlap", json_integer(r->opt.tile_overlap));
     /* calibrated without these pixels: inspections with this model skip them */
     json_object_set_new(fig, "border", json_integer(r->opt.border));
-    /* set on the model by every daemon that loads it (pool.h) */
+    /* for people: the model file carries it for scoring (model_io.cpp) */
     json_object_set_new(fig, "edge_profile", edge_profile_json(r));
     json_object_set_new(fig, "tiles", json_integer(r->tiles.n)); /* the bank's images */
     json_object_set_new(fig, "mask_sha256", r->mask_sha[0] ? json_string(r->mask_sha) : json_null());

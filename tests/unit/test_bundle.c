@@ -107,41 +107,6 @@ static void test_round_trip_and_refusals(void **state)
     free(buf);
 }
 
-/* The edge profile in a model's figures: read where well formed, refused
- * in a bundle where not (it would be set on the model at every load). */
-static void test_edge_profile(void **state)
-{
-    (void)state;
-    float r[4];
-    assert_int_equal(bundle_figures_edge_profile("{\"edge_profile\":[1.5,1.25,1]}", r, 4), 3);
-    assert_true(r[0] == 1.5f && r[1] == 1.25f && r[2] == 1.0f);
-    assert_int_equal(bundle_figures_edge_profile("{\"edge_profile\":null}", r, 4), 0);
-    assert_int_equal(bundle_figures_edge_profile("{\"train_loss\":1}", r, 4), 0);
-    assert_int_equal(bundle_figures_edge_profile(NULL, r, 4), 0);
-    const char *bad[] = {"{\"edge_profile\":[0.5]}", "{\"edge_profile\":[1,\"x\"]}",
-                         "{\"edge_profile\":{}}", "{\"edge_profile\":[1,1,1,1,1]}",
-                         "{\"edge_profile\":[1e300]}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(bundle_figures_edge_profile(bad[i], r, 4), -1);
-    store_product_t p;
-    store_model_t m;
-    uint8_t *buf;
-    size_t len;
-    bundle_t b;
-    char err[320];
-    sample(&p, &m);
-    m.figures_json = "{\"edge_profile\":[1.5,0.9]}";
-    assert_int_equal(bundle_pack(&p, &m, "host-a", NULL, 0, &buf, &len), 0);
-    assert_int_equal(bundle_parse(buf, len, NULL, 0, &b, err, sizeof err), BUNDLE_ERR_FORMAT);
-    assert_non_null(strstr(err, "edge_profile"));
-    free(buf);
-    m.figures_json = "{\"edge_profile\":[1.5,1.0]}";
-    assert_int_equal(bundle_pack(&p, &m, "host-a", NULL, 0, &buf, &len), 0);
-    assert_int_equal(bundle_parse(buf, len, NULL, 0, &b, err, sizeof err), BUNDLE_OK);
-    bundle_clear(&b);
-    free(buf);
-}
-
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
@@ -200,7 +165,6 @@ int main(void)
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_round_trip_and_refusals),
         cmocka_unit_test(test_import),
-        cmocka_unit_test(test_edge_profile),
     };
     return cmocka_run_group_tests_name("bundle", tests, NULL, NULL);
 }

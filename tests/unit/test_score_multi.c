@@ -120,7 +120,21 @@ static void check_edge_profile(cfa_backbone *bb, cfa_model *m)
     for (int k = 0; k < norm.width * norm.height; k++)
         max = fmaxf(max, norm.map[k]);
     EXPECT(ok && norm.score == max && norm.score <= raw.score);
+    /* the profile is saved with the model (version 2) and read back: the
+     * CLI scores a daemon's model as the daemon does */
+    void *buf = NULL;
+    size_t len = 0;
+    cfa_model *back = NULL;
+    EXPECT(cfa_model_save(m, &buf, &len) == CFA_OK && cfa_model_load(buf, len, bb, &back) == CFA_OK);
+    EXPECT(len > 12 && ((const uint8_t *)buf)[8] == 2);
+    cfa_result reloaded;
+    EXPECT(back && cfa_score(bb, back, &im, 1, &reloaded) == CFA_OK && reloaded.score == norm.score);
+    cfa_result_clear(&reloaded);
+    cfa_model_free(back);
+    cfa_free(buf);
     EXPECT(cfa_model_set_edge_profile(m, NULL, 0) == CFA_OK); /* removed: as before */
+    EXPECT(cfa_model_save(m, &buf, &len) == CFA_OK && ((const uint8_t *)buf)[8] == 1);
+    cfa_free(buf);
     cfa_result again;
     EXPECT(cfa_score(bb, m, &im, 1, &again) == CFA_OK && again.score == raw.score);
     cfa_result_clear(&again);

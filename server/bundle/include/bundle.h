@@ -102,16 +102,6 @@ bundle_status bundle_import(store_t *st, const char *product, const bundle_t *b,
  * or 0 when the model was not imported. */
 int64_t bundle_origin_version(const char *figures_json, char sha256[65] /* OUT, may be NULL */);
 
-/* The edge profile a model's figures carry (server/train/jobs.c writes it,
- * cfa_model_set_edge_profile takes it) into ratio[0..max): its length, 0
- * when there is none (null, absent: figures from before it), -1 when it is
- * malformed (not an array of at most max finite numbers >= 1). A bundle
- * whose figures hold a malformed one is refused (BUNDLE_ERR_FORMAT). */
-#define BUNDLE_EDGE_PROFILE_MAX 512 /* = CFA_EDGE_PROFILE_MAX (cfa.h) */
-int bundle_figures_edge_profile(const char *figures_json, float *ratio /* OUT */, int max);
-/* The same on parsed figures (a JSON object; NULL: none). */
-int bundle_edge_profile_of(const json_t *figures, float *ratio /* OUT */, int max);
-
 /* Reads an HMAC key from a file (surrounding whitespace dropped: a key
  * written by echo ends in a newline). 0, or -1 with err. */
 int bundle_key_load(const char *path, uint8_t key[BUNDLE_KEY_MAX], size_t *len /* OUT */,

@@ -44,12 +44,6 @@ typedef struct pool_options {
                                    what waits) */
     int queue_depth;            /* waiting requests per device, >= 1       */
     int model_cache;            /* models per worker, >= 1                 */
-    /* The edge profile of product@version (cfa_model_set_edge_profile)
-     * into ratio[0..max): its length, 0 for none, -1 when it cannot be read
-     * (the model is then not used). Called with the fetch's user. NULL:
-     * models are scored without one. */
-    int (*edge_profile)(void *user, const char *product, int64_t version, float *ratio,
-                        int max, char *err, size_t errlen);
 } pool_options;
 
 typedef enum {
