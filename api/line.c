@@ -116,12 +116,15 @@ static int flight_add(struct line_idem *li)
 
 static void flight_remove(struct line_idem *li)
 {
+    if (!li->in_flight)
+        return;
     pthread_mutex_lock(&g_mu);
     for (struct line_idem **pp = &g_flight; *pp != NULL; pp = &(*pp)->next)
         if (*pp == li) {
             *pp = li->next;
             break;
         }
+    li->in_flight = 0;
     pthread_mutex_unlock(&g_mu);
 }
 
@@ -276,8 +279,12 @@ void line_idem_record(hreq *r, int status, const char *body, const char *hname,
                       const char *hval)
 {
     struct line_idem *li = r->idem;
-    if (li == NULL || li->replayed || status < 200 || status >= 300)
+    if (li == NULL)
         return;
+    if (li->replayed || status < 200 || status >= 300) {
+        flight_remove(li); /* answered: a repeat runs again (errors are not kept) */
+        return;
+    }
     if (!li->by_ref) {
         json_t *saved = json_pack("{s:o}", "body", json_text_or(body, json_null()));
         if (hname != NULL && hval != NULL && strcmp(hname, "Location") == 0)
@@ -290,6 +297,11 @@ void line_idem_record(hreq *r, int status, const char *body, const char *hname,
             log_warn("api", "Idempotency-Key %s: the answer was not recorded: %s", li->entry.key,
                      store_strerror(ss));
     }
+    /* The answer is recorded (by_ref: with its audit row, committed before
+     * the reply): a repeat from now on finds it. Leaving the in-flight list
+     * only when the connection completes would answer a client that
+     * retries the moment it reads the 201 with 409 idempotency_in_flight. */
+    flight_remove(li);
     sweep_now_and_then(r);
 }
 
@@ -298,8 +310,7 @@ void line_idem_release(hreq *r)
     struct line_idem *li = r->idem;
     if (li == NULL)
         return;
-    if (li->in_flight)
-        flight_remove(li);
+    flight_remove(li);
     store_idem_clear(&li->entry);
     free(li);
     r->idem = NULL;
