@@ -523,13 +523,17 @@ store_status db_wrun(store_t *st, const db_query *q)
     return db_run(&st->w, s);
 }
 
+store_status db_wrun_changing(store_t *st, const db_query *q)
+{
+    store_status r = db_wrun(st, q);
+    return r == STORE_OK && sqlite3_changes(st->w.db) == 0 ? STORE_ERR_NOT_FOUND : r;
+}
+
 store_status db_write(store_t *st, const db_query *q, int must_change)
 {
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    r = db_wrun(st, q);
-    if (r == STORE_OK && must_change && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
+    r = must_change ? db_wrun_changing(st, q) : db_wrun(st, q);
     return db_wend(st, r);
 }

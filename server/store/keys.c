@@ -299,9 +299,7 @@ store_status store_key_revoke(store_t *st, const char *id, store_event_t *ev)
     r = last < 0 ? STORE_ERR_DB : last ? STORE_ERR_CONFLICT : STORE_OK;
     db_query q = {SQL, {DB_TEXT(id), DB_INT(store_now_ms())}, NULL, 0};
     if (r == STORE_OK)
-        r = db_wrun(st, &q);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
+        r = db_wrun_changing(st, &q);
     if (r == STORE_OK)
         r = store_event_row_w(st, ev, NULL);
     return store_wend_event(st, r, ev);

@@ -292,9 +292,7 @@ store_status store_model_set_thresholds(store_t *st, const char *product, int64_
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    r = db_wrun(st, &q);
-    if (r == STORE_OK && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
+    r = db_wrun_changing(st, &q);
     if (r == STORE_OK)
         r = store_event_product_w(st, ev, product);
     return store_wend_event(st, r, ev);

@@ -106,9 +106,7 @@ static store_status product_write(store_t *st, const db_query *q, int must_chang
     store_status r = db_wbegin(st);
     if (r != STORE_OK)
         return r;
-    r = db_wrun(st, q);
-    if (r == STORE_OK && must_change && sqlite3_changes(st->w.db) == 0)
-        r = STORE_ERR_NOT_FOUND;
+    r = must_change ? db_wrun_changing(st, q) : db_wrun(st, q);
     if (r == STORE_OK)
         r = store_event_product_w(st, ev, id);
     if (r == STORE_OK && out != NULL)

@@ -252,6 +252,9 @@ store_status db_get_text_w(store_t *st, const db_query *q, char *dst, size_t cap
 /* Binds q's parameters to its SQL on the writer and runs it (a statement
  * without rows), inside the caller's write transaction. */
 store_status db_wrun(store_t *st, const db_query *q);
+/* db_wrun, and STORE_ERR_NOT_FOUND when q changed no row (an UPDATE or a
+ * DELETE of a missing row). */
+store_status db_wrun_changing(store_t *st, const db_query *q);
 /* db_wrun in a write transaction of its own. With must_change, changing no
  * row is STORE_ERR_NOT_FOUND (an UPDATE of a missing row). */
 store_status db_write(store_t *st, const db_query *q, int must_change);
