@@ -348,8 +348,16 @@ CFA_API void cfa_model_area(int model_w, int model_h, int resize_w, int resize_h
  * The profile is part of the model: cfa_model_save writes it (format version
  * 2; a model without one stays version 1) and cfa_model_load reads it, so
  * the CLI scores a daemon's model as the daemon does. n 0 removes it; n is
- * 0 or 2..CFA_EDGE_PROFILE_MAX, each ratio in [1, 1e6]. */
+ * 0 or 2..CFA_EDGE_PROFILE_MAX, each ratio in [1, 1e6].
+ * cfa_edge_profile_finish takes the rise out only within CFA_EDGE_BAND
+ * pixels of the edge (ratio 1 farther in), the band the zero padding
+ * reaches; the interior it compares with stays a quarter of the side in. */
 #define CFA_EDGE_PROFILE_MAX 512
+/* One cell of the backbone's deepest level (stride 16 in the model frame):
+ * the features whose own convolutions read the zero padding. A rise farther
+ * in is the part's own look near its edge (a chamfer, a rim), where dividing
+ * would hide a defect as well (docs/BENCHMARKS.md, "The edge band"). */
+#define CFA_EDGE_BAND 16
 CFA_API int cfa_edge_profile_len(int model_w, int model_h);
 CFA_API void cfa_edge_profile_accumulate(const cfa_result *r, int n, double *sum, double *count);
 CFA_API int cfa_edge_profile_finish(const double *sum, const double *count, int n,

@@ -11,7 +11,9 @@
  * of the distance to the nearest edge only (no position, so no alignment of
  * parts is assumed), a few dozen ratios fitted over every pixel of the
  * calibration images: too few parameters to overfit them. A defect at the
- * edge still rises above the edge's own normal level. Plain C++: the
+ * edge still rises above the edge's own normal level. Only the outer
+ * CFA_EDGE_BAND pixels are corrected: that is where the padding enters the
+ * features; farther in the rise is the part's (docs/BENCHMARKS.md). Plain C++: the
  * daemon fits it without libtorch. */
 #include "internal.h"
 
@@ -57,8 +59,9 @@ extern "C" int cfa_edge_profile_finish(const double *sum, const double *count, i
     for (int i = 0; i < n; i++) {
         double r = count[i] > 0 ? sum[i] / count[i] / inner : 1.0;
         /* only a rise is taken out: dividing by less than 1 would amplify
-         * whatever the edge holds */
-        ratio[i] = (float)(std::isfinite(r) && r > 1.0 ? r : 1.0);
+         * whatever the edge holds; and only within the band the padding
+         * reaches (CFA_EDGE_BAND): farther in, a rise is the part's own */
+        ratio[i] = (float)(i < CFA_EDGE_BAND && std::isfinite(r) && r > 1.0 ? r : 1.0);
     }
     return 0;
 }

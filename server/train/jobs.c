@@ -175,6 +175,8 @@ typedef struct job_run {
     char mask_sha[STORE_SHA256_HEX]; /* "" without one                        */
     float edge_ratio[CFA_EDGE_PROFILE_MAX]; /* the model's edge profile ...  */
     int edge_n;            /* ... of edge_n ratios; 0: none                  */
+    double aspect_q[2];    /* width/height quartiles when keep_aspect found
+                              the images of many shapes; 0: not so          */
 } job_run;
 
 static step_result fail(job_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -202,11 +204,21 @@ static void step_resolve(job_run *r)
     settings_apply(&r->set, &r->p, &r->opt);
 }
 
+/* The most the middle half of the images' width/height ratios may spread
+ * (upper over lower quartile) for them to count as one shape: about what
+ * rounding the frame to 16 pixels at a side of 256 distorts anyway (6%),
+ * with room for a camera's region of interest that moves a little. */
+#define ASPECT_SPREAD_MAX 1.1
+
 /* keep_aspect: the model's frame gets the images' shape, the shorter side
  * at min(resize_h, resize_w) and the longer one in proportion, rounded to
  * 16 pixels (the backbone's coarsest stride). The median ratio: a line's
- * images share one shape, and a stray one does not move it. The settings
- * are changed too, so the model's figures show the geometry it has. */
+ * images share one shape, and a stray one does not move it. Images of many
+ * shapes (cut-outs of parts, both orientations) have no shape to keep: any
+ * one frame distorts most of them, the median's the wide ones as much as
+ * the square's, at more pixels; they keep the square resize, and the
+ * figures say why (docs/BENCHMARKS.md, "The frame"). The settings are
+ * changed too, so the model's figures show the geometry it has. */
 static void fit_aspect(job_run *r)
 {
     if (!r->opt.keep_aspect || r->n_imgs == 0)
@@ -218,7 +230,14 @@ static void fit_aspect(job_run *r)
         ratio[i] = (double)r->imgs[i].width / (r->imgs[i].height > 0 ? r->imgs[i].height : 1);
     qsort(ratio, r->n_imgs, sizeof *ratio, cmp_double);
     double a = ratio[r->n_imgs / 2];
+    double q1 = ratio[r->n_imgs / 4], q3 = ratio[(3 * r->n_imgs) / 4];
     free(ratio);
+    if (q3 > q1 * ASPECT_SPREAD_MAX) {
+        r->aspect_q[0] = q1;
+        r->aspect_q[1] = q3;
+        settings_set(&r->set, SET_keep_aspect, (setting_value){.i = 0});
+        return;
+    }
     int side = r->p.resize_h < r->p.resize_w ? r->p.resize_h : r->p.resize_w;
     double longer = side * (a >= 1 ? a : 1 / a);
     int l = (int)lround(longer / 16.0) * 16;
@@ -509,7 +528,7 @@ static json_t *calib_estimate_json(const job_run *r)
     return o;
 }
 
-static json_t *calib_warnings_json(const job_run *r)
+static json_t *figures_warnings_json(const job_run *r)
 {
     json_t *a = json_array();
     char text[320];
@@ -522,6 +541,14 @@ static json_t *calib_warnings_json(const job_run *r)
                  "only %d calibration image(s): too few to fit a tail (%d needed); the "
                  "threshold is their empirical quantile and new good parts may often exceed it",
                  r->n_cal, CALIB_MIN_FIT);
+        json_array_append_new(a, json_string(text));
+    }
+    if (r->aspect_q[1] > 0) {
+        snprintf(text, sizeof text,
+                 "keep_aspect: the images are of many shapes (width/height %.2f to %.2f across "
+                 "the middle half), so no one frame keeps their aspect; they were resized to "
+                 "resize_h x resize_w as they are",
+                 r->aspect_q[0], r->aspect_q[1]);
         json_array_append_new(a, json_string(text));
     }
     if (r->cal.warnings & CALIB_WARN_EXTRAPOLATED) {
@@ -552,7 +579,7 @@ static char *figures_json(const job_run *r)
     json_object_set_new(fig, "target_far", json_real(r->opt.target_far));
     json_object_set_new(fig, "target_far_ng", json_real(r->opt.target_far_ng));
     json_object_set_new(fig, "calibration_estimate", calib_estimate_json(r));
-    json_object_set_new(fig, "warnings", calib_warnings_json(r));
+    json_object_set_new(fig, "warnings", figures_warnings_json(r));
     json_object_set_new(fig, "margin", json_real(r->opt.margin));
     json_object_set_new(fig, "feature_seconds", json_real(r->pc.feature_s));
     json_object_set_new(fig, "epoch_seconds", json_real(r->pc.epoch_s));

@@ -21,6 +21,9 @@ product "few" on 10 of them. Sections (--only):
                with no region, and the heatmap draws the border grey and
                hatched; the border is the model's (a product change waits for
                the next training; the older model brings back its own)
+  frame        keep_aspect: "dec" (mini's images are of many shapes) has the
+               square frame and a warning in its figures;
+               10 images cut to one shape (180 x 230) keep it: 256 x 320
   stop         the daemon ends cleanly (run last)
 
 usage: test_decisions.py --server build/cfa-server --backbone X.pt --data DIR
@@ -261,13 +264,47 @@ def sec_edges(env):
           % (st, r["decision"]))
 
 
+def sec_frame(env):
+    """keep_aspect keeps a shape the images share; images of many shapes
+    (magnetic_tile_mini's cut-outs, both orientations) get the square
+    resize, and the figures say so."""
+    c = shared(env)
+    st, js, _, _ = c.req("GET", "/v1/products/dec/models")
+    fig = js["models"][-1].get("figures", {}) if st == 200 and js.get("models") else {}
+    par = fig.get("params", {})
+    check(par.get("resize_h") == par.get("resize_w") == 256,
+          "mixed shapes: the square 256 x 256 frame (%s)"
+          % {k: par.get(k) for k in ("resize_h", "resize_w")})
+    check(any("many shapes" in w for w in fig.get("warnings") or []),
+          "the figures warn why the aspect was not kept: %s" % fig.get("warnings"))
+    cw, ch = 180, 230  # every mini training image is at least 187 x 235
+    same = []
+    for b in env.train[:10]:
+        w, h, nc, rows = imgconv.read_png(b)
+        same.append(imgconv.write_png((cw, ch, nc, [r[:cw * nc] for r in rows[:ch]])))
+    th.make_product(c, "oneshape", same)
+    st, js, _, _ = c.req("POST", "/v1/products/oneshape/train", TRAIN)
+    job = th.wait_job(c, js["job"]["id"]) if st == 202 else {}
+    if not check(job.get("state") == "succeeded", "trained on one shape (%s)" % job.get("error")):
+        return
+    st, js, _, _ = c.req("GET", "/v1/products/oneshape/models")
+    fig = js["models"][0].get("figures", {}) if st == 200 and js.get("models") else {}
+    par = fig.get("params", {})
+    want = int(round(256 * ch / cw / 16.0)) * 16
+    check(par.get("resize_w") == 256 and par.get("resize_h") == want,
+          "one shape (%d x %d): its aspect kept, 256 x %d (%s)"
+          % (cw, ch, want, {k: par.get(k) for k in ("resize_h", "resize_w")}))
+    check(not any("many shapes" in w for w in fig.get("warnings") or []),
+          "and no warning about shapes: %s" % fig.get("warnings"))
+
+
 def sec_stop(env):
     if "d" in _state:
         check(_state.pop("d").stop() == 0, "SIGTERM -> exit 0")
 
 
 SECTIONS = {"calibration": sec_calibration, "threeway": sec_threeway, "edges": sec_edges,
-            "stop": sec_stop}
+            "frame": sec_frame, "stop": sec_stop}
 
 
 class NamedEnv(th.Env):

@@ -69,6 +69,36 @@ static cfa_model *train(cfa_backbone *bb, int resize, int crop, int seed, int en
     return train_from(bb, resize, crop, seed, ensemble, NULL);
 }
 
+/* The profile corrects only the band the zero padding reaches: on a map
+ * that rises at the edge and again farther in (a part's own rim), the outer
+ * rise is fitted and the inner one is left as it is. */
+static void check_edge_band(void)
+{
+    enum { W = 160, H = 160 };
+    static float mm[W * H];
+    const int rim = CFA_EDGE_BAND + 4;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int d = x < y ? x : y;
+            d = d < W - 1 - x ? d : W - 1 - x;
+            d = d < H - 1 - y ? d : H - 1 - y;
+            mm[y * W + x] = d == 0 ? 3.0f : d == CFA_EDGE_BAND - 1 ? 1.5f : d == rim ? 2.0f : 1.0f;
+        }
+    cfa_result fake;
+    memset(&fake, 0, sizeof fake);
+    fake.model_map = mm;
+    fake.model_width = W;
+    fake.model_height = H;
+    int n = cfa_edge_profile_len(W, H);
+    EXPECT(n == H / 4 + 1 && n > rim);
+    double sum[CFA_EDGE_PROFILE_MAX] = {0}, cnt[CFA_EDGE_PROFILE_MAX] = {0};
+    float ratio[CFA_EDGE_PROFILE_MAX];
+    cfa_edge_profile_accumulate(&fake, n, sum, cnt);
+    EXPECT(cfa_edge_profile_finish(sum, cnt, n, ratio) == 0);
+    EXPECT(ratio[0] == 3.0f && ratio[CFA_EDGE_BAND - 1] == 1.5f);
+    EXPECT(ratio[CFA_EDGE_BAND] == 1.0f && ratio[rim] == 1.0f && ratio[n - 1] == 1.0f);
+}
+
 /* The edge profile (issue 13, core/src/edge.cpp): fitted from a map, it is
  * >= 1, 1 in the interior; set on a model, the model map is divided by
  * ratio[distance to the nearest edge] and map and score follow it. */
@@ -232,6 +262,7 @@ int main(int argc, char **argv)
             free(train_px8[i]);
     }
     check_edge_profile(bb, c);
+    check_edge_band();
     /* a model of another backbone anywhere in the batch fails the whole call cleanly */
     const cfa_model *bad[2] = {a, NULL};
     EXPECT(cfa_score_multi(bb, bad, imgs, 2, multi) == CFA_ERR_INVALID_ARG);
