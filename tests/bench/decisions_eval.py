@@ -46,7 +46,16 @@ VARIANTS = {"default": {}, "crop": {"crop_h": 224, "crop_w": 224, "keep_aspect":
             # the default frame at a short side of 224: 0.77x the pixels of 256
             "short224": {"resize_h": 224, "resize_w": 224},
             # the default without the edge profile (the scoring before it)
-            "noedge": {"edge_profile": False}}
+            "noedge": {"edge_profile": False},
+            # the whole image squeezed to the square frame, no edge profile
+            "squeeze_noedge": {"keep_aspect": False, "edge_profile": False},
+            # the former default exactly: the crop, no edge profile
+            "crop_noedge": {"crop_h": 224, "crop_w": 224, "keep_aspect": False, "edge_profile": False},
+            # the same two with another seed (initialisation, shuffles, the holdout split):
+            # how far one run's figures move from another's
+            "default_seed2": {"seed": 2},
+            "crop_noedge_seed2": {"crop_h": 224, "crop_w": 224, "keep_aspect": False, "edge_profile": False,
+                                  "seed": 2}}
 
 
 def must(resp, ok, what):
@@ -188,7 +197,7 @@ def inspect_all(c, pid, tests):
         lat = (time.time() - t0) * 1e3
         _, png = must(c.req("GET", js["map_url"]), (200,), "map.png")
         m = np.asarray(Image.open(io.BytesIO(png)), dtype=np.float64) / 65535.0 * js["map_max"]
-        rows.append({"kind": kind, "path": path, "gt": gt, "score": js["score"],
+        rows.append({"id": js["inspection_id"], "kind": kind, "path": path, "gt": gt, "score": js["score"],
                      "verdict": js["verdict"], "decision": js["decision"], "latency_ms": lat,
                      "map": m})
     return rows
@@ -253,13 +262,16 @@ def main():
                     help="inspect every k-th good test image by name (1 = all)")
     ap.add_argument("--epochs", type=int, default=None,
                     help="override the service default (smoke runs only; the figures use none)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the daemon's data dir (OUT/var: models, each inspection's .mapdata)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="cfa-decisions-")
     out_dir = a.out or tmp
+    var = os.path.join(out_dir if a.keep else tmp, "var")
     os.makedirs(out_dir, exist_ok=True)
     env = dict(os.environ, CFA_ADMIN_KEY=ADMIN)
     proc, port, log = daemon_proc.spawn(
-        [a.server, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "var"),
+        [a.server, "--listen", "127.0.0.1:0", "--data-dir", var,
          "--backbone", a.backbone], env, os.path.join(tmp, "server.log"))
     c = daemon_proc.Client(port, ADMIN)
     c.timeout = 3600
@@ -286,14 +298,14 @@ def main():
             results[v] = res
             with open(os.path.join(out_dir, v + ".json"), "w") as f:
                 json.dump({"result": res, "scores": [
-                    {k: r[k] for k in ("kind", "path", "score", "verdict")} for r in rows]},
+                    {k: r[k] for k in ("id", "kind", "path", "score", "verdict")} for r in rows]},
                     f, indent=1)
             print(json.dumps({v: {k: x for k, x in res.items()
                                   if k not in ("params", "job_result")}}, indent=1), flush=True)
     finally:
         daemon_proc.stop(proc, log)
-        if a.out is None or a.out != tmp:
-            shutil.rmtree(os.path.join(tmp, "var"), ignore_errors=True)
+        if not a.keep:
+            shutil.rmtree(var, ignore_errors=True)
     print("train images: the first %d of %s by name; test: %d of %s/test (every %d-th good, "
           "every %d-th of each defect folder, by name)"
           % (len(files), good, len(tests), a.data, a.good_every, a.test_every))
